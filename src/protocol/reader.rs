@@ -1,0 +1,1 @@
+//! A cursor over a borrowed slice: every bounds check of the codec lives here.
