@@ -3,3 +3,6 @@
 
 pub mod protocol;
 pub mod topic;
+pub mod broker;
+pub mod config;
+pub mod timer;

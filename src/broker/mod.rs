@@ -1,0 +1,1117 @@
+//! The broker core: sessions, client-id takeover, the QoS 0/1/2 flows, inflight windows,
+//! offline queues, wills, retained messages, keep alive and $SYS.
+//!
+//! This module contains no networking code, reads no clock and touches no file. It is
+//! driven by calls saying what happened and answers through per-connection outboxes and
+//! a queue of connections to close:
+//!
+//! ```text
+//! handle_open(conn, peer, now)          a socket was accepted
+//! handle_frame(conn, frame, now)        one whole packet arrived (frame::check said so)
+//! handle_closed(conn, now)              the socket is gone (EOF, error, or after poll_close)
+//! handle_timeout(now)                   time passed; call when next_deadline() is due
+//!
+//! poll_dirty() -> Option<ConnId>        a connection whose outbox has bytes to write
+//! output(conn) / consume_output(conn,n) the outbox, and how much the socket took
+//! poll_close() -> Option<ConnId>        write what is left of the outbox, close, then
+//!                                       call handle_closed
+//! next_deadline() -> Option<Instant>    when to call handle_timeout next
+//! ```
+//!
+//! The loop calls `handle_*` for everything that happened in one poll iteration, then
+//! drains `poll_dirty` (one write per connection per iteration) and `poll_close`.
+//!
+//! # Persistence seam
+//! Every change of durable state goes through a handful of methods: `set_retained`,
+//! `add_subscription`/`remove_subscription`, `enqueue`/`remove_inflight` and
+//! `create_session`/`remove_session`. The journal of the persistence issue hooks there.
+
+mod message;
+mod sys;
+
+pub use message::Message;
+
+use crate::config::Config;
+use crate::protocol::{
+    encode_publish, publish_len, Connack, Connect, ConnectReturnCode, DecodeError, Packet,
+    PacketId, ProtocolVersion, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
+};
+use crate::timer::Timers;
+use crate::topic::{RetainedTree, SubscriptionTree};
+use log::{debug, info, warn};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// A connection, named by the loop (its slab slot). The loop reuses an id only after
+/// `handle_closed` returned for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u32);
+
+/// A session slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(u32);
+
+/// The limits and switches the core needs, taken from [`Config`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub allow_anonymous: bool,
+    pub allow_zero_length_clientid: bool,
+    /// Outgoing QoS 1/2 messages in flight per client (at least 1).
+    pub max_inflight_messages: usize,
+    /// 0: unlimited.
+    pub max_queued_messages: usize,
+    /// 0: unlimited.
+    pub max_queued_bytes: usize,
+    /// 0: unlimited.
+    pub max_keepalive: u16,
+    /// Largest PUBLISH payload accepted.
+    pub message_size_limit: usize,
+    /// 0: no $SYS.
+    pub sys_interval: Duration,
+    /// How long a socket may stay open without sending CONNECT.
+    pub connect_timeout: Duration,
+    /// Bytes an outbox may hold before QoS 0 messages to that client are dropped (QoS 1/2
+    /// wait in the session queue instead).
+    pub outbox_limit: usize,
+    pub connection_messages: bool,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            allow_anonymous: config.allows_anonymous(),
+            allow_zero_length_clientid: config.allow_zero_length_clientid,
+            // 0 means unlimited in Mosquitto; packet ids bound it at 65,535.
+            max_inflight_messages: match config.max_inflight_messages {
+                0 => usize::from(u16::MAX),
+                n => usize::from(n),
+            },
+            max_queued_messages: config.max_queued_messages,
+            max_queued_bytes: config.max_queued_bytes,
+            max_keepalive: config.max_keepalive,
+            message_size_limit: match config.message_size_limit {
+                0 => crate::protocol::frame::MAX_REMAINING_LENGTH,
+                n => n,
+            },
+            sys_interval: Duration::from_secs(u64::from(config.sys_interval)),
+            connect_timeout: Duration::from_secs(10),
+            outbox_limit: 1 << 20,
+            connection_messages: config.connection_messages,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_config(&Config::default())
+    }
+}
+
+/// Why a connection ends; each has one log sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    /// The client sent DISCONNECT: no will. [MQTT-3.14.4-3]
+    Disconnected,
+    /// The socket closed or failed without DISCONNECT.
+    SocketLost,
+    /// Keep alive expired. [MQTT-3.1.2-24]
+    KeepAliveTimeout,
+    /// No CONNECT in time.
+    ConnectTimeout,
+    ProtocolError(DecodeError),
+    /// A packet that is well formed but not allowed now (a second CONNECT, a CONNACK from
+    /// a client, anything before CONNECT).
+    UnexpectedPacket(&'static str),
+    /// Another connection took this client id over. [MQTT-3.1.4-2]
+    TakenOver,
+    /// CONNACK refused the connection.
+    Refused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    /// Accepted, waiting for CONNECT.
+    Connecting,
+    Active(SessionId),
+    /// Asked the loop to close; nothing more is processed.
+    Closing,
+}
+
+struct Conn {
+    peer: SocketAddr,
+    state: ConnState,
+    version: ProtocolVersion,
+    keep_alive: u16,
+    last_seen: Instant,
+    /// The one pending timer entry of this connection (connect timeout or keep alive).
+    deadline: Option<Instant>,
+    will: Option<Rc<Message>>,
+    out: Vec<u8>,
+    is_dirty: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InflightState {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    AwaitingPuback,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    AwaitingPubrec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    AwaitingPubcomp,
+}
+
+struct Inflight {
+    packet_id: PacketId,
+    message: Rc<Message>,
+    qos: QoS,
+    retain: bool,
+    state: InflightState,
+}
+
+struct Queued {
+    message: Rc<Message>,
+    qos: QoS,
+    retain: bool,
+}
+
+struct Session {
+    client_id: Box<str>,
+    conn: Option<ConnId>,
+    is_clean: bool,
+    subscriptions: Vec<(Box<str>, QoS)>,
+    /// Outgoing QoS 1/2 messages, in the order they were sent.
+    inflight: VecDeque<Inflight>,
+    /// Waiting for a free inflight slot or for the client to come back.
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    last_packet_id: u16,
+    /// Incoming QoS 2 packet ids delivered but not yet released. [MQTT-4.3.3-2]
+    awaiting_pubrel: Vec<PacketId>,
+}
+
+/// A publication being routed: borrowed from the inbound frame until something needs to
+/// keep it, then stored once.
+struct Publication<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    qos: QoS,
+    retain: bool,
+    stored: Option<Rc<Message>>,
+}
+
+impl Publication<'_> {
+    fn stored(&mut self) -> Rc<Message> {
+        self.stored
+            .get_or_insert_with(|| Message::new(self.topic, self.payload, self.qos, self.retain))
+            .clone()
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    messages_received: u64,
+    messages_sent: u64,
+    publish_received: u64,
+    publish_sent: u64,
+    publish_dropped: u64,
+    bytes_received: u64,
+    bytes_sent: u64,
+    clients_connected: usize,
+    clients_maximum: usize,
+}
+
+/// See the module documentation for the calling protocol.
+pub struct Broker {
+    settings: Settings,
+    started: Instant,
+    conns: Vec<Option<Conn>>,
+    sessions: Vec<Option<Session>>,
+    free_sessions: Vec<u32>,
+    by_client_id: HashMap<Box<str>, SessionId>,
+    subscriptions: SubscriptionTree<SessionId, QoS>,
+    retained: RetainedTree<Rc<Message>>,
+    timers: Timers<Timer>,
+    dirty: Vec<ConnId>,
+    closing: VecDeque<ConnId>,
+    /// Scratch space for routing, kept to avoid an allocation per message.
+    matches: Vec<(SessionId, QoS)>,
+    /// Drained outbox buffers, lent to the next connection that writes.
+    pool: Vec<Vec<u8>>,
+    stats: Stats,
+    sys: sys::SysState,
+    next_auto_id: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// Connect timeout or keep alive of a connection; see `Conn::deadline`.
+    Conn(ConnId),
+    /// Publish $SYS.
+    Sys,
+}
+
+/// Outbox buffers kept for reuse, and the largest capacity worth keeping: an idle
+/// connection owns no buffer, and the pool does not hoard a burst's memory.
+const POOL_BUFFERS: usize = 64;
+const POOL_BUFFER_MAX: usize = 64 * 1024;
+
+impl Broker {
+    pub fn new(settings: Settings, now: Instant) -> Broker {
+        let mut broker = Broker {
+            settings,
+            started: now,
+            conns: Vec::new(),
+            sessions: Vec::new(),
+            free_sessions: Vec::new(),
+            by_client_id: HashMap::new(),
+            subscriptions: SubscriptionTree::new(),
+            retained: RetainedTree::new(),
+            timers: Timers::default(),
+            dirty: Vec::new(),
+            closing: VecDeque::new(),
+            matches: Vec::new(),
+            pool: Vec::new(),
+            stats: Stats::default(),
+            sys: sys::SysState::default(),
+            next_auto_id: 0,
+        };
+        if !broker.settings.sys_interval.is_zero() {
+            broker.publish_sys(now);
+        }
+        broker
+    }
+
+    /// The largest packet the loop should buffer for one connection: a PUBLISH with the
+    /// largest accepted payload and the longest topic. Anything larger is refused by
+    /// `frame::check` before it is buffered.
+    pub fn max_packet_size(&self) -> usize {
+        self.settings
+            .message_size_limit
+            .saturating_add(2 + 65_535 + 2 + 5)
+    }
+
+    // ---- handle_* ------------------------------------------------------------------
+
+    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, now: Instant) {
+        let slot = conn.0 as usize;
+        if self.conns.len() <= slot {
+            self.conns.resize_with(slot + 1, || None);
+        }
+        let deadline = now + self.settings.connect_timeout;
+        self.conns[slot] = Some(Conn {
+            peer,
+            state: ConnState::Connecting,
+            version: ProtocolVersion::V311,
+            keep_alive: 0,
+            last_seen: now,
+            deadline: Some(deadline),
+            will: None,
+            out: Vec::new(),
+            is_dirty: false,
+        });
+        self.timers.schedule(deadline, Timer::Conn(conn));
+    }
+
+    /// One whole packet, as `frame::check` delimited it.
+    pub fn handle_frame(&mut self, id: ConnId, frame: &[u8], now: Instant) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        if conn.state == ConnState::Closing {
+            return;
+        }
+        conn.last_seen = now;
+        let (version, state) = (conn.version, conn.state);
+        self.stats.messages_received += 1;
+        self.stats.bytes_received += frame.len() as u64;
+        match Packet::decode(frame, version) {
+            Ok(packet) => self.dispatch(id, state, packet, now),
+            Err(DecodeError::UnsupportedProtocolVersion(level))
+                if state == ConnState::Connecting =>
+            {
+                // [MQTT-3.1.2-2]: answer 0x01 and disconnect.
+                self.send_connack(id, false, ConnectReturnCode::UnacceptableProtocolVersion);
+                info!("Client from {} refused: unsupported protocol version {level}.", self.peer(id));
+                self.close(id, CloseReason::Refused, now);
+            }
+            Err(e) => self.close(id, CloseReason::ProtocolError(e), now),
+        }
+    }
+
+    /// The loop found a frame it cannot delimit (bad Remaining Length, too large).
+    pub fn handle_framing_error(&mut self, id: ConnId, error: DecodeError, now: Instant) {
+        if self.conn_mut(id).is_some_and(|c| c.state != ConnState::Closing) {
+            self.close(id, CloseReason::ProtocolError(error), now);
+        }
+    }
+
+    /// The socket is gone. Publishes the will if the client did not DISCONNECT, and frees
+    /// the connection; `id` may be reused afterwards.
+    pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conn_mut(id) else { return };
+        if conn.state != ConnState::Closing {
+            self.end_connection(id, CloseReason::SocketLost, now);
+        }
+        if let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) {
+            self.recycle(conn.out);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, timer)) = self.timers.pop_expired(now) {
+            match timer {
+                Timer::Sys => self.publish_sys(now),
+                Timer::Conn(id) => self.check_conn_deadline(id, at, now),
+            }
+        }
+    }
+
+    // ---- poll_* --------------------------------------------------------------------
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    pub fn poll_dirty(&mut self) -> Option<ConnId> {
+        while let Some(id) = self.dirty.pop() {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.is_dirty = false;
+                if !conn.out.is_empty() {
+                    return Some(id);
+                }
+            }
+        }
+        None
+    }
+
+    pub fn poll_close(&mut self) -> Option<ConnId> {
+        self.closing.pop_front()
+    }
+
+    /// The bytes waiting to be written to `id`.
+    pub fn output(&self, id: ConnId) -> &[u8] {
+        self.conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or(&[], |c| &c.out)
+    }
+
+    /// The socket took `n` bytes of [`Broker::output`].
+    pub fn consume_output(&mut self, id: ConnId, n: usize) {
+        self.stats.bytes_sent += n as u64;
+        let Some(conn) = self.conn_mut(id) else { return };
+        if n >= conn.out.len() {
+            let buf = std::mem::take(&mut conn.out);
+            self.recycle(buf);
+        } else {
+            conn.out.drain(..n);
+        }
+    }
+
+    // ---- getters -------------------------------------------------------------------
+
+    pub fn clients_connected(&self) -> usize {
+        self.stats.clients_connected
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    pub fn dropped_count(&self) -> u64 {
+        self.stats.publish_dropped
+    }
+
+    // ---- dispatch ------------------------------------------------------------------
+
+    fn dispatch(&mut self, id: ConnId, state: ConnState, packet: Packet<'_>, now: Instant) {
+        let sid = match (state, packet) {
+            (ConnState::Connecting, Packet::Connect(connect)) => {
+                return self.handle_connect(id, connect, now);
+            }
+            // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+            (ConnState::Connecting, _) => {
+                return self.close(id, CloseReason::UnexpectedPacket("a packet before CONNECT"), now);
+            }
+            // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+            (ConnState::Active(_), Packet::Connect(_)) => {
+                return self.close(id, CloseReason::UnexpectedPacket("a second CONNECT"), now);
+            }
+            (ConnState::Active(sid), packet) => (sid, packet),
+            (ConnState::Closing, _) => return,
+        };
+        let (sid, packet) = sid;
+        match packet {
+            Packet::Publish(publish) => self.handle_publish(id, sid, publish, now),
+            Packet::Puback(pid) => self.handle_ack(sid, pid, InflightState::AwaitingPuback),
+            Packet::Pubrec(pid) => self.handle_pubrec(id, sid, pid),
+            Packet::Pubrel(pid) => self.handle_pubrel(id, sid, pid),
+            Packet::Pubcomp(pid) => self.handle_ack(sid, pid, InflightState::AwaitingPubcomp),
+            Packet::Subscribe(subscribe) => self.handle_subscribe(id, sid, subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(id, sid, unsubscribe),
+            Packet::Pingreq => self.send(id, &Packet::Pingresp),
+            Packet::Disconnect => self.close(id, CloseReason::Disconnected, now),
+            Packet::Connect(_) => {}
+            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => {
+                self.close(id, CloseReason::UnexpectedPacket("a packet only a server sends"), now)
+            }
+        }
+    }
+
+    // ---- CONNECT -------------------------------------------------------------------
+
+    fn handle_connect(&mut self, id: ConnId, connect: Connect<'_>, now: Instant) {
+        let peer = self.peer(id);
+        if let Some(conn) = self.conn_mut(id) {
+            conn.version = connect.version;
+        }
+        let refuse = |code| Some(code);
+        let refusal = if connect.client_id.is_empty()
+            && (!connect.clean_session
+                || !self.settings.allow_zero_length_clientid
+                || connect.version == ProtocolVersion::V31)
+        {
+            // [MQTT-3.1.3-8]: an empty id needs clean session; 3.1 requires 1-23 bytes.
+            refuse(ConnectReturnCode::IdentifierRejected)
+        } else if self.settings.max_keepalive != 0 && connect.keep_alive > self.settings.max_keepalive {
+            // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
+            refuse(ConnectReturnCode::IdentifierRejected)
+        } else if !self.settings.allow_anonymous {
+            // No password file yet: without anonymous access nobody is authorised.
+            refuse(ConnectReturnCode::NotAuthorized)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            info!(
+                "Client {} from {peer} refused: {}.",
+                display_id(connect.client_id),
+                match code {
+                    ConnectReturnCode::NotAuthorized => "not authorised",
+                    _ => "identifier rejected",
+                }
+            );
+            self.send_connack(id, false, code);
+            return self.close(id, CloseReason::Refused, now);
+        }
+
+        let client_id: Box<str> = if connect.client_id.is_empty() {
+            self.next_auto_id += 1;
+            format!("auto-{:016X}", self.next_auto_id ^ (now - self.started).as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15).into()
+        } else {
+            connect.client_id.into()
+        };
+
+        // Takeover [MQTT-3.1.4-2]; clean session discards the old state [MQTT-3.1.2-6].
+        let mut session_present = false;
+        let sid = match self.by_client_id.get(&client_id).copied() {
+            Some(old) => {
+                if let Some(old_conn) = self.session(old).conn {
+                    info!("Client {client_id} already connected, closing old connection.");
+                    self.close(old_conn, CloseReason::TakenOver, now);
+                }
+                // close() may have removed a clean session.
+                match self.by_client_id.get(&client_id).copied() {
+                    Some(old) if connect.clean_session => {
+                        self.remove_session(old);
+                        self.create_session(client_id.clone(), true)
+                    }
+                    Some(old) => {
+                        session_present = true;
+                        old
+                    }
+                    None => self.create_session(client_id.clone(), connect.clean_session),
+                }
+            }
+            None => self.create_session(client_id.clone(), connect.clean_session),
+        };
+        self.session_mut(sid).conn = Some(id);
+        self.session_mut(sid).is_clean = connect.clean_session;
+
+        let will = connect
+            .will
+            .as_ref()
+            .map(|w| Message::new(w.topic, w.payload, w.qos, w.retain));
+        let keep_alive = connect.keep_alive;
+        let conn = self.conn_mut(id).expect("handle_connect runs for a live connection");
+        conn.state = ConnState::Active(sid);
+        conn.keep_alive = keep_alive;
+        conn.will = will;
+        self.arm_conn_timer(id, now);
+
+        self.stats.clients_connected += 1;
+        self.stats.clients_maximum = self.stats.clients_maximum.max(self.stats.clients_connected);
+        if self.settings.connection_messages {
+            let user = connect
+                .username
+                .map(|u| format!(", u'{u}'"))
+                .unwrap_or_default();
+            info!(
+                "New client connected from {peer} as {client_id} (p{}, c{}, k{keep_alive}{user}).",
+                connect.version.level(),
+                u8::from(connect.clean_session),
+            );
+        }
+        self.send_connack(id, session_present, ConnectReturnCode::Accepted);
+        if session_present {
+            self.resend_inflight(id, sid);
+        }
+        self.drain_queue(sid);
+    }
+
+    fn send_connack(&mut self, id: ConnId, session_present: bool, code: ConnectReturnCode) {
+        self.send(id, &Packet::Connack(Connack { session_present, code }));
+    }
+
+    // ---- PUBLISH -------------------------------------------------------------------
+
+    fn handle_publish(&mut self, id: ConnId, sid: SessionId, publish: Publish<'_>, now: Instant) {
+        self.stats.publish_received += 1;
+        let is_duplicate_qos2 = match (publish.qos, publish.packet_id) {
+            (QoS::ExactlyOnce, Some(pid)) => {
+                let session = self.session_mut(sid);
+                if session.awaiting_pubrel.contains(&pid) {
+                    true
+                } else {
+                    session.awaiting_pubrel.push(pid);
+                    false
+                }
+            }
+            _ => false,
+        };
+        if publish.payload.len() > self.settings.message_size_limit {
+            // Mosquitto drops it but still completes the QoS flow.
+            self.stats.publish_dropped += 1;
+            warn!(
+                "Dropped PUBLISH to '{}' from {}: payload of {} bytes exceeds message_size_limit.",
+                publish.topic,
+                self.session(sid).client_id,
+                publish.payload.len()
+            );
+        } else if !is_duplicate_qos2 {
+            let mut publication = Publication {
+                topic: publish.topic,
+                payload: publish.payload,
+                qos: publish.qos,
+                retain: publish.retain,
+                stored: None,
+            };
+            if publish.retain {
+                self.set_retained(&mut publication);
+            }
+            self.route(&mut publication, now);
+        }
+        match (publish.qos, publish.packet_id) {
+            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(pid)),
+            (QoS::ExactlyOnce, Some(pid)) => self.send(id, &Packet::Pubrec(pid)),
+            _ => {}
+        }
+    }
+
+    /// Stores or clears the retained message of a topic. [MQTT-3.3.1-5] [MQTT-3.3.1-10]
+    fn set_retained(&mut self, publication: &mut Publication<'_>) {
+        if publication.payload.is_empty() {
+            self.retained.remove(publication.topic);
+        } else {
+            let message = publication.stored();
+            self.retained.insert(publication.topic, message);
+        }
+    }
+
+    /// Delivers to every matching subscription, once per session at the highest granted
+    /// QoS of its matching subscriptions (Mosquitto's behaviour without
+    /// allow_duplicate_messages). Live deliveries carry RETAIN 0 [MQTT-3.3.1-9].
+    fn route(&mut self, publication: &mut Publication<'_>, _now: Instant) {
+        let mut matches = std::mem::take(&mut self.matches);
+        self.subscriptions
+            .for_each_match(publication.topic, |sid, qos| matches.push((sid, *qos)));
+        if matches.len() > 1 {
+            matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            matches.dedup_by_key(|m| m.0);
+        }
+        for &(sid, granted) in &matches {
+            let qos = publication.qos.min(granted);
+            self.deliver(sid, publication, qos, false);
+        }
+        matches.clear();
+        self.matches = matches;
+    }
+
+    /// Sends a message to a session now, or queues it.
+    fn deliver(&mut self, sid: SessionId, publication: &mut Publication<'_>, qos: QoS, retain: bool) {
+        let session = self.session(sid);
+        let online = session.conn.filter(|c| {
+            self.conns
+                .get(c.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.state == ConnState::Active(sid))
+        });
+        match (qos, online) {
+            (QoS::AtMostOnce, Some(conn)) => {
+                let limit = self.settings.outbox_limit;
+                let c = self.conn_mut(conn).expect("online session has a connection");
+                if c.out.len() > limit {
+                    self.stats.publish_dropped += 1;
+                    return;
+                }
+                let (topic, payload) = (publication.topic, publication.payload);
+                self.write_publish(conn, topic, payload, QoS::AtMostOnce, retain, false, None);
+            }
+            // Offline: QoS 0 is not queued (Mosquitto's queue_qos0_messages false).
+            (QoS::AtMostOnce, None) => {}
+            (_, _) => {
+                let message = publication.stored();
+                let full = session.inflight.len() >= self.settings.max_inflight_messages
+                    || !session.queue.is_empty();
+                match online {
+                    Some(conn) if !full => self.send_inflight(sid, conn, message, qos, retain),
+                    _ => self.enqueue(sid, message, qos, retain),
+                }
+            }
+        }
+    }
+
+    /// Queues a QoS 1/2 message for later, within max_queued_messages/bytes; what does
+    /// not fit is dropped and counted, as Mosquitto does.
+    fn enqueue(&mut self, sid: SessionId, message: Rc<Message>, qos: QoS, retain: bool) {
+        let (max_messages, max_bytes) = (self.settings.max_queued_messages, self.settings.max_queued_bytes);
+        let session = self.sessions[sid.0 as usize]
+            .as_mut()
+            .expect("a SessionId held by the tree names a live session");
+        let size = message.queued_size();
+        if (max_messages != 0 && session.queue.len() >= max_messages)
+            || (max_bytes != 0 && session.queued_bytes + size > max_bytes)
+        {
+            self.stats.publish_dropped += 1;
+            debug!("Outgoing messages are being dropped for client {}.", session.client_id);
+            return;
+        }
+        session.queued_bytes += size;
+        session.queue.push_back(Queued { message, qos, retain });
+    }
+
+    fn send_inflight(&mut self, sid: SessionId, conn: ConnId, message: Rc<Message>, qos: QoS, retain: bool) {
+        let session = self.session_mut(sid);
+        let packet_id = next_packet_id(session);
+        session.inflight.push_back(Inflight {
+            packet_id,
+            message: message.clone(),
+            qos,
+            retain,
+            state: match qos {
+                QoS::ExactlyOnce => InflightState::AwaitingPubrec,
+                _ => InflightState::AwaitingPuback,
+            },
+        });
+        self.write_publish(conn, message.topic(), message.payload(), qos, retain, false, Some(packet_id));
+    }
+
+    /// Moves queued messages into free inflight slots of an online session.
+    fn drain_queue(&mut self, sid: SessionId) {
+        let Some(conn) = self.session(sid).conn else { return };
+        loop {
+            let max = self.settings.max_inflight_messages;
+            let session = self.session_mut(sid);
+            if session.inflight.len() >= max {
+                return;
+            }
+            let Some(q) = session.queue.pop_front() else { return };
+            session.queued_bytes -= q.message.queued_size();
+            self.send_inflight(sid, conn, q.message, q.qos, q.retain);
+        }
+    }
+
+    /// On a resumed session: PUBLISH again with DUP for unacknowledged messages, PUBREL
+    /// again for released ones, in their original order. [MQTT-4.4.0-1]
+    fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
+        let session = self.session(sid);
+        let mut resend: Vec<(Rc<Message>, QoS, bool, PacketId, InflightState)> = session
+            .inflight
+            .iter()
+            .map(|i| (i.message.clone(), i.qos, i.retain, i.packet_id, i.state))
+            .collect();
+        for (message, qos, retain, pid, state) in resend.drain(..) {
+            match state {
+                InflightState::AwaitingPubcomp => self.send(conn, &Packet::Pubrel(pid)),
+                _ => self.write_publish(conn, message.topic(), message.payload(), qos, retain, true, Some(pid)),
+            }
+        }
+    }
+
+    // ---- acknowledgements ----------------------------------------------------------
+
+    /// PUBACK or PUBCOMP: the message leaves the inflight window.
+    fn handle_ack(&mut self, sid: SessionId, pid: PacketId, expected: InflightState) {
+        let session = self.session_mut(sid);
+        if let Some(pos) = session
+            .inflight
+            .iter()
+            .position(|i| i.packet_id == pid && i.state == expected)
+        {
+            self.remove_inflight(sid, pos);
+            self.drain_queue(sid);
+        } else {
+            debug!("Client {} acknowledged unknown packet id {}.", session.client_id, pid.get());
+        }
+    }
+
+    fn remove_inflight(&mut self, sid: SessionId, pos: usize) {
+        self.session_mut(sid).inflight.remove(pos);
+    }
+
+    fn handle_pubrec(&mut self, conn: ConnId, sid: SessionId, pid: PacketId) {
+        let session = self.session_mut(sid);
+        if let Some(i) = session
+            .inflight
+            .iter_mut()
+            .find(|i| i.packet_id == pid && i.state != InflightState::AwaitingPuback)
+        {
+            i.state = InflightState::AwaitingPubcomp;
+        }
+        // [MQTT-4.3.3-1]: PUBREL answers PUBREC (again, if the PUBREC was repeated).
+        self.send(conn, &Packet::Pubrel(pid));
+    }
+
+    fn handle_pubrel(&mut self, conn: ConnId, sid: SessionId, pid: PacketId) {
+        let session = self.session_mut(sid);
+        session.awaiting_pubrel.retain(|p| *p != pid);
+        // [MQTT-4.3.3-2]: PUBCOMP answers PUBREL, even for an id no longer known.
+        self.send(conn, &Packet::Pubcomp(pid));
+    }
+
+    // ---- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------
+
+    fn handle_subscribe(&mut self, conn: ConnId, sid: SessionId, subscribe: Subscribe<'_>) {
+        let codes = subscribe
+            .filters
+            .iter()
+            .map(|&(filter, qos)| {
+                self.add_subscription(sid, filter, qos);
+                log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
+                SubackCode::Granted(qos)
+            })
+            .collect();
+        // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
+        self.send(conn, &Packet::Suback(Suback { packet_id: subscribe.packet_id, codes }));
+        // Retained messages follow, for every filter, even a repeated one [MQTT-3.8.4-3].
+        for &(filter, granted) in &subscribe.filters {
+            self.send_retained(sid, filter, granted);
+        }
+    }
+
+    fn add_subscription(&mut self, sid: SessionId, filter: &str, qos: QoS) {
+        self.subscriptions.subscribe(filter, sid, qos);
+        let session = self.session_mut(sid);
+        match session.subscriptions.iter_mut().find(|(f, _)| &**f == filter) {
+            Some(existing) => existing.1 = qos,
+            None => session.subscriptions.push((filter.into(), qos)),
+        }
+    }
+
+    fn remove_subscription(&mut self, sid: SessionId, filter: &str) {
+        self.subscriptions.unsubscribe(filter, sid);
+        self.session_mut(sid).subscriptions.retain(|(f, _)| &**f != filter);
+    }
+
+    fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
+        let mut found = Vec::new();
+        self.retained.for_each_match(filter, |_, m| found.push(m.clone()));
+        for message in found {
+            let qos = message.qos.min(granted);
+            let mut publication = Publication {
+                topic: "",
+                payload: &[],
+                qos: message.qos,
+                retain: true,
+                stored: Some(message.clone()),
+            };
+            publication.topic = message.topic();
+            publication.payload = message.payload();
+            // [MQTT-3.3.1-8]: RETAIN 1 on messages sent because of a new subscription.
+            self.deliver(sid, &mut publication, qos, true);
+        }
+    }
+
+    fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, unsubscribe: Unsubscribe<'_>) {
+        for filter in &unsubscribe.filters {
+            self.remove_subscription(sid, filter);
+            log::info!(target: "unsubscribe", "{} {}", self.session(sid).client_id, filter);
+        }
+        // [MQTT-3.10.4-4], even if no filter matched [MQTT-3.10.4-5].
+        self.send(conn, &Packet::Unsuback(unsubscribe.packet_id));
+    }
+
+    // ---- sessions ------------------------------------------------------------------
+
+    fn create_session(&mut self, client_id: Box<str>, is_clean: bool) -> SessionId {
+        let session = Session {
+            client_id: client_id.clone(),
+            conn: None,
+            is_clean,
+            subscriptions: Vec::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            last_packet_id: 0,
+            awaiting_pubrel: Vec::new(),
+        };
+        let sid = match self.free_sessions.pop() {
+            Some(slot) => {
+                self.sessions[slot as usize] = Some(session);
+                SessionId(slot)
+            }
+            None => {
+                self.sessions.push(Some(session));
+                SessionId((self.sessions.len() - 1) as u32)
+            }
+        };
+        self.by_client_id.insert(client_id, sid);
+        sid
+    }
+
+    fn remove_session(&mut self, sid: SessionId) {
+        let Some(session) = self.sessions.get_mut(sid.0 as usize).and_then(Option::take) else {
+            return;
+        };
+        for (filter, _) in &session.subscriptions {
+            self.subscriptions.unsubscribe(filter, sid);
+        }
+        self.by_client_id.remove(&session.client_id);
+        self.free_sessions.push(sid.0);
+    }
+
+    fn session(&self, sid: SessionId) -> &Session {
+        self.sessions[sid.0 as usize]
+            .as_ref()
+            .expect("a SessionId held by a connection or the tree names a live session")
+    }
+
+    fn session_mut(&mut self, sid: SessionId) -> &mut Session {
+        self.sessions[sid.0 as usize]
+            .as_mut()
+            .expect("a SessionId held by a connection or the tree names a live session")
+    }
+
+    // ---- connections ---------------------------------------------------------------
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+
+    fn peer(&self, id: ConnId) -> String {
+        self.conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or_else(|| "?".to_string(), |c| c.peer.to_string())
+    }
+
+    /// Ends the connection's part in the broker and asks the loop to close the socket
+    /// once its outbox is written.
+    fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        self.end_connection(id, reason, now);
+        self.closing.push_back(id);
+    }
+
+    /// The one place a connection ends: log line, will, session detached or removed.
+    fn end_connection(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        let peer = self.peer(id);
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let state = std::mem::replace(&mut conn.state, ConnState::Closing);
+        let will = conn.will.take();
+        if let Some(at) = conn.deadline.take() {
+            self.timers.cancel(at, Timer::Conn(id));
+        }
+        let ConnState::Active(sid) = state else {
+            match reason {
+                CloseReason::Refused | CloseReason::SocketLost => {}
+                _ => info!("Client <unknown> from {peer} disconnected: {}.", describe(reason)),
+            }
+            return;
+        };
+        self.stats.clients_connected -= 1;
+        let client_id = self.session(sid).client_id.clone();
+        if self.settings.connection_messages {
+            match reason {
+                CloseReason::Disconnected => info!("Client {client_id} disconnected."),
+                CloseReason::SocketLost => info!("Client {client_id} closed its connection."),
+                CloseReason::TakenOver => {}
+                _ => info!("Client {client_id} disconnected: {}.", describe(reason)),
+            }
+        }
+        if let Some(will) = will.filter(|_| reason != CloseReason::Disconnected) {
+            // [MQTT-3.1.2-8]: the will is published when the connection ends without
+            // DISCONNECT; [MQTT-3.1.2-10]: DISCONNECT discards it.
+            let mut publication = Publication {
+                topic: "",
+                payload: &[],
+                qos: will.qos,
+                retain: will.retain,
+                stored: Some(will.clone()),
+            };
+            publication.topic = will.topic();
+            publication.payload = will.payload();
+            if will.retain {
+                self.set_retained(&mut publication);
+            }
+            self.route(&mut publication, now);
+        }
+        let session = self.session_mut(sid);
+        session.conn = None;
+        if session.is_clean {
+            // [MQTT-3.1.2-6]: a clean session ends with its connection.
+            self.remove_session(sid);
+        }
+    }
+
+    fn arm_conn_timer(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(at) = conn.deadline.take() {
+            self.timers.cancel(at, Timer::Conn(id));
+        }
+        if conn.keep_alive == 0 {
+            return;
+        }
+        let at = now + keep_alive_grace(conn.keep_alive);
+        conn.deadline = Some(at);
+        self.timers.schedule(at, Timer::Conn(id));
+    }
+
+    fn check_conn_deadline(&mut self, id: ConnId, at: Instant, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if conn.deadline != Some(at) {
+            return;
+        }
+        conn.deadline = None;
+        match conn.state {
+            ConnState::Connecting => self.close(id, CloseReason::ConnectTimeout, now),
+            ConnState::Active(_) => {
+                // [MQTT-3.1.2-24]: one and a half times the keep alive without a packet.
+                let due = conn.last_seen + keep_alive_grace(conn.keep_alive);
+                if due <= now {
+                    self.close(id, CloseReason::KeepAliveTimeout, now);
+                } else {
+                    conn.deadline = Some(due);
+                    self.timers.schedule(due, Timer::Conn(id));
+                }
+            }
+            ConnState::Closing => {}
+        }
+    }
+
+    // ---- output --------------------------------------------------------------------
+
+    fn send(&mut self, id: ConnId, packet: &Packet<'_>) {
+        let pool = &mut self.pool;
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let version = conn.version;
+        let out = outbox(&mut conn.out, pool);
+        out.reserve(packet.encoded_len(version));
+        packet.encode(version, out);
+        self.stats.messages_sent += 1;
+        self.mark_dirty(id);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_publish(
+        &mut self,
+        id: ConnId,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+        packet_id: Option<PacketId>,
+    ) {
+        let pool = &mut self.pool;
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let out = outbox(&mut conn.out, pool);
+        out.reserve(publish_len(topic.len(), payload.len(), qos));
+        encode_publish(out, topic, payload, qos, retain, dup, packet_id);
+        self.stats.messages_sent += 1;
+        self.stats.publish_sent += 1;
+        self.mark_dirty(id);
+    }
+
+    fn mark_dirty(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) {
+            if !conn.is_dirty {
+                conn.is_dirty = true;
+                self.dirty.push(id);
+            }
+        }
+    }
+
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= POOL_BUFFER_MAX && self.pool.len() < POOL_BUFFERS {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+}
+
+/// The outbox of a connection, taking a pooled buffer if it has none.
+fn outbox<'a>(out: &'a mut Vec<u8>, pool: &mut Vec<Vec<u8>>) -> &'a mut Vec<u8> {
+    if out.capacity() == 0 {
+        if let Some(buf) = pool.pop() {
+            *out = buf;
+        }
+    }
+    out
+}
+
+/// The next packet id not in use by an inflight message. [MQTT-2.3.1-2] Terminates: at
+/// most 65,534 ids are in flight (`max_inflight_messages` is capped at 65,535 and one id is
+/// always free when a new message is sent).
+fn next_packet_id(session: &mut Session) -> PacketId {
+    loop {
+        session.last_packet_id = session.last_packet_id.wrapping_add(1);
+        let Some(pid) = PacketId::new(session.last_packet_id) else {
+            continue;
+        };
+        if !session.inflight.iter().any(|i| i.packet_id == pid) {
+            return pid;
+        }
+    }
+}
+
+fn keep_alive_grace(keep_alive: u16) -> Duration {
+    Duration::from_millis(u64::from(keep_alive) * 1500)
+}
+
+fn display_id(id: &str) -> &str {
+    if id.is_empty() {
+        "<empty>"
+    } else {
+        id
+    }
+}
+
+fn describe(reason: CloseReason) -> String {
+    match reason {
+        CloseReason::Disconnected => "client sent DISCONNECT".into(),
+        CloseReason::SocketLost => "connection lost".into(),
+        CloseReason::KeepAliveTimeout => "exceeded keep alive timeout".into(),
+        CloseReason::ConnectTimeout => "no CONNECT in time".into(),
+        CloseReason::ProtocolError(e) => format!("protocol error ({e})"),
+        CloseReason::UnexpectedPacket(what) => format!("protocol error ({what})"),
+        CloseReason::TakenOver => "taken over by a new connection".into(),
+        CloseReason::Refused => "connection refused".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

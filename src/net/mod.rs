@@ -1,0 +1,434 @@
+//! The event loop: one mio `Poll`, the listeners, the accepted connections, and the
+//! moving of bytes between sockets and the [`Broker`]. Nothing else happens here.
+//!
+//! - Each socket is registered once for read and write readiness (mio is edge-triggered;
+//!   no per-event reregister).
+//! - Reads go into one shared scratch buffer. A connection keeps bytes only while a packet
+//!   is incomplete (`partial`), and only up to the largest packet the broker accepts.
+//! - A connection is read at most `READS_PER_TURN` times per iteration; if it still has
+//!   data, it is remembered and served again next iteration (draining readiness), so one
+//!   busy client cannot starve the others.
+//! - Writes happen once per dirty connection per iteration, after all reads, so many
+//!   packets to one subscriber go out in one system call.
+//! - A slot freed during an iteration is reused only after it, so a stale event of a
+//!   closed connection never reaches a new one.
+
+use crate::broker::{Broker, ConnId, Settings};
+use crate::config::Config;
+use crate::protocol::frame;
+use log::{debug, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Size of the shared read buffer.
+const SCRATCH_SIZE: usize = 64 * 1024;
+/// Reads of one connection per loop iteration before others get their turn.
+const READS_PER_TURN: usize = 16;
+/// Readiness events taken per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+const WAKER_TOKEN: Token = Token(usize::MAX);
+
+fn listener_token(index: usize) -> Token {
+    Token(usize::MAX - 1 - index)
+}
+
+struct ListenerSocket {
+    socket: TcpListener,
+    address: SocketAddr,
+    max_connections: Option<usize>,
+    connections: usize,
+}
+
+struct Connection {
+    stream: TcpStream,
+    listener: usize,
+    /// The bytes of an incomplete packet; empty (and unallocated) otherwise.
+    partial: Vec<u8>,
+}
+
+/// Stops a running [`Server`] from another thread (tests, signal handlers).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<ListenerSocket>,
+    conns: Vec<Option<Connection>>,
+    free: Vec<u32>,
+    /// Slots freed in this iteration; reusable from the next.
+    freed: Vec<u32>,
+    /// Connections that still had data to read when their turn ended.
+    unread: Vec<u32>,
+    broker: Broker,
+    scratch: Box<[u8]>,
+    max_packet_size: usize,
+    shutdown: ShutdownHandle,
+}
+
+impl Server {
+    /// Binds every listener of the configuration. An explicit listener that cannot be
+    /// bound is an error; of the implicit loopback pair, one is enough (a host without
+    /// IPv6 still gets 127.0.0.1).
+    pub fn bind(config: &Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        let implicit = config.is_local_only();
+        let mut last_error = None;
+        for listener in config.effective_listeners() {
+            let addresses = match resolve(listener.bind_address.as_deref(), listener.port) {
+                Ok(a) => a,
+                Err(e) => {
+                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", listener.port));
+                    if implicit {
+                        last_error = Some(e);
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            for address in addresses {
+                match bind_one(address) {
+                    Ok(socket) => {
+                        let address = socket.local_addr()?;
+                        info!("Opening {} listen socket on port {}.", family(&address), address.port());
+                        listeners.push(ListenerSocket {
+                            socket,
+                            address,
+                            max_connections: listener.max_connections,
+                            connections: 0,
+                        });
+                    }
+                    Err(e) => {
+                        let e = io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
+                        if implicit {
+                            warn!("{e}");
+                            last_error = Some(e);
+                        } else {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        if listeners.is_empty() {
+            return Err(last_error.unwrap_or_else(|| io::Error::other("no listener configured")));
+        }
+        for (index, l) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(&mut l.socket, listener_token(index), Interest::READABLE)?;
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        let broker = Broker::new(Settings::from_config(config), Instant::now());
+        Ok(Server {
+            poll,
+            listeners,
+            conns: Vec::new(),
+            free: Vec::new(),
+            freed: Vec::new(),
+            unread: Vec::new(),
+            max_packet_size: broker.max_packet_size(),
+            broker,
+            scratch: vec![0; SCRATCH_SIZE].into_boxed_slice(),
+            shutdown: ShutdownHandle {
+                flag: Arc::new(AtomicBool::new(false)),
+                waker,
+            },
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.address).collect()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Runs until [`ShutdownHandle::shutdown`] is called.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        while !self.shutdown.flag.load(Ordering::SeqCst) {
+            let timeout = if self.unread.is_empty() {
+                self.broker
+                    .next_deadline()
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            let unread = std::mem::take(&mut self.unread);
+            for slot in unread {
+                self.read(slot, now);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER_TOKEN => {}
+                    Token(t) if t >= usize::MAX - self.listeners.len() => {
+                        self.accept(usize::MAX - 1 - t, now)
+                    }
+                    Token(slot) => {
+                        let slot = slot as u32;
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.read(slot, now);
+                        }
+                        if event.is_writable() {
+                            self.flush(ConnId(slot));
+                        }
+                    }
+                }
+            }
+            self.broker.handle_timeout(now);
+            self.flush_and_close(now);
+            self.free.append(&mut self.freed);
+        }
+        info!("culex shutting down.");
+        Ok(())
+    }
+
+    fn accept(&mut self, index: usize, now: Instant) {
+        loop {
+            let (mut stream, peer) = match self.listeners[index].socket.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of file descriptors and the like: try again on the next event.
+                    warn!("Cannot accept a connection: {e}.");
+                    return;
+                }
+            };
+            let listener = &mut self.listeners[index];
+            if listener
+                .max_connections
+                .is_some_and(|max| listener.connections >= max)
+            {
+                info!("Client connection from {peer} denied: max_connections exceeded.");
+                continue;
+            }
+            let slot = match self.free.pop() {
+                Some(slot) => slot,
+                None => {
+                    self.conns.push(None);
+                    (self.conns.len() - 1) as u32
+                }
+            };
+            if let Err(e) = self.poll.registry().register(
+                &mut stream,
+                Token(slot as usize),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                warn!("Cannot register a connection from {peer}: {e}.");
+                self.free.push(slot);
+                continue;
+            }
+            // Packets are batched per iteration, so Nagle's delay buys nothing.
+            let _ = stream.set_nodelay(true);
+            listener.connections += 1;
+            debug!("New connection from {peer} on port {}.", listener.address.port());
+            self.conns[slot as usize] = Some(Connection {
+                stream,
+                listener: index,
+                partial: Vec::new(),
+            });
+            self.broker.handle_open(ConnId(slot), peer, now);
+        }
+    }
+
+    /// Reads what `slot` has (within its turn) and hands whole packets to the broker.
+    fn read(&mut self, slot: u32, now: Instant) {
+        let id = ConnId(slot);
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
+                return;
+            };
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => return self.lose(slot, now),
+                Ok(n) => {
+                    let ok = deframe(
+                        &mut self.broker,
+                        id,
+                        &mut conn.partial,
+                        &self.scratch[..n],
+                        self.max_packet_size,
+                        now,
+                    );
+                    if !ok {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.lose(slot, now),
+            }
+        }
+        self.unread.push(slot);
+    }
+
+    /// Writes as much of a connection's outbox as the socket takes.
+    fn flush(&mut self, id: ConnId) -> bool {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return false;
+        };
+        loop {
+            let out = self.broker.output(id);
+            if out.is_empty() {
+                return true;
+            }
+            match conn.stream.write(out) {
+                Ok(0) => return false,
+                Ok(n) => self.broker.consume_output(id, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn flush_and_close(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(id) = self.broker.poll_dirty() {
+                progressed = true;
+                if !self.flush(id) {
+                    self.lose(id.0, now);
+                }
+            }
+            while let Some(id) = self.broker.poll_close() {
+                progressed = true;
+                self.flush(id);
+                self.remove(id.0);
+                self.broker.handle_closed(id, now);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// The socket ended or failed.
+    fn lose(&mut self, slot: u32, now: Instant) {
+        if self.remove(slot) {
+            self.broker.handle_closed(ConnId(slot), now);
+        }
+    }
+
+    fn remove(&mut self, slot: u32) -> bool {
+        let Some(mut conn) = self.conns.get_mut(slot as usize).and_then(Option::take) else {
+            return false;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        self.listeners[conn.listener].connections -= 1;
+        self.freed.push(slot);
+        true
+    }
+}
+
+/// Hands every whole packet in `partial` + `data` to the broker and keeps the incomplete
+/// rest in `partial`. Returns false if the stream cannot continue (a framing error).
+fn deframe(
+    broker: &mut Broker,
+    id: ConnId,
+    partial: &mut Vec<u8>,
+    data: &[u8],
+    max_packet_size: usize,
+    now: Instant,
+) -> bool {
+    if partial.is_empty() {
+        let consumed = match deframe_slice(broker, id, data, max_packet_size, now) {
+            Some(n) => n,
+            None => return false,
+        };
+        partial.extend_from_slice(&data[consumed..]);
+        return true;
+    }
+    partial.extend_from_slice(data);
+    let consumed = match deframe_slice(broker, id, partial, max_packet_size, now) {
+        Some(n) => n,
+        None => return false,
+    };
+    if consumed == partial.len() {
+        // Give the memory back: an idle connection owns no buffer.
+        *partial = Vec::new();
+    } else {
+        partial.drain(..consumed);
+    }
+    true
+}
+
+/// Returns how many bytes of whole packets were handed over, or None on a framing error.
+fn deframe_slice(
+    broker: &mut Broker,
+    id: ConnId,
+    data: &[u8],
+    max_packet_size: usize,
+    now: Instant,
+) -> Option<usize> {
+    let mut pos = 0;
+    while pos < data.len() {
+        match frame::check(&data[pos..], max_packet_size) {
+            Ok(Some(len)) => {
+                broker.handle_frame(id, &data[pos..pos + len], now);
+                pos += len;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                broker.handle_framing_error(id, e, now);
+                return None;
+            }
+        }
+    }
+    Some(pos)
+}
+
+fn resolve(address: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
+    match address {
+        // Every address: IPv6 wildcard, which on Linux also accepts IPv4 unless the host
+        // disabled it; then the IPv4 wildcard.
+        None => Ok(vec![SocketAddr::from(([0u16; 8], port))]),
+        Some(host) => {
+            let mut all: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+            all.dedup();
+            Ok(all)
+        }
+    }
+}
+
+fn bind_one(address: SocketAddr) -> io::Result<TcpListener> {
+    match TcpListener::bind(address) {
+        Err(e) if address.ip().is_unspecified() && address.is_ipv6() => {
+            debug!("IPv6 wildcard unavailable ({e}); listening on IPv4 only.");
+            TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], address.port())))
+        }
+        other => other,
+    }
+}
+
+fn family(address: &SocketAddr) -> &'static str {
+    if address.is_ipv6() {
+        "ipv6"
+    } else {
+        "ipv4"
+    }
+}
