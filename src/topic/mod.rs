@@ -1,5 +1,38 @@
 //! Topic names, topic filters, the subscription tree and the retained-message tree.
 //! Pure data structures: no I/O, no clock, no knowledge of sessions or ACLs. [MQTT-4.7]
+//!
+//! # Filters, by example
+//!
+//! Levels are separated by `/` and may be empty; `+` matches exactly one level (an empty
+//! one too), `#` matches any number of levels, zero included, so it also matches the
+//! parent level. A filter starting with a wildcard never matches a name starting with `$`.
+//!
+//! ```
+//! use culex::topic::{is_valid_filter, matches};
+//!
+//! // Valid filters.
+//! for filter in ["a/b/c", "a/+/c", "+/b/c", "a/#", "#", "+", "+/+", "/+", "a//b", "$SYS/#"] {
+//!     assert!(is_valid_filter(filter), "{filter}");
+//! }
+//! // Invalid filters: empty, `#` not alone or not last, `+` not alone in its level.
+//! for filter in ["", "a/b#", "a/#/c", "#/a", "a+", "a/+b/c", "++", "##"] {
+//!     assert!(!is_valid_filter(filter), "{filter}");
+//! }
+//! // Valid, matching.
+//! assert!(matches("a/#", "a/b/c"));
+//! assert!(matches("a/#", "a")); // `#` matches the parent level [MQTT-4.7.1-2]
+//! assert!(matches("a/+", "a/")); // `+` matches an empty level
+//! assert!(matches("+/+", "/")); // two empty levels
+//! assert!(matches("$SYS/#", "$SYS/broker/uptime"));
+//! // Valid, but not matching.
+//! assert!(!matches("a/+", "a")); // `+` needs a level to match
+//! assert!(!matches("a/+", "a/b/c")); // ... and exactly one
+//! assert!(!matches("+", "/a")); // "/a" has two levels, "" and "a"
+//! assert!(!matches("a//b", "a/b")); // an empty level is a level
+//! assert!(!matches("a/b", "A/b")); // case-sensitive
+//! assert!(!matches("#", "$SYS/broker/uptime")); // [MQTT-4.7.2-1]
+//! assert!(!matches("+/broker/uptime", "$SYS/broker/uptime"));
+//! ```
 
 mod retained;
 mod tree;
