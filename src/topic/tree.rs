@@ -4,8 +4,8 @@
 //! and no empty buckets, so a chain such as `site/gw1/dev/temp` costs one small entry per
 //! level), and its `+` and `#` children in separate boxed slots, so routing a PUBLISH
 //! visits only the nodes whose filters can match: O(levels × `+` branches), never a scan
-//! of all filters. The tree must never recurse per level: a valid filter may have 32 768
-//! levels, so matching, unsubscribing and dropping use loops and explicit stacks.
+//! of all filters. The tree must never recurse per level: a valid filter may have 65 536
+//! levels (65 535 `/`), so matching, unsubscribing and dropping use loops and explicit stacks.
 
 /// Subscriptions keyed by filter, each holding one value per subscriber `K`.
 pub struct SubscriptionTree<K, V> {
