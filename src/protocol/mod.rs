@@ -15,7 +15,11 @@
 //!   reserve once. Lengths are converted with `try_from`, never truncated with `as`.
 
 pub mod frame;
+
+mod connect;
 mod packet;
+mod publish;
 mod reader;
+mod subscribe;
 
 pub use packet::*;

@@ -3,6 +3,9 @@
 use std::fmt;
 use std::num::NonZeroU16;
 
+use super::reader::Reader;
+use super::{connect, frame, publish, subscribe};
+
 /// The protocol level byte of CONNECT. [MQTT-3.1.2-2]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProtocolVersion {
@@ -64,7 +67,7 @@ pub enum DecodeError {
     UnexpectedEnd,
     /// Bytes left after the last field the packet type defines.
     TrailingBytes,
-    /// Remaining Length longer than 4 bytes or not minimally encoded [MQTT-1.5.3] / [MQTT-2.2.3].
+    /// Remaining Length longer than 4 bytes. [MQTT-2.2.3] (Non-minimal encodings are accepted.)
     MalformedRemainingLength,
     /// Remaining Length over the configured maximum packet size.
     PacketTooLarge,
@@ -122,14 +125,18 @@ impl fmt::Display for DecodeError {
             DecodeError::InvalidTopicFilter => f.write_str("invalid topic filter"),
             DecodeError::EmptySubscribe => f.write_str("SUBSCRIBE without topic filters"),
             DecodeError::EmptyUnsubscribe => f.write_str("UNSUBSCRIBE without topic filters"),
-            DecodeError::SubscriptionOptions => f.write_str("reserved subscription option bits set"),
+            DecodeError::SubscriptionOptions => {
+                f.write_str("reserved subscription option bits set")
+            }
             DecodeError::InvalidProtocolName => f.write_str("invalid protocol name"),
             DecodeError::UnsupportedProtocolVersion(v) => {
                 write!(f, "unsupported protocol version {v}")
             }
             DecodeError::ConnectReservedFlag => f.write_str("reserved CONNECT flag set"),
             DecodeError::WillFlags => f.write_str("will QoS/retain inconsistent with will flag"),
-            DecodeError::PasswordWithoutUsername => f.write_str("password flag without username flag"),
+            DecodeError::PasswordWithoutUsername => {
+                f.write_str("password flag without username flag")
+            }
             DecodeError::InvalidConnack => f.write_str("invalid CONNACK"),
             DecodeError::InvalidSubackCode => f.write_str("invalid SUBACK return code"),
         }
@@ -147,6 +154,21 @@ pub enum ConnectReturnCode {
     ServerUnavailable = 0x03,
     BadUsernameOrPassword = 0x04,
     NotAuthorized = 0x05,
+}
+
+impl ConnectReturnCode {
+    /// `None` for the values 3.1.1 reserves (6 to 255). [MQTT-3.2.2.3]
+    pub fn from_u8(v: u8) -> Option<ConnectReturnCode> {
+        match v {
+            0x00 => Some(ConnectReturnCode::Accepted),
+            0x01 => Some(ConnectReturnCode::UnacceptableProtocolVersion),
+            0x02 => Some(ConnectReturnCode::IdentifierRejected),
+            0x03 => Some(ConnectReturnCode::ServerUnavailable),
+            0x04 => Some(ConnectReturnCode::BadUsernameOrPassword),
+            0x05 => Some(ConnectReturnCode::NotAuthorized),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +222,23 @@ pub enum SubackCode {
     Failure,
 }
 
+impl SubackCode {
+    /// `None` for anything but 0x00, 0x01, 0x02 and 0x80. [MQTT-3.9.3-2]
+    pub fn from_u8(v: u8) -> Option<SubackCode> {
+        match v {
+            0x80 => Some(SubackCode::Failure),
+            _ => QoS::from_u8(v).map(SubackCode::Granted),
+        }
+    }
+
+    pub fn to_u8(self) -> u8 {
+        match self {
+            SubackCode::Granted(qos) => qos as u8,
+            SubackCode::Failure => 0x80,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suback {
     pub packet_id: PacketId,
@@ -235,20 +274,158 @@ impl<'a> Packet<'a> {
     /// [`crate::protocol::frame::check`] said). `version` is the connection's protocol
     /// version; CONNECT carries its own and ignores it.
     pub fn decode(frame: &'a [u8], version: ProtocolVersion) -> Result<Packet<'a>, DecodeError> {
-        let _ = (frame, version);
-        Err(DecodeError::UnexpectedEnd)
+        let header = frame::parse_header(frame)?.ok_or(DecodeError::UnexpectedEnd)?;
+        let body = frame.get(header.header_len..).unwrap_or_default();
+        if body.len() < header.remaining {
+            return Err(DecodeError::UnexpectedEnd);
+        }
+        if body.len() > header.remaining {
+            return Err(DecodeError::TrailingBytes);
+        }
+        let first_byte = header.first_byte;
+        let kind = first_byte >> 4;
+        let flags = first_byte & 0x0f;
+        // [MQTT-2.2.2-1] [MQTT-2.2.2-2]: PUBLISH is the only packet whose flags carry data;
+        // PUBREL, SUBSCRIBE and UNSUBSCRIBE must have 0b0010, all others 0.
+        let reserved_flags = match kind {
+            0 | 15 => return Err(DecodeError::InvalidPacketType(kind)),
+            PUBLISH => flags,
+            PUBREL | SUBSCRIBE | UNSUBSCRIBE => 0b0010,
+            _ => 0,
+        };
+        if flags != reserved_flags {
+            return Err(DecodeError::ReservedFlags(first_byte));
+        }
+        // MQTT 5 adds properties to every packet but PINGREQ/PINGRESP; until they are
+        // implemented, a level-5 connection cannot exist (CONNECT is refused below).
+        if version == ProtocolVersion::V5 && kind != CONNECT {
+            return Err(DecodeError::UnsupportedProtocolVersion(5));
+        }
+        let mut r = Reader::new(body);
+        let packet = match kind {
+            CONNECT => Packet::Connect(connect::decode_connect(&mut r)?),
+            CONNACK => Packet::Connack(connect::decode_connack(&mut r)?),
+            PUBLISH => Packet::Publish(publish::decode(first_byte, &mut r)?),
+            PUBACK => Packet::Puback(r.packet_id()?),
+            PUBREC => Packet::Pubrec(r.packet_id()?),
+            PUBREL => Packet::Pubrel(r.packet_id()?),
+            PUBCOMP => Packet::Pubcomp(r.packet_id()?),
+            SUBSCRIBE => Packet::Subscribe(subscribe::decode_subscribe(&mut r)?),
+            SUBACK => Packet::Suback(subscribe::decode_suback(&mut r)?),
+            UNSUBSCRIBE => Packet::Unsubscribe(subscribe::decode_unsubscribe(&mut r)?),
+            UNSUBACK => Packet::Unsuback(r.packet_id()?),
+            PINGREQ => Packet::Pingreq,
+            PINGRESP => Packet::Pingresp,
+            DISCONNECT => Packet::Disconnect,
+            // 0 and 15 returned above; `kind` is four bits.
+            _ => return Err(DecodeError::InvalidPacketType(kind)),
+        };
+        // Trailing bytes are malformed for every packet type, including the empty ones.
+        r.expect_empty()?;
+        Ok(packet)
     }
 
     /// The exact number of bytes [`Packet::encode`] appends.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
         let _ = version;
-        0
+        match self {
+            Packet::Publish(p) => publish_len(p.topic.len(), p.payload.len(), p.qos),
+            _ => frame::frame_len(self.body_len()),
+        }
     }
 
     /// Appends the encoded packet to `out`. The caller has built a valid packet (lengths
     /// fit their fields); a value that cannot be encoded is a bug and panics in debug builds.
+    ///
+    /// CONNECT is encoded with its own `version` field. In release builds a string longer
+    /// than 65,535 bytes is cut to that length, so the frame stays exactly
+    /// [`Packet::encoded_len`] bytes and the stream stays in sync.
     pub fn encode(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
-        let _ = (version, out);
+        debug_assert!(
+            version != ProtocolVersion::V5 || matches!(self, Packet::Connect(_)),
+            "MQTT 5 encoding is not implemented yet"
+        );
+        if let Packet::Publish(p) = self {
+            encode_publish(out, p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id);
+            return;
+        }
+        let body_len = self.body_len();
+        out.reserve(frame::frame_len(body_len));
+        out.push(self.first_byte());
+        frame::write_remaining_length(out, body_len);
+        match self {
+            Packet::Connect(c) => connect::encode_connect(c, out),
+            Packet::Connack(c) => connect::encode_connack(c, out),
+            Packet::Puback(id)
+            | Packet::Pubrec(id)
+            | Packet::Pubrel(id)
+            | Packet::Pubcomp(id)
+            | Packet::Unsuback(id) => put_u16(out, id.get()),
+            Packet::Subscribe(s) => subscribe::encode_subscribe(s, out),
+            Packet::Suback(s) => subscribe::encode_suback(s, out),
+            Packet::Unsubscribe(u) => subscribe::encode_unsubscribe(u, out),
+            Packet::Pingreq | Packet::Pingresp | Packet::Disconnect => {}
+            Packet::Publish(_) => {}
+        }
+    }
+
+    /// The packet type's name as the specification writes it, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Packet::Connect(_) => "CONNECT",
+            Packet::Connack(_) => "CONNACK",
+            Packet::Publish(_) => "PUBLISH",
+            Packet::Puback(_) => "PUBACK",
+            Packet::Pubrec(_) => "PUBREC",
+            Packet::Pubrel(_) => "PUBREL",
+            Packet::Pubcomp(_) => "PUBCOMP",
+            Packet::Subscribe(_) => "SUBSCRIBE",
+            Packet::Suback(_) => "SUBACK",
+            Packet::Unsubscribe(_) => "UNSUBSCRIBE",
+            Packet::Unsuback(_) => "UNSUBACK",
+            Packet::Pingreq => "PINGREQ",
+            Packet::Pingresp => "PINGRESP",
+            Packet::Disconnect => "DISCONNECT",
+        }
+    }
+
+    /// First byte of the fixed header, for every type but PUBLISH (whose flags are data).
+    fn first_byte(&self) -> u8 {
+        let kind = match self {
+            Packet::Connect(_) => CONNECT,
+            Packet::Connack(_) => CONNACK,
+            Packet::Publish(_) => PUBLISH,
+            Packet::Puback(_) => PUBACK,
+            Packet::Pubrec(_) => PUBREC,
+            Packet::Pubrel(_) => return (PUBREL << 4) | 0b0010,
+            Packet::Pubcomp(_) => PUBCOMP,
+            Packet::Subscribe(_) => return (SUBSCRIBE << 4) | 0b0010,
+            Packet::Suback(_) => SUBACK,
+            Packet::Unsubscribe(_) => return (UNSUBSCRIBE << 4) | 0b0010,
+            Packet::Unsuback(_) => UNSUBACK,
+            Packet::Pingreq => PINGREQ,
+            Packet::Pingresp => PINGRESP,
+            Packet::Disconnect => DISCONNECT,
+        };
+        kind << 4
+    }
+
+    /// Remaining Length: bytes after the fixed header.
+    fn body_len(&self) -> usize {
+        match self {
+            Packet::Connect(c) => connect::connect_body_len(c),
+            Packet::Connack(_) => 2,
+            Packet::Publish(p) => publish::body_len(p.topic.len(), p.payload.len(), p.qos),
+            Packet::Puback(_)
+            | Packet::Pubrec(_)
+            | Packet::Pubrel(_)
+            | Packet::Pubcomp(_)
+            | Packet::Unsuback(_) => 2,
+            Packet::Subscribe(s) => subscribe::subscribe_body_len(s),
+            Packet::Suback(s) => 2 + s.codes.len(),
+            Packet::Unsubscribe(u) => subscribe::unsubscribe_body_len(u),
+            Packet::Pingreq | Packet::Pingresp | Packet::Disconnect => 0,
+        }
     }
 }
 
@@ -263,11 +440,51 @@ pub fn encode_publish(
     dup: bool,
     packet_id: Option<PacketId>,
 ) {
-    let _ = (out, topic, payload, qos, retain, dup, packet_id);
+    publish::encode(out, topic, payload, qos, retain, dup, packet_id);
 }
 
 /// Encoded length of a PUBLISH with these sizes (fixed header included).
 pub fn publish_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
-    let _ = (topic_len, payload_len, qos);
-    0
+    frame::frame_len(publish::body_len(topic_len, payload_len, qos))
+}
+
+// Control packet types, the high nibble of the first byte. [MQTT-2.2.1]
+const CONNECT: u8 = 1;
+const CONNACK: u8 = 2;
+const PUBLISH: u8 = 3;
+const PUBACK: u8 = 4;
+const PUBREC: u8 = 5;
+const PUBREL: u8 = 6;
+const PUBCOMP: u8 = 7;
+const SUBSCRIBE: u8 = 8;
+const SUBACK: u8 = 9;
+const UNSUBSCRIBE: u8 = 10;
+const UNSUBACK: u8 = 11;
+const PINGREQ: u8 = 12;
+const PINGRESP: u8 = 13;
+const DISCONNECT: u8 = 14;
+
+/// Bytes a Two Byte length prefix plus `len` bytes take once encoded; see [`put_binary`].
+pub(crate) fn field_len(len: usize) -> usize {
+    2 + len.min(usize::from(u16::MAX))
+}
+
+pub(crate) fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_be_bytes());
+}
+
+/// Appends Binary Data or a UTF-8 string: two-byte length, then the bytes. A value over
+/// 65,535 bytes is a caller bug: it panics in debug builds and is cut in release builds,
+/// consistently with [`field_len`], so the frame length stays right.
+pub(crate) fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) {
+    let len = u16::try_from(bytes.len()).unwrap_or_else(|_| {
+        debug_assert!(
+            false,
+            "field of {} bytes does not fit a u16 length",
+            bytes.len()
+        );
+        u16::MAX
+    });
+    put_u16(out, len);
+    out.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
 }
