@@ -1,8 +1,9 @@
 //! culex: an MQTT broker for edge gateways.
 #![forbid(unsafe_code)]
 
-pub mod protocol;
-pub mod topic;
 pub mod broker;
 pub mod config;
+pub mod net;
+pub mod protocol;
 pub mod timer;
+pub mod topic;

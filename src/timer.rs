@@ -16,7 +16,9 @@ pub struct Timers<K> {
 
 impl<K: Ord + Copy> Default for Timers<K> {
     fn default() -> Self {
-        Timers { set: BTreeSet::new() }
+        Timers {
+            set: BTreeSet::new(),
+        }
     }
 }
 

@@ -1,1 +1,151 @@
-fn main() {}
+//! `culex`: the broker. `culex [-c FILE] [-p PORT] [-v] [-t]`, as `mosquitto`.
+
+use culex::config::{Config, LogTypes};
+use culex::net::Server;
+use getopts::Options;
+use log::{error, info, LevelFilter};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn usage(opts: &Options) -> String {
+    opts.usage(&format!(
+        "culex version {}\n\nculex is an MQTT 3.1/3.1.1 broker for edge gateways.\n\n\
+         Usage: culex [-c config_file] [-p port] [-v] [-t]",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = Options::new();
+    opts.optopt(
+        "c",
+        "config-file",
+        "read the configuration from this file",
+        "FILE",
+    );
+    opts.optmulti("p", "port", "listen on this port on the loopback addresses (ignored if the configuration has listeners)", "PORT");
+    opts.optflag("v", "verbose", "log everything (log_type all)");
+    opts.optflag("t", "test-config", "check the configuration and exit");
+    opts.optflag(
+        "d",
+        "daemon",
+        "run in the background (not supported: use systemd)",
+    );
+    opts.optflag("h", "help", "print this help");
+    opts.optflag("", "version", "print the version");
+    let matches = match opts.parse(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("Error: {e}\n\n{}", usage(&opts));
+            return ExitCode::FAILURE;
+        }
+    };
+    if matches.opt_present("h") {
+        println!("{}", usage(&opts));
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("version") {
+        println!("culex version {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("d") {
+        eprintln!("Error: culex does not daemonize; run it under systemd (packaging/culex.service) or with '&'.");
+        return ExitCode::FAILURE;
+    }
+
+    let mut config = match matches.opt_str("c") {
+        Some(file) => match Config::load(Path::new(&file)) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::default(),
+    };
+    for port in matches.opt_strs("p") {
+        match port.parse::<u16>() {
+            // Mosquitto 2: -p opens loopback listeners, unless the config has listeners.
+            Ok(p) if config.listeners.is_empty() => config.port = Some(p),
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("Error: invalid port '{port}'.");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if matches.opt_present("p") && config.listeners.is_empty() && config.bind_address.is_none() {
+        config.bind_address = Some("localhost".into());
+        if config.allow_anonymous.is_none() {
+            config.allow_anonymous = Some(true);
+        }
+    }
+    if matches.opt_present("t") {
+        println!("Configuration OK.");
+        return ExitCode::SUCCESS;
+    }
+    if matches.opt_present("v") {
+        config.log_type = LogTypes::all();
+    }
+    init_logging(&config.log_type);
+
+    info!("culex version {} starting", env!("CARGO_PKG_VERSION"));
+    if config.is_local_only() {
+        info!("Starting in local only mode. Connections will only be possible from clients running on this machine.");
+    }
+    let mut server = match Server::bind(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// log_type -> levels and targets: warning -> warn, notice/information -> info,
+/// subscribe/unsubscribe -> the info lines of those targets, debug -> debug. RUST_LOG,
+/// when set, wins.
+fn init_logging(types: &LogTypes) {
+    let level = if types.debug {
+        LevelFilter::Debug
+    } else if types.information || types.notice {
+        LevelFilter::Info
+    } else if types.warning {
+        LevelFilter::Warn
+    } else if types.error {
+        LevelFilter::Error
+    } else {
+        LevelFilter::Off
+    };
+    let topic_level = |on: bool| {
+        if on {
+            LevelFilter::Info
+        } else {
+            LevelFilter::Off
+        }
+    };
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level)
+        .filter_module("subscribe", topic_level(types.subscribe))
+        .filter_module("unsubscribe", topic_level(types.unsubscribe))
+        .format(|buf, record| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            writeln!(buf, "{secs}: {}", record.args())
+        });
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    builder.init();
+}

@@ -153,13 +153,14 @@ struct Conn {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an inflight message waits for.
 enum InflightState {
     /// QoS 1 PUBLISH sent, waiting for PUBACK.
-    AwaitingPuback,
+    Puback,
     /// QoS 2 PUBLISH sent, waiting for PUBREC.
-    AwaitingPubrec,
+    Pubrec,
     /// PUBREL sent, waiting for PUBCOMP.
-    AwaitingPubcomp,
+    Pubcomp,
 }
 
 struct Inflight {
@@ -316,7 +317,9 @@ impl Broker {
 
     /// One whole packet, as `frame::check` delimited it.
     pub fn handle_frame(&mut self, id: ConnId, frame: &[u8], now: Instant) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         if conn.state == ConnState::Closing {
             return;
         }
@@ -331,7 +334,10 @@ impl Broker {
             {
                 // [MQTT-3.1.2-2]: answer 0x01 and disconnect.
                 self.send_connack(id, false, ConnectReturnCode::UnacceptableProtocolVersion);
-                info!("Client from {} refused: unsupported protocol version {level}.", self.peer(id));
+                info!(
+                    "Client from {} refused: unsupported protocol version {level}.",
+                    self.peer(id)
+                );
                 self.close(id, CloseReason::Refused, now);
             }
             Err(e) => self.close(id, CloseReason::ProtocolError(e), now),
@@ -340,7 +346,10 @@ impl Broker {
 
     /// The loop found a frame it cannot delimit (bad Remaining Length, too large).
     pub fn handle_framing_error(&mut self, id: ConnId, error: DecodeError, now: Instant) {
-        if self.conn_mut(id).is_some_and(|c| c.state != ConnState::Closing) {
+        if self
+            .conn_mut(id)
+            .is_some_and(|c| c.state != ConnState::Closing)
+        {
             self.close(id, CloseReason::ProtocolError(error), now);
         }
     }
@@ -348,7 +357,9 @@ impl Broker {
     /// The socket is gone. Publishes the will if the client did not DISCONNECT, and frees
     /// the connection; `id` may be reused afterwards.
     pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         if conn.state != ConnState::Closing {
             self.end_connection(id, CloseReason::SocketLost, now);
         }
@@ -399,7 +410,9 @@ impl Broker {
     /// The socket took `n` bytes of [`Broker::output`].
     pub fn consume_output(&mut self, id: ConnId, n: usize) {
         self.stats.bytes_sent += n as u64;
-        let Some(conn) = self.conn_mut(id) else { return };
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
         if n >= conn.out.len() {
             let buf = std::mem::take(&mut conn.out);
             self.recycle(buf);
@@ -435,7 +448,11 @@ impl Broker {
             }
             // [MQTT-3.1.0-1]: the first packet must be CONNECT.
             (ConnState::Connecting, _) => {
-                return self.close(id, CloseReason::UnexpectedPacket("a packet before CONNECT"), now);
+                return self.close(
+                    id,
+                    CloseReason::UnexpectedPacket("a packet before CONNECT"),
+                    now,
+                );
             }
             // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
             (ConnState::Active(_), Packet::Connect(_)) => {
@@ -447,18 +464,21 @@ impl Broker {
         let (sid, packet) = sid;
         match packet {
             Packet::Publish(publish) => self.handle_publish(id, sid, publish, now),
-            Packet::Puback(pid) => self.handle_ack(sid, pid, InflightState::AwaitingPuback),
+            Packet::Puback(pid) => self.handle_ack(sid, pid, InflightState::Puback),
             Packet::Pubrec(pid) => self.handle_pubrec(id, sid, pid),
             Packet::Pubrel(pid) => self.handle_pubrel(id, sid, pid),
-            Packet::Pubcomp(pid) => self.handle_ack(sid, pid, InflightState::AwaitingPubcomp),
+            Packet::Pubcomp(pid) => self.handle_ack(sid, pid, InflightState::Pubcomp),
             Packet::Subscribe(subscribe) => self.handle_subscribe(id, sid, subscribe),
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(id, sid, unsubscribe),
             Packet::Pingreq => self.send(id, &Packet::Pingresp),
             Packet::Disconnect => self.close(id, CloseReason::Disconnected, now),
             Packet::Connect(_) => {}
-            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => {
-                self.close(id, CloseReason::UnexpectedPacket("a packet only a server sends"), now)
-            }
+            Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => self
+                .close(
+                    id,
+                    CloseReason::UnexpectedPacket("a packet only a server sends"),
+                    now,
+                ),
         }
     }
 
@@ -477,7 +497,9 @@ impl Broker {
         {
             // [MQTT-3.1.3-8]: an empty id needs clean session; 3.1 requires 1-23 bytes.
             refuse(ConnectReturnCode::IdentifierRejected)
-        } else if self.settings.max_keepalive != 0 && connect.keep_alive > self.settings.max_keepalive {
+        } else if self.settings.max_keepalive != 0
+            && connect.keep_alive > self.settings.max_keepalive
+        {
             // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
             refuse(ConnectReturnCode::IdentifierRejected)
         } else if !self.settings.allow_anonymous {
@@ -501,7 +523,11 @@ impl Broker {
 
         let client_id: Box<str> = if connect.client_id.is_empty() {
             self.next_auto_id += 1;
-            format!("auto-{:016X}", self.next_auto_id ^ (now - self.started).as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15).into()
+            format!(
+                "auto-{:016X}",
+                self.next_auto_id ^ (now - self.started).as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15
+            )
+            .into()
         } else {
             connect.client_id.into()
         };
@@ -537,7 +563,9 @@ impl Broker {
             .as_ref()
             .map(|w| Message::new(w.topic, w.payload, w.qos, w.retain));
         let keep_alive = connect.keep_alive;
-        let conn = self.conn_mut(id).expect("handle_connect runs for a live connection");
+        let conn = self
+            .conn_mut(id)
+            .expect("handle_connect runs for a live connection");
         conn.state = ConnState::Active(sid);
         conn.keep_alive = keep_alive;
         conn.will = will;
@@ -564,7 +592,13 @@ impl Broker {
     }
 
     fn send_connack(&mut self, id: ConnId, session_present: bool, code: ConnectReturnCode) {
-        self.send(id, &Packet::Connack(Connack { session_present, code }));
+        self.send(
+            id,
+            &Packet::Connack(Connack {
+                session_present,
+                code,
+            }),
+        );
     }
 
     // ---- PUBLISH -------------------------------------------------------------------
@@ -642,7 +676,13 @@ impl Broker {
     }
 
     /// Sends a message to a session now, or queues it.
-    fn deliver(&mut self, sid: SessionId, publication: &mut Publication<'_>, qos: QoS, retain: bool) {
+    fn deliver(
+        &mut self,
+        sid: SessionId,
+        publication: &mut Publication<'_>,
+        qos: QoS,
+        retain: bool,
+    ) {
         let session = self.session(sid);
         let online = session.conn.filter(|c| {
             self.conns
@@ -653,7 +693,9 @@ impl Broker {
         match (qos, online) {
             (QoS::AtMostOnce, Some(conn)) => {
                 let limit = self.settings.outbox_limit;
-                let c = self.conn_mut(conn).expect("online session has a connection");
+                let c = self
+                    .conn_mut(conn)
+                    .expect("online session has a connection");
                 if c.out.len() > limit {
                     self.stats.publish_dropped += 1;
                     return;
@@ -678,7 +720,10 @@ impl Broker {
     /// Queues a QoS 1/2 message for later, within max_queued_messages/bytes; what does
     /// not fit is dropped and counted, as Mosquitto does.
     fn enqueue(&mut self, sid: SessionId, message: Rc<Message>, qos: QoS, retain: bool) {
-        let (max_messages, max_bytes) = (self.settings.max_queued_messages, self.settings.max_queued_bytes);
+        let (max_messages, max_bytes) = (
+            self.settings.max_queued_messages,
+            self.settings.max_queued_bytes,
+        );
         let session = self.sessions[sid.0 as usize]
             .as_mut()
             .expect("a SessionId held by the tree names a live session");
@@ -687,14 +732,28 @@ impl Broker {
             || (max_bytes != 0 && session.queued_bytes + size > max_bytes)
         {
             self.stats.publish_dropped += 1;
-            debug!("Outgoing messages are being dropped for client {}.", session.client_id);
+            debug!(
+                "Outgoing messages are being dropped for client {}.",
+                session.client_id
+            );
             return;
         }
         session.queued_bytes += size;
-        session.queue.push_back(Queued { message, qos, retain });
+        session.queue.push_back(Queued {
+            message,
+            qos,
+            retain,
+        });
     }
 
-    fn send_inflight(&mut self, sid: SessionId, conn: ConnId, message: Rc<Message>, qos: QoS, retain: bool) {
+    fn send_inflight(
+        &mut self,
+        sid: SessionId,
+        conn: ConnId,
+        message: Rc<Message>,
+        qos: QoS,
+        retain: bool,
+    ) {
         let session = self.session_mut(sid);
         let packet_id = next_packet_id(session);
         session.inflight.push_back(Inflight {
@@ -703,23 +762,35 @@ impl Broker {
             qos,
             retain,
             state: match qos {
-                QoS::ExactlyOnce => InflightState::AwaitingPubrec,
-                _ => InflightState::AwaitingPuback,
+                QoS::ExactlyOnce => InflightState::Pubrec,
+                _ => InflightState::Puback,
             },
         });
-        self.write_publish(conn, message.topic(), message.payload(), qos, retain, false, Some(packet_id));
+        self.write_publish(
+            conn,
+            message.topic(),
+            message.payload(),
+            qos,
+            retain,
+            false,
+            Some(packet_id),
+        );
     }
 
     /// Moves queued messages into free inflight slots of an online session.
     fn drain_queue(&mut self, sid: SessionId) {
-        let Some(conn) = self.session(sid).conn else { return };
+        let Some(conn) = self.session(sid).conn else {
+            return;
+        };
         loop {
             let max = self.settings.max_inflight_messages;
             let session = self.session_mut(sid);
             if session.inflight.len() >= max {
                 return;
             }
-            let Some(q) = session.queue.pop_front() else { return };
+            let Some(q) = session.queue.pop_front() else {
+                return;
+            };
             session.queued_bytes -= q.message.queued_size();
             self.send_inflight(sid, conn, q.message, q.qos, q.retain);
         }
@@ -736,8 +807,16 @@ impl Broker {
             .collect();
         for (message, qos, retain, pid, state) in resend.drain(..) {
             match state {
-                InflightState::AwaitingPubcomp => self.send(conn, &Packet::Pubrel(pid)),
-                _ => self.write_publish(conn, message.topic(), message.payload(), qos, retain, true, Some(pid)),
+                InflightState::Pubcomp => self.send(conn, &Packet::Pubrel(pid)),
+                _ => self.write_publish(
+                    conn,
+                    message.topic(),
+                    message.payload(),
+                    qos,
+                    retain,
+                    true,
+                    Some(pid),
+                ),
             }
         }
     }
@@ -755,7 +834,11 @@ impl Broker {
             self.remove_inflight(sid, pos);
             self.drain_queue(sid);
         } else {
-            debug!("Client {} acknowledged unknown packet id {}.", session.client_id, pid.get());
+            debug!(
+                "Client {} acknowledged unknown packet id {}.",
+                session.client_id,
+                pid.get()
+            );
         }
     }
 
@@ -768,9 +851,9 @@ impl Broker {
         if let Some(i) = session
             .inflight
             .iter_mut()
-            .find(|i| i.packet_id == pid && i.state != InflightState::AwaitingPuback)
+            .find(|i| i.packet_id == pid && i.state != InflightState::Puback)
         {
-            i.state = InflightState::AwaitingPubcomp;
+            i.state = InflightState::Pubcomp;
         }
         // [MQTT-4.3.3-1]: PUBREL answers PUBREC (again, if the PUBREC was repeated).
         self.send(conn, &Packet::Pubrel(pid));
@@ -796,7 +879,13 @@ impl Broker {
             })
             .collect();
         // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
-        self.send(conn, &Packet::Suback(Suback { packet_id: subscribe.packet_id, codes }));
+        self.send(
+            conn,
+            &Packet::Suback(Suback {
+                packet_id: subscribe.packet_id,
+                codes,
+            }),
+        );
         // Retained messages follow, for every filter, even a repeated one [MQTT-3.8.4-3].
         for &(filter, granted) in &subscribe.filters {
             self.send_retained(sid, filter, granted);
@@ -806,7 +895,11 @@ impl Broker {
     fn add_subscription(&mut self, sid: SessionId, filter: &str, qos: QoS) {
         self.subscriptions.subscribe(filter, sid, qos);
         let session = self.session_mut(sid);
-        match session.subscriptions.iter_mut().find(|(f, _)| &**f == filter) {
+        match session
+            .subscriptions
+            .iter_mut()
+            .find(|(f, _)| &**f == filter)
+        {
             Some(existing) => existing.1 = qos,
             None => session.subscriptions.push((filter.into(), qos)),
         }
@@ -814,12 +907,15 @@ impl Broker {
 
     fn remove_subscription(&mut self, sid: SessionId, filter: &str) {
         self.subscriptions.unsubscribe(filter, sid);
-        self.session_mut(sid).subscriptions.retain(|(f, _)| &**f != filter);
+        self.session_mut(sid)
+            .subscriptions
+            .retain(|(f, _)| &**f != filter);
     }
 
     fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
         let mut found = Vec::new();
-        self.retained.for_each_match(filter, |_, m| found.push(m.clone()));
+        self.retained
+            .for_each_match(filter, |_, m| found.push(m.clone()));
         for message in found {
             let qos = message.qos.min(granted);
             let mut publication = Publication {
@@ -930,7 +1026,10 @@ impl Broker {
         let ConnState::Active(sid) = state else {
             match reason {
                 CloseReason::Refused | CloseReason::SocketLost => {}
-                _ => info!("Client <unknown> from {peer} disconnected: {}.", describe(reason)),
+                _ => info!(
+                    "Client <unknown> from {peer} disconnected: {}.",
+                    describe(reason)
+                ),
             }
             return;
         };
@@ -1056,7 +1155,8 @@ impl Broker {
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() > 0 && buf.capacity() <= POOL_BUFFER_MAX && self.pool.len() < POOL_BUFFERS {
+        if buf.capacity() > 0 && buf.capacity() <= POOL_BUFFER_MAX && self.pool.len() < POOL_BUFFERS
+        {
             buf.clear();
             self.pool.push(buf);
         }

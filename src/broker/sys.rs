@@ -17,22 +17,52 @@ impl Broker {
         let sessions = self.sessions.iter().flatten().count();
         let s = &self.stats;
         let values: [(&'static str, String); 16] = [
-            ("$SYS/broker/version", format!("culex version {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "$SYS/broker/version",
+                format!("culex version {}", env!("CARGO_PKG_VERSION")),
+            ),
             ("$SYS/broker/uptime", format!("{uptime} seconds")),
-            ("$SYS/broker/clients/connected", s.clients_connected.to_string()),
-            ("$SYS/broker/clients/active", s.clients_connected.to_string()),
-            ("$SYS/broker/clients/disconnected", (sessions - s.clients_connected.min(sessions)).to_string()),
+            (
+                "$SYS/broker/clients/connected",
+                s.clients_connected.to_string(),
+            ),
+            (
+                "$SYS/broker/clients/active",
+                s.clients_connected.to_string(),
+            ),
+            (
+                "$SYS/broker/clients/disconnected",
+                (sessions - s.clients_connected.min(sessions)).to_string(),
+            ),
             ("$SYS/broker/clients/total", sessions.to_string()),
             ("$SYS/broker/clients/maximum", s.clients_maximum.to_string()),
-            ("$SYS/broker/messages/received", s.messages_received.to_string()),
+            (
+                "$SYS/broker/messages/received",
+                s.messages_received.to_string(),
+            ),
             ("$SYS/broker/messages/sent", s.messages_sent.to_string()),
-            ("$SYS/broker/publish/messages/received", s.publish_received.to_string()),
-            ("$SYS/broker/publish/messages/sent", s.publish_sent.to_string()),
-            ("$SYS/broker/publish/messages/dropped", s.publish_dropped.to_string()),
+            (
+                "$SYS/broker/publish/messages/received",
+                s.publish_received.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/sent",
+                s.publish_sent.to_string(),
+            ),
+            (
+                "$SYS/broker/publish/messages/dropped",
+                s.publish_dropped.to_string(),
+            ),
             ("$SYS/broker/bytes/received", s.bytes_received.to_string()),
             ("$SYS/broker/bytes/sent", s.bytes_sent.to_string()),
-            ("$SYS/broker/subscriptions/count", self.subscriptions.len().to_string()),
-            ("$SYS/broker/retained messages/count", self.retained.len().to_string()),
+            (
+                "$SYS/broker/subscriptions/count",
+                self.subscriptions.len().to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/count",
+                self.retained.len().to_string(),
+            ),
         ];
         for (topic, value) in values {
             if self.sys.last.get(topic) == Some(&value) {
@@ -51,7 +81,8 @@ impl Broker {
             self.sys.last.insert(topic, value);
         }
         if !self.settings.sys_interval.is_zero() {
-            self.timers.schedule(now + self.settings.sys_interval, Timer::Sys);
+            self.timers
+                .schedule(now + self.settings.sys_interval, Timer::Sys);
         }
     }
 }

@@ -213,12 +213,13 @@ impl Config {
                 let port = parse_port(words.next().unwrap_or(""), name)?;
                 let bind_address = words.next().map(str::to_string);
                 if words.next().is_some() {
-                    return Err(ErrorKind::Invalid(name.into(), "expected 'listener PORT [ADDRESS]'".into()));
+                    return Err(ErrorKind::Invalid(
+                        name.into(),
+                        "expected 'listener PORT [ADDRESS]'".into(),
+                    ));
                 }
                 if port == 0 {
-                    return Err(ErrorKind::NotSupported(
-                        "listener 0 (unix sockets)".into(),
-                    ));
+                    return Err(ErrorKind::NotSupported("listener 0 (unix sockets)".into()));
                 }
                 self.listeners.push(Listener {
                     port,
@@ -229,7 +230,9 @@ impl Config {
             "port" => self.port = Some(parse_port(value, name)?),
             "bind_address" => self.bind_address = Some(one_word(value, name)?.to_string()),
             "allow_anonymous" => self.allow_anonymous = Some(parse_bool(value, name)?),
-            "allow_zero_length_clientid" => self.allow_zero_length_clientid = parse_bool(value, name)?,
+            "allow_zero_length_clientid" => {
+                self.allow_zero_length_clientid = parse_bool(value, name)?
+            }
             "connection_messages" => self.connection_messages = parse_bool(value, name)?,
             "max_inflight_messages" => self.max_inflight_messages = parse_num(value, name)?,
             "max_queued_messages" => self.max_queued_messages = parse_num(value, name)?,
@@ -265,7 +268,10 @@ impl Config {
                     "all" => *t = LogTypes::all(),
                     "none" => *t = LogTypes::none(),
                     other => {
-                        return Err(ErrorKind::Invalid(name.into(), format!("unknown log type '{other}'")))
+                        return Err(ErrorKind::Invalid(
+                            name.into(),
+                            format!("unknown log type '{other}'"),
+                        ))
                     }
                 }
             }
@@ -290,28 +296,89 @@ impl Config {
 /// Options of Mosquitto 2.0/2.1 that culex does not implement yet: refused by name, so a
 /// user knows it is culex's gap, not their typo.
 const MOSQUITTO_OPTIONS: &[&str] = &[
-    "acl_file", "address", "addresses", "allow_duplicate_messages", "auth_plugin",
-    "auth_plugin_deny_special_chars", "auto_id_prefix", "autosave_interval",
-    "autosave_on_changes", "bind_interface", "bridge_attempt_unsubscribe", "bridge_cafile",
-    "bridge_capath", "bridge_certfile", "bridge_insecure", "bridge_keyfile",
-    "bridge_protocol_version", "cafile", "capath", "certfile", "check_retain_source",
-    "ciphers", "ciphers_tls1.3", "cleansession", "clientid_prefixes", "connection",
-    "crlfile", "dhparamfile", "global_max_clients", "global_max_connections", "http_dir",
-    "include_dir", "keyfile", "log_facility", "log_timestamp", "log_timestamp_format",
-    "max_inflight_bytes", "max_packet_size", "max_qos", "max_topic_alias", "memory_limit",
-    "mount_point", "password_file", "per_listener_settings", "persistence_file",
-    "persistence_location", "persistent_client_expiration", "pid_file", "plugin",
-    "protocol", "psk_file", "psk_hint", "queue_qos0_messages", "require_certificate",
-    "retain_available", "set_tcp_nodelay", "socket_domain", "tls_version", "topic",
-    "upgrade_outgoing_qos", "use_identity_as_username", "use_subject_as_username",
-    "use_username_as_clientid", "user",
+    "acl_file",
+    "address",
+    "addresses",
+    "allow_duplicate_messages",
+    "auth_plugin",
+    "auth_plugin_deny_special_chars",
+    "auto_id_prefix",
+    "autosave_interval",
+    "autosave_on_changes",
+    "bind_interface",
+    "bridge_attempt_unsubscribe",
+    "bridge_cafile",
+    "bridge_capath",
+    "bridge_certfile",
+    "bridge_insecure",
+    "bridge_keyfile",
+    "bridge_protocol_version",
+    "cafile",
+    "capath",
+    "certfile",
+    "check_retain_source",
+    "ciphers",
+    "ciphers_tls1.3",
+    "cleansession",
+    "clientid_prefixes",
+    "connection",
+    "crlfile",
+    "dhparamfile",
+    "global_max_clients",
+    "global_max_connections",
+    "http_dir",
+    "include_dir",
+    "keyfile",
+    "log_facility",
+    "log_timestamp",
+    "log_timestamp_format",
+    "max_inflight_bytes",
+    "max_packet_size",
+    "max_qos",
+    "max_topic_alias",
+    "memory_limit",
+    "mount_point",
+    "password_file",
+    "per_listener_settings",
+    "persistence_file",
+    "persistence_location",
+    "persistent_client_expiration",
+    "pid_file",
+    "plugin",
+    "protocol",
+    "psk_file",
+    "psk_hint",
+    "queue_qos0_messages",
+    "require_certificate",
+    "retain_available",
+    "set_tcp_nodelay",
+    "socket_domain",
+    "tls_version",
+    "topic",
+    "upgrade_outgoing_qos",
+    "use_identity_as_username",
+    "use_subject_as_username",
+    "use_username_as_clientid",
+    "user",
 ];
 
 const KNOWN: &[&str] = &[
-    "listener", "port", "bind_address", "allow_anonymous", "allow_zero_length_clientid",
-    "connection_messages", "max_inflight_messages", "max_queued_messages", "max_queued_bytes",
-    "max_keepalive", "message_size_limit", "sys_interval", "max_connections", "log_type",
-    "persistence", "log_dest",
+    "listener",
+    "port",
+    "bind_address",
+    "allow_anonymous",
+    "allow_zero_length_clientid",
+    "connection_messages",
+    "max_inflight_messages",
+    "max_queued_messages",
+    "max_queued_bytes",
+    "max_keepalive",
+    "message_size_limit",
+    "sys_interval",
+    "max_connections",
+    "log_type",
+    "persistence",
+    "log_dest",
 ];
 
 fn suggest(name: &str) -> Option<String> {
@@ -352,14 +419,17 @@ fn parse_bool(value: &str, name: &str) -> Result<bool, ErrorKind> {
     match one_word(value, name)? {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ErrorKind::Invalid(name.into(), "expected 'true' or 'false'".into())),
+        _ => Err(ErrorKind::Invalid(
+            name.into(),
+            "expected 'true' or 'false'".into(),
+        )),
     }
 }
 
 fn parse_num<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, ErrorKind> {
-    one_word(value, name)?
-        .parse()
-        .map_err(|_| ErrorKind::Invalid(name.into(), format!("'{value}' is not a valid number here")))
+    one_word(value, name)?.parse().map_err(|_| {
+        ErrorKind::Invalid(name.into(), format!("'{value}' is not a valid number here"))
+    })
 }
 
 fn parse_port(value: &str, name: &str) -> Result<u16, ErrorKind> {
@@ -400,7 +470,10 @@ impl fmt::Display for ConfigError {
             }
             ErrorKind::Unknown(name, None) => write!(f, "unknown option '{name}'"),
             ErrorKind::NotSupported(what) => {
-                write!(f, "'{what}' is a Mosquitto option culex does not support yet")
+                write!(
+                    f,
+                    "'{what}' is a Mosquitto option culex does not support yet"
+                )
             }
             ErrorKind::Invalid(name, why) => write!(f, "invalid value for '{name}': {why}"),
         }
@@ -432,7 +505,14 @@ mod tests {
     fn a_listener_turns_anonymous_off_by_default_as_mosquitto_2() {
         let c = parse("listener 1884\n").unwrap();
         assert!(!c.allows_anonymous());
-        assert_eq!(c.effective_listeners(), vec![Listener { port: 1884, bind_address: None, max_connections: None }]);
+        assert_eq!(
+            c.effective_listeners(),
+            vec![Listener {
+                port: 1884,
+                bind_address: None,
+                max_connections: None
+            }]
+        );
         let c = parse("listener 1884 127.0.0.1\nallow_anonymous true\n").unwrap();
         assert!(c.allows_anonymous());
         assert_eq!(c.listeners[0].bind_address.as_deref(), Some("127.0.0.1"));
@@ -454,7 +534,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (c.max_inflight_messages, c.max_queued_messages, c.max_queued_bytes, c.max_keepalive, c.message_size_limit, c.sys_interval),
+            (
+                c.max_inflight_messages,
+                c.max_queued_messages,
+                c.max_queued_bytes,
+                c.max_keepalive,
+                c.message_size_limit,
+                c.sys_interval
+            ),
             (5, 7, 100, 60, 1000, 1)
         );
     }
@@ -471,12 +558,23 @@ mod tests {
     #[test]
     fn unsupported_mosquitto_option_says_so() {
         let e = parse("password_file /etc/x\n").unwrap_err();
-        assert_eq!(e.to_string(), "test.conf:1: 'password_file' is a Mosquitto option culex does not support yet");
+        assert_eq!(
+            e.to_string(),
+            "test.conf:1: 'password_file' is a Mosquitto option culex does not support yet"
+        );
     }
 
     #[test]
     fn bad_values_are_errors() {
-        for text in ["allow_anonymous yes", "max_keepalive 70000", "listener", "listener abc", "port 1 2", "log_type chatty", "message_size_limit 268435456"] {
+        for text in [
+            "allow_anonymous yes",
+            "max_keepalive 70000",
+            "listener",
+            "listener abc",
+            "port 1 2",
+            "log_type chatty",
+            "message_size_limit 268435456",
+        ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, 1, "{text}");
             assert!(matches!(e.kind, ErrorKind::Invalid(..)), "{text}: {e}");

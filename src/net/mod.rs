@@ -106,7 +106,11 @@ impl Server {
                 match bind_one(address) {
                     Ok(socket) => {
                         let address = socket.local_addr()?;
-                        info!("Opening {} listen socket on port {}.", family(&address), address.port());
+                        info!(
+                            "Opening {} listen socket on port {}.",
+                            family(&address),
+                            address.port()
+                        );
                         listeners.push(ListenerSocket {
                             socket,
                             address,
@@ -115,7 +119,8 @@ impl Server {
                         });
                     }
                     Err(e) => {
-                        let e = io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
+                        let e =
+                            io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
                         if implicit {
                             warn!("{e}");
                             last_error = Some(e);
@@ -245,7 +250,10 @@ impl Server {
             // Packets are batched per iteration, so Nagle's delay buys nothing.
             let _ = stream.set_nodelay(true);
             listener.connections += 1;
-            debug!("New connection from {peer} on port {}.", listener.address.port());
+            debug!(
+                "New connection from {peer} on port {}.",
+                listener.address.port()
+            );
             self.conns[slot as usize] = Some(Connection {
                 stream,
                 listener: index,
