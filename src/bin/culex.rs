@@ -65,21 +65,23 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    // Mosquitto 2: each -p opens a listener on the loopback addresses only, with
+    // anonymous access as in local-only mode; ignored if the config has listeners.
+    let has_listeners = !config.listeners.is_empty();
     for port in matches.opt_strs("p") {
-        match port.parse::<u16>() {
-            // Mosquitto 2: -p opens loopback listeners, unless the config has listeners.
-            Ok(p) if config.listeners.is_empty() => config.port = Some(p),
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("Error: invalid port '{port}'.");
-                return ExitCode::FAILURE;
+        let Ok(port) = port.parse::<u16>() else {
+            eprintln!("Error: invalid port '{port}'.");
+            return ExitCode::FAILURE;
+        };
+        if !has_listeners {
+            for address in ["127.0.0.1", "::1"] {
+                config.listeners.push(culex::config::Listener {
+                    port,
+                    bind_address: Some(address.into()),
+                    max_connections: config.max_connections,
+                });
             }
-        }
-    }
-    if matches.opt_present("p") && config.listeners.is_empty() && config.bind_address.is_none() {
-        config.bind_address = Some("localhost".into());
-        if config.allow_anonymous.is_none() {
-            config.allow_anonymous = Some(true);
+            config.allow_anonymous.get_or_insert(true);
         }
     }
     if matches.opt_present("t") {
@@ -102,6 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = server.stop_on_signals() {
+        error!("Cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

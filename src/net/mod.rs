@@ -33,9 +33,12 @@ const READS_PER_TURN: usize = 16;
 const EVENTS_CAPACITY: usize = 1024;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+/// Listener tokens count down from here; connection tokens are slab slots from 0.
+const FIRST_LISTENER_TOKEN: usize = usize::MAX - 2;
 
 fn listener_token(index: usize) -> Token {
-    Token(usize::MAX - 1 - index)
+    Token(FIRST_LISTENER_TOKEN - index)
 }
 
 struct ListenerSocket {
@@ -79,11 +82,12 @@ pub struct Server {
     scratch: Box<[u8]>,
     max_packet_size: usize,
     shutdown: ShutdownHandle,
+    signal_pipe: Option<mio::net::UnixStream>,
 }
 
 impl Server {
     /// Binds every listener of the configuration. An explicit listener that cannot be
-    /// bound is an error; of the implicit loopback pair, one is enough (a host without
+    /// bound is an error; of a loopback pair, one is enough (a host without
     /// IPv6 still gets 127.0.0.1).
     pub fn bind(config: &Config) -> io::Result<Server> {
         let poll = Poll::new()?;
@@ -154,11 +158,29 @@ impl Server {
                 flag: Arc::new(AtomicBool::new(false)),
                 waker,
             },
+            signal_pipe: None,
         })
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners.iter().map(|l| l.address).collect()
+    }
+
+    /// Stops the loop cleanly on SIGTERM and SIGINT. signal-hook writes a byte into a
+    /// socket pair from the handler (async-signal-safe); the loop sees it as an event.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+        }
+        let mut reader = mio::net::UnixStream::from_std(reader);
+        self.poll
+            .registry()
+            .register(&mut reader, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signal_pipe = Some(reader);
+        Ok(())
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -189,8 +211,12 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER_TOKEN => {}
-                    Token(t) if t >= usize::MAX - self.listeners.len() => {
-                        self.accept(usize::MAX - 1 - t, now)
+                    SIGNAL_TOKEN => {
+                        info!("Signal received, stopping.");
+                        self.shutdown.flag.store(true, Ordering::SeqCst);
+                    }
+                    Token(t) if t > FIRST_LISTENER_TOKEN - self.listeners.len() => {
+                        self.accept(FIRST_LISTENER_TOKEN - t, now)
                     }
                     Token(slot) => {
                         let slot = slot as u32;
