@@ -1,0 +1,627 @@
+//! Test harness: a broker process per test, a raw-byte client for spec edge cases, and a
+//! thin wrapper around rumqttc's synchronous client.
+//!
+//! The broker runs as an external process so the same tests run against culex and against
+//! Mosquitto 2.0, the reference (`CULEX_TEST_BROKER=mosquitto`). Every wait here is bounded:
+//! a test fails, it never hangs.
+
+#![allow(dead_code)] // Not every test module uses every helper.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rumqttc::{
+    Client, ConnAck, ConnectReturnCode, Connection, Event, MqttOptions, Outgoing, Packet, Publish,
+    QoS, SubscribeReasonCode,
+};
+
+/// How long a test waits for something it expects to happen.
+pub const WAIT: Duration = Duration::from_secs(3);
+/// How long a test listens to make sure something does not happen.
+pub const QUIET: Duration = Duration::from_millis(500);
+/// How long the broker may take to accept TCP connections after it was spawned.
+const STARTUP: Duration = Duration::from_secs(10);
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+/// A broker process listening on its own port of 127.0.0.1, killed on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    /// Starts the broker chosen by `CULEX_TEST_BROKER` with `listener PORT 127.0.0.1`,
+    /// `allow_anonymous true` and the lines of `extra_conf`, and waits until it accepts TCP
+    /// connections.
+    pub fn start(extra_conf: &str) -> Broker {
+        let dir = std::env::temp_dir().join(format!(
+            "culex-itest-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).expect("create the test's temporary directory");
+        // The free port is released before the broker binds it; another process can take it
+        // in between, so a broker that exits during start-up is retried on a fresh port.
+        for _attempt in 0..3 {
+            let port = free_port();
+            let conf = dir.join("broker.conf");
+            fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra_conf}\n"),
+            )
+            .expect("write the broker configuration");
+            let log = dir.join("broker.log");
+            let log_file = File::create(&log).expect("create the broker log");
+            let child = Command::new(broker_binary())
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("clone the log file handle"))
+                .stderr(log_file)
+                .spawn()
+                .expect("spawn the broker");
+            let mut broker = Broker {
+                port,
+                child,
+                dir: dir.clone(),
+                log,
+            };
+            if broker.wait_until_listening() {
+                return broker;
+            }
+            eprintln!(
+                "broker did not start on port {port}:\n{}",
+                broker.log_text()
+            );
+            let _ = broker.child.kill();
+            let _ = broker.child.wait();
+            std::mem::forget(broker); // Keep the directory for the next attempt.
+        }
+        panic!("the broker did not start after 3 attempts (see the logs above)");
+    }
+
+    fn wait_until_listening(&mut self) -> bool {
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if let Ok(Some(_status)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(probe) = TcpStream::connect(("127.0.0.1", self.port)) {
+                // The probe is a connection without CONNECT; close it at once so it counts
+                // against no limit for long.
+                let _ = probe.shutdown(Shutdown::Both);
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// Whether the broker under test is Mosquitto. Only for the few places where culex
+    /// follows the specification or Mosquitto's documentation and Mosquitto 2.0 does not;
+    /// each such place asserts both behaviours and says why.
+    pub fn is_mosquitto() -> bool {
+        std::env::var("CULEX_TEST_BROKER").as_deref() == Ok("mosquitto")
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A raw-byte connection to this broker.
+    pub fn raw(&self) -> Raw {
+        Raw::connect(self.port)
+    }
+
+    /// A raw connection that has sent a 3.1.1 CONNECT (clean session, keep alive 60) and
+    /// received CONNACK accepted.
+    pub fn raw_connected(&self, client_id: &str) -> Raw {
+        let mut raw = self.raw();
+        raw.send(&connect_packet(client_id, true, 60));
+        raw.expect(&[0x20, 0x02, 0x00, 0x00]);
+        raw
+    }
+
+    /// A rumqttc client with a clean session, connected (CONNACK accepted received).
+    pub fn client(&self, client_id: &str) -> Peer {
+        Peer::connect(self.options(client_id)).0
+    }
+
+    /// A rumqttc client subscribed to `filter` at `qos` (SUBACK received).
+    pub fn subscriber(&self, client_id: &str, filter: &str, qos: QoS) -> Peer {
+        let mut peer = self.client(client_id);
+        let granted = peer.subscribe(filter, qos);
+        assert_eq!(
+            granted,
+            SubscribeReasonCode::Success(qos),
+            "SUBACK for {filter}"
+        );
+        peer
+    }
+
+    /// rumqttc options for this broker: keep alive 60 s, nothing else changed.
+    pub fn options(&self, client_id: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, "127.0.0.1", self.port);
+        options.set_keep_alive(Duration::from_secs(60));
+        options
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "---- broker log (port {}) ----\n{}---- end of broker log ----",
+                self.port,
+                self.log_text()
+            );
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+fn broker_binary() -> PathBuf {
+    match std::env::var("CULEX_TEST_BROKER").as_deref() {
+        Err(_) | Ok("") | Ok("culex") => PathBuf::from(env!("CARGO_BIN_EXE_culex")),
+        Ok("mosquitto") => {
+            let sbin = PathBuf::from("/usr/sbin/mosquitto");
+            if sbin.exists() {
+                sbin
+            } else {
+                PathBuf::from("mosquitto")
+            }
+        }
+        Ok(other) => PathBuf::from(other),
+    }
+}
+
+/// A TCP connection that sends and expects exact bytes.
+pub struct Raw {
+    stream: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+        stream.set_nodelay(true).expect("set TCP_NODELAY");
+        stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set a read timeout");
+        Raw { stream }
+    }
+
+    /// Sends, ignoring errors: for a connection the broker may already have closed.
+    pub fn try_send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream
+            .write_all(bytes)
+            .unwrap_or_else(|e| panic!("send {}: {e}", hex(bytes)));
+    }
+
+    /// Reads exactly `expected.len()` bytes and compares them.
+    pub fn expect(&mut self, expected: &[u8]) {
+        let got = self.read_exact(expected.len());
+        assert_eq!(
+            hex(&got),
+            hex(expected),
+            "bytes from the broker differ from the expected ones"
+        );
+    }
+
+    /// Reads one whole MQTT control packet: fixed header, Remaining Length and the rest.
+    pub fn read_packet(&mut self) -> Vec<u8> {
+        let mut packet = self.read_exact(2);
+        let mut length = usize::from(packet[1] & 0x7f);
+        let mut shift = 7;
+        let mut last = packet[1];
+        while last & 0x80 != 0 {
+            last = self.read_exact(1)[0];
+            packet.push(last);
+            length |= usize::from(last & 0x7f) << shift;
+            shift += 7;
+        }
+        let rest = self.read_exact(length);
+        packet.extend_from_slice(&rest);
+        packet
+    }
+
+    /// The next whole packet if one starts arriving within `timeout`.
+    pub fn try_read_packet(&mut self, timeout: Duration) -> Option<Vec<u8>> {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("set a read timeout");
+        let mut first = [0; 1];
+        let started = match self.stream.peek(&mut first) {
+            Ok(0) => panic!("the connection was closed while waiting for a packet"),
+            Ok(_) => true,
+            Err(e) if is_timeout(&e) => false,
+            Err(e) => panic!("waiting for a packet: {e}"),
+        };
+        self.stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set a read timeout");
+        started.then(|| self.read_packet())
+    }
+
+    /// Every packet that arrives until nothing more comes for `QUIET`.
+    pub fn read_until_quiet(&mut self) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        while let Some(packet) = self.try_read_packet(QUIET) {
+            packets.push(packet);
+        }
+        packets
+    }
+
+    fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        let mut filled = 0;
+        let deadline = Instant::now() + WAIT;
+        while filled < n {
+            match self.stream.read(&mut buf[filled..]) {
+                Ok(0) => panic!(
+                    "connection closed after {} of {n} expected bytes: {}",
+                    filled,
+                    hex(&buf[..filled])
+                ),
+                Ok(k) => filled += k,
+                Err(e) if is_timeout(&e) && Instant::now() < deadline => continue,
+                Err(e) => panic!(
+                    "reading {n} bytes, got {filled} ({}): {e}",
+                    hex(&buf[..filled])
+                ),
+            }
+        }
+        buf
+    }
+
+    /// Asserts that the broker closes the connection (EOF or reset) within `WAIT`, sending
+    /// nothing before it.
+    pub fn expect_closed(&mut self) {
+        self.expect_closed_within(WAIT);
+    }
+
+    pub fn expect_closed_within(&mut self, limit: Duration) -> Duration {
+        let start = Instant::now();
+        self.stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set a read timeout");
+        let mut buf = [0; 64];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return start.elapsed(),
+                Ok(n) => panic!(
+                    "expected the connection to be closed, got bytes {}",
+                    hex(&buf[..n])
+                ),
+                Err(e) if is_timeout(&e) => {
+                    if start.elapsed() >= limit {
+                        panic!("the connection is still open after {limit:?}");
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return start.elapsed()
+                }
+                Err(e) => panic!("expected a close, got error {e}"),
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives and the connection stays open for `duration`.
+    pub fn expect_silence(&mut self, duration: Duration) {
+        self.stream
+            .set_read_timeout(Some(duration))
+            .expect("set a read timeout");
+        let mut buf = [0; 64];
+        match self.stream.read(&mut buf) {
+            Ok(0) => panic!("the connection was closed, expected it to stay open"),
+            Ok(n) => panic!("expected silence, got bytes {}", hex(&buf[..n])),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("expected silence, got error {e}"),
+        }
+        self.stream
+            .set_read_timeout(Some(WAIT))
+            .expect("set a read timeout");
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A control packet: the first byte of the fixed header, Remaining Length, `body`.
+pub fn packet(first_byte: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let mut length = body.len();
+    loop {
+        let mut byte = (length % 128) as u8;
+        length /= 128;
+        if length > 0 {
+            byte |= 0x80;
+        }
+        out.push(byte);
+        if length == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A length-prefixed string or binary field, bytes taken as they are (may be invalid UTF-8).
+pub fn field(bytes: &[u8]) -> Vec<u8> {
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A will for [`connect_packet_with`].
+pub struct Will<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub qos: u8,
+    pub retain: bool,
+}
+
+/// A 3.1.1 CONNECT without will, user name or password.
+pub fn connect_packet(client_id: &str, clean_session: bool, keep_alive: u16) -> Vec<u8> {
+    connect_packet_with(client_id, clean_session, keep_alive, None)
+}
+
+/// A 3.1.1 CONNECT, optionally with a will.
+pub fn connect_packet_with(
+    client_id: &str,
+    clean_session: bool,
+    keep_alive: u16,
+    will: Option<&Will>,
+) -> Vec<u8> {
+    let mut flags = 0u8;
+    if clean_session {
+        flags |= 0x02;
+    }
+    if let Some(will) = will {
+        flags |= 0x04 | (will.qos << 3);
+        if will.retain {
+            flags |= 0x20;
+        }
+    }
+    let mut body = field(b"MQTT");
+    body.push(0x04);
+    body.push(flags);
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    body.extend_from_slice(&field(client_id.as_bytes()));
+    if let Some(will) = will {
+        body.extend_from_slice(&field(will.topic.as_bytes()));
+        body.extend_from_slice(&field(will.payload));
+    }
+    packet(0x10, &body)
+}
+
+/// A PUBLISH; `packet_id` is written only for QoS 1 and 2.
+pub fn publish_packet(
+    topic: &[u8],
+    qos: u8,
+    retain: bool,
+    dup: bool,
+    packet_id: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let first = 0x30 | (u8::from(dup) << 3) | (qos << 1) | u8::from(retain);
+    let mut body = field(topic);
+    if qos > 0 {
+        body.extend_from_slice(&packet_id.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    packet(first, &body)
+}
+
+/// A SUBSCRIBE for one filter.
+pub fn subscribe_packet(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    body.extend_from_slice(&field(filter.as_bytes()));
+    body.push(qos);
+    packet(0x82, &body)
+}
+
+/// A rumqttc client with its connection, which must be polled to make progress; every
+/// method here polls it for a bounded time.
+pub struct Peer {
+    pub client: Client,
+    pub conn: Connection,
+    /// PUBLISH packets that arrived while waiting for something else (a retained message
+    /// may come before or after the SUBACK).
+    pending: VecDeque<Publish>,
+}
+
+impl Peer {
+    /// Connects and waits for CONNACK; panics unless the connection is accepted.
+    pub fn connect(options: MqttOptions) -> (Peer, ConnAck) {
+        let (client, mut conn) = Client::new(options, 64);
+        let connack = loop {
+            match conn.recv_timeout(WAIT) {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(connack)))) => break connack,
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("connecting: {e}"),
+                Err(e) => panic!("no CONNACK within {WAIT:?}: {e:?}"),
+            }
+        };
+        assert_eq!(connack.code, ConnectReturnCode::Success);
+        (
+            Peer {
+                client,
+                conn,
+                pending: VecDeque::new(),
+            },
+            connack,
+        )
+    }
+
+    /// Subscribes and returns the granted QoS from the SUBACK.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> SubscribeReasonCode {
+        self.client.subscribe(filter, qos).expect("queue SUBSCRIBE");
+        match self.wait_for(|packet| matches!(packet, Packet::SubAck(_))) {
+            Packet::SubAck(suback) => {
+                assert_eq!(suback.return_codes.len(), 1);
+                suback.return_codes[0]
+            }
+            _ => unreachable!("wait_for returns the packet it matched"),
+        }
+    }
+
+    /// Unsubscribes and waits for the UNSUBACK.
+    pub fn unsubscribe(&mut self, filter: &str) {
+        self.client.unsubscribe(filter).expect("queue UNSUBSCRIBE");
+        self.wait_for(|packet| matches!(packet, Packet::UnsubAck(_)));
+    }
+
+    /// Publishes and waits until the flow is complete: sent for QoS 0, PUBACK for QoS 1,
+    /// PUBCOMP for QoS 2.
+    pub fn publish(&mut self, topic: &str, qos: QoS, retain: bool, payload: &[u8]) {
+        self.client
+            .publish(topic, qos, retain, payload.to_vec())
+            .expect("queue PUBLISH");
+        match qos {
+            QoS::AtMostOnce => self.wait_for_outgoing(|o| matches!(o, Outgoing::Publish(_))),
+            QoS::AtLeastOnce => {
+                self.wait_for(|p| matches!(p, Packet::PubAck(_)));
+            }
+            QoS::ExactlyOnce => {
+                self.wait_for(|p| matches!(p, Packet::PubComp(_)));
+            }
+        }
+    }
+
+    /// The next PUBLISH from the broker within `timeout`; `None` on timeout or on a
+    /// connection error.
+    pub fn next_publish(&mut self, timeout: Duration) -> Option<Publish> {
+        if let Some(publish) = self.pending.pop_front() {
+            return Some(publish);
+        }
+        next_publish(&mut self.conn, timeout)
+    }
+
+    /// The next PUBLISH, which must arrive within `WAIT`.
+    pub fn expect_publish(&mut self) -> Publish {
+        self.next_publish(WAIT)
+            .unwrap_or_else(|| panic!("no PUBLISH arrived within {WAIT:?}"))
+    }
+
+    /// Asserts that no PUBLISH arrives within `QUIET`.
+    pub fn expect_no_publish(&mut self) {
+        if let Some(publish) = self.next_publish(QUIET) {
+            panic!("expected no PUBLISH, got {publish:?}");
+        }
+    }
+
+    /// Sends DISCONNECT and waits until it has been written.
+    pub fn disconnect(mut self) {
+        self.client.disconnect().expect("queue DISCONNECT");
+        self.wait_for_outgoing(|o| matches!(o, Outgoing::Disconnect));
+    }
+
+    /// Polls until an incoming packet matches, for at most `WAIT`.
+    pub fn wait_for(&mut self, wanted: impl Fn(&Packet) -> bool) -> Packet {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.conn.recv_timeout(left) {
+                Ok(Ok(Event::Incoming(packet))) if wanted(&packet) => return packet,
+                Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    self.pending.push_back(publish)
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("connection error while waiting: {e}"),
+                Err(_) => panic!("the expected packet did not arrive within {WAIT:?}"),
+            }
+        }
+    }
+
+    fn wait_for_outgoing(&mut self, wanted: impl Fn(&Outgoing) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.conn.recv_timeout(left) {
+                Ok(Ok(Event::Outgoing(outgoing))) if wanted(&outgoing) => return,
+                Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => {
+                    self.pending.push_back(publish)
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("connection error while waiting: {e}"),
+                Err(_) => panic!("the packet was not sent within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// Polls until the connection fails (the broker closed it), for at most `limit`.
+    /// Returns whether it failed.
+    pub fn closed_within(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.conn.recv_timeout(left) {
+                Ok(Ok(_)) => continue,
+                Ok(Err(_)) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// The next PUBLISH on `conn` within `timeout`, skipping other events; `None` on timeout
+/// or on a connection error (rumqttc would reconnect on the next poll, which a test must
+/// not do by accident).
+pub fn next_publish(conn: &mut Connection, timeout: Duration) -> Option<Publish> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match conn.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::Publish(publish)))) => return Some(publish),
+            Ok(Ok(_)) => continue,
+            Ok(Err(_)) | Err(_) => return None,
+        }
+    }
+}
+
+/// Waits until `ready` holds, polling every 20 ms, for at most `limit`.
+pub fn eventually(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    ready()
+}
