@@ -186,3 +186,305 @@ pub(super) fn encode_connack(c: &Connack, out: &mut Vec<u8>) {
     out.push(u8::from(c.session_present));
     out.push(c.code as u8);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_round_trip, encode};
+    use super::super::{ConnectReturnCode, Packet};
+    use super::*;
+
+    const V311: ProtocolVersion = ProtocolVersion::V311;
+
+    /// CONNECT 3.1.1 with every field: flags 0xce (username, password, will QoS 1, will,
+    /// clean session), keep alive 10. Layout of [MQTT-3.1.2] figure 3.6.
+    static CONNECT_V311: [u8; 33] = [
+        0x10, 0x1f, // fixed header
+        0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0xce, 0x00, 0x0a, // variable header
+        0x00, 0x02, b'c', b'1', // client id
+        0x00, 0x03, b'w', b'/', b't', // will topic
+        0x00, 0x03, b'b', b'y', b'e', // will message
+        0x00, 0x01, b'u', // username
+        0x00, 0x02, b'p', b'w', // password
+    ];
+
+    fn connect_v311() -> Connect<'static> {
+        Connect {
+            version: ProtocolVersion::V311,
+            clean_session: true,
+            keep_alive: 10,
+            client_id: "c1",
+            will: Some(Will {
+                topic: "w/t",
+                payload: b"bye",
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            }),
+            username: Some("u"),
+            password: Some(b"pw"),
+        }
+    }
+
+    /// CONNECT 3.1: "MQIsdp", level 3, clean session, keep alive 60, client id "abc".
+    static CONNECT_V31: [u8; 19] = [
+        0x10, 0x11, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3c, 0x00,
+        0x03, b'a', b'b', b'c',
+    ];
+
+    fn connect_v31() -> Connect<'static> {
+        Connect {
+            version: ProtocolVersion::V31,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: "abc",
+            will: None,
+            username: None,
+            password: None,
+        }
+    }
+
+    /// CONNACK, session present, accepted.
+    static CONNACK: [u8; 4] = [0x20, 0x02, 0x01, 0x00];
+
+    /// `CONNECT_V311` with byte `index` replaced.
+    fn connect_with(index: usize, value: u8) -> Vec<u8> {
+        let mut bytes = CONNECT_V311.to_vec();
+        bytes[index] = value;
+        bytes
+    }
+
+    /// A CONNECT 3.1.1 frame with these flags and payload (keep alive 0).
+    fn connect_frame(flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, flags, 0x00, 0x00];
+        body.extend_from_slice(payload);
+        let mut frame = vec![0x10];
+        crate::protocol::frame::write_remaining_length(&mut frame, body.len());
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    #[test]
+    fn decode_connect_v311() {
+        assert_eq!(
+            Packet::decode(&CONNECT_V311, ProtocolVersion::V31),
+            Ok(Packet::Connect(connect_v311()))
+        );
+    }
+
+    #[test]
+    fn encode_connect_v311() {
+        assert_eq!(encode(&Packet::Connect(connect_v311()), V311), CONNECT_V311);
+    }
+
+    #[test]
+    fn decode_connect_v31() {
+        assert_eq!(
+            Packet::decode(&CONNECT_V31, V311),
+            Ok(Packet::Connect(connect_v31()))
+        );
+    }
+
+    #[test]
+    fn encode_connect_v31() {
+        assert_eq!(encode(&Packet::Connect(connect_v31()), V311), CONNECT_V31);
+    }
+
+    #[test]
+    fn decode_connack() {
+        let connack = Connack {
+            session_present: true,
+            code: ConnectReturnCode::Accepted,
+        };
+        assert_eq!(Packet::decode(&CONNACK, V311), Ok(Packet::Connack(connack)));
+        assert_eq!(encode(&Packet::Connack(connack), V311), CONNACK);
+    }
+
+    #[test]
+    fn connack_return_codes_round_trip() {
+        for code in 0..=5 {
+            let code = ConnectReturnCode::from_u8(code).unwrap();
+            for session_present in [false, true] {
+                for version in [ProtocolVersion::V31, V311] {
+                    let connack = Connack {
+                        session_present,
+                        code,
+                    };
+                    assert_round_trip(&Packet::Connack(connack), version);
+                }
+            }
+        }
+    }
+
+    /// Mosquitto bridges (`try_private true`) send level 0x84; accepted as 3.1.1.
+    #[test]
+    fn connect_with_bridge_bit_is_accepted() {
+        let bytes = connect_with(8, 0x84);
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Ok(Packet::Connect(connect_v311()))
+        );
+    }
+
+    /// [MQTT-3.1.2-1]: an unknown protocol name; the broker closes without CONNACK.
+    #[test]
+    fn connect_with_unknown_protocol_name_is_malformed() {
+        let bytes = connect_with(5, b'X');
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidProtocolName)
+        );
+    }
+
+    /// [MQTT-3.1.2-2]: an unsupported level is answered with CONNACK 0x01.
+    #[test]
+    fn connect_with_unsupported_level_is_refused() {
+        for level in [0, 1, 2, 3, 6, 0x7f] {
+            assert_eq!(
+                Packet::decode(&connect_with(8, level), V311),
+                Err(DecodeError::UnsupportedProtocolVersion(level))
+            );
+        }
+        // "MQIsdp" only goes with level 3.
+        let mut v31 = CONNECT_V31;
+        v31[10] = 4;
+        assert_eq!(
+            Packet::decode(&v31, V311),
+            Err(DecodeError::UnsupportedProtocolVersion(4))
+        );
+    }
+
+    /// MQTT 5 is not implemented yet: level 5 is refused like any unsupported level.
+    #[test]
+    fn connect_v5_is_unsupported_for_now() {
+        assert_eq!(
+            Packet::decode(&connect_with(8, 5), V311),
+            Err(DecodeError::UnsupportedProtocolVersion(5))
+        );
+    }
+
+    /// [MQTT-3.1.2-3]
+    #[test]
+    fn connect_with_reserved_flag_is_malformed() {
+        assert_eq!(
+            Packet::decode(&connect_with(9, 0xcf), V311),
+            Err(DecodeError::ConnectReservedFlag)
+        );
+    }
+
+    /// [MQTT-3.1.2-11] [MQTT-3.1.2-13]: will QoS must be 0 without the will flag.
+    #[test]
+    fn connect_with_will_qos_but_no_will_is_malformed() {
+        let bytes = connect_frame(0x08, &[0x00, 0x01, b'c']);
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::WillFlags));
+    }
+
+    /// [MQTT-3.1.2-15]: will retain must be 0 without the will flag.
+    #[test]
+    fn connect_with_will_retain_but_no_will_is_malformed() {
+        let bytes = connect_frame(0x20, &[0x00, 0x01, b'c']);
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::WillFlags));
+    }
+
+    /// [MQTT-3.1.2-14]
+    #[test]
+    fn connect_with_will_qos3_is_malformed() {
+        assert_eq!(
+            Packet::decode(&connect_with(9, 0xde), V311),
+            Err(DecodeError::WillFlags)
+        );
+    }
+
+    /// [MQTT-3.1.2-22]; rejected for 3.1 as well, as Mosquitto does.
+    #[test]
+    fn connect_with_password_without_username_is_malformed() {
+        let bytes = connect_frame(0x40, &[0x00, 0x01, b'c', 0x00, 0x01, b'p']);
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::PasswordWithoutUsername)
+        );
+        let v31 = [
+            0x10, 0x12, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x42, 0x00, 0x3c,
+            0x00, 0x01, b'c', 0x00, 0x01, b'p',
+        ];
+        assert_eq!(
+            Packet::decode(&v31, V311),
+            Err(DecodeError::PasswordWithoutUsername)
+        );
+    }
+
+    /// [MQTT-3.1.3-10] / [MQTT-3.3.2-2]: the will topic is a topic name, no wildcards.
+    #[test]
+    fn connect_with_wildcard_will_topic_is_malformed() {
+        let bytes = connect_with(20, b'#');
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidTopicName)
+        );
+    }
+
+    /// [MQTT-1.5.3-2]
+    #[test]
+    fn connect_with_nul_in_client_id_is_malformed() {
+        let bytes = connect_with(15, 0x00);
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidUtf8));
+    }
+
+    /// [MQTT-1.5.3-1]
+    #[test]
+    fn connect_with_invalid_utf8_username_is_malformed() {
+        let bytes = connect_with(28, 0xff);
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidUtf8));
+    }
+
+    /// The payload must hold what the flags announce. [MQTT-3.1.3-1]
+    #[test]
+    fn connect_missing_password_is_malformed() {
+        let mut bytes = CONNECT_V311[..29].to_vec();
+        bytes[1] = 27;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+
+    /// Bytes after the password.
+    #[test]
+    fn connect_with_trailing_bytes_is_malformed() {
+        let mut bytes = CONNECT_V311.to_vec();
+        bytes.push(0x00);
+        bytes[1] += 1;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::TrailingBytes)
+        );
+    }
+
+    /// [MQTT-3.2.2-1]: bits 7-1 of the acknowledge flags are reserved.
+    #[test]
+    fn connack_with_reserved_flags_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0x20, 0x02, 0x02, 0x00], V311),
+            Err(DecodeError::InvalidConnack)
+        );
+    }
+
+    /// [MQTT-3.2.2.3]: return codes 6-255 are reserved.
+    #[test]
+    fn connack_with_unknown_return_code_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0x20, 0x02, 0x00, 0x06], V311),
+            Err(DecodeError::InvalidConnack)
+        );
+    }
+
+    #[test]
+    fn connack_of_wrong_length_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0x20, 0x01, 0x00], V311),
+            Err(DecodeError::UnexpectedEnd)
+        );
+        assert_eq!(
+            Packet::decode(&[0x20, 0x03, 0x00, 0x00, 0x00], V311),
+            Err(DecodeError::TrailingBytes)
+        );
+    }
+}

@@ -21,5 +21,7 @@ mod packet;
 mod publish;
 mod reader;
 mod subscribe;
+#[cfg(test)]
+mod testing;
 
 pub use packet::*;

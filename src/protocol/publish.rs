@@ -84,3 +84,201 @@ pub(super) fn encode(
     }
     out.extend_from_slice(payload);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_round_trip, encode};
+    use super::super::{encode_publish, publish_len, Packet, ProtocolVersion};
+    use super::*;
+
+    const V311: ProtocolVersion = ProtocolVersion::V311;
+
+    /// PUBLISH QoS 1, retain, topic "a/b", packet id 10, payload "hi". [MQTT-3.3]
+    static PUBLISH_QOS1: [u8; 11] = [
+        0x33, 0x09, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x0a, b'h', b'i',
+    ];
+
+    fn publish_qos1() -> Publish<'static> {
+        Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: true,
+            topic: "a/b",
+            packet_id: PacketId::new(10),
+            payload: b"hi",
+        }
+    }
+
+    /// PUBLISH QoS 0, topic "t", empty payload: no packet id. [MQTT-2.3.1-5] [MQTT-3.3.3]
+    static PUBLISH_QOS0_EMPTY: [u8; 5] = [0x30, 0x03, 0x00, 0x01, b't'];
+
+    #[test]
+    fn decode_publish() {
+        assert_eq!(
+            Packet::decode(&PUBLISH_QOS1, V311),
+            Ok(Packet::Publish(publish_qos1()))
+        );
+        let empty = Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "t",
+            packet_id: None,
+            payload: b"",
+        };
+        assert_eq!(
+            Packet::decode(&PUBLISH_QOS0_EMPTY, V311),
+            Ok(Packet::Publish(empty))
+        );
+    }
+
+    #[test]
+    fn encode_publish_from_parts() {
+        let mut out = vec![0xa5];
+        encode_publish(
+            &mut out,
+            "a/b",
+            b"hi",
+            QoS::AtLeastOnce,
+            true,
+            false,
+            PacketId::new(10),
+        );
+        assert_eq!(out[0], 0xa5);
+        assert_eq!(out[1..], PUBLISH_QOS1);
+        assert_eq!(publish_len(3, 2, QoS::AtLeastOnce), PUBLISH_QOS1.len());
+        assert_eq!(encode(&Packet::Publish(publish_qos1()), V311), PUBLISH_QOS1);
+    }
+
+    /// The fan-out path grows the buffer at most once.
+    #[test]
+    fn encode_publish_reserves_exactly() {
+        let payload = vec![0x42; 200_000];
+        let mut out = Vec::new();
+        encode_publish(
+            &mut out,
+            "x",
+            &payload,
+            QoS::ExactlyOnce,
+            false,
+            true,
+            PacketId::new(7),
+        );
+        let len = publish_len(1, payload.len(), QoS::ExactlyOnce);
+        assert_eq!(out.len(), len);
+        assert_eq!(out.capacity(), len);
+        // 200_005 = 0x45 + 0x1a << 7 + 0x0c << 14.
+        assert_eq!(out[..4], [0x3c, 0xc5, 0x9a, 0x0c]);
+    }
+
+    #[test]
+    fn publish_round_trips_every_flag_combination() {
+        for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+            for retain in [false, true] {
+                for dup in [false, true] {
+                    if dup && qos == QoS::AtMostOnce {
+                        continue;
+                    }
+                    let p = Publish {
+                        dup,
+                        qos,
+                        retain,
+                        topic: "sensors/€/temp",
+                        packet_id: (qos != QoS::AtMostOnce)
+                            .then(|| PacketId::new(65_535))
+                            .flatten(),
+                        payload: &[0x00, 0xff],
+                    };
+                    for version in [ProtocolVersion::V31, V311] {
+                        assert_round_trip(&Packet::Publish(p.clone()), version);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [MQTT-3.3.1-4]
+    #[test]
+    fn publish_with_qos3_is_malformed() {
+        let mut bytes = PUBLISH_QOS1;
+        bytes[0] = 0x36;
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidQos));
+    }
+
+    /// [MQTT-3.3.1-2]
+    #[test]
+    fn publish_with_dup_and_qos0_is_malformed() {
+        let mut bytes = PUBLISH_QOS0_EMPTY;
+        bytes[0] = 0x38;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::ReservedFlags(0x38))
+        );
+    }
+
+    /// [MQTT-2.3.1-1]
+    #[test]
+    fn publish_with_packet_id_zero_is_malformed() {
+        let mut bytes = PUBLISH_QOS1;
+        bytes[8] = 0x00;
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::PacketIdZero));
+    }
+
+    /// QoS 1 announces a packet id the frame does not have. [MQTT-2.3.1-5]
+    #[test]
+    fn publish_qos1_without_packet_id_is_malformed() {
+        let bytes = [0x32, 0x03, 0x00, 0x01, b't'];
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+
+    /// [MQTT-1.5.3-2]
+    #[test]
+    fn topic_with_nul_is_malformed() {
+        let mut bytes = PUBLISH_QOS1;
+        bytes[5] = 0x00;
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidUtf8));
+    }
+
+    /// [MQTT-1.5.3-1]: 0xc0 0xaf is an overlong encoding of '/'.
+    #[test]
+    fn topic_with_invalid_utf8_is_malformed() {
+        let bytes = [0x30, 0x05, 0x00, 0x03, b'a', 0xc0, 0xaf];
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidUtf8));
+    }
+
+    /// [MQTT-3.3.2-2]
+    #[test]
+    fn topic_with_wildcard_is_malformed() {
+        for wildcard in [b'+', b'#'] {
+            let mut bytes = PUBLISH_QOS1;
+            bytes[6] = wildcard;
+            assert_eq!(
+                Packet::decode(&bytes, V311),
+                Err(DecodeError::InvalidTopicName)
+            );
+        }
+    }
+
+    /// [MQTT-4.7.3-1]
+    #[test]
+    fn empty_topic_is_malformed() {
+        let bytes = [0x30, 0x03, 0x00, 0x00, b'x'];
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidTopicName)
+        );
+    }
+
+    /// The topic length runs past the end of the packet.
+    #[test]
+    fn topic_longer_than_packet_is_malformed() {
+        let bytes = [0x30, 0x03, 0x00, 0x05, b'x'];
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+}

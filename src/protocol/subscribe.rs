@@ -104,3 +104,173 @@ fn topic_filter<'a>(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
         Err(DecodeError::InvalidTopicFilter)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{assert_round_trip, encode};
+    use super::super::{Packet, PacketId, ProtocolVersion};
+    use super::*;
+
+    const V311: ProtocolVersion = ProtocolVersion::V311;
+
+    /// SUBSCRIBE id 10: "a/b" QoS 1, "c/#" QoS 2. [MQTT-3.8.3] (figure 3.22's filters).
+    static SUBSCRIBE: [u8; 16] = [
+        0x82, 0x0e, 0x00, 0x0a, 0x00, 0x03, b'a', b'/', b'b', 0x01, 0x00, 0x03, b'c', b'/', b'#',
+        0x02,
+    ];
+
+    fn subscribe() -> Subscribe<'static> {
+        Subscribe {
+            packet_id: PacketId::new(10).unwrap(),
+            filters: vec![("a/b", QoS::AtLeastOnce), ("c/#", QoS::ExactlyOnce)],
+        }
+    }
+
+    /// SUBACK id 10: granted 0, 1, 2, failure. [MQTT-3.9.3]
+    static SUBACK: [u8; 8] = [0x90, 0x06, 0x00, 0x0a, 0x00, 0x01, 0x02, 0x80];
+
+    /// UNSUBSCRIBE id 10: "a/b", "+/x". [MQTT-3.10.3]
+    static UNSUBSCRIBE: [u8; 14] = [
+        0xa2, 0x0c, 0x00, 0x0a, 0x00, 0x03, b'a', b'/', b'b', 0x00, 0x03, b'+', b'/', b'x',
+    ];
+
+    #[test]
+    fn decode_subscribe() {
+        assert_eq!(
+            Packet::decode(&SUBSCRIBE, V311),
+            Ok(Packet::Subscribe(subscribe()))
+        );
+    }
+
+    #[test]
+    fn encode_subscribe() {
+        assert_eq!(encode(&Packet::Subscribe(subscribe()), V311), SUBSCRIBE);
+    }
+
+    #[test]
+    fn decode_and_encode_suback() {
+        let suback = Suback {
+            packet_id: PacketId::new(10).unwrap(),
+            codes: vec![
+                SubackCode::Granted(QoS::AtMostOnce),
+                SubackCode::Granted(QoS::AtLeastOnce),
+                SubackCode::Granted(QoS::ExactlyOnce),
+                SubackCode::Failure,
+            ],
+        };
+        assert_eq!(
+            Packet::decode(&SUBACK, V311),
+            Ok(Packet::Suback(suback.clone()))
+        );
+        assert_eq!(encode(&Packet::Suback(suback.clone()), V311), SUBACK);
+        assert_round_trip(&Packet::Suback(suback), ProtocolVersion::V31);
+    }
+
+    #[test]
+    fn decode_and_encode_unsubscribe() {
+        let unsubscribe = Unsubscribe {
+            packet_id: PacketId::new(10).unwrap(),
+            filters: vec!["a/b", "+/x"],
+        };
+        assert_eq!(
+            Packet::decode(&UNSUBSCRIBE, V311),
+            Ok(Packet::Unsubscribe(unsubscribe.clone()))
+        );
+        assert_eq!(
+            encode(&Packet::Unsubscribe(unsubscribe.clone()), V311),
+            UNSUBSCRIBE
+        );
+        assert_round_trip(&Packet::Unsubscribe(unsubscribe), ProtocolVersion::V31);
+    }
+
+    /// [MQTT-3.8.3-3]
+    #[test]
+    fn subscribe_without_filters_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0x82, 0x02, 0x00, 0x0a], V311),
+            Err(DecodeError::EmptySubscribe)
+        );
+    }
+
+    /// [MQTT-3.8.3-4]
+    #[test]
+    fn subscribe_with_reserved_option_bits_is_malformed() {
+        let mut bytes = SUBSCRIBE;
+        bytes[9] = 0x05;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::SubscriptionOptions)
+        );
+    }
+
+    /// [MQTT-3.8.3-4]: QoS 3 is malformed in SUBSCRIBE too.
+    #[test]
+    fn subscribe_with_qos3_is_malformed() {
+        let mut bytes = SUBSCRIBE;
+        bytes[15] = 0x03;
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::InvalidQos));
+    }
+
+    /// [MQTT-4.7.1-2]: "#" must be last and alone in its level.
+    #[test]
+    fn subscribe_with_invalid_filter_is_malformed() {
+        let mut bytes = SUBSCRIBE;
+        bytes[6] = b'#';
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidTopicFilter)
+        );
+    }
+
+    /// A filter without its requested QoS byte.
+    #[test]
+    fn subscribe_without_qos_byte_is_malformed() {
+        let mut bytes = SUBSCRIBE[..15].to_vec();
+        bytes[1] = 0x0d;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+
+    /// [MQTT-2.3.1-1]
+    #[test]
+    fn subscribe_with_packet_id_zero_is_malformed() {
+        let mut bytes = SUBSCRIBE;
+        bytes[3] = 0x00;
+        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::PacketIdZero));
+    }
+
+    /// [MQTT-3.9.3-2]
+    #[test]
+    fn suback_with_unknown_code_is_malformed() {
+        for code in [0x03, 0x7f, 0x81, 0xff] {
+            let mut bytes = SUBACK;
+            bytes[5] = code;
+            assert_eq!(
+                Packet::decode(&bytes, V311),
+                Err(DecodeError::InvalidSubackCode)
+            );
+        }
+    }
+
+    /// [MQTT-3.10.3-2]
+    #[test]
+    fn unsubscribe_without_filters_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0xa2, 0x02, 0x00, 0x0a], V311),
+            Err(DecodeError::EmptyUnsubscribe)
+        );
+    }
+
+    /// [MQTT-4.7.1-2]: "#" must fill the last level ("+#x").
+    #[test]
+    fn unsubscribe_with_invalid_filter_is_malformed() {
+        let mut bytes = UNSUBSCRIBE;
+        bytes[12] = b'#';
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidTopicFilter)
+        );
+    }
+}
