@@ -1,4 +1,26 @@
 //! culex: an MQTT broker for edge gateways.
+//!
+//! One thread, one mio poll loop, memory proportional to what it is asked to hold, and
+//! Mosquitto's configuration and behaviour where users depend on them.
+//!
+//! # Layout
+//! - [`protocol`]: the MQTT codec (3.1 and 3.1.1 now; 5.0 next). No state, no I/O.
+//! - [`topic`]: topic validation, the subscription tree and the retained tree. Pure data.
+//! - [`broker`]: the sans-I/O core: sessions, QoS flows, queues, wills, retained, $SYS.
+//!   It is told what happened and answers with bytes in outboxes; it owns no socket and
+//!   reads no clock.
+//! - [`net`]: the mio loop: listeners, connections, framing, flushing, signals.
+//! - [`config`]: mosquitto.conf into one typed [`config::Config`].
+//! - [`timer`]: the ordered deadline set behind every timeout.
+//!
+//! # How a PUBLISH flows
+//! `net` reads a socket into its scratch buffer, `protocol::frame::check` finds whole
+//! packets, and `Broker::handle_frame` decodes one (borrowing topic and payload from the
+//! buffer), checks it, stores it if it is retained, and routes it: the subscription tree
+//! yields matching sessions, each gets the message at its granted QoS — encoded straight
+//! into its outbox for QoS 0, or through its inflight window or queue for QoS 1/2, where
+//! the message is kept once, shared by `Rc`. After the reads of one iteration, `net`
+//! writes every dirty outbox with one system call each.
 #![forbid(unsafe_code)]
 
 pub mod broker;
