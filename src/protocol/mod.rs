@@ -13,8 +13,24 @@
 //! - The PUBLISH path does not allocate: a decoded [`Publish`] borrows topic and payload.
 //! - Encoding appends to a `Vec<u8>`; [`Packet::encoded_len`] is exact, so a caller can
 //!   reserve once. Lengths are converted with `try_from`, never truncated with `as`.
+//! - Until MQTT 5 lands, CONNECT level 5 decodes to
+//!   `Err(UnsupportedProtocolVersion(5))` and every other packet is refused on a level-5
+//!   connection.
+//!
+//! # Layout
+//! `frame.rs` finds frame boundaries; `reader.rs` holds every bounds check; `packet.rs`
+//! dispatches on the packet type to `connect.rs` (CONNECT, CONNACK), `publish.rs` and
+//! `subscribe.rs` (SUBSCRIBE, SUBACK, UNSUBSCRIBE). `fuzz.rs` holds the fuzz target
+//! bodies that `fuzz/` wraps and `cargo test` replays on the seed corpus.
+
+// `fuzzing` is the cfg cargo-fuzz sets. Declaring it belongs in Cargo.toml
+// (`[lints.rust] unexpected_cfgs = { level = "warn", check-cfg = ["cfg(fuzzing)"] }`);
+// until that file is changed, this module allows the unknown name.
+#![allow(unexpected_cfgs)]
 
 pub mod frame;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 
 mod connect;
 mod packet;
