@@ -26,7 +26,6 @@
 // `fuzzing` is the cfg cargo-fuzz sets. Declaring it belongs in Cargo.toml
 // (`[lints.rust] unexpected_cfgs = { level = "warn", check-cfg = ["cfg(fuzzing)"] }`);
 // until that file is changed, this module allows the unknown name.
-#![allow(unexpected_cfgs)]
 
 pub mod frame;
 #[cfg(any(test, fuzzing))]
