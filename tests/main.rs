@@ -8,6 +8,9 @@
 
 mod common;
 mod connect;
+mod keepalive;
 mod qos;
 mod retain;
+mod session;
 mod subpub;
+mod will;
