@@ -9,8 +9,11 @@
 mod common;
 mod connect;
 mod keepalive;
+mod limits;
+mod malformed;
 mod qos;
 mod retain;
 mod session;
 mod subpub;
+mod sys;
 mod will;
