@@ -87,6 +87,7 @@ impl Broker {
             let _ = broker.child.wait();
             std::mem::forget(broker); // Keep the directory for the next attempt.
         }
+        let _ = fs::remove_dir_all(&dir);
         panic!("the broker did not start after 3 attempts (see the logs above)");
     }
 
