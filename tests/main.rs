@@ -8,6 +8,12 @@
 
 mod common;
 mod connect;
+mod keepalive;
+mod limits;
+mod malformed;
 mod qos;
 mod retain;
+mod session;
 mod subpub;
+mod sys;
+mod will;
