@@ -1325,3 +1325,207 @@ fn partial_consume_keeps_the_rest_of_the_outbox() {
     assert!(h.broker.output(c).is_empty());
     assert_eq!(h.outbox(c).capacity(), 0);
 }
+
+// ---- More edges ----------------------------------------------------------------------
+
+/// [MQTT-3.1.2-1]: an unknown protocol name gets no CONNACK; the connection is closed.
+#[test]
+fn unknown_protocol_name_is_closed_without_connack() {
+    let mut h = Harness::default();
+    let mut bytes = encode(&connect("c", true, 60, None));
+    bytes[4..8].copy_from_slice(b"MQTX");
+    let c = h.open(1);
+    h.send_raw(c, &bytes);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+}
+
+/// A client may not send packets only a server sends (here CONNACK); the connection is
+/// closed as a protocol violation ([MQTT-4.8.0-1]).
+#[test]
+fn a_server_only_packet_from_a_client_closes_the_connection() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(c, &connack(false, ConnectReturnCode::Accepted));
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+}
+
+/// [MQTT-3.14.4-1]: after DISCONNECT the server processes nothing more from the
+/// connection, even if bytes arrive before the socket is closed.
+#[test]
+fn packets_after_disconnect_are_ignored() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q0)]);
+    let c = h.connect(2, "c", true, 0, None);
+    h.send(c, &Packet::Disconnect);
+    h.send(c, &publish("t", b"late", Q0, 0));
+    h.send(c, &Packet::Pingreq);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    h.recv_nothing(s);
+}
+
+/// [MQTT-3.1.4-2] with clean session 0 on both sides: the new connection resumes the
+/// session (session present 1) and gets the old connection's unacknowledged messages
+/// again with DUP set.
+#[test]
+fn takeover_of_a_persistent_session_resends_its_inflight_messages() {
+    let mut h = Harness::default();
+    let old = h.connect(1, "c", false, 0, None);
+    h.subscribe(old, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"m", Q1, 1));
+    h.recv(old, &[publish("t", b"m", Q1, 1)]);
+
+    let new = h.open(3);
+    h.send(new, &connect("c", false, 0, None));
+    assert_eq!(h.closed(), [old]);
+    h.recv_nothing(old);
+    h.recv(
+        new,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            dup(publish("t", b"m", Q1, 1)),
+        ],
+    );
+    h.send(p, &publish("t", b"n", Q1, 2));
+    h.recv(new, &[publish("t", b"n", Q1, 2)]);
+    assert_eq!(h.broker.clients_connected(), 2);
+}
+
+/// A message waiting for a free inflight slot when the client goes away is delivered
+/// after the resent inflight messages on reconnect, in order [MQTT-4.6.0-6].
+#[test]
+fn messages_queued_behind_a_full_window_follow_the_resent_ones() {
+    let mut h = Harness::new(|s| s.max_inflight_messages = 1);
+    let s = h.connect(1, "s", false, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"1", Q1, 1));
+    h.send(p, &publish("t", b"2", Q1, 2));
+    h.recv(s, &[publish("t", b"1", Q1, 1)]);
+    h.drop_socket(s);
+    h.send(p, &publish("t", b"3", Q1, 3));
+
+    let s = h.open(1);
+    h.send(s, &connect("s", false, 0, None));
+    h.recv(
+        s,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            dup(publish("t", b"1", Q1, 1)),
+        ],
+    );
+    h.send(s, &Packet::Puback(pid(1)));
+    h.recv(s, &[publish("t", b"2", Q1, 2)]);
+    h.send(s, &Packet::Puback(pid(2)));
+    h.recv(s, &[publish("t", b"3", Q1, 3)]);
+}
+
+/// message_size_limit: a larger payload is dropped and counted, but its QoS flow is
+/// completed (Mosquitto's behaviour), so the client does not resend it forever.
+#[test]
+fn payload_over_message_size_limit_is_dropped_but_acknowledged() {
+    let mut h = Harness::new(|s| s.message_size_limit = 4);
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"12345", Q1, 1));
+    h.recv(p, &[Packet::Puback(pid(1))]);
+    h.recv_nothing(s);
+    assert_eq!(h.broker.dropped_count(), 1);
+    h.send(p, &publish("t", b"1234", Q1, 2));
+    h.recv(p, &[Packet::Puback(pid(2))]);
+    h.recv(s, &[publish("t", b"1234", Q1, 1)]);
+}
+
+/// QoS 0 messages to a client whose outbox is over outbox_limit are dropped and counted
+/// (the socket is not keeping up); QoS 1 messages are kept.
+#[test]
+fn qos0_is_dropped_when_the_outbox_is_over_its_limit() {
+    let mut h = Harness::new(|s| s.outbox_limit = 10);
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    let payload = [b'x'; 20];
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.send(p, &publish("t", &payload, Q1, 1));
+    assert_eq!(h.broker.dropped_count(), 1);
+    h.recv(
+        s,
+        &[publish("t", &payload, Q0, 0), publish("t", &payload, Q1, 1)],
+    );
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.recv(s, &[publish("t", &payload, Q0, 0)]);
+}
+
+/// A connection id the loop reuses after `handle_closed` starts fresh: the old
+/// connection's keep alive does not close the new one.
+#[test]
+fn a_reused_connection_id_does_not_inherit_the_old_keep_alive() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "a", true, 10, None);
+    h.advance(Duration::from_secs(5));
+    h.drop_socket(c);
+    let c = h.connect(1, "b", true, 100, None);
+    h.advance(Duration::from_secs(100));
+    assert!(h.closed().is_empty());
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+}
+
+/// [MQTT-3.1.3-6]: a client id the server assigns is unique, whatever the clock says
+/// between the two connections.
+#[test]
+fn assigned_client_ids_are_unique() {
+    for gap in 0..8 {
+        let mut h = Harness::default();
+        h.connect(1, "", true, 0, None);
+        h.advance(Duration::from_nanos(gap));
+        h.connect(2, "", true, 0, None);
+        assert!(h.closed().is_empty(), "gap {gap} ns: assigned id reused");
+        assert_eq!(h.broker.clients_connected(), 2);
+    }
+}
+
+/// MQTT 3.1 clients get 3.1 packets: the CONNACK and a QoS 1 exchange are the same bytes.
+/// A message to the publisher's own subscription is routed before the PUBACK is written
+/// (either order is allowed; Mosquitto does the same).
+#[test]
+fn mqtt_3_1_client_can_publish_and_subscribe() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(
+        c,
+        &Packet::Connect(Connect {
+            version: ProtocolVersion::V31,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: "old",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    h.recv(c, &[connack(false, ConnectReturnCode::Accepted)]);
+    h.subscribe(c, 1, &[("t", Q1)]);
+    h.send(c, &publish("t", b"self", Q1, 9));
+    h.recv(c, &[publish("t", b"self", Q1, 1), Packet::Puback(pid(9))]);
+}
+
+/// The will goes out at the lower of its QoS and the subscription's [MQTT-3.8.4-6]; a
+/// QoS 2 will to a QoS 2 subscriber starts a QoS 2 exchange.
+#[test]
+fn will_is_delivered_at_the_granted_qos() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("w", Q2)]);
+    let c = h.connect(2, "c", true, 0, will("w", b"bye", Q2, false));
+    h.drop_socket(c);
+    h.recv(s, &[publish("w", b"bye", Q2, 1)]);
+    h.send(s, &Packet::Pubrec(pid(1)));
+    h.recv(s, &[Packet::Pubrel(pid(1))]);
+}
