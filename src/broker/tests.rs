@@ -1529,3 +1529,56 @@ fn will_is_delivered_at_the_granted_qos() {
     h.send(s, &Packet::Pubrec(pid(1)));
     h.recv(s, &[Packet::Pubrel(pid(1))]);
 }
+
+/// A refused CONNECT creates nothing: its will is never published and a connected
+/// client with the same id is not taken over (the refusal comes before [MQTT-3.1.4-2]).
+#[test]
+fn a_refused_connect_neither_takes_over_nor_publishes_its_will() {
+    let mut h = Harness::new(|s| s.max_keepalive = 60);
+    let watcher = h.connect(1, "watcher", true, 0, None);
+    h.subscribe(watcher, 1, &[("w", Q0)]);
+    let c = h.connect(2, "c", true, 60, None);
+    let refused = h.open(3);
+    h.send(refused, &connect("c", true, 61, will("w", b"x", Q0, false)));
+    assert_eq!(h.closed(), [refused]);
+    h.recv(
+        refused,
+        &[connack(false, ConnectReturnCode::IdentifierRejected)],
+    );
+    h.recv_nothing(watcher);
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+    assert_eq!(h.broker.clients_connected(), 2);
+}
+
+/// [MQTT-3.8.4-5]: one SUBACK return code per filter, in order, with the SUBSCRIBE's
+/// packet id [MQTT-3.8.4-2]; the granted QoS is the requested one.
+#[test]
+fn suback_has_one_code_per_filter_in_order() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(
+        c,
+        &subscribe(0xabcd, &[("a", Q2), ("b/#", Q0), ("+/c", Q1)]),
+    );
+    h.recv(
+        c,
+        &[Packet::Suback(Suback {
+            packet_id: pid(0xabcd),
+            codes: vec![
+                SubackCode::Granted(Q2),
+                SubackCode::Granted(Q0),
+                SubackCode::Granted(Q1),
+            ],
+        })],
+    );
+    // 0x90 = SUBACK, remaining length 5, id 0xabcd, codes 2, 0, 1.
+    h.send(
+        c,
+        &subscribe(0xabcd, &[("a", Q2), ("b/#", Q0), ("+/c", Q1)]),
+    );
+    assert_eq!(
+        h.recv_frames(c),
+        [vec![0x90, 0x05, 0xab, 0xcd, 0x02, 0x00, 0x01]]
+    );
+}
