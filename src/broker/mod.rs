@@ -522,12 +522,20 @@ impl Broker {
         }
 
         let client_id: Box<str> = if connect.client_id.is_empty() {
-            self.next_auto_id += 1;
-            format!(
-                "auto-{:016X}",
-                self.next_auto_id ^ (now - self.started).as_nanos() as u64 ^ 0x9e37_79b9_7f4a_7c15
-            )
-            .into()
+            // [MQTT-3.1.3-6]: unique. Counter and clock mixed can repeat (counter 1 at t,
+            // counter 2 at t + 3 ns), and a client may have chosen such an id itself.
+            loop {
+                self.next_auto_id += 1;
+                let id = format!(
+                    "auto-{:016X}",
+                    self.next_auto_id
+                        ^ (now - self.started).as_nanos() as u64
+                        ^ 0x9e37_79b9_7f4a_7c15
+                );
+                if !self.by_client_id.contains_key(id.as_str()) {
+                    break id.into();
+                }
+            }
         } else {
             connect.client_id.into()
         };

@@ -1,1 +1,1584 @@
 //! The core without sockets: scripted clients against a `Broker` on a virtual clock.
+//!
+//! The [`Harness`] plays the loop of `net` (STYLE.md section 11; smoltcp's
+//! `send!`/`recv!` in `socket/tcp.rs`, quinn-proto's `Pair` in `src/tests/util.rs`): it
+//! encodes packets and feeds them to `handle_frame`, drains the outboxes the way the loop
+//! does (`poll_dirty`, `output`, `consume_output`), closes what `poll_close` names and then
+//! calls `handle_closed`, and moves a virtual clock through `next_deadline` /
+//! `handle_timeout`. Received frames are compared byte for byte with the encoding of the
+//! expected packets. Every loop is bounded, so a livelock fails instead of hanging.
+
+use super::*;
+use crate::protocol::{frame, Will};
+use std::collections::HashSet;
+
+const V311: ProtocolVersion = ProtocolVersion::V311;
+
+/// Bound on timer wake-ups in one `advance`.
+const MAX_WAKEUPS: usize = 100_000;
+
+struct Harness {
+    broker: Broker,
+    now: Instant,
+    /// Connections `poll_dirty` named whose outbox the test has not read yet.
+    dirty: HashSet<ConnId>,
+    /// What was left in the outbox of a connection when the loop closed it: the loop
+    /// writes it before closing the socket, so the client still reads it.
+    written_before_close: HashMap<ConnId, Vec<u8>>,
+}
+
+impl Default for Harness {
+    fn default() -> Harness {
+        Harness::new(|_| {})
+    }
+}
+
+impl Harness {
+    /// A broker with `Settings::default()`, $SYS off, then `f` applied.
+    fn new(f: impl FnOnce(&mut Settings)) -> Harness {
+        let mut settings = Settings {
+            sys_interval: Duration::ZERO,
+            ..Settings::default()
+        };
+        f(&mut settings);
+        let now = Instant::now();
+        Harness {
+            broker: Broker::new(settings, now),
+            now,
+            dirty: HashSet::new(),
+            written_before_close: HashMap::new(),
+        }
+    }
+
+    fn open(&mut self, id: u32) -> ConnId {
+        let conn = ConnId(id);
+        let peer = SocketAddr::from(([192, 0, 2, 1], 40_000 + (id % 1000) as u16));
+        self.broker.handle_open(conn, peer, self.now);
+        conn
+    }
+
+    fn send(&mut self, conn: ConnId, packet: &Packet<'_>) {
+        let bytes = encode(packet);
+        self.send_raw(conn, &bytes);
+    }
+
+    /// One frame as the loop would deliver it: `frame::check` must find exactly one packet.
+    fn send_raw(&mut self, conn: ConnId, bytes: &[u8]) {
+        let max = self.broker.max_packet_size();
+        assert_eq!(
+            frame::check(bytes, max),
+            Ok(Some(bytes.len())),
+            "test sends one whole frame"
+        );
+        self.broker.handle_frame(conn, bytes, self.now);
+    }
+
+    /// Every frame written to `conn` since the last call, as the loop would write it.
+    fn recv_frames(&mut self, conn: ConnId) -> Vec<Vec<u8>> {
+        for _ in 0..1_000_000 {
+            let Some(id) = self.broker.poll_dirty() else {
+                break;
+            };
+            self.dirty.insert(id);
+        }
+        let mut bytes = self.written_before_close.remove(&conn).unwrap_or_default();
+        let out = self.broker.output(conn);
+        if !out.is_empty() {
+            assert!(
+                self.dirty.contains(&conn),
+                "{conn:?} has output but poll_dirty never named it"
+            );
+            bytes.extend_from_slice(out);
+            let n = out.len();
+            self.broker.consume_output(conn, n);
+        }
+        self.dirty.remove(&conn);
+        assert!(self.broker.output(conn).is_empty());
+        split_frames(&bytes)
+    }
+
+    /// Asserts that `conn` received exactly `expected`, in order.
+    #[track_caller]
+    fn recv(&mut self, conn: ConnId, expected: &[Packet<'_>]) {
+        let frames = self.recv_frames(conn);
+        let got: Vec<Packet<'_>> = frames.iter().map(|f| decode(f)).collect();
+        assert_eq!(got, expected, "packets received by {conn:?}");
+        let expected: Vec<Vec<u8>> = expected.iter().map(encode).collect();
+        assert_eq!(frames, expected, "bytes received by {conn:?}");
+    }
+
+    #[track_caller]
+    fn recv_nothing(&mut self, conn: ConnId) {
+        self.recv(conn, &[]);
+    }
+
+    /// Moves the clock by `d`, waking at every deadline on the way as the loop would.
+    fn advance(&mut self, d: Duration) {
+        let target = self.now + d;
+        for _ in 0..MAX_WAKEUPS {
+            match self.broker.next_deadline() {
+                Some(at) if at <= target => {
+                    self.now = self.now.max(at);
+                    self.broker.handle_timeout(self.now);
+                }
+                _ => {
+                    self.now = target;
+                    self.broker.handle_timeout(target);
+                    return;
+                }
+            }
+        }
+        panic!("timers still due after {MAX_WAKEUPS} wake-ups");
+    }
+
+    /// The connections the broker asked to close; like the loop, writes what is left in
+    /// their outboxes, closes them and calls `handle_closed`.
+    fn closed(&mut self) -> Vec<ConnId> {
+        let mut closed = Vec::new();
+        for _ in 0..1_000 {
+            let Some(conn) = self.broker.poll_close() else {
+                break;
+            };
+            let left = self.broker.output(conn).to_vec();
+            self.written_before_close
+                .entry(conn)
+                .or_default()
+                .extend_from_slice(&left);
+            self.broker.handle_closed(conn, self.now);
+            closed.push(conn);
+        }
+        closed
+    }
+
+    /// The socket of `conn` failed or the peer went away, without DISCONNECT.
+    fn drop_socket(&mut self, conn: ConnId) {
+        self.broker.handle_closed(conn, self.now);
+    }
+
+    /// Opens `id`, sends CONNECT and asserts CONNACK accepted with session present 0.
+    #[track_caller]
+    fn connect(
+        &mut self,
+        id: u32,
+        client_id: &str,
+        clean: bool,
+        keep_alive: u16,
+        will: Option<Will<'_>>,
+    ) -> ConnId {
+        let conn = self.open(id);
+        self.send(conn, &connect(client_id, clean, keep_alive, will));
+        self.recv(conn, &[connack(false, ConnectReturnCode::Accepted)]);
+        conn
+    }
+
+    /// Sends SUBSCRIBE and asserts a SUBACK granting every filter and nothing else.
+    #[track_caller]
+    fn subscribe(&mut self, conn: ConnId, id: u16, filters: &[(&str, QoS)]) {
+        self.send(conn, &subscribe(id, filters));
+        let codes = filters
+            .iter()
+            .map(|&(_, qos)| SubackCode::Granted(qos))
+            .collect();
+        self.recv(
+            conn,
+            &[Packet::Suback(Suback {
+                packet_id: pid(id),
+                codes,
+            })],
+        );
+    }
+
+    /// Sends DISCONNECT and asserts the broker closes the connection.
+    #[track_caller]
+    fn disconnect(&mut self, conn: ConnId) {
+        self.send(conn, &Packet::Disconnect);
+        assert_eq!(self.closed(), [conn]);
+        self.recv_nothing(conn);
+    }
+
+    /// Test-only look at a connection's outbox.
+    fn outbox(&self, conn: ConnId) -> &Vec<u8> {
+        &self.broker.conns[conn.0 as usize]
+            .as_ref()
+            .expect("connection is open")
+            .out
+    }
+}
+
+fn encode(packet: &Packet<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    packet.encode(V311, &mut out);
+    assert_eq!(out.len(), packet.encoded_len(V311));
+    out
+}
+
+#[track_caller]
+fn decode(frame: &[u8]) -> Packet<'_> {
+    Packet::decode(frame, V311).unwrap_or_else(|e| panic!("broker sent {frame:02x?}: {e}"))
+}
+
+#[track_caller]
+fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let n = frame::check(bytes, usize::MAX)
+            .expect("broker writes well-formed frames")
+            .expect("broker writes whole frames");
+        frames.push(bytes[..n].to_vec());
+        bytes = &bytes[n..];
+    }
+    frames
+}
+
+fn pid(n: u16) -> PacketId {
+    PacketId::new(n).expect("test packet ids are not 0")
+}
+
+fn connect<'a>(
+    client_id: &'a str,
+    clean: bool,
+    keep_alive: u16,
+    will: Option<Will<'a>>,
+) -> Packet<'a> {
+    Packet::Connect(Connect {
+        version: V311,
+        clean_session: clean,
+        keep_alive,
+        client_id,
+        will,
+        username: None,
+        password: None,
+    })
+}
+
+fn connack(session_present: bool, code: ConnectReturnCode) -> Packet<'static> {
+    Packet::Connack(Connack {
+        session_present,
+        code,
+    })
+}
+
+fn will<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, retain: bool) -> Option<Will<'a>> {
+    Some(Will {
+        topic,
+        payload,
+        qos,
+        retain,
+    })
+}
+
+/// PUBLISH with DUP 0 and RETAIN 0; `id` is ignored for QoS 0.
+fn publish<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, id: u16) -> Packet<'a> {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic,
+        packet_id: match qos {
+            QoS::AtMostOnce => None,
+            _ => Some(pid(id)),
+        },
+        payload,
+    })
+}
+
+fn retained(packet: Packet<'_>) -> Packet<'_> {
+    match packet {
+        Packet::Publish(p) => Packet::Publish(Publish { retain: true, ..p }),
+        other => other,
+    }
+}
+
+fn dup(packet: Packet<'_>) -> Packet<'_> {
+    match packet {
+        Packet::Publish(p) => Packet::Publish(Publish { dup: true, ..p }),
+        other => other,
+    }
+}
+
+fn subscribe<'a>(id: u16, filters: &[(&'a str, QoS)]) -> Packet<'a> {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(id),
+        filters: filters.to_vec(),
+    })
+}
+
+fn unsubscribe<'a>(id: u16, filters: &[&'a str]) -> Packet<'a> {
+    Packet::Unsubscribe(Unsubscribe {
+        packet_id: pid(id),
+        filters: filters.to_vec(),
+    })
+}
+
+use QoS::{AtLeastOnce as Q1, AtMostOnce as Q0, ExactlyOnce as Q2};
+
+// ---- CONNECT / CONNACK -------------------------------------------------------------
+
+/// [MQTT-3.2.2-1]: clean session 1 gives session present 0; [MQTT-3.2.2-3] (no stored
+/// session) also 0 for clean session 0.
+#[test]
+fn connack_of_a_new_or_clean_session_has_session_present_0() {
+    let mut h = Harness::default();
+    h.connect(1, "persistent", false, 60, None);
+    h.connect(2, "clean", true, 60, None);
+}
+
+/// [MQTT-3.2.2-2]: a resumed persistent session gives session present 1; [MQTT-3.2.2-1]:
+/// clean session 1 then gives 0 even though a session was stored.
+#[test]
+fn connack_of_a_resumed_persistent_session_has_session_present_1() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", false, 60, None);
+    h.disconnect(c);
+
+    let c = h.open(1);
+    h.send(c, &connect("c", false, 60, None));
+    h.recv(c, &[connack(true, ConnectReturnCode::Accepted)]);
+    h.disconnect(c);
+
+    h.connect(1, "c", true, 60, None);
+}
+
+/// [MQTT-3.1.3-8]: an empty client id with clean session 0 gets CONNACK 0x02 and the
+/// connection is closed.
+#[test]
+fn empty_client_id_without_clean_session_is_rejected_with_0x02() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(c, &connect("", false, 60, None));
+    assert_eq!(h.closed(), [c]);
+    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+    assert_eq!(h.broker.clients_connected(), 0);
+}
+
+/// [MQTT-3.1.3-6]: the server may accept an empty client id and assign a unique one; two
+/// such clients do not take each other over.
+#[test]
+fn empty_client_id_with_clean_session_is_accepted_and_unique() {
+    let mut h = Harness::default();
+    let a = h.connect(1, "", true, 60, None);
+    h.connect(2, "", true, 60, None);
+    assert!(h.closed().is_empty());
+    assert_eq!(h.broker.clients_connected(), 2);
+    h.send(a, &Packet::Pingreq);
+    h.recv(a, &[Packet::Pingresp]);
+}
+
+/// MQTT 3.1 (section 3.1, Client Identifier) requires 1 to 23 characters: an empty id is
+/// rejected with 0x02 even with clean session 1.
+#[test]
+fn empty_client_id_is_rejected_for_mqtt_3_1() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(
+        c,
+        &Packet::Connect(Connect {
+            version: ProtocolVersion::V31,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: "",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    assert_eq!(h.closed(), [c]);
+    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+}
+
+/// MQTT 3.1 clients with an id are accepted.
+#[test]
+fn mqtt_3_1_client_with_an_id_is_accepted() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(
+        c,
+        &Packet::Connect(Connect {
+            version: ProtocolVersion::V31,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: "old",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    h.recv(c, &[connack(false, ConnectReturnCode::Accepted)]);
+    assert!(h.closed().is_empty());
+}
+
+/// [MQTT-3.1.2-2]: an unsupported protocol level gets CONNACK 0x01, then the server
+/// disconnects.
+#[test]
+fn unsupported_protocol_level_is_refused_with_0x01_and_closed() {
+    for level in [5u8, 6] {
+        let mut h = Harness::default();
+        let mut bytes = encode(&connect("c", true, 60, None));
+        // Fixed header (2), protocol name (2 + 4), then the level.
+        assert_eq!(&bytes[2..9], b"\x00\x04MQTT\x04");
+        bytes[8] = level;
+        let c = h.open(1);
+        h.send_raw(c, &bytes);
+        assert_eq!(h.closed(), [c], "level {level}");
+        h.recv(
+            c,
+            &[connack(
+                false,
+                ConnectReturnCode::UnacceptableProtocolVersion,
+            )],
+        );
+        assert_eq!(h.broker.clients_connected(), 0);
+    }
+}
+
+/// Without anonymous access and without a password file nobody is authorised: 0x05
+/// ([MQTT-3.2.2.3], "Connection Refused, not authorized").
+#[test]
+fn connect_is_refused_with_0x05_when_anonymous_access_is_off() {
+    let mut h = Harness::new(|s| s.allow_anonymous = false);
+    let c = h.open(1);
+    h.send(c, &connect("c", true, 60, None));
+    assert_eq!(h.closed(), [c]);
+    h.recv(c, &[connack(false, ConnectReturnCode::NotAuthorized)]);
+}
+
+/// Mosquitto refuses a 3.1/3.1.1 keep alive above max_keepalive with 0x02 (it cannot
+/// tell such a client a shorter one); at the limit it is accepted.
+#[test]
+fn keep_alive_above_max_keepalive_is_refused_with_0x02() {
+    let mut h = Harness::new(|s| s.max_keepalive = 60);
+    h.connect(1, "at-limit", true, 60, None);
+    let c = h.open(2);
+    h.send(c, &connect("above", true, 61, None));
+    assert_eq!(h.closed(), [c]);
+    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+}
+
+/// [MQTT-3.1.0-1]: the first packet from the client must be CONNECT; anything else closes
+/// the connection without an answer.
+#[test]
+fn a_packet_before_connect_closes_the_connection() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(c, &Packet::Pingreq);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+}
+
+/// [MQTT-3.1.0-2]: a second CONNECT is a protocol violation and the client is
+/// disconnected; as for any protocol error the will is published [MQTT-3.1.2-8].
+#[test]
+fn a_second_connect_closes_the_connection() {
+    let mut h = Harness::default();
+    let watcher = h.connect(1, "watcher", true, 0, None);
+    h.subscribe(watcher, 1, &[("w", Q0)]);
+    let c = h.connect(2, "c", true, 60, will("w", b"bye", Q0, false));
+    h.send(c, &connect("c", true, 60, None));
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    h.recv(watcher, &[publish("w", b"bye", Q0, 0)]);
+    assert_eq!(h.broker.clients_connected(), 1);
+}
+
+// ---- QoS flows ---------------------------------------------------------------------
+
+/// [MQTT-4.3.1]: QoS 0 is sent once, without packet id or acknowledgement.
+#[test]
+fn qos0_publish_is_delivered_once_without_acknowledgement() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("a/b", Q2)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("a/b", b"hello", Q0, 0));
+    h.recv_nothing(p);
+    h.recv(sub, &[publish("a/b", b"hello", Q0, 0)]);
+}
+
+/// [MQTT-4.3.2-2]: the receiver of a QoS 1 PUBLISH answers PUBACK with its packet id; the
+/// broker sends it on with its own packet id [MQTT-2.3.1-2] and waits for PUBACK.
+#[test]
+fn qos1_publish_is_acknowledged_with_puback_in_both_directions() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("a/b", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("a/b", b"one", Q1, 77));
+    h.recv(p, &[Packet::Puback(pid(77))]);
+    h.recv(sub, &[publish("a/b", b"one", Q1, 1)]);
+    h.send(sub, &Packet::Puback(pid(1)));
+    h.recv_nothing(sub);
+    h.recv_nothing(p);
+    // The next message gets the next id.
+    h.send(p, &publish("a/b", b"two", Q1, 78));
+    h.recv(p, &[Packet::Puback(pid(78))]);
+    h.recv(sub, &[publish("a/b", b"two", Q1, 2)]);
+}
+
+/// [MQTT-4.3.3-1] [MQTT-4.3.3-2]: PUBLISH, PUBREC, PUBREL, PUBCOMP with the same packet
+/// id, on the publishing and on the subscribing side.
+#[test]
+fn qos2_publish_goes_through_pubrec_pubrel_pubcomp() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("a/b", Q2)]);
+    let p = h.connect(2, "pub", true, 0, None);
+
+    h.send(p, &publish("a/b", b"once", Q2, 300));
+    h.recv(p, &[Packet::Pubrec(pid(300))]);
+    h.recv(sub, &[publish("a/b", b"once", Q2, 1)]);
+
+    h.send(sub, &Packet::Pubrec(pid(1)));
+    h.recv(sub, &[Packet::Pubrel(pid(1))]);
+    h.send(sub, &Packet::Pubcomp(pid(1)));
+    h.recv_nothing(sub);
+
+    h.send(p, &Packet::Pubrel(pid(300)));
+    h.recv(p, &[Packet::Pubcomp(pid(300))]);
+    h.recv_nothing(sub);
+}
+
+/// [MQTT-3.8.4-6]: the QoS of a delivered message is the minimum of the published QoS
+/// and the granted QoS.
+#[test]
+fn delivery_qos_is_downgraded_to_the_granted_qos() {
+    let mut h = Harness::default();
+    let s1 = h.connect(1, "s1", true, 0, None);
+    h.subscribe(s1, 1, &[("t", Q1)]);
+    let s0 = h.connect(2, "s0", true, 0, None);
+    h.subscribe(s0, 1, &[("t", Q0)]);
+    let p = h.connect(3, "pub", true, 0, None);
+
+    h.send(p, &publish("t", b"x", Q2, 1));
+    h.recv(p, &[Packet::Pubrec(pid(1))]);
+    h.recv(s1, &[publish("t", b"x", Q1, 1)]);
+    h.recv(s0, &[publish("t", b"x", Q0, 0)]);
+
+    h.send(p, &publish("t", b"y", Q1, 2));
+    h.recv(p, &[Packet::Puback(pid(2))]);
+    h.recv(s1, &[publish("t", b"y", Q1, 2)]);
+    h.recv(s0, &[publish("t", b"y", Q0, 0)]);
+}
+
+/// [MQTT-4.3.3-2] (method A: store the packet id until PUBREL): a QoS 2 PUBLISH sent
+/// again with DUP and the same id before PUBREL is answered with PUBREC but not delivered
+/// again; after PUBREL the same id starts a new message.
+#[test]
+fn duplicate_qos2_publish_before_pubrel_is_delivered_once() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("t", Q0)]);
+    let p = h.connect(2, "pub", true, 0, None);
+
+    h.send(p, &publish("t", b"m", Q2, 5));
+    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv(sub, &[publish("t", b"m", Q0, 0)]);
+
+    h.send(p, &dup(publish("t", b"m", Q2, 5)));
+    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv_nothing(sub);
+
+    h.send(p, &Packet::Pubrel(pid(5)));
+    h.recv(p, &[Packet::Pubcomp(pid(5))]);
+
+    h.send(p, &publish("t", b"n", Q2, 5));
+    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv(sub, &[publish("t", b"n", Q0, 0)]);
+}
+
+/// [MQTT-4.3.3-2]: PUBREL is answered with PUBCOMP with the same id, even when the id is
+/// not (or no longer) known.
+#[test]
+fn pubrel_of_an_unknown_packet_id_is_answered_with_pubcomp() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(c, &Packet::Pubrel(pid(4242)));
+    h.recv(c, &[Packet::Pubcomp(pid(4242))]);
+    assert!(h.closed().is_empty());
+}
+
+/// [MQTT-3.3.5-1]: with overlapping subscriptions the message is delivered respecting the
+/// maximum QoS of all matching ones; further copies are allowed, but Mosquitto (without
+/// allow_duplicate_messages) and culex send exactly one.
+#[test]
+fn overlapping_subscriptions_deliver_one_copy_at_the_highest_qos() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("a/+", Q0), ("a/#", Q1), ("a/b", Q0)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("a/b", b"x", Q2, 1));
+    h.recv(p, &[Packet::Pubrec(pid(1))]);
+    h.recv(sub, &[publish("a/b", b"x", Q1, 1)]);
+    assert_eq!(h.broker.subscription_count(), 3);
+}
+
+/// [MQTT-4.7.2-1]: filters starting with `#` or `+` do not match topic names starting
+/// with `$`, neither for live messages nor for retained ones; `$SYS/#` does.
+#[test]
+fn dollar_topics_are_not_matched_by_wildcards_at_the_first_level() {
+    let mut h = Harness::new(|s| s.sys_interval = Duration::from_secs(1));
+    let all = h.connect(1, "all", true, 0, None);
+    h.subscribe(all, 1, &[("#", Q0), ("+/broker/version", Q0), ("+/#", Q0)]);
+    let sys = h.connect(2, "sys", true, 0, None);
+    h.send(sys, &subscribe(1, &[("$SYS/broker/version", Q0)]));
+    let version = format!("culex version {}", env!("CARGO_PKG_VERSION"));
+    h.recv(
+        sys,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(1),
+                codes: vec![SubackCode::Granted(Q0)],
+            }),
+            retained(publish("$SYS/broker/version", version.as_bytes(), Q0, 0)),
+        ],
+    );
+    h.advance(Duration::from_secs(3));
+    h.recv_nothing(all);
+    assert!(h.broker.retained_count() > 0);
+}
+
+// ---- Inflight window -----------------------------------------------------------------
+
+/// With max_inflight_messages 2, a third QoS 1 message waits until a PUBACK frees a slot.
+#[test]
+fn inflight_window_holds_back_the_third_message_until_an_ack() {
+    let mut h = Harness::new(|s| s.max_inflight_messages = 2);
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("t", Q2)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    for (i, payload) in [b"1", b"2", b"3"].iter().enumerate() {
+        h.send(p, &publish("t", *payload, Q1, i as u16 + 1));
+    }
+    h.recv(sub, &[publish("t", b"1", Q1, 1), publish("t", b"2", Q1, 2)]);
+    h.send(sub, &Packet::Puback(pid(2)));
+    h.recv(sub, &[publish("t", b"3", Q1, 3)]);
+    h.send(sub, &Packet::Puback(pid(1)));
+    h.send(sub, &Packet::Puback(pid(3)));
+    h.recv_nothing(sub);
+}
+
+/// A QoS 2 message holds its slot until PUBCOMP, not PUBREC.
+#[test]
+fn qos2_message_holds_its_inflight_slot_until_pubcomp() {
+    let mut h = Harness::new(|s| s.max_inflight_messages = 1);
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("t", Q2)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"1", Q2, 1));
+    h.send(p, &publish("t", b"2", Q2, 2));
+    h.recv(sub, &[publish("t", b"1", Q2, 1)]);
+    h.send(sub, &Packet::Pubrec(pid(1)));
+    h.recv(sub, &[Packet::Pubrel(pid(1))]);
+    h.send(sub, &Packet::Pubcomp(pid(1)));
+    h.recv(sub, &[publish("t", b"2", Q2, 2)]);
+}
+
+/// Tiny deterministic generator (xorshift64*); the seed is fixed, so a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// [MQTT-2.3.1-2]: a packet id in use is not used again until its exchange completes.
+/// 70,000 messages (more than 65,535 ids) through a window of 10, acknowledged out of
+/// order; the first three stay unacknowledged until the end, so when the ids wrap they
+/// must be passed over. Also checks the window bound and that the topic stays ordered
+/// [MQTT-4.6.0-6].
+#[test]
+fn packet_ids_in_flight_are_never_reused() {
+    const TOTAL: u32 = 70_000;
+    const WINDOW: usize = 10;
+    const HELD: usize = 3;
+    const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = Harness::new(|s| {
+        s.max_inflight_messages = WINDOW;
+        s.max_queued_messages = 0;
+    });
+    let sub = h.connect(1, "sub", true, 0, None);
+    h.subscribe(sub, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+
+    let mut rng = Rng(SEED);
+    // Ids in flight: the held ones first, then the ones acknowledged at random.
+    let mut in_flight: Vec<u16> = Vec::new();
+    let (mut sent, mut received) = (0u32, 0u32);
+    let mut first_after_wrap = None;
+    let mut last_id = 0u16;
+    for _ in 0..1_000_000 {
+        if received == TOTAL && in_flight.len() <= HELD {
+            break;
+        }
+        let mut published = 0;
+        for _ in 0..rng.below(4) {
+            if sent < TOTAL {
+                published += 1;
+                let id = (sent % 65_535) as u16 + 1;
+                h.send(p, &publish("t", &sent.to_be_bytes(), Q1, id));
+                sent += 1;
+            }
+        }
+        let acks = h.recv_frames(p);
+        assert_eq!(acks.len(), published);
+        for frame in h.recv_frames(sub) {
+            let Packet::Publish(publish) = decode(&frame) else {
+                panic!("seed {SEED:#x}: expected PUBLISH, got {frame:02x?}");
+            };
+            let id = publish.packet_id.expect("QoS 1").get();
+            assert!(
+                !in_flight.contains(&id),
+                "seed {SEED:#x}: id {id} reused while in flight {in_flight:?}"
+            );
+            assert_eq!(publish.payload, received.to_be_bytes(), "seed {SEED:#x}");
+            assert!(!publish.dup);
+            if id < last_id && first_after_wrap.is_none() {
+                first_after_wrap = Some(id);
+            }
+            last_id = id;
+            received += 1;
+            in_flight.push(id);
+            assert!(in_flight.len() <= WINDOW, "seed {SEED:#x}: window exceeded");
+        }
+        for _ in 0..rng.below(4) {
+            if in_flight.len() > HELD {
+                let i = HELD + rng.below(in_flight.len() - HELD);
+                let id = in_flight.swap_remove(i);
+                h.send(sub, &Packet::Puback(pid(id)));
+            }
+        }
+    }
+    assert_eq!((sent, received), (TOTAL, TOTAL), "seed {SEED:#x}");
+    assert_eq!(in_flight, [1, 2, 3]);
+    assert_eq!(
+        first_after_wrap,
+        Some(HELD as u16 + 1),
+        "held ids passed over"
+    );
+    for id in in_flight.drain(..) {
+        h.send(sub, &Packet::Puback(pid(id)));
+    }
+    h.recv_nothing(sub);
+    assert_eq!(h.broker.dropped_count(), 0);
+    assert!(h.broker.session(SessionId(0)).inflight.is_empty());
+}
+
+// ---- Offline queue and resending ---------------------------------------------------
+
+/// A persistent session keeps its subscriptions while offline and queues QoS 1/2
+/// messages for it [MQTT-3.1.2-5], delivered on reconnect in order [MQTT-4.6.0-6].
+#[test]
+fn offline_persistent_session_queues_qos1_and_delivers_in_order_on_reconnect() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("t", Q1)]);
+    h.disconnect(sub);
+
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"m1", Q1, 1));
+    h.send(p, &publish("t", b"m2", Q2, 2));
+    h.send(p, &Packet::Pubrel(pid(2)));
+    h.send(p, &publish("t", b"m3", Q1, 3));
+    h.recv(
+        p,
+        &[
+            Packet::Puback(pid(1)),
+            Packet::Pubrec(pid(2)),
+            Packet::Pubcomp(pid(2)),
+            Packet::Puback(pid(3)),
+        ],
+    );
+
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(
+        sub,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            publish("t", b"m1", Q1, 1),
+            publish("t", b"m2", Q1, 2),
+            publish("t", b"m3", Q1, 3),
+        ],
+    );
+    assert_eq!(h.broker.dropped_count(), 0);
+}
+
+/// Mosquitto's queue_qos0_messages false: QoS 0 messages are not queued for an offline
+/// client (3.1.1 section 3.1.2.4 makes it optional).
+#[test]
+fn qos0_is_not_queued_for_an_offline_session() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("t", Q2)]);
+    h.disconnect(sub);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"lost", Q0, 0));
+    h.send(p, &publish("t", b"kept", Q1, 1));
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(
+        sub,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            publish("t", b"kept", Q1, 1),
+        ],
+    );
+}
+
+/// max_queued_messages bounds the offline queue; what does not fit is dropped and
+/// counted.
+#[test]
+fn offline_queue_is_bounded_by_max_queued_messages() {
+    let mut h = Harness::new(|s| s.max_queued_messages = 2);
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("t", Q1)]);
+    h.disconnect(sub);
+    let p = h.connect(2, "pub", true, 0, None);
+    for (i, payload) in [b"1", b"2", b"3", b"4"].iter().enumerate() {
+        h.send(p, &publish("t", *payload, Q1, i as u16 + 1));
+    }
+    assert_eq!(h.broker.dropped_count(), 2);
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(
+        sub,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            publish("t", b"1", Q1, 1),
+            publish("t", b"2", Q1, 2),
+        ],
+    );
+}
+
+/// max_queued_bytes bounds the payload bytes of the offline queue (Mosquitto counts the
+/// payload); a message that would exceed it is dropped, a smaller later one still fits,
+/// up to exactly the limit.
+#[test]
+fn offline_queue_is_bounded_by_max_queued_bytes() {
+    let mut h = Harness::new(|s| s.max_queued_bytes = 6);
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("t", Q1)]);
+    h.disconnect(sub);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"aaa", Q1, 1));
+    h.send(p, &publish("t", b"bbbb", Q1, 2));
+    h.send(p, &publish("t", b"cc", Q1, 3));
+    h.send(p, &publish("t", b"d", Q1, 4));
+    h.send(p, &publish("t", b"e", Q1, 5));
+    assert_eq!(h.broker.dropped_count(), 2);
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(
+        sub,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            publish("t", b"aaa", Q1, 1),
+            publish("t", b"cc", Q1, 2),
+            publish("t", b"d", Q1, 3),
+        ],
+    );
+}
+
+/// [MQTT-4.4.0-1]: on reconnect with clean session 0, unacknowledged PUBLISH packets are
+/// sent again with DUP 1 [MQTT-3.3.1-1] and their original packet ids, and PUBREL again
+/// for messages already PUBREC'd, in the original order [MQTT-4.6.0-1]; new messages take
+/// ids not in use.
+#[test]
+fn reconnect_resends_unacknowledged_publish_with_dup_and_pubrel() {
+    let mut h = Harness::default();
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("a", Q1), ("b", Q2), ("c", Q2)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("a", b"x", Q1, 1));
+    h.send(p, &publish("b", b"y", Q2, 2));
+    h.send(p, &publish("c", b"z", Q2, 3));
+    h.recv(
+        sub,
+        &[
+            publish("a", b"x", Q1, 1),
+            publish("b", b"y", Q2, 2),
+            publish("c", b"z", Q2, 3),
+        ],
+    );
+    h.send(sub, &Packet::Pubrec(pid(2)));
+    h.recv(sub, &[Packet::Pubrel(pid(2))]);
+    h.drop_socket(sub);
+    assert_eq!(h.broker.clients_connected(), 1);
+
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(
+        sub,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            dup(publish("a", b"x", Q1, 1)),
+            Packet::Pubrel(pid(2)),
+            dup(publish("c", b"z", Q2, 3)),
+        ],
+    );
+    h.send(sub, &Packet::Puback(pid(1)));
+    h.send(sub, &Packet::Pubcomp(pid(2)));
+    h.send(p, &publish("a", b"new", Q1, 4));
+    h.recv(sub, &[publish("a", b"new", Q1, 4)]);
+}
+
+// ---- Retained messages ----------------------------------------------------------------
+
+/// [MQTT-3.3.1-5]: a retained message is stored and replaces the previous one;
+/// [MQTT-3.3.1-10] [MQTT-3.3.1-11]: an empty retained payload is delivered as normal but
+/// removes the stored one and is not stored itself.
+#[test]
+fn retained_message_is_stored_replaced_and_cleared_by_an_empty_payload() {
+    let mut h = Harness::default();
+    let p = h.connect(1, "pub", true, 0, None);
+    h.send(p, &retained(publish("r", b"first", Q0, 0)));
+    h.send(p, &retained(publish("r", b"second", Q1, 1)));
+    h.recv(p, &[Packet::Puback(pid(1))]);
+    assert_eq!(h.broker.retained_count(), 1);
+
+    let s = h.connect(2, "s1", true, 0, None);
+    h.send(s, &subscribe(1, &[("r", Q2)]));
+    h.recv(
+        s,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(1),
+                codes: vec![SubackCode::Granted(Q2)],
+            }),
+            retained(publish("r", b"second", Q1, 1)),
+        ],
+    );
+    h.send(s, &Packet::Puback(pid(1)));
+
+    h.send(p, &retained(publish("r", b"", Q0, 0)));
+    h.recv(s, &[publish("r", b"", Q0, 0)]);
+    assert_eq!(h.broker.retained_count(), 0);
+    let s2 = h.connect(3, "s2", true, 0, None);
+    h.subscribe(s2, 1, &[("#", Q2)]);
+}
+
+/// [MQTT-3.3.1-8]: messages sent because of a new subscription carry RETAIN 1;
+/// [MQTT-3.3.1-9]: messages sent to an existing subscription carry RETAIN 0, even when
+/// the publisher set RETAIN.
+#[test]
+fn retained_message_has_retain_1_on_subscribe_and_retain_0_live() {
+    let mut h = Harness::default();
+    let p = h.connect(1, "pub", true, 0, None);
+    let live = h.connect(2, "live", true, 0, None);
+    h.subscribe(live, 1, &[("a/+", Q0)]);
+    h.send(p, &retained(publish("a/b", b"v", Q0, 0)));
+    h.recv(live, &[publish("a/b", b"v", Q0, 0)]);
+
+    let late = h.connect(3, "late", true, 0, None);
+    h.send(late, &subscribe(7, &[("a/#", Q0)]));
+    h.recv(
+        late,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(7),
+                codes: vec![SubackCode::Granted(Q0)],
+            }),
+            retained(publish("a/b", b"v", Q0, 0)),
+        ],
+    );
+}
+
+/// [MQTT-3.8.4-3]: a SUBSCRIBE repeating an existing filter replaces the subscription and
+/// the retained messages matching it are sent again.
+#[test]
+fn resubscribing_sends_retained_messages_again() {
+    let mut h = Harness::default();
+    let p = h.connect(1, "pub", true, 0, None);
+    h.send(p, &retained(publish("r", b"v", Q0, 0)));
+    let s = h.connect(2, "s", true, 0, None);
+    for id in [1, 2] {
+        h.send(s, &subscribe(id, &[("r", Q1)]));
+        h.recv(
+            s,
+            &[
+                Packet::Suback(Suback {
+                    packet_id: pid(id),
+                    codes: vec![SubackCode::Granted(Q1)],
+                }),
+                retained(publish("r", b"v", Q0, 0)),
+            ],
+        );
+    }
+    assert_eq!(h.broker.subscription_count(), 1);
+}
+
+// ---- Wills -----------------------------------------------------------------------------
+
+/// Two clients: a watcher subscribed to `w` at QoS 0 and one with a will on `w`.
+fn with_will(h: &mut Harness, keep_alive: u16) -> (ConnId, ConnId) {
+    let watcher = h.connect(1, "watcher", true, 0, None);
+    h.subscribe(watcher, 1, &[("w", Q0)]);
+    let c = h.connect(2, "c", true, keep_alive, will("w", b"gone", Q1, false));
+    (watcher, c)
+}
+
+/// [MQTT-3.1.2-8]: the will is published when the network connection closes without
+/// DISCONNECT.
+#[test]
+fn will_is_published_when_the_socket_closes_without_disconnect() {
+    let mut h = Harness::default();
+    let (watcher, c) = with_will(&mut h, 60);
+    h.recv_nothing(watcher);
+    h.drop_socket(c);
+    h.recv(watcher, &[publish("w", b"gone", Q0, 0)]);
+    assert_eq!(h.broker.clients_connected(), 1);
+}
+
+/// [MQTT-3.1.2-10]: DISCONNECT removes the will without publishing it.
+#[test]
+fn will_is_not_published_after_disconnect() {
+    let mut h = Harness::default();
+    let (watcher, c) = with_will(&mut h, 60);
+    h.disconnect(c);
+    h.recv_nothing(watcher);
+}
+
+/// [MQTT-3.1.2-24]: without a packet within one and a half times the keep alive the
+/// server disconnects; the will is published ([MQTT-3.1.2-8]).
+#[test]
+fn will_is_published_on_keep_alive_timeout() {
+    let mut h = Harness::default();
+    let (watcher, c) = with_will(&mut h, 10);
+    h.advance(Duration::from_secs(14));
+    assert!(h.closed().is_empty(), "closed at 1.4 x keep alive");
+    h.recv_nothing(watcher);
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    h.recv(watcher, &[publish("w", b"gone", Q0, 0)]);
+}
+
+/// [MQTT-3.1.2-8]: a protocol error (here a PUBLISH with QoS 3, [MQTT-3.3.1-4]) closes
+/// the connection and publishes the will.
+#[test]
+fn will_is_published_on_a_protocol_error() {
+    let mut h = Harness::default();
+    let (watcher, c) = with_will(&mut h, 60);
+    // PUBLISH, QoS bits 11, topic "a", no payload.
+    h.send_raw(c, &[0x36, 0x03, 0x00, 0x01, b'a']);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    h.recv(watcher, &[publish("w", b"gone", Q0, 0)]);
+}
+
+/// A framing error reported by the loop also counts as a protocol error.
+#[test]
+fn will_is_published_on_a_framing_error() {
+    let mut h = Harness::default();
+    let (watcher, c) = with_will(&mut h, 60);
+    h.broker
+        .handle_framing_error(c, DecodeError::MalformedRemainingLength, h.now);
+    assert_eq!(h.closed(), [c]);
+    h.recv(watcher, &[publish("w", b"gone", Q0, 0)]);
+}
+
+/// [MQTT-3.1.4-2]: a second connection with the same client id closes the first; the
+/// first connection ended without DISCONNECT, so its will is published.
+#[test]
+fn takeover_closes_the_old_connection_and_publishes_its_will() {
+    let mut h = Harness::default();
+    let (watcher, old) = with_will(&mut h, 60);
+    let new = h.connect(3, "c", true, 60, None);
+    assert_eq!(h.closed(), [old]);
+    h.recv_nothing(old);
+    h.recv(watcher, &[publish("w", b"gone", Q0, 0)]);
+    assert_eq!(h.broker.clients_connected(), 2);
+    // The new connection is the one that works, and the old one's end did not take the
+    // new one's session with it.
+    h.send(new, &Packet::Pingreq);
+    h.recv(new, &[Packet::Pingresp]);
+    h.subscribe(new, 1, &[("x", Q1)]);
+    let p = h.connect(4, "pub", true, 0, None);
+    h.send(p, &publish("x", b"1", Q1, 1));
+    h.recv(new, &[publish("x", b"1", Q1, 1)]);
+}
+
+/// A will with RETAIN 1 is stored as the retained message of its topic [MQTT-3.1.2-17].
+#[test]
+fn will_with_retain_is_stored() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 60, will("status/c", b"offline", Q1, true));
+    h.drop_socket(c);
+    assert_eq!(h.broker.retained_count(), 1);
+    let s = h.connect(2, "s", true, 0, None);
+    h.send(s, &subscribe(1, &[("status/+", Q1)]));
+    h.recv(
+        s,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(1),
+                codes: vec![SubackCode::Granted(Q1)],
+            }),
+            retained(publish("status/c", b"offline", Q1, 1)),
+        ],
+    );
+}
+
+// ---- Keep alive and CONNECT timeout ----------------------------------------------------
+
+/// [MQTT-3.1.2-23] [MQTT-3.1.2-24]: any control packet counts as activity and pushes the
+/// one-and-a-half keep alive deadline back.
+#[test]
+fn activity_pushes_the_keep_alive_deadline_back() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 10, None);
+    h.advance(Duration::from_secs(10));
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+    h.advance(Duration::from_secs(14));
+    assert!(h.closed().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.closed(), [c]);
+    assert_eq!(h.broker.clients_connected(), 0);
+}
+
+/// Section 3.1.2.10 (Keep Alive): a keep alive of zero turns the mechanism off.
+#[test]
+fn keep_alive_0_never_times_out() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.advance(Duration::from_secs(100_000));
+    assert!(h.closed().is_empty());
+    assert_eq!(h.broker.next_deadline(), None);
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+}
+
+/// A socket that sends no CONNECT is closed after connect_timeout (the specification
+/// lets a server close a connection that sends no CONNECT within a reasonable time).
+#[test]
+fn a_socket_without_connect_is_closed_after_connect_timeout() {
+    let mut h = Harness::new(|s| s.connect_timeout = Duration::from_secs(10));
+    let c = h.open(1);
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.closed().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    assert_eq!(h.broker.next_deadline(), None);
+}
+
+/// A connected client is no longer subject to the CONNECT timeout.
+#[test]
+fn connect_timeout_does_not_apply_after_connect() {
+    let mut h = Harness::new(|s| s.connect_timeout = Duration::from_secs(10));
+    h.connect(1, "c", true, 0, None);
+    h.advance(Duration::from_secs(60));
+    assert!(h.closed().is_empty());
+}
+
+// ---- UNSUBSCRIBE -----------------------------------------------------------------------
+
+/// [MQTT-3.10.4-1] [MQTT-3.10.4-4]: UNSUBSCRIBE deletes the subscription and UNSUBACK
+/// carries its packet id; no more messages arrive.
+#[test]
+fn unsubscribe_stops_delivery_and_unsuback_has_the_packet_id() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q0)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"1", Q0, 0));
+    h.recv(s, &[publish("t", b"1", Q0, 0)]);
+    h.send(s, &unsubscribe(513, &["t"]));
+    h.recv(s, &[Packet::Unsuback(pid(513))]);
+    h.send(p, &publish("t", b"2", Q0, 0));
+    h.recv_nothing(s);
+    assert_eq!(h.broker.subscription_count(), 0);
+}
+
+/// [MQTT-3.10.4-5]: UNSUBACK is sent even if no filter matched a subscription.
+#[test]
+fn unsuback_is_sent_for_a_filter_never_subscribed() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.send(s, &unsubscribe(9, &["never/subscribed", "#"]));
+    h.recv(s, &[Packet::Unsuback(pid(9))]);
+}
+
+// ---- Clean session -------------------------------------------------------------------
+
+/// [MQTT-3.1.2-6]: with clean session 1 the previous session is discarded, its
+/// subscriptions included.
+#[test]
+fn clean_session_discards_the_old_sessions_subscriptions() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", false, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    h.disconnect(s);
+    assert_eq!(h.broker.subscription_count(), 1);
+
+    let s = h.connect(1, "s", true, 0, None);
+    assert_eq!(h.broker.subscription_count(), 0);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"x", Q1, 1));
+    h.recv_nothing(s);
+    // And the clean session ends with the connection: no session present next time.
+    h.disconnect(s);
+    h.connect(1, "s", false, 0, None);
+}
+
+// ---- $SYS --------------------------------------------------------------------------------
+
+/// The payload of the last PUBLISH to `topic` among `frames`, with its RETAIN flag.
+fn last_publish_to(frames: &[Vec<u8>], topic: &str) -> Option<(Vec<u8>, bool)> {
+    frames.iter().rev().find_map(|f| match decode(f) {
+        Packet::Publish(p) if p.topic == topic => Some((p.payload.to_vec(), p.retain)),
+        _ => None,
+    })
+}
+
+/// $SYS topics with Mosquitto's names, retained, published every sys_interval when
+/// their value changed.
+#[test]
+fn sys_topics_report_version_and_connected_clients() {
+    let mut h = Harness::new(|s| s.sys_interval = Duration::from_secs(1));
+    let s = h.connect(1, "s", true, 0, None);
+    h.advance(Duration::from_secs(1));
+    h.send(s, &subscribe(1, &[("$SYS/#", Q0)]));
+    let frames = h.recv_frames(s);
+    assert_eq!(
+        decode(&frames[0]),
+        Packet::Suback(Suback {
+            packet_id: pid(1),
+            codes: vec![SubackCode::Granted(Q0)]
+        })
+    );
+    let version = format!("culex version {}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        last_publish_to(&frames, "$SYS/broker/version"),
+        Some((version.into_bytes(), true))
+    );
+    assert_eq!(
+        last_publish_to(&frames, "$SYS/broker/clients/connected"),
+        Some((b"1".to_vec(), true))
+    );
+
+    let other = h.connect(2, "other", true, 0, None);
+    h.recv_nothing(s);
+    h.advance(Duration::from_secs(1));
+    let frames = h.recv_frames(s);
+    assert_eq!(
+        last_publish_to(&frames, "$SYS/broker/clients/connected"),
+        Some((b"2".to_vec(), false))
+    );
+
+    h.disconnect(other);
+    h.advance(Duration::from_secs(1));
+    let frames = h.recv_frames(s);
+    assert_eq!(
+        last_publish_to(&frames, "$SYS/broker/clients/connected"),
+        Some((b"1".to_vec(), false))
+    );
+    // Unchanged values are not published again.
+    h.advance(Duration::from_secs(1));
+    let frames = h.recv_frames(s);
+    assert_eq!(
+        last_publish_to(&frames, "$SYS/broker/clients/connected"),
+        None
+    );
+    assert_eq!(last_publish_to(&frames, "$SYS/broker/version"), None);
+}
+
+// ---- Memory --------------------------------------------------------------------------------
+
+/// An idle connection owns no outbox buffer: once the socket took everything, the
+/// buffer goes back to the pool.
+#[test]
+fn an_idle_connection_owns_no_buffer() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    assert_eq!(h.outbox(s).capacity(), 0);
+    h.subscribe(s, 1, &[("t", Q0)]);
+    assert_eq!(h.outbox(s).capacity(), 0);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", &[7; 1000], Q0, 0));
+    assert!(h.outbox(s).len() > 1000);
+    h.recv(s, &[publish("t", &[7; 1000], Q0, 0)]);
+    assert!(h.broker.output(s).is_empty());
+    assert_eq!(h.outbox(s).capacity(), 0);
+    assert_eq!(h.outbox(p).capacity(), 0);
+}
+
+/// A partial write keeps the rest of the outbox, in order.
+#[test]
+fn partial_consume_keeps_the_rest_of_the_outbox() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(c, &Packet::Pingreq);
+    h.send(c, &Packet::Pingreq);
+    assert_eq!(h.broker.output(c), [0xd0, 0x00, 0xd0, 0x00]);
+    h.broker.consume_output(c, 3);
+    assert_eq!(h.broker.output(c), [0x00]);
+    h.broker.consume_output(c, 1);
+    assert!(h.broker.output(c).is_empty());
+    assert_eq!(h.outbox(c).capacity(), 0);
+}
+
+// ---- More edges ----------------------------------------------------------------------
+
+/// [MQTT-3.1.2-1]: an unknown protocol name gets no CONNACK; the connection is closed.
+#[test]
+fn unknown_protocol_name_is_closed_without_connack() {
+    let mut h = Harness::default();
+    let mut bytes = encode(&connect("c", true, 60, None));
+    bytes[4..8].copy_from_slice(b"MQTX");
+    let c = h.open(1);
+    h.send_raw(c, &bytes);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+}
+
+/// A client may not send packets only a server sends (here CONNACK); the connection is
+/// closed as a protocol violation ([MQTT-4.8.0-1]).
+#[test]
+fn a_server_only_packet_from_a_client_closes_the_connection() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(c, &connack(false, ConnectReturnCode::Accepted));
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+}
+
+/// [MQTT-3.14.4-1]: after DISCONNECT the server processes nothing more from the
+/// connection, even if bytes arrive before the socket is closed.
+#[test]
+fn packets_after_disconnect_are_ignored() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q0)]);
+    let c = h.connect(2, "c", true, 0, None);
+    h.send(c, &Packet::Disconnect);
+    h.send(c, &publish("t", b"late", Q0, 0));
+    h.send(c, &Packet::Pingreq);
+    assert_eq!(h.closed(), [c]);
+    h.recv_nothing(c);
+    h.recv_nothing(s);
+}
+
+/// [MQTT-3.1.4-2] with clean session 0 on both sides: the new connection resumes the
+/// session (session present 1) and gets the old connection's unacknowledged messages
+/// again with DUP set.
+#[test]
+fn takeover_of_a_persistent_session_resends_its_inflight_messages() {
+    let mut h = Harness::default();
+    let old = h.connect(1, "c", false, 0, None);
+    h.subscribe(old, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"m", Q1, 1));
+    h.recv(old, &[publish("t", b"m", Q1, 1)]);
+
+    let new = h.open(3);
+    h.send(new, &connect("c", false, 0, None));
+    assert_eq!(h.closed(), [old]);
+    h.recv_nothing(old);
+    h.recv(
+        new,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            dup(publish("t", b"m", Q1, 1)),
+        ],
+    );
+    h.send(p, &publish("t", b"n", Q1, 2));
+    h.recv(new, &[publish("t", b"n", Q1, 2)]);
+    assert_eq!(h.broker.clients_connected(), 2);
+}
+
+/// A message waiting for a free inflight slot when the client goes away is delivered
+/// after the resent inflight messages on reconnect, in order [MQTT-4.6.0-6].
+#[test]
+fn messages_queued_behind_a_full_window_follow_the_resent_ones() {
+    let mut h = Harness::new(|s| s.max_inflight_messages = 1);
+    let s = h.connect(1, "s", false, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"1", Q1, 1));
+    h.send(p, &publish("t", b"2", Q1, 2));
+    h.recv(s, &[publish("t", b"1", Q1, 1)]);
+    h.drop_socket(s);
+    h.send(p, &publish("t", b"3", Q1, 3));
+
+    let s = h.open(1);
+    h.send(s, &connect("s", false, 0, None));
+    h.recv(
+        s,
+        &[
+            connack(true, ConnectReturnCode::Accepted),
+            dup(publish("t", b"1", Q1, 1)),
+        ],
+    );
+    h.send(s, &Packet::Puback(pid(1)));
+    h.recv(s, &[publish("t", b"2", Q1, 2)]);
+    h.send(s, &Packet::Puback(pid(2)));
+    h.recv(s, &[publish("t", b"3", Q1, 3)]);
+}
+
+/// message_size_limit: a larger payload is dropped and counted, but its QoS flow is
+/// completed (Mosquitto's behaviour), so the client does not resend it forever.
+#[test]
+fn payload_over_message_size_limit_is_dropped_but_acknowledged() {
+    let mut h = Harness::new(|s| s.message_size_limit = 4);
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    h.send(p, &publish("t", b"12345", Q1, 1));
+    h.recv(p, &[Packet::Puback(pid(1))]);
+    h.recv_nothing(s);
+    assert_eq!(h.broker.dropped_count(), 1);
+    h.send(p, &publish("t", b"1234", Q1, 2));
+    h.recv(p, &[Packet::Puback(pid(2))]);
+    h.recv(s, &[publish("t", b"1234", Q1, 1)]);
+}
+
+/// QoS 0 messages to a client whose outbox is over outbox_limit are dropped and counted
+/// (the socket is not keeping up); QoS 1 messages are kept.
+#[test]
+fn qos0_is_dropped_when_the_outbox_is_over_its_limit() {
+    let mut h = Harness::new(|s| s.outbox_limit = 10);
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q1)]);
+    let p = h.connect(2, "pub", true, 0, None);
+    let payload = [b'x'; 20];
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.send(p, &publish("t", &payload, Q1, 1));
+    assert_eq!(h.broker.dropped_count(), 1);
+    h.recv(
+        s,
+        &[publish("t", &payload, Q0, 0), publish("t", &payload, Q1, 1)],
+    );
+    h.send(p, &publish("t", &payload, Q0, 0));
+    h.recv(s, &[publish("t", &payload, Q0, 0)]);
+}
+
+/// A connection id the loop reuses after `handle_closed` starts fresh: the old
+/// connection's keep alive does not close the new one.
+#[test]
+fn a_reused_connection_id_does_not_inherit_the_old_keep_alive() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "a", true, 10, None);
+    h.advance(Duration::from_secs(5));
+    h.drop_socket(c);
+    let c = h.connect(1, "b", true, 100, None);
+    h.advance(Duration::from_secs(100));
+    assert!(h.closed().is_empty());
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+}
+
+/// [MQTT-3.1.3-6]: a client id the server assigns is unique, whatever the clock says
+/// between the two connections.
+#[test]
+fn assigned_client_ids_are_unique() {
+    for gap in 0..8 {
+        let mut h = Harness::default();
+        h.connect(1, "", true, 0, None);
+        h.advance(Duration::from_nanos(gap));
+        h.connect(2, "", true, 0, None);
+        assert!(h.closed().is_empty(), "gap {gap} ns: assigned id reused");
+        assert_eq!(h.broker.clients_connected(), 2);
+    }
+}
+
+/// MQTT 3.1 clients get 3.1 packets: the CONNACK and a QoS 1 exchange are the same bytes.
+/// A message to the publisher's own subscription is routed before the PUBACK is written
+/// (either order is allowed; Mosquitto does the same).
+#[test]
+fn mqtt_3_1_client_can_publish_and_subscribe() {
+    let mut h = Harness::default();
+    let c = h.open(1);
+    h.send(
+        c,
+        &Packet::Connect(Connect {
+            version: ProtocolVersion::V31,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: "old",
+            will: None,
+            username: None,
+            password: None,
+        }),
+    );
+    h.recv(c, &[connack(false, ConnectReturnCode::Accepted)]);
+    h.subscribe(c, 1, &[("t", Q1)]);
+    h.send(c, &publish("t", b"self", Q1, 9));
+    h.recv(c, &[publish("t", b"self", Q1, 1), Packet::Puback(pid(9))]);
+}
+
+/// The will goes out at the lower of its QoS and the subscription's [MQTT-3.8.4-6]; a
+/// QoS 2 will to a QoS 2 subscriber starts a QoS 2 exchange.
+#[test]
+fn will_is_delivered_at_the_granted_qos() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("w", Q2)]);
+    let c = h.connect(2, "c", true, 0, will("w", b"bye", Q2, false));
+    h.drop_socket(c);
+    h.recv(s, &[publish("w", b"bye", Q2, 1)]);
+    h.send(s, &Packet::Pubrec(pid(1)));
+    h.recv(s, &[Packet::Pubrel(pid(1))]);
+}
+
+/// A refused CONNECT creates nothing: its will is never published and a connected
+/// client with the same id is not taken over (the refusal comes before [MQTT-3.1.4-2]).
+#[test]
+fn a_refused_connect_neither_takes_over_nor_publishes_its_will() {
+    let mut h = Harness::new(|s| s.max_keepalive = 60);
+    let watcher = h.connect(1, "watcher", true, 0, None);
+    h.subscribe(watcher, 1, &[("w", Q0)]);
+    let c = h.connect(2, "c", true, 60, None);
+    let refused = h.open(3);
+    h.send(refused, &connect("c", true, 61, will("w", b"x", Q0, false)));
+    assert_eq!(h.closed(), [refused]);
+    h.recv(
+        refused,
+        &[connack(false, ConnectReturnCode::IdentifierRejected)],
+    );
+    h.recv_nothing(watcher);
+    h.send(c, &Packet::Pingreq);
+    h.recv(c, &[Packet::Pingresp]);
+    assert_eq!(h.broker.clients_connected(), 2);
+}
+
+/// [MQTT-3.8.4-5]: one SUBACK return code per filter, in order, with the SUBSCRIBE's
+/// packet id [MQTT-3.8.4-2]; the granted QoS is the requested one.
+#[test]
+fn suback_has_one_code_per_filter_in_order() {
+    let mut h = Harness::default();
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(
+        c,
+        &subscribe(0xabcd, &[("a", Q2), ("b/#", Q0), ("+/c", Q1)]),
+    );
+    h.recv(
+        c,
+        &[Packet::Suback(Suback {
+            packet_id: pid(0xabcd),
+            codes: vec![
+                SubackCode::Granted(Q2),
+                SubackCode::Granted(Q0),
+                SubackCode::Granted(Q1),
+            ],
+        })],
+    );
+    // 0x90 = SUBACK, remaining length 5, id 0xabcd, codes 2, 0, 1.
+    h.send(
+        c,
+        &subscribe(0xabcd, &[("a", Q2), ("b/#", Q0), ("+/c", Q1)]),
+    );
+    assert_eq!(
+        h.recv_frames(c),
+        [vec![0x90, 0x05, 0xab, 0xcd, 0x02, 0x00, 0x01]]
+    );
+}
