@@ -16,4 +16,5 @@ mod retain;
 mod session;
 mod subpub;
 mod sys;
+mod tls;
 mod will;

@@ -75,11 +75,11 @@ fn main() -> ExitCode {
         };
         if !has_listeners {
             for address in ["127.0.0.1", "::1"] {
-                config.listeners.push(culex::config::Listener {
+                config.listeners.push(culex::config::Listener::new(
                     port,
-                    bind_address: Some(address.into()),
-                    max_connections: config.max_connections,
-                });
+                    Some(address.into()),
+                    config.max_connections,
+                ));
             }
             config.allow_anonymous.get_or_insert(true);
         }

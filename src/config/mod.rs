@@ -20,6 +20,35 @@ pub struct Listener {
     pub bind_address: Option<String>,
     /// `max_connections` of this listener; `None` is unlimited (Mosquitto's -1).
     pub max_connections: Option<usize>,
+    /// TLS: both `certfile` and `keyfile` make this a TLS listener.
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub require_certificate: bool,
+    pub tls_version: Option<String>,
+    pub crlfile: Option<PathBuf>,
+}
+
+impl Listener {
+    pub fn new(
+        port: u16,
+        bind_address: Option<String>,
+        max_connections: Option<usize>,
+    ) -> Listener {
+        Listener {
+            port,
+            bind_address,
+            max_connections,
+            certfile: None,
+            keyfile: None,
+            cafile: None,
+            capath: None,
+            require_certificate: false,
+            tls_version: None,
+            crlfile: None,
+        }
+    }
 }
 
 /// Which log lines are wanted (`log_type`). Mosquitto's default is error, warning, notice
@@ -142,23 +171,15 @@ impl Config {
         }
         let port = self.port.unwrap_or(DEFAULT_PORT);
         match (&self.bind_address, self.port) {
-            (Some(addr), _) => vec![Listener {
+            (Some(addr), _) => vec![Listener::new(
                 port,
-                bind_address: Some(addr.clone()),
-                max_connections: self.max_connections,
-            }],
-            (None, Some(_)) => vec![Listener {
-                port,
-                bind_address: None,
-                max_connections: self.max_connections,
-            }],
+                Some(addr.clone()),
+                self.max_connections,
+            )],
+            (None, Some(_)) => vec![Listener::new(port, None, self.max_connections)],
             (None, None) => ["127.0.0.1", "::1"]
                 .iter()
-                .map(|a| Listener {
-                    port,
-                    bind_address: Some((*a).to_string()),
-                    max_connections: self.max_connections,
-                })
+                .map(|a| Listener::new(port, Some((*a).to_string()), self.max_connections))
                 .collect(),
         }
     }
@@ -221,11 +242,8 @@ impl Config {
                 if port == 0 {
                     return Err(ErrorKind::NotSupported("listener 0 (unix sockets)".into()));
                 }
-                self.listeners.push(Listener {
-                    port,
-                    bind_address,
-                    max_connections: self.max_connections,
-                });
+                self.listeners
+                    .push(Listener::new(port, bind_address, self.max_connections));
             }
             "port" => self.port = Some(parse_port(value, name)?),
             "bind_address" => self.bind_address = Some(one_word(value, name)?.to_string()),
@@ -252,6 +270,40 @@ impl Config {
                 match self.listeners.last_mut() {
                     Some(listener) => listener.max_connections = limit,
                     None => self.max_connections = limit,
+                }
+            }
+            "certfile"
+            | "keyfile"
+            | "cafile"
+            | "capath"
+            | "crlfile"
+            | "require_certificate"
+            | "tls_version" => {
+                let Some(listener) = self.listeners.last_mut() else {
+                    return Err(ErrorKind::Invalid(
+                        name.into(),
+                        "belongs to a listener: put it after a 'listener' line".into(),
+                    ));
+                };
+                let path = || Some(PathBuf::from(value));
+                match name {
+                    "certfile" => listener.certfile = path(),
+                    "keyfile" => listener.keyfile = path(),
+                    "cafile" => listener.cafile = path(),
+                    "capath" => listener.capath = path(),
+                    "crlfile" => listener.crlfile = path(),
+                    "require_certificate" => {
+                        listener.require_certificate = parse_bool(value, name)?
+                    }
+                    _ => match one_word(value, name)? {
+                        v @ ("tlsv1.2" | "tlsv1.3") => listener.tls_version = Some(v.into()),
+                        v => {
+                            return Err(ErrorKind::Invalid(
+                                name.into(),
+                                format!("'{v}': culex supports tlsv1.2 and tlsv1.3"),
+                            ))
+                        }
+                    },
                 }
             }
             "log_type" => {
@@ -313,22 +365,17 @@ const MOSQUITTO_OPTIONS: &[&str] = &[
     "bridge_insecure",
     "bridge_keyfile",
     "bridge_protocol_version",
-    "cafile",
-    "capath",
-    "certfile",
     "check_retain_source",
     "ciphers",
     "ciphers_tls1.3",
     "cleansession",
     "clientid_prefixes",
     "connection",
-    "crlfile",
     "dhparamfile",
     "global_max_clients",
     "global_max_connections",
     "http_dir",
     "include_dir",
-    "keyfile",
     "log_facility",
     "log_timestamp",
     "log_timestamp_format",
@@ -349,11 +396,9 @@ const MOSQUITTO_OPTIONS: &[&str] = &[
     "psk_file",
     "psk_hint",
     "queue_qos0_messages",
-    "require_certificate",
     "retain_available",
     "set_tcp_nodelay",
     "socket_domain",
-    "tls_version",
     "topic",
     "upgrade_outgoing_qos",
     "use_identity_as_username",
@@ -507,11 +552,7 @@ mod tests {
         assert!(!c.allows_anonymous());
         assert_eq!(
             c.effective_listeners(),
-            vec![Listener {
-                port: 1884,
-                bind_address: None,
-                max_connections: None
-            }]
+            vec![Listener::new(1884, None, None)]
         );
         let c = parse("listener 1884 127.0.0.1\nallow_anonymous true\n").unwrap();
         assert!(c.allows_anonymous());
@@ -579,6 +620,20 @@ mod tests {
             assert_eq!(e.line, 1, "{text}");
             assert!(matches!(e.kind, ErrorKind::Invalid(..)), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn tls_options_belong_to_the_listener_before_them() {
+        let c = parse("listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\nrequire_certificate true\ntls_version tlsv1.3\n").unwrap();
+        let l = &c.listeners[0];
+        assert_eq!(l.certfile.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(l.keyfile.as_deref(), Some(Path::new("/k.pem")));
+        assert_eq!(l.cafile.as_deref(), Some(Path::new("/ca.pem")));
+        assert!(l.require_certificate);
+        assert_eq!(l.tls_version.as_deref(), Some("tlsv1.3"));
+        let e = parse("certfile /c.pem\n").unwrap_err();
+        assert_eq!(e.to_string(), "test.conf:1: invalid value for 'certfile': belongs to a listener: put it after a 'listener' line");
+        assert!(parse("listener 1\ntls_version tlsv1.1\n").is_err());
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - A slot freed during an iteration is reused only after it, so a stale event of a
 //!   closed connection never reaches a new one.
 
+pub mod tls;
+
 use crate::broker::{Broker, ConnId, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
@@ -41,11 +43,25 @@ fn listener_token(index: usize) -> Token {
     Token(FIRST_LISTENER_TOKEN - index)
 }
 
+/// What the loop needs to open one listener: built from the configuration by
+/// [`Server::bind`], or directly (tests).
+#[derive(Clone)]
+pub struct ListenerSpec {
+    pub port: u16,
+    /// `None`: every address.
+    pub bind_address: Option<String>,
+    pub max_connections: Option<usize>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A loopback listener culex adds by default: failing to bind it is a warning.
+    pub is_optional: bool,
+}
+
 struct ListenerSocket {
     socket: TcpListener,
     address: SocketAddr,
     max_connections: Option<usize>,
     connections: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 struct Connection {
@@ -53,6 +69,9 @@ struct Connection {
     listener: usize,
     /// The bytes of an incomplete packet; empty (and unallocated) otherwise.
     partial: Vec<u8>,
+    /// TLS state of a connection accepted on a TLS listener. Boxed: it is large, and a
+    /// plain TCP connection should not pay for it.
+    tls: Option<Box<rustls::ServerConnection>>,
 }
 
 /// Stops a running [`Server`] from another thread (tests, signal handlers).
@@ -86,20 +105,57 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every listener of the configuration. An explicit listener that cannot be
-    /// bound is an error; of a loopback pair, one is enough (a host without
-    /// IPv6 still gets 127.0.0.1).
+    /// Binds every listener of the configuration.
     pub fn bind(config: &Config) -> io::Result<Server> {
+        let implicit = config.is_local_only();
+        let mut specs = Vec::new();
+        for l in config.effective_listeners() {
+            let tls = match (&l.certfile, &l.keyfile) {
+                (Some(certfile), Some(keyfile)) => {
+                    let options = tls::TlsOptions {
+                        certfile: certfile.clone(),
+                        keyfile: keyfile.clone(),
+                        cafile: l.cafile.clone(),
+                        capath: l.capath.clone(),
+                        require_certificate: l.require_certificate,
+                        tls_version: l.tls_version.clone(),
+                        crlfile: l.crlfile.clone(),
+                    };
+                    let config = tls::server_config(&options)
+                        .map_err(|e| io::Error::other(format!("listener {}: {e}", l.port)))?;
+                    Some(config)
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "listener {}: certfile and keyfile must both be given for TLS",
+                        l.port
+                    )))
+                }
+            };
+            specs.push(ListenerSpec {
+                is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
+                port: l.port,
+                bind_address: l.bind_address,
+                max_connections: l.max_connections,
+                tls,
+            });
+        }
+        Server::bind_listeners(specs, Settings::from_config(config))
+    }
+
+    /// Binds the given listeners. A listener that cannot be bound is an error unless it
+    /// is optional (a host without IPv6 still gets its 127.0.0.1 listener).
+    pub fn bind_listeners(specs: Vec<ListenerSpec>, settings: Settings) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
-        let implicit = config.is_local_only();
         let mut last_error = None;
-        for listener in config.effective_listeners() {
-            let addresses = match resolve(listener.bind_address.as_deref(), listener.port) {
+        for spec in specs {
+            let addresses = match resolve(spec.bind_address.as_deref(), spec.port) {
                 Ok(a) => a,
                 Err(e) => {
-                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", listener.port));
-                    if implicit {
+                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
+                    if spec.is_optional {
                         last_error = Some(e);
                         continue;
                     }
@@ -111,21 +167,23 @@ impl Server {
                     Ok(socket) => {
                         let address = socket.local_addr()?;
                         info!(
-                            "Opening {} listen socket on port {}.",
+                            "Opening {} listen socket on port {}{}.",
                             family(&address),
-                            address.port()
+                            address.port(),
+                            if spec.tls.is_some() { " (TLS)" } else { "" }
                         );
                         listeners.push(ListenerSocket {
                             socket,
                             address,
-                            max_connections: listener.max_connections,
+                            max_connections: spec.max_connections,
                             connections: 0,
+                            tls: spec.tls.clone(),
                         });
                     }
                     Err(e) => {
                         let e =
                             io::Error::new(e.kind(), format!("cannot listen on {address}: {e}"));
-                        if implicit {
+                        if spec.is_optional {
                             warn!("{e}");
                             last_error = Some(e);
                         } else {
@@ -143,7 +201,7 @@ impl Server {
                 .register(&mut l.socket, listener_token(index), Interest::READABLE)?;
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
-        let broker = Broker::new(Settings::from_config(config), Instant::now());
+        let broker = Broker::new(settings, Instant::now());
         Ok(Server {
             poll,
             listeners,
@@ -273,6 +331,18 @@ impl Server {
                 self.free.push(slot);
                 continue;
             }
+            let tls = match &listener.tls {
+                Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                    Ok(c) => Some(Box::new(c)),
+                    Err(e) => {
+                        warn!("Cannot start TLS for {peer}: {e}.");
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        self.free.push(slot);
+                        continue;
+                    }
+                },
+                None => None,
+            };
             // Packets are batched per iteration, so Nagle's delay buys nothing.
             let _ = stream.set_nodelay(true);
             listener.connections += 1;
@@ -284,6 +354,7 @@ impl Server {
                 stream,
                 listener: index,
                 partial: Vec::new(),
+                tls,
             });
             self.broker.handle_open(ConnId(slot), peer, now);
         }
@@ -292,6 +363,14 @@ impl Server {
     /// Reads what `slot` has (within its turn) and hands whole packets to the broker.
     fn read(&mut self, slot: u32, now: Instant) {
         let id = ConnId(slot);
+        let is_tls = self
+            .conns
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.tls.is_some());
+        if is_tls {
+            return self.read_tls(slot, now);
+        }
         for _ in 0..READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
                 return;
@@ -319,11 +398,66 @@ impl Server {
         self.unread.push(slot);
     }
 
+    /// Reads TLS records, decrypts them and hands whole packets to the broker; sends
+    /// what the handshake wants to send.
+    fn read_tls(&mut self, slot: u32, now: Instant) {
+        let id = ConnId(slot);
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(slot as usize).and_then(Option::as_mut) else {
+                return;
+            };
+            let Some(tls) = conn.tls.as_mut() else { return };
+            let is_eof = match tls.read_tls(&mut conn.stream) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.lose(slot, now),
+            };
+            if let Err(e) = tls.process_new_packets() {
+                info!("TLS error from {}: {e}.", peer_of(&conn.stream));
+                // Send the alert rustls prepared, then close.
+                let _ = tls.write_tls(&mut conn.stream);
+                return self.lose(slot, now);
+            }
+            loop {
+                match tls.reader().read(&mut self.scratch) {
+                    Ok(0) => return self.lose(slot, now),
+                    Ok(n) => {
+                        let ok = deframe(
+                            &mut self.broker,
+                            id,
+                            &mut conn.partial,
+                            &self.scratch[..n],
+                            self.max_packet_size,
+                            now,
+                        );
+                        if !ok {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return self.lose(slot, now),
+                }
+            }
+            if is_eof {
+                return self.lose(slot, now);
+            }
+            if tls.wants_write() && !self.flush(id) {
+                return self.lose(slot, now);
+            }
+        }
+        self.unread.push(slot);
+    }
+
     /// Writes as much of a connection's outbox as the socket takes.
     fn flush(&mut self, id: ConnId) -> bool {
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return false;
         };
+        if let Some(tls) = conn.tls.as_mut() {
+            return flush_tls(&mut self.broker, id, tls, &mut conn.stream);
+        }
         loop {
             let out = self.broker.output(id);
             if out.is_empty() {
@@ -377,6 +511,49 @@ impl Server {
         self.freed.push(slot);
         true
     }
+}
+
+/// Moves the broker's output through TLS to the socket: plaintext into rustls (within its
+/// buffer limit), records out until the socket would block. Returns false if the
+/// connection failed.
+fn flush_tls(
+    broker: &mut Broker,
+    id: ConnId,
+    tls: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+) -> bool {
+    loop {
+        let mut progressed = false;
+        let out = broker.output(id);
+        if !out.is_empty() {
+            match tls.writer().write(out) {
+                Ok(0) => {}
+                Ok(n) => {
+                    broker.consume_output(id, n);
+                    progressed = true;
+                }
+                Err(_) => return false,
+            }
+        }
+        while tls.wants_write() {
+            match tls.write_tls(stream) {
+                Ok(0) => return false,
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        if !progressed {
+            return true;
+        }
+    }
+}
+
+fn peer_of(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "?".to_string(), |a| a.to_string())
 }
 
 /// Hands every whole packet in `partial` + `data` to the broker and keeps the incomplete

@@ -1,0 +1,314 @@
+//! TLS listeners (rustls): a real certificate chain generated per test run with rcgen,
+//! real TLS handshakes from rumqttc (rustls client) and a raw TCP client. The options are
+//! Mosquitto's listener options, so these tests also run against Mosquitto.
+
+use crate::common::{Broker, WAIT};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A CA, a server certificate for 127.0.0.1/localhost and client certificates, as PEM
+/// files in a directory.
+struct Pki {
+    dir: PathBuf,
+}
+
+fn new_ca(name: &str) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().expect("CA key");
+    let cert = params.self_signed(&key).expect("CA certificate");
+    (cert, Issuer::new(params, key))
+}
+
+fn leaf(
+    issuer: &Issuer<'static, KeyPair>,
+    common_name: &str,
+    names: Vec<String>,
+    usage: ExtendedKeyUsagePurpose,
+    expired: bool,
+) -> (String, String) {
+    let mut params = CertificateParams::new(names).expect("leaf params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages.push(usage);
+    params.use_authority_key_identifier_extension = true;
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = params.signed_by(&key, issuer).expect("leaf certificate");
+    (cert.pem(), key.serialize_pem())
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("culex-tls-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("PKI directory");
+        let (ca_cert, ca) = new_ca("culex test CA");
+        let (_, rogue) = new_ca("someone else's CA");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+        let files = [
+            (
+                "server",
+                leaf(
+                    &ca,
+                    "localhost",
+                    vec!["localhost".into(), "127.0.0.1".into()],
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    false,
+                ),
+            ),
+            (
+                "client",
+                leaf(
+                    &ca,
+                    "sensor-7",
+                    vec![],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    false,
+                ),
+            ),
+            (
+                "expired",
+                leaf(
+                    &ca,
+                    "old-sensor",
+                    vec![],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    true,
+                ),
+            ),
+            (
+                "rogue",
+                leaf(
+                    &rogue,
+                    "intruder",
+                    vec![],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    false,
+                ),
+            ),
+        ];
+        for (name, (cert, key)) in files {
+            std::fs::write(dir.join(format!("{name}.pem")), cert).unwrap();
+            std::fs::write(dir.join(format!("{name}.key")), key).unwrap();
+        }
+        Pki { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn listener_conf(&self, extra: &str) -> String {
+        format!(
+            "certfile {}\nkeyfile {}\n{extra}",
+            self.path("server.pem"),
+            self.path("server.key")
+        )
+    }
+
+    /// A rustls client configuration (ring provider, named explicitly) trusting our CA,
+    /// optionally presenting the client certificate `client` (e.g. "client", "rogue").
+    fn client_config(
+        &self,
+        client: Option<&str>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(self.dir.join("ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots);
+        let config = match client {
+            Some(name) => {
+                let certs = CertificateDer::pem_file_iter(self.dir.join(format!("{name}.pem")))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let key =
+                    PrivateKeyDer::from_pem_file(self.dir.join(format!("{name}.key"))).unwrap();
+                builder.with_client_auth_cert(certs, key).unwrap()
+            }
+            None => builder.with_no_client_auth(),
+        };
+        Arc::new(config)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn tls_options(broker: &Broker, id: &str, config: Arc<rustls::ClientConfig>) -> MqttOptions {
+    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    options
+}
+
+/// Connects and returns the client if the broker accepted it, or the error text.
+fn try_connect(options: MqttOptions) -> Result<(Client, rumqttc::Connection), String> {
+    let (client, mut conn) = Client::new(options, 16);
+    loop {
+        match conn.recv_timeout(WAIT) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack))))
+                if ack.code == rumqttc::ConnectReturnCode::Success =>
+            {
+                return Ok((client, conn))
+            }
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                return Err(format!("refused: {:?}", ack.code))
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => return Err(format!("timeout: {e:?}")),
+        }
+    }
+}
+
+fn round_trip(
+    client: &Client,
+    conn: &mut rumqttc::Connection,
+    topic: &str,
+    payload: &[u8],
+) -> Vec<u8> {
+    client.subscribe(topic, QoS::AtLeastOnce).unwrap();
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) = conn.recv_timeout(WAIT) {
+            return p.payload.to_vec();
+        }
+    }
+    panic!("no PUBLISH came back over TLS within {WAIT:?}");
+}
+
+/// A listener with certfile/keyfile speaks MQTT over TLS, with TLS 1.3 and with TLS 1.2.
+#[test]
+fn tls_listener_carries_mqtt() {
+    let pki = Pki::new("carries");
+    let broker = Broker::start(&pki.listener_conf(""));
+    for (id, version) in [
+        ("tls13", &rustls::version::TLS13),
+        ("tls12", &rustls::version::TLS12),
+    ] {
+        let config = pki.client_config(None, &[version]);
+        let (client, mut conn) =
+            try_connect(tls_options(&broker, id, config)).expect("TLS client accepted");
+        let payload = format!("over {id}").into_bytes();
+        assert_eq!(
+            round_trip(&client, &mut conn, &format!("tls/{id}"), &payload),
+            payload
+        );
+    }
+}
+
+/// A plain MQTT CONNECT sent to a TLS listener is not answered with a CONNACK.
+#[test]
+fn plain_mqtt_to_a_tls_listener_gets_no_connack() {
+    let pki = Pki::new("plain");
+    let broker = Broker::start(&pki.listener_conf(""));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", broker.port)).expect("TCP connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let _ = stream.write_all(&crate::common::connect_packet("plain", true, 30));
+    let mut reply = [0u8; 64];
+    match stream.read(&mut reply) {
+        // Closed, reset or silent: no CONNACK.
+        Ok(0) | Err(_) => {}
+        // A TLS alert record (content type 21) is fine; a CONNACK (0x20) is not.
+        Ok(n) => assert_ne!(
+            reply[0],
+            0x20,
+            "a CONNACK came back over plain TCP: {:?}",
+            &reply[..n]
+        ),
+    }
+}
+
+/// require_certificate: a client certificate signed by cafile is accepted; no certificate,
+/// one from another CA, or an expired one is refused in the handshake.
+#[test]
+fn require_certificate_accepts_only_valid_client_certificates() {
+    let pki = Pki::new("mtls");
+    let conf = pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\n",
+        pki.path("ca.pem")
+    ));
+    let broker = Broker::start(&conf);
+    let tls13 = [&rustls::version::TLS13];
+
+    let (client, mut conn) = try_connect(tls_options(
+        &broker,
+        "good",
+        pki.client_config(Some("client"), &tls13),
+    ))
+    .expect("valid client certificate accepted");
+    assert_eq!(round_trip(&client, &mut conn, "mtls/ok", b"hi"), b"hi");
+
+    for (id, cert) in [
+        ("none", None),
+        ("rogue", Some("rogue")),
+        ("expired", Some("expired")),
+    ] {
+        let result = try_connect(tls_options(&broker, id, pki.client_config(cert, &tls13)));
+        assert!(
+            result.is_err(),
+            "client with certificate {cert:?} was accepted"
+        );
+    }
+}
+
+/// tls_version tlsv1.3 refuses a client that only speaks TLS 1.2.
+#[test]
+fn tls_version_sets_the_minimum() {
+    let pki = Pki::new("version");
+    let broker = Broker::start(&pki.listener_conf("tls_version tlsv1.3\n"));
+    let result = try_connect(tls_options(
+        &broker,
+        "old",
+        pki.client_config(None, &[&rustls::version::TLS12]),
+    ));
+    assert!(
+        result.is_err(),
+        "a TLS 1.2 client was accepted by a tlsv1.3 listener"
+    );
+    let accepted = try_connect(tls_options(
+        &broker,
+        "new",
+        pki.client_config(None, &[&rustls::version::TLS13]),
+    ));
+    assert!(
+        accepted.is_ok(),
+        "TLS 1.3 client refused: {:?}",
+        accepted.err()
+    );
+}
