@@ -76,6 +76,9 @@ pub struct Settings {
     /// wait in the session queue instead).
     pub outbox_limit: usize,
     pub connection_messages: bool,
+    /// How long a disconnected persistent session is kept (`persistent_client_expiration`);
+    /// `None`: forever, as Mosquitto without the option.
+    pub persistent_client_expiration: Option<Duration>,
 }
 
 impl Settings {
@@ -99,6 +102,7 @@ impl Settings {
             connect_timeout: Duration::from_secs(10),
             outbox_limit: 1 << 20,
             connection_messages: config.connection_messages,
+            persistent_client_expiration: None,
         }
     }
 }
@@ -190,6 +194,8 @@ struct Session {
     last_packet_id: u16,
     /// Incoming QoS 2 packet ids delivered but not yet released. [MQTT-4.3.3-2]
     awaiting_pubrel: Vec<PacketId>,
+    /// When this disconnected session ends; its one pending timer entry.
+    expires_at: Option<Instant>,
 }
 
 /// A publication being routed: borrowed from the inbound frame until something needs to
@@ -221,6 +227,7 @@ struct Stats {
     bytes_sent: u64,
     clients_connected: usize,
     clients_maximum: usize,
+    clients_expired: u64,
 }
 
 /// See the module documentation for the calling protocol.
@@ -251,6 +258,8 @@ enum Timer {
     Conn(ConnId),
     /// Publish $SYS.
     Sys,
+    /// A disconnected session's expiry; see `Session::expires_at`.
+    SessionExpiry(SessionId),
 }
 
 /// Outbox buffers kept for reuse, and the largest capacity worth keeping: an idle
@@ -373,6 +382,7 @@ impl Broker {
             match timer {
                 Timer::Sys => self.publish_sys(now),
                 Timer::Conn(id) => self.check_conn_deadline(id, at, now),
+                Timer::SessionExpiry(sid) => self.expire_session(sid, at),
             }
         }
     }
@@ -563,8 +573,12 @@ impl Broker {
             }
             None => self.create_session(client_id.clone(), connect.clean_session),
         };
-        self.session_mut(sid).conn = Some(id);
-        self.session_mut(sid).is_clean = connect.clean_session;
+        let session = self.session_mut(sid);
+        session.conn = Some(id);
+        session.is_clean = connect.clean_session;
+        if let Some(at) = session.expires_at.take() {
+            self.timers.cancel(at, Timer::SessionExpiry(sid));
+        }
 
         let will = connect
             .will
@@ -962,6 +976,7 @@ impl Broker {
             queued_bytes: 0,
             last_packet_id: 0,
             awaiting_pubrel: Vec::new(),
+            expires_at: None,
         };
         let sid = match self.free_sessions.pop() {
             Some(slot) => {
@@ -986,6 +1001,18 @@ impl Broker {
         }
         self.by_client_id.remove(&session.client_id);
         self.free_sessions.push(sid.0);
+    }
+
+    /// A disconnected session reached its expiry: it and its queue are discarded.
+    fn expire_session(&mut self, sid: SessionId, at: Instant) {
+        let Some(session) = self.sessions.get(sid.0 as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        if session.conn.is_none() && session.expires_at == Some(at) {
+            info!("Expiring client {}.", session.client_id);
+            self.stats.clients_expired += 1;
+            self.remove_session(sid);
+        }
     }
 
     fn session(&self, sid: SessionId) -> &Session {
@@ -1068,11 +1095,16 @@ impl Broker {
             }
             self.route(&mut publication, now);
         }
+        let expiration = self.settings.persistent_client_expiration;
         let session = self.session_mut(sid);
         session.conn = None;
         if session.is_clean {
             // [MQTT-3.1.2-6]: a clean session ends with its connection.
             self.remove_session(sid);
+        } else if let Some(after) = expiration {
+            let at = now + after;
+            session.expires_at = Some(at);
+            self.timers.schedule(at, Timer::SessionExpiry(sid));
         }
     }
 

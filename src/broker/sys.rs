@@ -16,7 +16,7 @@ impl Broker {
         let uptime = now.duration_since(self.started).as_secs();
         let sessions = self.sessions.iter().flatten().count();
         let s = &self.stats;
-        let values: [(&'static str, String); 16] = [
+        let values: [(&'static str, String); 17] = [
             (
                 "$SYS/broker/version",
                 format!("culex version {}", env!("CARGO_PKG_VERSION")),
@@ -36,6 +36,7 @@ impl Broker {
             ),
             ("$SYS/broker/clients/total", sessions.to_string()),
             ("$SYS/broker/clients/maximum", s.clients_maximum.to_string()),
+            ("$SYS/broker/clients/expired", s.clients_expired.to_string()),
             (
                 "$SYS/broker/messages/received",
                 s.messages_received.to_string(),

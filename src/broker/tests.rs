@@ -1582,3 +1582,30 @@ fn suback_has_one_code_per_filter_in_order() {
         [vec![0x90, 0x05, 0xab, 0xcd, 0x02, 0x00, 0x01]]
     );
 }
+
+/// persistent_client_expiration: a disconnected persistent session is discarded after
+/// the configured time (and not before); a reconnect in time keeps it.
+#[test]
+fn persistent_session_expires_after_persistent_client_expiration() {
+    let mut h = Harness::new(|s| s.persistent_client_expiration = Some(Duration::from_secs(60)));
+    let sub = h.connect(1, "sub", false, 0, None);
+    h.subscribe(sub, 1, &[("t", Q1)]);
+    h.disconnect(sub);
+    h.advance(Duration::from_secs(59));
+    // Back in time: the session is resumed and its expiry cancelled.
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(sub, &[connack(true, ConnectReturnCode::Accepted)]);
+    h.advance(Duration::from_secs(120));
+    h.disconnect(sub);
+    assert_eq!(h.broker.subscription_count(), 1);
+    h.advance(Duration::from_secs(61));
+    assert_eq!(
+        h.broker.subscription_count(),
+        0,
+        "the expired session's subscription is gone"
+    );
+    let sub = h.open(1);
+    h.send(sub, &connect("sub", false, 0, None));
+    h.recv(sub, &[connack(false, ConnectReturnCode::Accepted)]);
+}
