@@ -37,7 +37,7 @@ use crate::protocol::{
     PacketId, ProtocolVersion, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
 use crate::timer::Timers;
-use crate::topic::{RetainedTree, SubscriptionTree};
+use crate::topic::{parse_shared, RetainedTree, SharedSubscriptions, SubscriptionTree};
 use log::{debug, info, warn};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -239,6 +239,8 @@ pub struct Broker {
     free_sessions: Vec<u32>,
     by_client_id: HashMap<Box<str>, SessionId>,
     subscriptions: SubscriptionTree<SessionId, QoS>,
+    /// `$share/{name}/{filter}` groups.
+    shared: SharedSubscriptions<SessionId, QoS>,
     retained: RetainedTree<Rc<Message>>,
     timers: Timers<Timer>,
     dirty: Vec<ConnId>,
@@ -277,6 +279,7 @@ impl Broker {
             free_sessions: Vec::new(),
             by_client_id: HashMap::new(),
             subscriptions: SubscriptionTree::new(),
+            shared: SharedSubscriptions::new(),
             retained: RetainedTree::new(),
             timers: Timers::default(),
             dirty: Vec::new(),
@@ -438,7 +441,7 @@ impl Broker {
     }
 
     pub fn subscription_count(&self) -> usize {
-        self.subscriptions.len()
+        self.subscriptions.len() + self.shared.len()
     }
 
     pub fn retained_count(&self) -> usize {
@@ -689,6 +692,20 @@ impl Broker {
             matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             matches.dedup_by_key(|m| m.0);
         }
+        // One member of each matching shared group, preferring online ones; these copies
+        // are in addition to the session's ordinary subscriptions. [MQTT-4.8.2]
+        if !self.shared.is_empty() {
+            let sessions = &self.sessions;
+            self.shared.for_each_match(
+                publication.topic,
+                |sid| {
+                    sessions[sid.0 as usize]
+                        .as_ref()
+                        .is_some_and(|s| s.conn.is_some())
+                },
+                |sid, qos| matches.push((sid, *qos)),
+            );
+        }
         for &(sid, granted) in &matches {
             let qos = publication.qos.min(granted);
             self.deliver(sid, publication, qos, false);
@@ -915,7 +932,10 @@ impl Broker {
     }
 
     fn add_subscription(&mut self, sid: SessionId, filter: &str, qos: QoS) {
-        self.subscriptions.subscribe(filter, sid, qos);
+        match parse_shared(filter) {
+            Some((name, inner)) => self.shared.subscribe(name, inner, sid, qos),
+            None => self.subscriptions.subscribe(filter, sid, qos),
+        };
         let session = self.session_mut(sid);
         match session
             .subscriptions
@@ -928,13 +948,21 @@ impl Broker {
     }
 
     fn remove_subscription(&mut self, sid: SessionId, filter: &str) {
-        self.subscriptions.unsubscribe(filter, sid);
+        match parse_shared(filter) {
+            Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
+            None => self.subscriptions.unsubscribe(filter, sid),
+        };
         self.session_mut(sid)
             .subscriptions
             .retain(|(f, _)| &**f != filter);
     }
 
     fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
+        if parse_shared(filter).is_some() {
+            // MQTT 5.0 section 4.8.2: retained messages are not sent when a session subscribes
+            // to a shared subscription (Mosquitto does the same for 3.1.1 clients).
+            return;
+        }
         let mut found = Vec::new();
         self.retained
             .for_each_match(filter, |_, m| found.push(m.clone()));
@@ -997,7 +1025,10 @@ impl Broker {
             return;
         };
         for (filter, _) in &session.subscriptions {
-            self.subscriptions.unsubscribe(filter, sid);
+            match parse_shared(filter) {
+                Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
+                None => self.subscriptions.unsubscribe(filter, sid),
+            };
         }
         self.by_client_id.remove(&session.client_id);
         self.free_sessions.push(sid.0);

@@ -58,7 +58,7 @@ impl Broker {
             ("$SYS/broker/bytes/sent", s.bytes_sent.to_string()),
             (
                 "$SYS/broker/subscriptions/count",
-                self.subscriptions.len().to_string(),
+                self.subscription_count().to_string(),
             ),
             (
                 "$SYS/broker/retained messages/count",

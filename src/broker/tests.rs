@@ -1609,3 +1609,63 @@ fn persistent_session_expires_after_persistent_client_expiration() {
     h.send(sub, &connect("sub", false, 0, None));
     h.recv(sub, &[connack(false, ConnectReturnCode::Accepted)]);
 }
+
+/// Shared subscriptions ($share/{name}/{filter}, MQTT 5.0 section 4.8.2, accepted from
+/// 3.1.1 clients as Mosquitto does): each message goes to one member of the group, round
+/// robin; ordinary subscribers still get every message; no retained message on subscribe.
+#[test]
+fn shared_subscription_delivers_each_message_to_one_member() {
+    let mut h = Harness::default();
+    let p = h.connect(1, "pub", true, 0, None);
+    h.send(p, &retained(publish("jobs/1", b"old", Q0, 0)));
+    let a = h.connect(2, "a", true, 0, None);
+    let b = h.connect(3, "b", true, 0, None);
+    let watcher = h.connect(4, "w", true, 0, None);
+    h.subscribe(a, 1, &[("$share/workers/jobs/+", Q0)]);
+    h.subscribe(b, 1, &[("$share/workers/jobs/+", Q0)]);
+    h.recv_nothing(a);
+    h.recv_nothing(b);
+    h.send(watcher, &subscribe(1, &[("jobs/#", Q0)]));
+    h.recv(
+        watcher,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(1),
+                codes: vec![SubackCode::Granted(Q0)],
+            }),
+            retained(publish("jobs/1", b"old", Q0, 0)),
+        ],
+    );
+    for payload in [b"j1", b"j2", b"j3", b"j4"] {
+        h.send(p, &publish("jobs/1", payload, Q0, 0));
+    }
+    h.recv(
+        a,
+        &[
+            publish("jobs/1", b"j1", Q0, 0),
+            publish("jobs/1", b"j3", Q0, 0),
+        ],
+    );
+    h.recv(
+        b,
+        &[
+            publish("jobs/1", b"j2", Q0, 0),
+            publish("jobs/1", b"j4", Q0, 0),
+        ],
+    );
+    assert_eq!(h.recv_frames(watcher).len(), 4);
+    assert_eq!(h.broker.subscription_count(), 3);
+    // A member that leaves no longer gets messages; the group lives on.
+    h.send(a, &unsubscribe(2, &["$share/workers/jobs/+"]));
+    h.recv_frames(a);
+    h.send(p, &publish("jobs/1", b"j5", Q0, 0));
+    h.send(p, &publish("jobs/1", b"j6", Q0, 0));
+    h.recv_nothing(a);
+    h.recv(
+        b,
+        &[
+            publish("jobs/1", b"j5", Q0, 0),
+            publish("jobs/1", b"j6", Q0, 0),
+        ],
+    );
+}

@@ -35,9 +35,11 @@
 //! ```
 
 mod retained;
+mod shared;
 mod tree;
 
 pub use retained::RetainedTree;
+pub use shared::{parse_shared, SharedSubscriptions};
 pub use tree::SubscriptionTree;
 
 /// A valid topic name: non-empty, no `+` or `#`. [MQTT-4.7.3-1] [MQTT-3.3.2-2]
