@@ -18,8 +18,10 @@
 //! skipped ACL line may open or close a topic, and neither should happen silently
 //! (DESIGN.md, "What bad input gets").
 
+pub mod acl_file;
 pub mod password_file;
 
+pub use acl_file::{dollar_topic_allowed, Access, Acl};
 pub use password_file::{hash_password, HashFormat, PasswordFile};
 
 use std::fmt;
