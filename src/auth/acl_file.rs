@@ -718,6 +718,30 @@ mod tests {
             .starts_with("/nonexistent/culex/acl: cannot read the file"));
     }
 
+    /// The same file and publishes were run against Debian 12's mosquitto 2.0.11 (user
+    /// `u` publishing, an anonymous `#` subscriber watching): it delivered and dropped
+    /// exactly these.
+    #[test]
+    fn answers_match_mosquitto_2_0_11() {
+        let text = "topic readwrite #\ntopic deny secret/#\nuser u\ntopic write t/1\n\
+                    topic read t/#\npattern deny t/#\npattern readwrite dev/%c/#\n";
+        let u = Some("u");
+        assert_cases(
+            text,
+            &[
+                ("c1", u, "t/1", Write, true),
+                ("c1", u, "t/2", Write, false),
+                ("gw", u, "dev/gw/x", Write, true),
+                ("gw", u, "dev/gw", Write, true),
+                ("gw", u, "dev/other/x", Write, false),
+                ("gw", u, "devx", Write, false),
+                // The watching subscriber's reads.
+                ("s", ANON, "t/1", Read, true),
+                ("s", ANON, "dev/gw/x", Read, true),
+            ],
+        );
+    }
+
     /// The matcher against a naive reference over generated filters and names.
     #[test]
     fn filter_matching_agrees_with_a_reference_matcher() {
