@@ -11,7 +11,10 @@
 //! so the file works with Mosquitto 2.0 and 2.1 too. A changed file is written to a
 //! temporary file in the same directory, synced and renamed over the old one, so a power
 //! cut leaves the old file or the new one; a new file gets mode 0600, an existing one
-//! keeps its mode and owner (Debian's broker reads it as user `mosquitto`).
+//! keeps its mode and owner. Like one from mosquitto_passwd, a new file is then readable
+//! only by whoever ran the tool: a broker started as root that drops to user `mosquitto`
+//! (Debian's) cannot open it until it is `chown`ed (seen with mosquitto 2.0.11: "Unable
+//! to open pwfile").
 //!
 //! Differences from mosquitto_passwd: `-U` leaves lines that are already hashed alone
 //! (mosquitto_passwd hashes the hash); comments and blank lines are kept; usernames that
