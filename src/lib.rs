@@ -23,6 +23,7 @@
 //! writes every dirty outbox with one system call each.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod net;
