@@ -38,8 +38,8 @@ pub struct PubPlan {
     pub topic: String,
     /// Messages to send at most (the count bound).
     pub count: u64,
-    /// How many subscribers receive each of its messages.
-    pub receivers: u64,
+    /// The subscribers (indices into `Plan::subscribers`) that receive its messages.
+    pub receivers: Vec<usize>,
 }
 
 pub struct SubPlan {
@@ -71,6 +71,9 @@ pub struct Plan {
     pub duration: Duration,
     /// No progress for this long is a stuck broker.
     pub timeout: Duration,
+    /// End-to-end flow control: messages a publisher may be ahead of its slowest receiver
+    /// (by sequence number); 0 for none (an open-loop flood).
+    pub backlog: u64,
     /// Record end-to-end latency from the payload's send time.
     pub latency: bool,
     /// The time base of payload timestamps.
@@ -116,9 +119,14 @@ struct Publisher {
     slots: Vec<Slot>,
     next_pid: u16,
     payload: Vec<u8>,
+    /// Waiting for deliveries to catch up (see `Plan::backlog`).
+    waits_for_credit: bool,
+    /// Sequence numbers below this are given up on (lost at QoS 0) for flow control.
+    forgiven: u64,
 }
 
 struct Subscriber {
+    index: usize,
     seen: Vec<SeqSet>,
     foreign: u64,
 }
@@ -147,6 +155,9 @@ struct Shared<'a> {
     last_progress: Instant,
     last_delivery: Instant,
     hist: Option<Histogram>,
+    /// `progress[p][s]`: one past the highest sequence number subscriber `s` has had from
+    /// publisher `p`; `u64::MAX` where `s` does not receive `p`.
+    progress: Vec<Vec<u64>>,
 }
 
 pub fn run(plan: &Plan) -> Outcome {
@@ -174,6 +185,7 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
         })
         .encode(V311, &mut c.wbuf);
         c.role = Role::Sub(Subscriber {
+            index: i,
             seen: (0..plan.publishers.len().max(1))
                 .map(|_| SeqSet::default())
                 .collect(),
@@ -199,6 +211,8 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             },
             next_pid: 1,
             payload: body,
+            waits_for_credit: false,
+            forgiven: 0,
         });
         conns.push(c);
     }
@@ -219,6 +233,17 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
         last_progress: Instant::now(),
         last_delivery: Instant::now(),
         hist: plan.latency.then(Histogram::new),
+        progress: plan
+            .publishers
+            .iter()
+            .map(|p| {
+                let mut v = vec![u64::MAX; plan.subscribers.len()];
+                for &s in &p.receivers {
+                    v[s] = 0;
+                }
+                v
+            })
+            .collect(),
     };
     // Setup: wait for every CONNACK and SUBACK before the clock starts.
     let mut started = false;
@@ -273,9 +298,14 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             }
             if producing_done {
                 stopping = true;
-                let acked_all = plan.qos == QoS::AtMostOnce || shared.acked >= sent;
+                let ext_acked = plan
+                    .external
+                    .as_ref()
+                    .map_or(0, |e| e.acked.load(Ordering::Acquire));
+                let acked_all = plan.qos == QoS::AtMostOnce || shared.acked + ext_acked >= sent;
                 let all_in = shared.delivered >= expected;
-                let quiet = plan.qos == QoS::AtMostOnce
+                // Acknowledged but never delivered (QoS 1/2) is as lost as QoS 0 is.
+                let quiet = (plan.qos == QoS::AtMostOnce || acked_all)
                     && now.duration_since(shared.last_progress) >= QOS0_QUIET;
                 if (acked_all && all_in) || quiet {
                     break;
@@ -307,6 +337,7 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("poll failed: {e}")),
         }
+        let delivered_before = shared.delivered;
         for event in events.iter() {
             let i = event.token().0;
             let c = &mut conns[i];
@@ -328,12 +359,28 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             }
         }
         if started {
+            let stalled = Instant::now().duration_since(shared.last_progress) >= QOS0_QUIET;
+            if shared.delivered != delivered_before || stalled {
+                for (i, c) in conns.iter_mut().enumerate() {
+                    if let Role::Pub(p) = &mut c.role {
+                        if p.waits_for_credit {
+                            if stalled {
+                                // What is still outstanding after a quiet second was
+                                // dropped; it is counted as lost at the end (an error
+                                // at QoS 1/2), and publishing goes on.
+                                p.forgiven = p.next_seq;
+                            }
+                            runnable.push(i);
+                        }
+                    }
+                }
+            }
             runnable.sort_unstable();
             runnable.dedup();
             let now_ns = plan.clock.elapsed().as_nanos() as u64;
             let mut again = Vec::new();
             for &i in &runnable {
-                if pump(&mut conns[i], plan.qos, window, now_ns)
+                if pump(&mut conns[i], plan, &shared.progress, window, now_ns)
                     .map_err(|e| format!("publisher {i}: {e}"))?
                 {
                     again.push(i);
@@ -352,7 +399,7 @@ fn totals(plan: &Plan, conns: &[Conn]) -> (u64, u64) {
     for c in conns {
         if let Role::Pub(p) = &c.role {
             sent += p.next_seq;
-            expected += p.next_seq * plan.publishers[p.id as usize].receivers;
+            expected += p.next_seq * plan.publishers[p.id as usize].receivers.len() as u64;
         }
     }
     if let Some(e) = &plan.external {
@@ -403,6 +450,7 @@ fn open(plan: &Plan, client_id: &str) -> Result<Conn, String> {
         wpos: 0,
         ready: false,
         role: Role::Sub(Subscriber {
+            index: 0,
             seen: Vec::new(),
             foreign: 0,
         }),
@@ -443,12 +491,41 @@ fn flush(c: &mut Conn) -> Result<bool, String> {
 
 /// Encodes and writes PUBLISH packets until the socket, the window or the count stops
 /// it, or its turn ends. Ok(true): it could go on (come back next iteration).
-fn pump(c: &mut Conn, qos: QoS, window: usize, now_ns: u64) -> Result<bool, String> {
+fn pump(
+    c: &mut Conn,
+    plan: &Plan,
+    progress: &[Vec<u64>],
+    window: usize,
+    now_ns: u64,
+) -> Result<bool, String> {
+    let qos = plan.qos;
     for _ in 0..FILLS_PER_TURN {
         let Role::Pub(p) = &mut c.role else {
             return Ok(false);
         };
-        while c.wbuf.len() < FILL && p.next_seq < p.limit {
+        let mut credit_limit = p.limit;
+        if plan.backlog > 0 {
+            let slowest = progress[p.id as usize].iter().copied().min().unwrap_or(0);
+            let base = if slowest == u64::MAX {
+                p.next_seq
+            } else {
+                slowest
+            };
+            credit_limit = credit_limit.min(base.max(p.forgiven) + plan.backlog);
+        }
+        // Hysteresis: a publisher that waited for credit resumes only when a quarter of
+        // the backlog is free, so it writes batches rather than one message per delivery
+        // (against a broker that writes one packet per system call, the tool would
+        // otherwise match the broker's system calls one for one).
+        let available = credit_limit.saturating_sub(p.next_seq);
+        let worth_it = (plan.backlog / 4)
+            .min(p.limit.saturating_sub(p.next_seq))
+            .max(1);
+        if p.waits_for_credit && available < worth_it && c.wbuf.is_empty() {
+            return Ok(false);
+        }
+        p.waits_for_credit = p.next_seq >= credit_limit && p.next_seq < p.limit;
+        while c.wbuf.len() < FILL && p.next_seq < credit_limit {
             let packet_id = if qos == QoS::AtMostOnce {
                 None
             } else {
@@ -471,7 +548,10 @@ fn pump(c: &mut Conn, qos: QoS, window: usize, now_ns: u64) -> Result<bool, Stri
             );
             p.next_seq += 1;
         }
-        let more = p.next_seq < p.limit && (qos == QoS::AtMostOnce || p.inflight < window);
+        let more = p.next_seq < credit_limit && (qos == QoS::AtMostOnce || p.inflight < window);
+        if p.next_seq >= credit_limit && p.next_seq < p.limit {
+            p.waits_for_credit = true;
+        }
         if c.wbuf.is_empty() {
             return Ok(false);
         }
@@ -575,6 +655,10 @@ fn process(c: &mut Conn, shared: &mut Shared) -> Result<(), String> {
                     Some(stamp) if (stamp.publisher as usize) < s.seen.len() => {
                         if s.seen[stamp.publisher as usize].insert(stamp.seq) {
                             shared.delivered += 1;
+                        }
+                        if let Some(row) = shared.progress.get_mut(stamp.publisher as usize) {
+                            let mark = &mut row[s.index];
+                            *mark = (*mark).max(stamp.seq + 1);
                         }
                         if let Some(h) = &mut shared.hist {
                             h.record(now_ns.saturating_sub(stamp.sent_ns));

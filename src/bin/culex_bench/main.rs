@@ -129,6 +129,13 @@ fn main() -> ExitCode {
         "SECS",
     );
     opts.optopt(
+        "b",
+        "backlog",
+        "messages a publisher may be ahead of its slowest subscriber; 0 for an open-loop \
+         flood (default 8192 per subscriber, shared by the publishers feeding it)",
+        "N",
+    );
+    opts.optopt(
         "",
         "prefix",
         "topic prefix (default culex-bench/<pid>)",
@@ -249,6 +256,7 @@ fn settings(m: &getopts::Matches) -> Result<Settings, String> {
         clients: num(m, "clients")?.unwrap_or(10_000),
         retained: num(m, "retained")?.unwrap_or(100_000),
         hold: secs("hold", 0.0)?,
+        backlog: num(m, "backlog")?,
         prefix: m
             .opt_str("prefix")
             .unwrap_or_else(|| format!("culex-bench/{}", std::process::id())),

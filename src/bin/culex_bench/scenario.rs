@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 const V311: ProtocolVersion = ProtocolVersion::V311;
 /// Bytes of PUBLISH packets buffered before one write, where a blocking client publishes.
 const FILL: usize = 64 * 1024;
+/// Default end-to-end backlog per subscriber, in messages, shared by the publishers that
+/// feed it: about 700 KB of 64-byte messages, under culex's 1 MiB QoS 0 outbox limit.
+const BACKLOG_PER_SUBSCRIBER: u64 = 8192;
 /// Clients of the connections scenario that connect before their CONNACKs are read.
 const CONNECT_BATCH: usize = 250;
 
@@ -31,6 +34,7 @@ pub struct Settings {
     pub clients: usize,
     pub retained: u64,
     pub hold: Duration,
+    pub backlog: Option<u64>,
     pub prefix: String,
 }
 
@@ -213,7 +217,10 @@ pub fn run(scenario: &str, s: &Settings) -> Report {
     }
 }
 
-fn plan(s: &Settings, name: &str) -> Plan {
+fn plan(s: &Settings, name: &str, publishers_per_subscriber: usize) -> Plan {
+    let backlog = s
+        .backlog
+        .unwrap_or((BACKLOG_PER_SUBSCRIBER / publishers_per_subscriber.max(1) as u64).max(64));
     Plan {
         addr: s.addr,
         client_prefix: format!("culex-bench-{}-{name}", std::process::id()),
@@ -226,6 +233,7 @@ fn plan(s: &Settings, name: &str) -> Plan {
         duration: s.duration,
         timeout: s.timeout,
         latency: false,
+        backlog,
         clock: Instant::now(),
     }
 }
@@ -267,13 +275,13 @@ fn fan_through(s: &Settings) -> Report {
         r.failure = Some("fan-through needs at least as many publishers as subscribers".into());
         return r;
     }
-    let mut plan = plan(s, "ft");
+    let mut plan = plan(s, "ft", p.div_ceil(n));
     let topic = |i: usize| format!("{}/ft/{i}", s.prefix);
     plan.publishers = (0..p)
         .map(|i| PubPlan {
             topic: topic(i),
             count: s.count / p as u64,
-            receivers: 1,
+            receivers: vec![i % n],
         })
         .collect();
     plan.subscribers = (0..n)
@@ -292,12 +300,12 @@ fn fan(s: &Settings, name: &str, tag: &str, p: usize, n: usize) -> Report {
     let n = s.subscribers.unwrap_or(n).max(1);
     let mut r = Report::new(name, s);
     (r.publishers, r.subscribers) = (p, n);
-    let mut plan = plan(s, tag);
+    let mut plan = plan(s, tag, p);
     plan.publishers = (0..p)
         .map(|i| PubPlan {
             topic: format!("{}/{tag}/{i}", s.prefix),
             count: s.count / p as u64,
-            receivers: n as u64,
+            receivers: (0..n).collect(),
         })
         .collect();
     plan.subscribers = (0..n)
@@ -315,7 +323,7 @@ fn fan(s: &Settings, name: &str, tag: &str, p: usize, n: usize) -> Report {
 fn latency(s: &Settings) -> Report {
     let mut r = Report::new("latency", s);
     (r.publishers, r.subscribers) = (1, 1);
-    let mut plan = plan(s, "lat");
+    let mut plan = plan(s, "lat", 1);
     let topic = format!("{}/lat/0", s.prefix);
     plan.subscribers = vec![SubPlan {
         filters: vec![topic.clone()],
