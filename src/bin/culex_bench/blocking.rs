@@ -12,6 +12,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_PACKET: usize = 16 * 1024 * 1024;
 const V311: ProtocolVersion = ProtocolVersion::V311;
 
+/// What a client does with each packet it reads: it may append a reply to the write buffer.
+pub type OnPacket<'f, R> = dyn FnMut(Packet<'_>, &mut Vec<u8>) -> Result<R, String> + 'f;
+
 pub struct Client {
     pub stream: TcpStream,
     rbuf: Vec<u8>,
@@ -100,10 +103,7 @@ impl Client {
 
     /// Hands buffered whole packets to `f` until it returns true (the rest stays
     /// buffered). Ok(true) if `f` did.
-    fn process(
-        &mut self,
-        f: &mut dyn FnMut(Packet, &mut Vec<u8>) -> Result<bool, String>,
-    ) -> Result<bool, String> {
+    fn process(&mut self, f: &mut OnPacket<'_, bool>) -> Result<bool, String> {
         while let Some(len) = frame::check(&self.rbuf[self.rstart..self.rend], MAX_PACKET)
             .map_err(|e| format!("malformed packet from the broker: {e}"))?
         {
@@ -119,10 +119,7 @@ impl Client {
     }
 
     /// Reads what is there without waiting (non-blocking socket) and handles it.
-    pub fn poll_packets(
-        &mut self,
-        f: &mut dyn FnMut(Packet, &mut Vec<u8>) -> Result<(), String>,
-    ) -> Result<(), String> {
+    pub fn poll_packets(&mut self, f: &mut OnPacket<'_, ()>) -> Result<(), String> {
         while self.fill()? {
             self.process(&mut |p, w| f(p, w).map(|()| false))?;
         }
@@ -131,11 +128,7 @@ impl Client {
 
     /// Blocks until `f` returns true, handing it each packet; a read timeout is an error
     /// naming `what` was awaited.
-    pub fn read_until(
-        &mut self,
-        what: &str,
-        f: &mut dyn FnMut(Packet, &mut Vec<u8>) -> Result<bool, String>,
-    ) -> Result<(), String> {
+    pub fn read_until(&mut self, what: &str, f: &mut OnPacket<'_, bool>) -> Result<(), String> {
         loop {
             if self.process(f)? {
                 return Ok(());

@@ -287,7 +287,7 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             let ext_done = plan
                 .external
                 .as_ref()
-                .is_none_or(|e| e.done.load(Ordering::Acquire));
+                .map_or(true, |e| e.done.load(Ordering::Acquire));
             let producing_done = ext_done
                 && conns.iter().all(|c| match &c.role {
                     Role::Pub(p) => p.next_seq >= p.limit,
@@ -349,13 +349,12 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
                     runnable.push(i);
                 }
             }
-            if event.is_writable() || c.wpos < c.wbuf.len() {
-                if flush(c).map_err(|e| format!("client {i}: {e}"))?
-                    && started
-                    && matches!(c.role, Role::Pub(_))
-                {
-                    runnable.push(i);
-                }
+            if (event.is_writable() || c.wpos < c.wbuf.len())
+                && flush(c).map_err(|e| format!("client {i}: {e}"))?
+                && started
+                && matches!(c.role, Role::Pub(_))
+            {
+                runnable.push(i);
             }
         }
         if started {
