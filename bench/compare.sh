@@ -149,7 +149,7 @@ held() { # broker round tag count-metric args...
     taskset -c "$LOAD_CPU" "$BENCH" -p "$port" --json --hold "$HOLD" "$@" >"$OUT/$tag.out" 2>"$err" &
     bench_pid=$!
     for _ in $(seq 1200); do
-        grep -q 'culex_bench: holding' "$err" && break
+        grep -qs 'culex_bench: holding' "$err" && break
         kill -0 "$bench_pid" 2>/dev/null || break
         sleep 0.1
     done
