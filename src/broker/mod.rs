@@ -735,7 +735,10 @@ impl Broker {
                 let c = self
                     .conn_mut(conn)
                     .expect("online session has a connection");
-                if c.out.len() > limit {
+                // The outbox limit sheds live QoS 0 traffic to a slow reader. Retained
+                // messages sent for a new subscription are a bounded, requested burst
+                // (the retained store's size): they are all written, as Mosquitto does.
+                if c.out.len() > limit && !retain {
                     self.stats.publish_dropped += 1;
                     return;
                 }

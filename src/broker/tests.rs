@@ -1669,3 +1669,21 @@ fn shared_subscription_delivers_each_message_to_one_member() {
         ],
     );
 }
+
+/// Regression (found by culex_bench's retained scenario): retained messages sent for a
+/// new subscription are not cut off by outbox_limit; all of them arrive.
+#[test]
+fn all_retained_messages_reach_a_new_subscriber_beyond_the_outbox_limit() {
+    let mut h = Harness::new(|s| s.outbox_limit = 64);
+    let p = h.connect(1, "pub", true, 0, None);
+    let topics: Vec<String> = (0..50).map(|i| format!("r/{i}")).collect();
+    for topic in &topics {
+        h.send(p, &retained(publish(topic, &[b'v'; 32], Q0, 0)));
+    }
+    assert_eq!(h.broker.retained_count(), 50);
+    let s = h.connect(2, "s", true, 0, None);
+    h.send(s, &subscribe(1, &[("r/#", Q0)]));
+    let frames = h.recv_frames(s);
+    assert_eq!(frames.len(), 51, "SUBACK and every retained message");
+    assert_eq!(h.broker.dropped_count(), 0);
+}
