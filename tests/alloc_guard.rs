@@ -10,7 +10,10 @@
 #![allow(unsafe_code)]
 
 use culex::broker::{Broker, ConnId, Settings};
-use culex::protocol::{frame, Connect, Packet, PacketId, ProtocolVersion, QoS, Subscribe};
+use culex::protocol::{
+    frame, Ack, Connect, Packet, PacketId, Properties, ProtocolVersion, QoS, Subscribe,
+    SubscriptionOptions,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -76,6 +79,7 @@ fn connect(broker: &mut Broker, id: u32, client_id: &str, now: Instant) {
         will: None,
         username: None,
         password: None,
+        properties: Properties::default(),
     }));
     broker.handle_frame(ConnId(id), &connect, now);
 }
@@ -93,7 +97,7 @@ fn drain(broker: &mut Broker, now: Instant, acks: &mut Vec<u8>) -> u64 {
             {
                 delivered += 1;
                 if let Some(pid) = p.packet_id {
-                    Packet::Puback(pid).encode(ProtocolVersion::V311, acks);
+                    Packet::Puback(Ack::new(pid)).encode(ProtocolVersion::V311, acks);
                 }
             }
             pos += len;
@@ -122,7 +126,11 @@ fn allocations_per_message(qos: QoS) -> f64 {
         connect(&mut broker, s, &format!("subscriber-{s}"), now);
         let subscribe = encode(&Packet::Subscribe(Subscribe {
             packet_id: PacketId::new(1).unwrap(),
-            filters: vec![("sensors/+/temperature", QoS::ExactlyOnce)],
+            filters: vec![(
+                "sensors/+/temperature",
+                SubscriptionOptions::new(QoS::ExactlyOnce),
+            )],
+            properties: Properties::default(),
         }));
         broker.handle_frame(ConnId(s), &subscribe, now);
     }

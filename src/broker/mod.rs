@@ -33,8 +33,8 @@ pub use message::Message;
 
 use crate::config::Config;
 use crate::protocol::{
-    encode_publish, publish_len, Connack, Connect, ConnectReturnCode, DecodeError, Packet,
-    PacketId, ProtocolVersion, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
+    encode_publish, publish_len, Ack, Connack, Connect, DecodeError, Packet, PacketId,
+    ProtocolVersion, Publish, QoS, ReasonCode, Suback, Subscribe, Unsuback, Unsubscribe,
 };
 use crate::timer::Timers;
 use crate::topic::{parse_shared, RetainedTree, SharedSubscriptions, SubscriptionTree};
@@ -345,7 +345,7 @@ impl Broker {
                 if state == ConnState::Connecting =>
             {
                 // [MQTT-3.1.2-2]: answer 0x01 and disconnect.
-                self.send_connack(id, false, ConnectReturnCode::UnacceptableProtocolVersion);
+                self.send_connack(id, false, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
                 info!(
                     "Client from {} refused: unsupported protocol version {level}.",
                     self.peer(id)
@@ -477,15 +477,21 @@ impl Broker {
         let (sid, packet) = sid;
         match packet {
             Packet::Publish(publish) => self.handle_publish(id, sid, publish, now),
-            Packet::Puback(pid) => self.handle_ack(sid, pid, InflightState::Puback),
-            Packet::Pubrec(pid) => self.handle_pubrec(id, sid, pid),
-            Packet::Pubrel(pid) => self.handle_pubrel(id, sid, pid),
-            Packet::Pubcomp(pid) => self.handle_ack(sid, pid, InflightState::Pubcomp),
+            Packet::Puback(ack) => self.handle_ack(sid, ack.packet_id, InflightState::Puback),
+            Packet::Pubrec(ack) => self.handle_pubrec(id, sid, ack.packet_id),
+            Packet::Pubrel(ack) => self.handle_pubrel(id, sid, ack.packet_id),
+            Packet::Pubcomp(ack) => self.handle_ack(sid, ack.packet_id, InflightState::Pubcomp),
             Packet::Subscribe(subscribe) => self.handle_subscribe(id, sid, subscribe),
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(id, sid, unsubscribe),
             Packet::Pingreq => self.send(id, &Packet::Pingresp),
-            Packet::Disconnect => self.close(id, CloseReason::Disconnected, now),
+            Packet::Disconnect(_) => self.close(id, CloseReason::Disconnected, now),
             Packet::Connect(_) => {}
+            // Decoded only on an MQTT 5 connection, which the broker refuses for now.
+            Packet::Auth(_) => self.close(
+                id,
+                CloseReason::UnexpectedPacket("AUTH without MQTT 5 support"),
+                now,
+            ),
             Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => self
                 .close(
                     id,
@@ -502,6 +508,16 @@ impl Broker {
         if let Some(conn) = self.conn_mut(id) {
             conn.version = connect.version;
         }
+        // The codec speaks MQTT 5; the broker's MQTT 5 semantics come later. Until then a
+        // level-5 client is refused with the MQTT 5 CONNACK 0x84 [MQTT-3.1.2-2].
+        if connect.version == ProtocolVersion::V5 {
+            info!(
+                "Client {} from {peer} refused: unsupported protocol version 5.",
+                display_id(connect.client_id)
+            );
+            self.send_connack(id, false, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
+            return self.close(id, CloseReason::Refused, now);
+        }
         let refuse = |code| Some(code);
         let refusal = if connect.client_id.is_empty()
             && (!connect.clean_session
@@ -509,15 +525,15 @@ impl Broker {
                 || connect.version == ProtocolVersion::V31)
         {
             // [MQTT-3.1.3-8]: an empty id needs clean session; 3.1 requires 1-23 bytes.
-            refuse(ConnectReturnCode::IdentifierRejected)
+            refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
         } else if self.settings.max_keepalive != 0
             && connect.keep_alive > self.settings.max_keepalive
         {
             // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
-            refuse(ConnectReturnCode::IdentifierRejected)
+            refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
         } else if !self.settings.allow_anonymous {
             // No password file yet: without anonymous access nobody is authorised.
-            refuse(ConnectReturnCode::NotAuthorized)
+            refuse(ReasonCode::NOT_AUTHORIZED)
         } else {
             None
         };
@@ -526,7 +542,7 @@ impl Broker {
                 "Client {} from {peer} refused: {}.",
                 display_id(connect.client_id),
                 match code {
-                    ConnectReturnCode::NotAuthorized => "not authorised",
+                    ReasonCode::NOT_AUTHORIZED => "not authorised",
                     _ => "identifier rejected",
                 }
             );
@@ -609,21 +625,15 @@ impl Broker {
                 u8::from(connect.clean_session),
             );
         }
-        self.send_connack(id, session_present, ConnectReturnCode::Accepted);
+        self.send_connack(id, session_present, ReasonCode::SUCCESS);
         if session_present {
             self.resend_inflight(id, sid);
         }
         self.drain_queue(sid);
     }
 
-    fn send_connack(&mut self, id: ConnId, session_present: bool, code: ConnectReturnCode) {
-        self.send(
-            id,
-            &Packet::Connack(Connack {
-                session_present,
-                code,
-            }),
-        );
+    fn send_connack(&mut self, id: ConnId, session_present: bool, reason: ReasonCode) {
+        self.send(id, &Packet::Connack(Connack::new(session_present, reason)));
     }
 
     // ---- PUBLISH -------------------------------------------------------------------
@@ -665,8 +675,8 @@ impl Broker {
             self.route(&mut publication, now);
         }
         match (publish.qos, publish.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(pid)),
-            (QoS::ExactlyOnce, Some(pid)) => self.send(id, &Packet::Pubrec(pid)),
+            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(Ack::new(pid))),
+            (QoS::ExactlyOnce, Some(pid)) => self.send(id, &Packet::Pubrec(Ack::new(pid))),
             _ => {}
         }
     }
@@ -849,7 +859,7 @@ impl Broker {
             .collect();
         for (message, qos, retain, pid, state) in resend.drain(..) {
             match state {
-                InflightState::Pubcomp => self.send(conn, &Packet::Pubrel(pid)),
+                InflightState::Pubcomp => self.send(conn, &Packet::Pubrel(Ack::new(pid))),
                 _ => self.write_publish(
                     conn,
                     message.topic(),
@@ -898,14 +908,14 @@ impl Broker {
             i.state = InflightState::Pubcomp;
         }
         // [MQTT-4.3.3-1]: PUBREL answers PUBREC (again, if the PUBREC was repeated).
-        self.send(conn, &Packet::Pubrel(pid));
+        self.send(conn, &Packet::Pubrel(Ack::new(pid)));
     }
 
     fn handle_pubrel(&mut self, conn: ConnId, sid: SessionId, pid: PacketId) {
         let session = self.session_mut(sid);
         session.awaiting_pubrel.retain(|p| *p != pid);
         // [MQTT-4.3.3-2]: PUBCOMP answers PUBREL, even for an id no longer known.
-        self.send(conn, &Packet::Pubcomp(pid));
+        self.send(conn, &Packet::Pubcomp(Ack::new(pid)));
     }
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------
@@ -914,10 +924,11 @@ impl Broker {
         let codes = subscribe
             .filters
             .iter()
-            .map(|&(filter, qos)| {
+            .map(|&(filter, options)| {
+                let qos = options.qos;
                 self.add_subscription(sid, filter, qos);
                 log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
-                SubackCode::Granted(qos)
+                ReasonCode::granted(qos)
             })
             .collect();
         // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
@@ -926,11 +937,12 @@ impl Broker {
             &Packet::Suback(Suback {
                 packet_id: subscribe.packet_id,
                 codes,
+                properties: Default::default(),
             }),
         );
         // Retained messages follow, for every filter, even a repeated one [MQTT-3.8.4-3].
-        for &(filter, granted) in &subscribe.filters {
-            self.send_retained(sid, filter, granted);
+        for &(filter, options) in &subscribe.filters {
+            self.send_retained(sid, filter, options.qos);
         }
     }
 
@@ -991,7 +1003,10 @@ impl Broker {
             log::info!(target: "unsubscribe", "{} {}", self.session(sid).client_id, filter);
         }
         // [MQTT-3.10.4-4], even if no filter matched [MQTT-3.10.4-5].
-        self.send(conn, &Packet::Unsuback(unsubscribe.packet_id));
+        self.send(
+            conn,
+            &Packet::Unsuback(Unsuback::new(unsubscribe.packet_id)),
+        );
     }
 
     // ---- sessions ------------------------------------------------------------------

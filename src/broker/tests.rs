@@ -9,7 +9,7 @@
 //! expected packets. Every loop is bounded, so a livelock fails instead of hanging.
 
 use super::*;
-use crate::protocol::{frame, Will};
+use crate::protocol::{frame, Disconnect, Properties, SubscriptionOptions, Will};
 use std::collections::HashSet;
 
 const V311: ProtocolVersion = ProtocolVersion::V311;
@@ -167,7 +167,7 @@ impl Harness {
     ) -> ConnId {
         let conn = self.open(id);
         self.send(conn, &connect(client_id, clean, keep_alive, will));
-        self.recv(conn, &[connack(false, ConnectReturnCode::Accepted)]);
+        self.recv(conn, &[connack(false, ReasonCode::SUCCESS)]);
         conn
     }
 
@@ -177,13 +177,14 @@ impl Harness {
         self.send(conn, &subscribe(id, filters));
         let codes = filters
             .iter()
-            .map(|&(_, qos)| SubackCode::Granted(qos))
+            .map(|&(_, qos)| ReasonCode::granted(qos))
             .collect();
         self.recv(
             conn,
             &[Packet::Suback(Suback {
                 packet_id: pid(id),
                 codes,
+                properties: Default::default(),
             })],
         );
     }
@@ -191,7 +192,7 @@ impl Harness {
     /// Sends DISCONNECT and asserts the broker closes the connection.
     #[track_caller]
     fn disconnect(&mut self, conn: ConnId) {
-        self.send(conn, &Packet::Disconnect);
+        self.send(conn, &Packet::Disconnect(Disconnect::default()));
         assert_eq!(self.closed(), [conn]);
         self.recv_nothing(conn);
     }
@@ -248,14 +249,12 @@ fn connect<'a>(
         will,
         username: None,
         password: None,
+        properties: Properties::default(),
     })
 }
 
-fn connack(session_present: bool, code: ConnectReturnCode) -> Packet<'static> {
-    Packet::Connack(Connack {
-        session_present,
-        code,
-    })
+fn connack(session_present: bool, code: ReasonCode) -> Packet<'static> {
+    Packet::Connack(Connack::new(session_present, code))
 }
 
 fn will<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, retain: bool) -> Option<Will<'a>> {
@@ -264,6 +263,7 @@ fn will<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, retain: bool) -> Option
         payload,
         qos,
         retain,
+        properties: Properties::default(),
     })
 }
 
@@ -279,6 +279,7 @@ fn publish<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, id: u16) -> Packet<'
             _ => Some(pid(id)),
         },
         payload,
+        properties: Properties::default(),
     })
 }
 
@@ -299,7 +300,11 @@ fn dup(packet: Packet<'_>) -> Packet<'_> {
 fn subscribe<'a>(id: u16, filters: &[(&'a str, QoS)]) -> Packet<'a> {
     Packet::Subscribe(Subscribe {
         packet_id: pid(id),
-        filters: filters.to_vec(),
+        filters: filters
+            .iter()
+            .map(|&(filter, qos)| (filter, SubscriptionOptions::new(qos)))
+            .collect(),
+        properties: Properties::default(),
     })
 }
 
@@ -307,6 +312,7 @@ fn unsubscribe<'a>(id: u16, filters: &[&'a str]) -> Packet<'a> {
     Packet::Unsubscribe(Unsubscribe {
         packet_id: pid(id),
         filters: filters.to_vec(),
+        properties: Properties::default(),
     })
 }
 
@@ -333,7 +339,7 @@ fn connack_of_a_resumed_persistent_session_has_session_present_1() {
 
     let c = h.open(1);
     h.send(c, &connect("c", false, 60, None));
-    h.recv(c, &[connack(true, ConnectReturnCode::Accepted)]);
+    h.recv(c, &[connack(true, ReasonCode::SUCCESS)]);
     h.disconnect(c);
 
     h.connect(1, "c", true, 60, None);
@@ -347,7 +353,10 @@ fn empty_client_id_without_clean_session_is_rejected_with_0x02() {
     let c = h.open(1);
     h.send(c, &connect("", false, 60, None));
     assert_eq!(h.closed(), [c]);
-    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+    h.recv(
+        c,
+        &[connack(false, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)],
+    );
     assert_eq!(h.broker.clients_connected(), 0);
 }
 
@@ -380,10 +389,14 @@ fn empty_client_id_is_rejected_for_mqtt_3_1() {
             will: None,
             username: None,
             password: None,
+            properties: Properties::default(),
         }),
     );
     assert_eq!(h.closed(), [c]);
-    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+    h.recv(
+        c,
+        &[connack(false, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)],
+    );
 }
 
 /// MQTT 3.1 clients with an id are accepted.
@@ -401,9 +414,10 @@ fn mqtt_3_1_client_with_an_id_is_accepted() {
             will: None,
             username: None,
             password: None,
+            properties: Properties::default(),
         }),
     );
-    h.recv(c, &[connack(false, ConnectReturnCode::Accepted)]);
+    h.recv(c, &[connack(false, ReasonCode::SUCCESS)]);
     assert!(h.closed().is_empty());
 }
 
@@ -411,7 +425,7 @@ fn mqtt_3_1_client_with_an_id_is_accepted() {
 /// disconnects.
 #[test]
 fn unsupported_protocol_level_is_refused_with_0x01_and_closed() {
-    for level in [5u8, 6] {
+    for level in [6u8, 7] {
         let mut h = Harness::default();
         let mut bytes = encode(&connect("c", true, 60, None));
         // Fixed header (2), protocol name (2 + 4), then the level.
@@ -422,13 +436,36 @@ fn unsupported_protocol_level_is_refused_with_0x01_and_closed() {
         assert_eq!(h.closed(), [c], "level {level}");
         h.recv(
             c,
-            &[connack(
-                false,
-                ConnectReturnCode::UnacceptableProtocolVersion,
-            )],
+            &[connack(false, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)],
         );
         assert_eq!(h.broker.clients_connected(), 0);
     }
+}
+
+/// The codec decodes MQTT 5, the broker does not speak it yet: a level-5 CONNECT gets
+/// the MQTT 5 CONNACK "Unsupported Protocol Version" (0x84), then the server disconnects
+/// (MQTT 5.0 section 3.1.2.2).
+#[test]
+fn mqtt5_connect_is_refused_with_v5_connack_0x84_and_closed() {
+    let mut h = Harness::default();
+    let mut v5 = Vec::new();
+    Packet::Connect(Connect {
+        version: ProtocolVersion::V5,
+        clean_session: true,
+        keep_alive: 60,
+        client_id: "c5",
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    })
+    .encode(ProtocolVersion::V5, &mut v5);
+    let c = h.open(1);
+    h.send_raw(c, &v5);
+    assert_eq!(h.closed(), [c]);
+    // CONNACK, remaining length 3: flags 0, reason 0x84, property length 0.
+    assert_eq!(h.recv_frames(c), [vec![0x20, 0x03, 0x00, 0x84, 0x00]]);
+    assert_eq!(h.broker.clients_connected(), 0);
 }
 
 /// Without anonymous access and without a password file nobody is authorised: 0x05
@@ -439,7 +476,7 @@ fn connect_is_refused_with_0x05_when_anonymous_access_is_off() {
     let c = h.open(1);
     h.send(c, &connect("c", true, 60, None));
     assert_eq!(h.closed(), [c]);
-    h.recv(c, &[connack(false, ConnectReturnCode::NotAuthorized)]);
+    h.recv(c, &[connack(false, ReasonCode::NOT_AUTHORIZED)]);
 }
 
 /// Mosquitto refuses a 3.1/3.1.1 keep alive above max_keepalive with 0x02 (it cannot
@@ -451,7 +488,10 @@ fn keep_alive_above_max_keepalive_is_refused_with_0x02() {
     let c = h.open(2);
     h.send(c, &connect("above", true, 61, None));
     assert_eq!(h.closed(), [c]);
-    h.recv(c, &[connack(false, ConnectReturnCode::IdentifierRejected)]);
+    h.recv(
+        c,
+        &[connack(false, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)],
+    );
 }
 
 /// [MQTT-3.1.0-1]: the first packet from the client must be CONNECT; anything else closes
@@ -503,14 +543,14 @@ fn qos1_publish_is_acknowledged_with_puback_in_both_directions() {
     h.subscribe(sub, 1, &[("a/b", Q1)]);
     let p = h.connect(2, "pub", true, 0, None);
     h.send(p, &publish("a/b", b"one", Q1, 77));
-    h.recv(p, &[Packet::Puback(pid(77))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(77)))]);
     h.recv(sub, &[publish("a/b", b"one", Q1, 1)]);
-    h.send(sub, &Packet::Puback(pid(1)));
+    h.send(sub, &Packet::Puback(Ack::new(pid(1))));
     h.recv_nothing(sub);
     h.recv_nothing(p);
     // The next message gets the next id.
     h.send(p, &publish("a/b", b"two", Q1, 78));
-    h.recv(p, &[Packet::Puback(pid(78))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(78)))]);
     h.recv(sub, &[publish("a/b", b"two", Q1, 2)]);
 }
 
@@ -524,16 +564,16 @@ fn qos2_publish_goes_through_pubrec_pubrel_pubcomp() {
     let p = h.connect(2, "pub", true, 0, None);
 
     h.send(p, &publish("a/b", b"once", Q2, 300));
-    h.recv(p, &[Packet::Pubrec(pid(300))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(300)))]);
     h.recv(sub, &[publish("a/b", b"once", Q2, 1)]);
 
-    h.send(sub, &Packet::Pubrec(pid(1)));
-    h.recv(sub, &[Packet::Pubrel(pid(1))]);
-    h.send(sub, &Packet::Pubcomp(pid(1)));
+    h.send(sub, &Packet::Pubrec(Ack::new(pid(1))));
+    h.recv(sub, &[Packet::Pubrel(Ack::new(pid(1)))]);
+    h.send(sub, &Packet::Pubcomp(Ack::new(pid(1))));
     h.recv_nothing(sub);
 
-    h.send(p, &Packet::Pubrel(pid(300)));
-    h.recv(p, &[Packet::Pubcomp(pid(300))]);
+    h.send(p, &Packet::Pubrel(Ack::new(pid(300))));
+    h.recv(p, &[Packet::Pubcomp(Ack::new(pid(300)))]);
     h.recv_nothing(sub);
 }
 
@@ -549,12 +589,12 @@ fn delivery_qos_is_downgraded_to_the_granted_qos() {
     let p = h.connect(3, "pub", true, 0, None);
 
     h.send(p, &publish("t", b"x", Q2, 1));
-    h.recv(p, &[Packet::Pubrec(pid(1))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(1)))]);
     h.recv(s1, &[publish("t", b"x", Q1, 1)]);
     h.recv(s0, &[publish("t", b"x", Q0, 0)]);
 
     h.send(p, &publish("t", b"y", Q1, 2));
-    h.recv(p, &[Packet::Puback(pid(2))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(2)))]);
     h.recv(s1, &[publish("t", b"y", Q1, 2)]);
     h.recv(s0, &[publish("t", b"y", Q0, 0)]);
 }
@@ -570,18 +610,18 @@ fn duplicate_qos2_publish_before_pubrel_is_delivered_once() {
     let p = h.connect(2, "pub", true, 0, None);
 
     h.send(p, &publish("t", b"m", Q2, 5));
-    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(5)))]);
     h.recv(sub, &[publish("t", b"m", Q0, 0)]);
 
     h.send(p, &dup(publish("t", b"m", Q2, 5)));
-    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(5)))]);
     h.recv_nothing(sub);
 
-    h.send(p, &Packet::Pubrel(pid(5)));
-    h.recv(p, &[Packet::Pubcomp(pid(5))]);
+    h.send(p, &Packet::Pubrel(Ack::new(pid(5))));
+    h.recv(p, &[Packet::Pubcomp(Ack::new(pid(5)))]);
 
     h.send(p, &publish("t", b"n", Q2, 5));
-    h.recv(p, &[Packet::Pubrec(pid(5))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(5)))]);
     h.recv(sub, &[publish("t", b"n", Q0, 0)]);
 }
 
@@ -591,8 +631,8 @@ fn duplicate_qos2_publish_before_pubrel_is_delivered_once() {
 fn pubrel_of_an_unknown_packet_id_is_answered_with_pubcomp() {
     let mut h = Harness::default();
     let c = h.connect(1, "c", true, 0, None);
-    h.send(c, &Packet::Pubrel(pid(4242)));
-    h.recv(c, &[Packet::Pubcomp(pid(4242))]);
+    h.send(c, &Packet::Pubrel(Ack::new(pid(4242))));
+    h.recv(c, &[Packet::Pubcomp(Ack::new(pid(4242)))]);
     assert!(h.closed().is_empty());
 }
 
@@ -606,7 +646,7 @@ fn overlapping_subscriptions_deliver_one_copy_at_the_highest_qos() {
     h.subscribe(sub, 1, &[("a/+", Q0), ("a/#", Q1), ("a/b", Q0)]);
     let p = h.connect(2, "pub", true, 0, None);
     h.send(p, &publish("a/b", b"x", Q2, 1));
-    h.recv(p, &[Packet::Pubrec(pid(1))]);
+    h.recv(p, &[Packet::Pubrec(Ack::new(pid(1)))]);
     h.recv(sub, &[publish("a/b", b"x", Q1, 1)]);
     assert_eq!(h.broker.subscription_count(), 3);
 }
@@ -626,7 +666,8 @@ fn dollar_topics_are_not_matched_by_wildcards_at_the_first_level() {
         &[
             Packet::Suback(Suback {
                 packet_id: pid(1),
-                codes: vec![SubackCode::Granted(Q0)],
+                codes: vec![ReasonCode::granted(Q0)],
+                properties: Default::default(),
             }),
             retained(publish("$SYS/broker/version", version.as_bytes(), Q0, 0)),
         ],
@@ -649,10 +690,10 @@ fn inflight_window_holds_back_the_third_message_until_an_ack() {
         h.send(p, &publish("t", *payload, Q1, i as u16 + 1));
     }
     h.recv(sub, &[publish("t", b"1", Q1, 1), publish("t", b"2", Q1, 2)]);
-    h.send(sub, &Packet::Puback(pid(2)));
+    h.send(sub, &Packet::Puback(Ack::new(pid(2))));
     h.recv(sub, &[publish("t", b"3", Q1, 3)]);
-    h.send(sub, &Packet::Puback(pid(1)));
-    h.send(sub, &Packet::Puback(pid(3)));
+    h.send(sub, &Packet::Puback(Ack::new(pid(1))));
+    h.send(sub, &Packet::Puback(Ack::new(pid(3))));
     h.recv_nothing(sub);
 }
 
@@ -666,9 +707,9 @@ fn qos2_message_holds_its_inflight_slot_until_pubcomp() {
     h.send(p, &publish("t", b"1", Q2, 1));
     h.send(p, &publish("t", b"2", Q2, 2));
     h.recv(sub, &[publish("t", b"1", Q2, 1)]);
-    h.send(sub, &Packet::Pubrec(pid(1)));
-    h.recv(sub, &[Packet::Pubrel(pid(1))]);
-    h.send(sub, &Packet::Pubcomp(pid(1)));
+    h.send(sub, &Packet::Pubrec(Ack::new(pid(1))));
+    h.recv(sub, &[Packet::Pubrel(Ack::new(pid(1)))]);
+    h.send(sub, &Packet::Pubcomp(Ack::new(pid(1))));
     h.recv(sub, &[publish("t", b"2", Q2, 2)]);
 }
 
@@ -751,7 +792,7 @@ fn packet_ids_in_flight_are_never_reused() {
             if in_flight.len() > HELD {
                 let i = HELD + rng.below(in_flight.len() - HELD);
                 let id = in_flight.swap_remove(i);
-                h.send(sub, &Packet::Puback(pid(id)));
+                h.send(sub, &Packet::Puback(Ack::new(pid(id))));
             }
         }
     }
@@ -763,7 +804,7 @@ fn packet_ids_in_flight_are_never_reused() {
         "held ids passed over"
     );
     for id in in_flight.drain(..) {
-        h.send(sub, &Packet::Puback(pid(id)));
+        h.send(sub, &Packet::Puback(Ack::new(pid(id))));
     }
     h.recv_nothing(sub);
     assert_eq!(h.broker.dropped_count(), 0);
@@ -784,15 +825,15 @@ fn offline_persistent_session_queues_qos1_and_delivers_in_order_on_reconnect() {
     let p = h.connect(2, "pub", true, 0, None);
     h.send(p, &publish("t", b"m1", Q1, 1));
     h.send(p, &publish("t", b"m2", Q2, 2));
-    h.send(p, &Packet::Pubrel(pid(2)));
+    h.send(p, &Packet::Pubrel(Ack::new(pid(2))));
     h.send(p, &publish("t", b"m3", Q1, 3));
     h.recv(
         p,
         &[
-            Packet::Puback(pid(1)),
-            Packet::Pubrec(pid(2)),
-            Packet::Pubcomp(pid(2)),
-            Packet::Puback(pid(3)),
+            Packet::Puback(Ack::new(pid(1))),
+            Packet::Pubrec(Ack::new(pid(2))),
+            Packet::Pubcomp(Ack::new(pid(2))),
+            Packet::Puback(Ack::new(pid(3))),
         ],
     );
 
@@ -801,7 +842,7 @@ fn offline_persistent_session_queues_qos1_and_delivers_in_order_on_reconnect() {
     h.recv(
         sub,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             publish("t", b"m1", Q1, 1),
             publish("t", b"m2", Q1, 2),
             publish("t", b"m3", Q1, 3),
@@ -826,7 +867,7 @@ fn qos0_is_not_queued_for_an_offline_session() {
     h.recv(
         sub,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             publish("t", b"kept", Q1, 1),
         ],
     );
@@ -850,7 +891,7 @@ fn offline_queue_is_bounded_by_max_queued_messages() {
     h.recv(
         sub,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             publish("t", b"1", Q1, 1),
             publish("t", b"2", Q1, 2),
         ],
@@ -878,7 +919,7 @@ fn offline_queue_is_bounded_by_max_queued_bytes() {
     h.recv(
         sub,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             publish("t", b"aaa", Q1, 1),
             publish("t", b"cc", Q1, 2),
             publish("t", b"d", Q1, 3),
@@ -907,8 +948,8 @@ fn reconnect_resends_unacknowledged_publish_with_dup_and_pubrel() {
             publish("c", b"z", Q2, 3),
         ],
     );
-    h.send(sub, &Packet::Pubrec(pid(2)));
-    h.recv(sub, &[Packet::Pubrel(pid(2))]);
+    h.send(sub, &Packet::Pubrec(Ack::new(pid(2))));
+    h.recv(sub, &[Packet::Pubrel(Ack::new(pid(2)))]);
     h.drop_socket(sub);
     assert_eq!(h.broker.clients_connected(), 1);
 
@@ -917,14 +958,14 @@ fn reconnect_resends_unacknowledged_publish_with_dup_and_pubrel() {
     h.recv(
         sub,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             dup(publish("a", b"x", Q1, 1)),
-            Packet::Pubrel(pid(2)),
+            Packet::Pubrel(Ack::new(pid(2))),
             dup(publish("c", b"z", Q2, 3)),
         ],
     );
-    h.send(sub, &Packet::Puback(pid(1)));
-    h.send(sub, &Packet::Pubcomp(pid(2)));
+    h.send(sub, &Packet::Puback(Ack::new(pid(1))));
+    h.send(sub, &Packet::Pubcomp(Ack::new(pid(2))));
     h.send(p, &publish("a", b"new", Q1, 4));
     h.recv(sub, &[publish("a", b"new", Q1, 4)]);
 }
@@ -940,7 +981,7 @@ fn retained_message_is_stored_replaced_and_cleared_by_an_empty_payload() {
     let p = h.connect(1, "pub", true, 0, None);
     h.send(p, &retained(publish("r", b"first", Q0, 0)));
     h.send(p, &retained(publish("r", b"second", Q1, 1)));
-    h.recv(p, &[Packet::Puback(pid(1))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(1)))]);
     assert_eq!(h.broker.retained_count(), 1);
 
     let s = h.connect(2, "s1", true, 0, None);
@@ -950,12 +991,13 @@ fn retained_message_is_stored_replaced_and_cleared_by_an_empty_payload() {
         &[
             Packet::Suback(Suback {
                 packet_id: pid(1),
-                codes: vec![SubackCode::Granted(Q2)],
+                codes: vec![ReasonCode::granted(Q2)],
+                properties: Default::default(),
             }),
             retained(publish("r", b"second", Q1, 1)),
         ],
     );
-    h.send(s, &Packet::Puback(pid(1)));
+    h.send(s, &Packet::Puback(Ack::new(pid(1))));
 
     h.send(p, &retained(publish("r", b"", Q0, 0)));
     h.recv(s, &[publish("r", b"", Q0, 0)]);
@@ -983,7 +1025,8 @@ fn retained_message_has_retain_1_on_subscribe_and_retain_0_live() {
         &[
             Packet::Suback(Suback {
                 packet_id: pid(7),
-                codes: vec![SubackCode::Granted(Q0)],
+                codes: vec![ReasonCode::granted(Q0)],
+                properties: Default::default(),
             }),
             retained(publish("a/b", b"v", Q0, 0)),
         ],
@@ -1005,7 +1048,8 @@ fn resubscribing_sends_retained_messages_again() {
             &[
                 Packet::Suback(Suback {
                     packet_id: pid(id),
-                    codes: vec![SubackCode::Granted(Q1)],
+                    codes: vec![ReasonCode::granted(Q1)],
+                    properties: Default::default(),
                 }),
                 retained(publish("r", b"v", Q0, 0)),
             ],
@@ -1119,7 +1163,8 @@ fn will_with_retain_is_stored() {
         &[
             Packet::Suback(Suback {
                 packet_id: pid(1),
-                codes: vec![SubackCode::Granted(Q1)],
+                codes: vec![ReasonCode::granted(Q1)],
+                properties: Default::default(),
             }),
             retained(publish("status/c", b"offline", Q1, 1)),
         ],
@@ -1192,7 +1237,7 @@ fn unsubscribe_stops_delivery_and_unsuback_has_the_packet_id() {
     h.send(p, &publish("t", b"1", Q0, 0));
     h.recv(s, &[publish("t", b"1", Q0, 0)]);
     h.send(s, &unsubscribe(513, &["t"]));
-    h.recv(s, &[Packet::Unsuback(pid(513))]);
+    h.recv(s, &[Packet::Unsuback(Unsuback::new(pid(513)))]);
     h.send(p, &publish("t", b"2", Q0, 0));
     h.recv_nothing(s);
     assert_eq!(h.broker.subscription_count(), 0);
@@ -1204,7 +1249,7 @@ fn unsuback_is_sent_for_a_filter_never_subscribed() {
     let mut h = Harness::default();
     let s = h.connect(1, "s", true, 0, None);
     h.send(s, &unsubscribe(9, &["never/subscribed", "#"]));
-    h.recv(s, &[Packet::Unsuback(pid(9))]);
+    h.recv(s, &[Packet::Unsuback(Unsuback::new(pid(9)))]);
 }
 
 // ---- Clean session -------------------------------------------------------------------
@@ -1252,7 +1297,8 @@ fn sys_topics_report_version_and_connected_clients() {
         decode(&frames[0]),
         Packet::Suback(Suback {
             packet_id: pid(1),
-            codes: vec![SubackCode::Granted(Q0)]
+            codes: vec![ReasonCode::granted(Q0)],
+            properties: Default::default(),
         })
     );
     let version = format!("culex version {}", env!("CARGO_PKG_VERSION"));
@@ -1346,7 +1392,7 @@ fn unknown_protocol_name_is_closed_without_connack() {
 fn a_server_only_packet_from_a_client_closes_the_connection() {
     let mut h = Harness::default();
     let c = h.connect(1, "c", true, 0, None);
-    h.send(c, &connack(false, ConnectReturnCode::Accepted));
+    h.send(c, &connack(false, ReasonCode::SUCCESS));
     assert_eq!(h.closed(), [c]);
     h.recv_nothing(c);
 }
@@ -1359,7 +1405,7 @@ fn packets_after_disconnect_are_ignored() {
     let s = h.connect(1, "s", true, 0, None);
     h.subscribe(s, 1, &[("t", Q0)]);
     let c = h.connect(2, "c", true, 0, None);
-    h.send(c, &Packet::Disconnect);
+    h.send(c, &Packet::Disconnect(Disconnect::default()));
     h.send(c, &publish("t", b"late", Q0, 0));
     h.send(c, &Packet::Pingreq);
     assert_eq!(h.closed(), [c]);
@@ -1386,7 +1432,7 @@ fn takeover_of_a_persistent_session_resends_its_inflight_messages() {
     h.recv(
         new,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             dup(publish("t", b"m", Q1, 1)),
         ],
     );
@@ -1414,13 +1460,13 @@ fn messages_queued_behind_a_full_window_follow_the_resent_ones() {
     h.recv(
         s,
         &[
-            connack(true, ConnectReturnCode::Accepted),
+            connack(true, ReasonCode::SUCCESS),
             dup(publish("t", b"1", Q1, 1)),
         ],
     );
-    h.send(s, &Packet::Puback(pid(1)));
+    h.send(s, &Packet::Puback(Ack::new(pid(1))));
     h.recv(s, &[publish("t", b"2", Q1, 2)]);
-    h.send(s, &Packet::Puback(pid(2)));
+    h.send(s, &Packet::Puback(Ack::new(pid(2))));
     h.recv(s, &[publish("t", b"3", Q1, 3)]);
 }
 
@@ -1433,11 +1479,11 @@ fn payload_over_message_size_limit_is_dropped_but_acknowledged() {
     h.subscribe(s, 1, &[("t", Q1)]);
     let p = h.connect(2, "pub", true, 0, None);
     h.send(p, &publish("t", b"12345", Q1, 1));
-    h.recv(p, &[Packet::Puback(pid(1))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(1)))]);
     h.recv_nothing(s);
     assert_eq!(h.broker.dropped_count(), 1);
     h.send(p, &publish("t", b"1234", Q1, 2));
-    h.recv(p, &[Packet::Puback(pid(2))]);
+    h.recv(p, &[Packet::Puback(Ack::new(pid(2)))]);
     h.recv(s, &[publish("t", b"1234", Q1, 1)]);
 }
 
@@ -1508,12 +1554,19 @@ fn mqtt_3_1_client_can_publish_and_subscribe() {
             will: None,
             username: None,
             password: None,
+            properties: Properties::default(),
         }),
     );
-    h.recv(c, &[connack(false, ConnectReturnCode::Accepted)]);
+    h.recv(c, &[connack(false, ReasonCode::SUCCESS)]);
     h.subscribe(c, 1, &[("t", Q1)]);
     h.send(c, &publish("t", b"self", Q1, 9));
-    h.recv(c, &[publish("t", b"self", Q1, 1), Packet::Puback(pid(9))]);
+    h.recv(
+        c,
+        &[
+            publish("t", b"self", Q1, 1),
+            Packet::Puback(Ack::new(pid(9))),
+        ],
+    );
 }
 
 /// The will goes out at the lower of its QoS and the subscription's [MQTT-3.8.4-6]; a
@@ -1526,8 +1579,8 @@ fn will_is_delivered_at_the_granted_qos() {
     let c = h.connect(2, "c", true, 0, will("w", b"bye", Q2, false));
     h.drop_socket(c);
     h.recv(s, &[publish("w", b"bye", Q2, 1)]);
-    h.send(s, &Packet::Pubrec(pid(1)));
-    h.recv(s, &[Packet::Pubrel(pid(1))]);
+    h.send(s, &Packet::Pubrec(Ack::new(pid(1))));
+    h.recv(s, &[Packet::Pubrel(Ack::new(pid(1)))]);
 }
 
 /// A refused CONNECT creates nothing: its will is never published and a connected
@@ -1543,7 +1596,7 @@ fn a_refused_connect_neither_takes_over_nor_publishes_its_will() {
     assert_eq!(h.closed(), [refused]);
     h.recv(
         refused,
-        &[connack(false, ConnectReturnCode::IdentifierRejected)],
+        &[connack(false, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)],
     );
     h.recv_nothing(watcher);
     h.send(c, &Packet::Pingreq);
@@ -1566,10 +1619,11 @@ fn suback_has_one_code_per_filter_in_order() {
         &[Packet::Suback(Suback {
             packet_id: pid(0xabcd),
             codes: vec![
-                SubackCode::Granted(Q2),
-                SubackCode::Granted(Q0),
-                SubackCode::Granted(Q1),
+                ReasonCode::granted(Q2),
+                ReasonCode::granted(Q0),
+                ReasonCode::granted(Q1),
             ],
+            properties: Default::default(),
         })],
     );
     // 0x90 = SUBACK, remaining length 5, id 0xabcd, codes 2, 0, 1.

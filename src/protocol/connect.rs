@@ -3,11 +3,20 @@
 //! CONNECT is the one packet that says which protocol version the connection speaks, so
 //! its decoder ignores the connection's version and returns the one it read. An
 //! unsupported level is its own error because the broker answers it with CONNACK 0x01
-//! [MQTT-3.1.2-2]; an unknown protocol name gets no CONNACK [MQTT-3.1.2-1].
+//! (3.1.1 [MQTT-3.1.2-2]) or 0x84 (5.0); an unknown protocol name gets no CONNACK
+//! [MQTT-3.1.2-1].
+//!
+//! MQTT 5 adds CONNECT Properties after the keep alive, Will Properties before the will
+//! topic, and CONNACK's reason code and properties; it allows a password without a
+//! username. CONNACK's 3.1.1 return codes travel as [`ReasonCode`]s.
 
+use super::packet::reason_code;
 use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
-use super::{Connack, Connect, ConnectReturnCode, DecodeError, ProtocolVersion, QoS, Will};
+use super::{
+    Connack, Connect, DecodeError, PacketType, Properties, PropertyContext, ProtocolVersion, QoS,
+    ReasonCode, Will,
+};
 use crate::topic;
 
 const NAME_V31: &[u8] = b"MQIsdp";
@@ -34,6 +43,7 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
     let version = match (name, level) {
         (NAME_V31, 3) => ProtocolVersion::V31,
         (NAME_V311, 4) => ProtocolVersion::V311,
+        (NAME_V311, 5) => ProtocolVersion::V5,
         (NAME_V31 | NAME_V311, level) => {
             return Err(DecodeError::UnsupportedProtocolVersion(level))
         }
@@ -56,15 +66,28 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
     let will_qos = QoS::from_u8(will_qos_bits).ok_or(DecodeError::WillFlags)?;
     let has_username = flags & USERNAME != 0;
     let has_password = flags & PASSWORD != 0;
-    // [MQTT-3.1.2-22]. 3.1 does not say, but Mosquitto rejects it for 3.1 as well.
-    if has_password && !has_username {
+    // [MQTT-3.1.2-22]. 3.1 does not say, but Mosquitto rejects it for 3.1 as well. MQTT 5
+    // allows a password without a username (section 3.1.2.9).
+    if has_password && !has_username && version != ProtocolVersion::V5 {
         return Err(DecodeError::PasswordWithoutUsername);
     }
     let keep_alive = r.u16()?;
+    let is_v5 = version == ProtocolVersion::V5;
+    let properties = if is_v5 {
+        Properties::decode(r, PropertyContext::Packet(PacketType::Connect))?
+    } else {
+        Properties::default()
+    };
 
     // Payload order [MQTT-3.1.3-1]: client id, will topic, will message, username, password.
     let client_id = r.string()?;
     let will = if has_will {
+        // MQTT 5: the Will Properties come before the will topic (section 3.1.3.2).
+        let properties = if is_v5 {
+            Properties::decode(r, PropertyContext::Will)?
+        } else {
+            Properties::default()
+        };
         let topic = r.string()?;
         if !topic::is_valid_name(topic) {
             return Err(DecodeError::InvalidTopicName);
@@ -75,6 +98,7 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
             payload,
             qos: will_qos,
             retain: will_retain,
+            properties,
         })
     } else {
         None
@@ -97,6 +121,7 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
         will,
         username,
         password,
+        properties,
     })
 }
 
@@ -104,24 +129,24 @@ fn name_and_level(version: ProtocolVersion) -> (&'static [u8], u8) {
     match version {
         ProtocolVersion::V31 => (NAME_V31, 3),
         ProtocolVersion::V311 => (NAME_V311, 4),
-        ProtocolVersion::V5 => {
-            debug_assert!(false, "MQTT 5 CONNECT encoding is not implemented yet");
-            (NAME_V311, 5)
-        }
+        ProtocolVersion::V5 => (NAME_V311, 5),
     }
 }
 
 pub(super) fn connect_body_len(c: &Connect<'_>) -> usize {
     let (name, _) = name_and_level(c.version);
-    let will = c
-        .will
-        .as_ref()
-        .map_or(0, |w| field_len(w.topic.len()) + field_len(w.payload.len()));
+    let is_v5 = c.version == ProtocolVersion::V5;
+    let will = c.will.as_ref().map_or(0, |w| {
+        let properties = if is_v5 { w.properties.encoded_len() } else { 0 };
+        properties + field_len(w.topic.len()) + field_len(w.payload.len())
+    });
+    let properties = if is_v5 { c.properties.encoded_len() } else { 0 };
     // Name, level, flags, keep alive; then the payload.
     field_len(name.len())
         + 1
         + 1
         + 2
+        + properties
         + field_len(c.client_id.len())
         + will
         + c.username.map_or(0, |u| field_len(u.len()))
@@ -129,8 +154,9 @@ pub(super) fn connect_body_len(c: &Connect<'_>) -> usize {
 }
 
 pub(super) fn encode_connect(c: &Connect<'_>, out: &mut Vec<u8>) {
+    let is_v5 = c.version == ProtocolVersion::V5;
     debug_assert!(
-        c.password.is_none() || c.username.is_some(),
+        c.password.is_none() || c.username.is_some() || is_v5,
         "password without username [MQTT-3.1.2-22]"
     );
     let (name, level) = name_and_level(c.version);
@@ -154,8 +180,14 @@ pub(super) fn encode_connect(c: &Connect<'_>, out: &mut Vec<u8>) {
     }
     out.push(flags);
     put_u16(out, c.keep_alive);
+    if is_v5 {
+        c.properties.encode(out);
+    }
     put_binary(out, c.client_id.as_bytes());
     if let Some(will) = &c.will {
+        if is_v5 {
+            will.properties.encode(out);
+        }
         put_binary(out, will.topic.as_bytes());
         put_binary(out, will.payload);
     }
@@ -169,28 +201,44 @@ pub(super) fn encode_connect(c: &Connect<'_>, out: &mut Vec<u8>) {
 
 /// [MQTT-3.2.2]: bit 0 of the acknowledge flags is Session Present, bits 7-1 are
 /// reserved. The format is the same for 3.1 (which calls the byte unused); not setting
-/// Session Present for a 3.1 client is the broker's job, as in Mosquitto.
-pub(super) fn decode_connack(r: &mut Reader<'_>) -> Result<Connack, DecodeError> {
+/// Session Present for a 3.1 client is the broker's job, as in Mosquitto. In MQTT 5 the
+/// return code is a reason code CONNACK may carry, followed by properties.
+pub(super) fn decode_connack<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Connack<'a>, DecodeError> {
     let flags = r.u8()?;
     if flags & 0xfe != 0 {
         return Err(DecodeError::InvalidConnack);
     }
-    let code = ConnectReturnCode::from_u8(r.u8()?).ok_or(DecodeError::InvalidConnack)?;
+    let session_present = flags & 0x01 != 0;
+    if version != ProtocolVersion::V5 {
+        let reason = ReasonCode::from_v3_connack(r.u8()?).ok_or(DecodeError::InvalidConnack)?;
+        return Ok(Connack::new(session_present, reason));
+    }
+    let reason = reason_code(r, PacketType::Connack)?;
+    let properties = Properties::decode(r, PropertyContext::Packet(PacketType::Connack))?;
     Ok(Connack {
-        session_present: flags & 0x01 != 0,
-        code,
+        session_present,
+        reason,
+        properties,
     })
 }
 
-pub(super) fn encode_connack(c: &Connack, out: &mut Vec<u8>) {
+pub(super) fn encode_connack(c: &Connack<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
     out.push(u8::from(c.session_present));
-    out.push(c.code as u8);
+    if version == ProtocolVersion::V5 {
+        out.push(c.reason.0);
+        c.properties.encode(out);
+    } else {
+        out.push(c.reason.to_v3_connack());
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{assert_round_trip, encode};
-    use super::super::{ConnectReturnCode, Packet};
+    use super::super::Packet;
     use super::*;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
@@ -218,9 +266,11 @@ mod tests {
                 payload: b"bye",
                 qos: QoS::AtLeastOnce,
                 retain: false,
+                properties: Properties::default(),
             }),
             username: Some("u"),
             password: Some(b"pw"),
+            properties: Properties::default(),
         }
     }
 
@@ -239,6 +289,7 @@ mod tests {
             will: None,
             username: None,
             password: None,
+            properties: Properties::default(),
         }
     }
 
@@ -290,24 +341,21 @@ mod tests {
 
     #[test]
     fn decode_connack() {
-        let connack = Connack {
-            session_present: true,
-            code: ConnectReturnCode::Accepted,
-        };
-        assert_eq!(Packet::decode(&CONNACK, V311), Ok(Packet::Connack(connack)));
+        let connack = Connack::new(true, ReasonCode::SUCCESS);
+        assert_eq!(
+            Packet::decode(&CONNACK, V311),
+            Ok(Packet::Connack(connack.clone()))
+        );
         assert_eq!(encode(&Packet::Connack(connack), V311), CONNACK);
     }
 
     #[test]
     fn connack_return_codes_round_trip() {
         for code in 0..=5 {
-            let code = ConnectReturnCode::from_u8(code).unwrap();
+            let code = ReasonCode::from_v3_connack(code).unwrap();
             for session_present in [false, true] {
                 for version in [ProtocolVersion::V31, V311] {
-                    let connack = Connack {
-                        session_present,
-                        code,
-                    };
+                    let connack = Connack::new(session_present, code);
                     assert_round_trip(&Packet::Connack(connack), version);
                 }
             }
@@ -352,12 +400,13 @@ mod tests {
         );
     }
 
-    /// MQTT 5 is not implemented yet: level 5 is refused like any unsupported level.
+    /// Level 5 is MQTT 5: the 3.1.1 body is read with MQTT 5's layout, where the byte
+    /// after the keep alive is a Property Length, so the rest no longer fits.
     #[test]
-    fn connect_v5_is_unsupported_for_now() {
+    fn connect_level_5_is_read_as_mqtt5() {
         assert_eq!(
             Packet::decode(&connect_with(8, 5), V311),
-            Err(DecodeError::UnsupportedProtocolVersion(5))
+            Err(DecodeError::UnexpectedEnd)
         );
     }
 

@@ -1,6 +1,7 @@
-//! The MQTT codec: every control packet of MQTT 3.1 (protocol level 3, "MQIsdp") and
-//! 3.1.1 (level 4, "MQTT"). MQTT 5.0 (level 5) extends these types in a later step; the
-//! protocol version is a parameter of decoding and encoding, never a second codec.
+//! The MQTT codec: every control packet of MQTT 3.1 (protocol level 3, "MQIsdp"), 3.1.1
+//! (level 4, "MQTT") and 5.0 (level 5). The protocol version is a parameter of decoding
+//! and encoding, never a second codec: the packet types carry MQTT 5's reason codes and
+//! [`Properties`], which 3.1/3.1.1 decoding leaves empty and 3.1/3.1.1 encoding ignores.
 //!
 //! # Guarantees
 //! - Nothing here panics on input. Every decoder works on a borrowed slice and returns a
@@ -13,14 +14,15 @@
 //! - The PUBLISH path does not allocate: a decoded [`Publish`] borrows topic and payload.
 //! - Encoding appends to a `Vec<u8>`; [`Packet::encoded_len`] is exact, so a caller can
 //!   reserve once. Lengths are converted with `try_from`, never truncated with `as`.
-//! - Until MQTT 5 lands, CONNECT level 5 decodes to
-//!   `Err(UnsupportedProtocolVersion(5))` and every other packet is refused on a level-5
-//!   connection.
+//! - In MQTT 5, properties are checked as a receiver must (unknown or misplaced ids,
+//!   duplicates, value ranges), and so are reason codes per packet type;
+//!   `ReasonCode::from(DecodeError)` is the code to answer a failure with.
 //!
 //! # Layout
 //! `frame.rs` finds frame boundaries; `reader.rs` holds every bounds check; `packet.rs`
-//! dispatches on the packet type to `connect.rs` (CONNECT, CONNACK), `publish.rs` and
-//! `subscribe.rs` (SUBSCRIBE, SUBACK, UNSUBSCRIBE). `fuzz.rs` holds the fuzz target
+//! dispatches on the packet type to `connect.rs` (CONNECT, CONNACK), `publish.rs`,
+//! `subscribe.rs` (SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK) and `ack.rs` (PUBACK to
+//! PUBCOMP, DISCONNECT, AUTH). `properties.rs` and `reason.rs` hold MQTT 5's two tables. `fuzz.rs` holds the fuzz target
 //! bodies that `fuzz/` wraps and `cargo test` replays on the seed corpus.
 
 // `fuzzing` is the cfg cargo-fuzz sets. Declaring it belongs in Cargo.toml
@@ -31,12 +33,20 @@ pub mod frame;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 
+mod ack;
 mod connect;
 mod packet;
+mod properties;
 mod publish;
 mod reader;
+mod reason;
 mod subscribe;
 #[cfg(test)]
 mod testing;
 
 pub use packet::*;
+pub use properties::{
+    is_property_allowed, property_name, Properties, PropertyContext, MAX_SUBSCRIPTION_IDENTIFIER,
+};
+pub use reason::ReasonCode;
+pub use subscribe::{is_valid_shared_filter, split_shared_filter};

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::num::NonZeroU16;
 
+use super::properties::property_name;
 use super::reader::Reader;
-use super::{connect, frame, publish, subscribe};
+use super::{ack, connect, frame, publish, subscribe, Properties, ReasonCode};
 
 /// The protocol level byte of CONNECT. [MQTT-3.1.2-2]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -71,7 +72,7 @@ pub enum DecodeError {
     MalformedRemainingLength,
     /// Remaining Length over the configured maximum packet size.
     PacketTooLarge,
-    /// Packet type 0 or 15 (reserved in 3.1.1).
+    /// Packet type 0, or 15 (AUTH) outside MQTT 5.
     InvalidPacketType(u8),
     /// Fixed-header flags that the packet type reserves. [MQTT-2.2.2-1] [MQTT-2.2.2-2]
     ReservedFlags(u8),
@@ -105,6 +106,21 @@ pub enum DecodeError {
     InvalidConnack,
     /// A SUBACK return code other than 0x00, 0x01, 0x02 or 0x80. [MQTT-3.9.3-2]
     InvalidSubackCode,
+    /// A Variable Byte Integer (other than the Remaining Length) longer than 4 bytes.
+    /// [MQTT-1.5.5]
+    MalformedVarInt,
+    /// MQTT 5: a property identifier that is unknown or not allowed in this packet type
+    /// (section 2.2.2.2: a Malformed Packet).
+    InvalidProperty(u8),
+    /// MQTT 5: a property that may appear once appears again (a Protocol Error).
+    DuplicateProperty(u8),
+    /// MQTT 5: a property value out of its range, such as a Receive Maximum of 0 or a
+    /// Maximum QoS of 2 (a Protocol Error).
+    PropertyValue(u8),
+    /// MQTT 5: a reason code this packet type may not carry. [MQTT-2.4]
+    InvalidReasonCode(u8),
+    /// MQTT 5: another violation the specification calls a Protocol Error.
+    ProtocolError(&'static str),
 }
 
 impl fmt::Display for DecodeError {
@@ -139,36 +155,52 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::InvalidConnack => f.write_str("invalid CONNACK"),
             DecodeError::InvalidSubackCode => f.write_str("invalid SUBACK return code"),
+            DecodeError::MalformedVarInt => {
+                f.write_str("variable byte integer longer than 4 bytes")
+            }
+            DecodeError::InvalidProperty(id) => match property_name(*id) {
+                Some(name) => write!(f, "property {name} (0x{id:02x}) not allowed in this packet"),
+                None => write!(f, "unknown property identifier 0x{id:02x}"),
+            },
+            DecodeError::DuplicateProperty(id) => write!(
+                f,
+                "property {} (0x{id:02x}) appears more than once",
+                property_name(*id).unwrap_or("?")
+            ),
+            DecodeError::PropertyValue(id) => write!(
+                f,
+                "property {} (0x{id:02x}) has a value out of range",
+                property_name(*id).unwrap_or("?")
+            ),
+            DecodeError::InvalidReasonCode(code) => {
+                write!(f, "reason code 0x{code:02x} not allowed in this packet")
+            }
+            DecodeError::ProtocolError(what) => write!(f, "protocol error: {what}"),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
 
-/// CONNACK return codes of 3.1/3.1.1. [MQTT-3.2.2.3]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectReturnCode {
-    Accepted = 0x00,
-    UnacceptableProtocolVersion = 0x01,
-    IdentifierRejected = 0x02,
-    ServerUnavailable = 0x03,
-    BadUsernameOrPassword = 0x04,
-    NotAuthorized = 0x05,
-}
-
-impl ConnectReturnCode {
-    /// `None` for the values 3.1.1 reserves (6 to 255). [MQTT-3.2.2.3]
-    pub fn from_u8(v: u8) -> Option<ConnectReturnCode> {
-        match v {
-            0x00 => Some(ConnectReturnCode::Accepted),
-            0x01 => Some(ConnectReturnCode::UnacceptableProtocolVersion),
-            0x02 => Some(ConnectReturnCode::IdentifierRejected),
-            0x03 => Some(ConnectReturnCode::ServerUnavailable),
-            0x04 => Some(ConnectReturnCode::BadUsernameOrPassword),
-            0x05 => Some(ConnectReturnCode::NotAuthorized),
-            _ => None,
-        }
-    }
+/// Control packet types, the high nibble of the first byte. [MQTT-2.1.2]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PacketType {
+    Connect = 1,
+    Connack = 2,
+    Publish = 3,
+    Puback = 4,
+    Pubrec = 5,
+    Pubrel = 6,
+    Pubcomp = 7,
+    Subscribe = 8,
+    Suback = 9,
+    Unsubscribe = 10,
+    Unsuback = 11,
+    Pingreq = 12,
+    Pingresp = 13,
+    Disconnect = 14,
+    /// MQTT 5 only.
+    Auth = 15,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,24 +209,44 @@ pub struct Will<'a> {
     pub payload: &'a [u8],
     pub qos: QoS,
     pub retain: bool,
+    /// MQTT 5 Will Properties [MQTT-3.1.3.2]; empty in 3.1/3.1.1.
+    pub properties: Properties<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connect<'a> {
     pub version: ProtocolVersion,
+    /// Clean Session in 3.1.1, Clean Start in 5.0: the same bit. [MQTT-3.1.2.4]
     pub clean_session: bool,
     pub keep_alive: u16,
     /// May be empty; whether that is allowed is the broker's decision. [MQTT-3.1.3-6]
     pub client_id: &'a str,
     pub will: Option<Will<'a>>,
     pub username: Option<&'a str>,
+    /// Without a username only in MQTT 5. [MQTT-3.1.2-22] (3.1.1)
     pub password: Option<&'a [u8]>,
+    /// MQTT 5 CONNECT Properties; empty in 3.1/3.1.1.
+    pub properties: Properties<'a>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Connack {
+/// CONNACK. In 3.1/3.1.1 `reason` travels as the return code it maps to
+/// ([`ReasonCode::to_v3_connack`]) and `properties` are not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connack<'a> {
     pub session_present: bool,
-    pub code: ConnectReturnCode,
+    pub reason: ReasonCode,
+    pub properties: Properties<'a>,
+}
+
+impl Connack<'_> {
+    /// A CONNACK without properties.
+    pub fn new(session_present: bool, reason: ReasonCode) -> Connack<'static> {
+        Connack {
+            session_present,
+            reason,
+            properties: Properties::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,71 +254,144 @@ pub struct Publish<'a> {
     pub dup: bool,
     pub qos: QoS,
     pub retain: bool,
+    /// Empty only in MQTT 5, with a Topic Alias in `properties`. [MQTT-3.3.2-1]
     pub topic: &'a str,
     /// `Some` exactly when `qos` is 1 or 2.
     pub packet_id: Option<PacketId>,
     pub payload: &'a [u8],
+    /// MQTT 5 PUBLISH Properties; empty in 3.1/3.1.1.
+    pub properties: Properties<'a>,
+}
+
+/// PUBACK, PUBREC, PUBREL or PUBCOMP. In 3.1/3.1.1 only the packet id is on the wire; in
+/// MQTT 5 the reason code and properties are left out when they are 0x00 and empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack<'a> {
+    pub packet_id: PacketId,
+    pub reason: ReasonCode,
+    pub properties: Properties<'a>,
+}
+
+impl Ack<'_> {
+    /// A successful acknowledgement without properties: the 3.1.1 form.
+    pub fn new(packet_id: PacketId) -> Ack<'static> {
+        Ack {
+            packet_id,
+            reason: ReasonCode::SUCCESS,
+            properties: Properties::default(),
+        }
+    }
+}
+
+/// The options byte of each SUBSCRIBE filter: the requested QoS in 3.1/3.1.1, plus No
+/// Local, Retain As Published and Retain Handling in MQTT 5. [MQTT-3.8.3.1]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionOptions {
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    /// 0: send retained messages on subscribe; 1: only for a new subscription; 2: never.
+    pub retain_handling: u8,
+}
+
+impl SubscriptionOptions {
+    /// Options with this maximum QoS and the MQTT 5 bits 0: all a 3.1.1 SUBSCRIBE holds.
+    pub fn new(qos: QoS) -> SubscriptionOptions {
+        SubscriptionOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe<'a> {
     pub packet_id: PacketId,
-    /// At least one. Each filter is valid ([`crate::topic::is_valid_filter`]).
-    pub filters: Vec<(&'a str, QoS)>,
+    /// At least one. Each filter is valid ([`crate::topic::is_valid_filter`]); in MQTT 5
+    /// a `$share/{ShareName}/{filter}` one is a valid shared subscription.
+    pub filters: Vec<(&'a str, SubscriptionOptions)>,
+    pub properties: Properties<'a>,
 }
 
-/// SUBACK return code: granted QoS or failure (0x80). [MQTT-3.9.3]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubackCode {
-    Granted(QoS),
-    Failure,
-}
-
-impl SubackCode {
-    /// `None` for anything but 0x00, 0x01, 0x02 and 0x80. [MQTT-3.9.3-2]
-    pub fn from_u8(v: u8) -> Option<SubackCode> {
-        match v {
-            0x80 => Some(SubackCode::Failure),
-            _ => QoS::from_u8(v).map(SubackCode::Granted),
-        }
-    }
-
-    pub fn to_u8(self) -> u8 {
-        match self {
-            SubackCode::Granted(qos) => qos as u8,
-            SubackCode::Failure => 0x80,
-        }
-    }
-}
-
+/// SUBACK: one code per filter. In 3.1/3.1.1 only 0x00, 0x01, 0x02 and 0x80 exist;
+/// another error code is encoded there as 0x80. [MQTT-3.9.3]
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suback {
+pub struct Suback<'a> {
     pub packet_id: PacketId,
-    pub codes: Vec<SubackCode>,
+    pub codes: Vec<ReasonCode>,
+    pub properties: Properties<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsubscribe<'a> {
     pub packet_id: PacketId,
     pub filters: Vec<&'a str>,
+    pub properties: Properties<'a>,
 }
 
+/// UNSUBACK. In 3.1/3.1.1 it carries no codes: they are not encoded and decode as none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsuback<'a> {
+    pub packet_id: PacketId,
+    pub codes: Vec<ReasonCode>,
+    pub properties: Properties<'a>,
+}
+
+impl Unsuback<'_> {
+    /// The 3.1.1 form: no codes, no properties.
+    pub fn new(packet_id: PacketId) -> Unsuback<'static> {
+        Unsuback {
+            packet_id,
+            codes: Vec::new(),
+            properties: Properties::default(),
+        }
+    }
+}
+
+/// DISCONNECT. Empty in 3.1/3.1.1; in MQTT 5 the reason code and properties are left out
+/// when they are 0x00 and empty. [MQTT-3.14.2]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disconnect<'a> {
+    pub reason: ReasonCode,
+    pub properties: Properties<'a>,
+}
+
+/// AUTH, MQTT 5 only. [MQTT-3.15]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth<'a> {
+    pub reason: ReasonCode,
+    pub properties: Properties<'a>,
+}
+
+impl Default for ReasonCode {
+    fn default() -> ReasonCode {
+        ReasonCode::SUCCESS
+    }
+}
+
+// A CONNECT holds two property blocks (its own and the will's) and is the largest
+// variant; a packet is decoded, handled and dropped, never stored, so the size difference
+// costs a copy, not memory, and boxing CONNECT would cost an allocation per connection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet<'a> {
     Connect(Connect<'a>),
-    Connack(Connack),
+    Connack(Connack<'a>),
     Publish(Publish<'a>),
-    Puback(PacketId),
-    Pubrec(PacketId),
-    Pubrel(PacketId),
-    Pubcomp(PacketId),
+    Puback(Ack<'a>),
+    Pubrec(Ack<'a>),
+    Pubrel(Ack<'a>),
+    Pubcomp(Ack<'a>),
     Subscribe(Subscribe<'a>),
-    Suback(Suback),
+    Suback(Suback<'a>),
     Unsubscribe(Unsubscribe<'a>),
-    Unsuback(PacketId),
+    Unsuback(Unsuback<'a>),
     Pingreq,
     Pingresp,
-    Disconnect,
+    Disconnect(Disconnect<'a>),
+    Auth(Auth<'a>),
 }
 
 impl<'a> Packet<'a> {
@@ -285,10 +410,13 @@ impl<'a> Packet<'a> {
         let first_byte = header.first_byte;
         let kind = first_byte >> 4;
         let flags = first_byte & 0x0f;
-        // [MQTT-2.2.2-1] [MQTT-2.2.2-2]: PUBLISH is the only packet whose flags carry data;
-        // PUBREL, SUBSCRIBE and UNSUBSCRIBE must have 0b0010, all others 0.
+        let is_v5 = version == ProtocolVersion::V5;
+        // [MQTT-2.2.2-1] [MQTT-2.2.2-2] (3.1.1), [MQTT-2.1.3-1] (5.0): PUBLISH is the only
+        // packet whose flags carry data; PUBREL, SUBSCRIBE and UNSUBSCRIBE must have
+        // 0b0010, all others 0. Type 15 is AUTH in MQTT 5 and reserved before.
         let reserved_flags = match kind {
-            0 | 15 => return Err(DecodeError::InvalidPacketType(kind)),
+            0 => return Err(DecodeError::InvalidPacketType(kind)),
+            AUTH if !is_v5 => return Err(DecodeError::InvalidPacketType(kind)),
             PUBLISH => flags,
             PUBREL | SUBSCRIBE | UNSUBSCRIBE => 0b0010,
             _ => 0,
@@ -296,28 +424,24 @@ impl<'a> Packet<'a> {
         if flags != reserved_flags {
             return Err(DecodeError::ReservedFlags(first_byte));
         }
-        // MQTT 5 adds properties to every packet but PINGREQ/PINGRESP; until they are
-        // implemented, a level-5 connection cannot exist (CONNECT is refused below).
-        if version == ProtocolVersion::V5 && kind != CONNECT {
-            return Err(DecodeError::UnsupportedProtocolVersion(5));
-        }
         let mut r = Reader::new(body);
         let packet = match kind {
             CONNECT => Packet::Connect(connect::decode_connect(&mut r)?),
-            CONNACK => Packet::Connack(connect::decode_connack(&mut r)?),
-            PUBLISH => Packet::Publish(publish::decode(first_byte, &mut r)?),
-            PUBACK => Packet::Puback(r.packet_id()?),
-            PUBREC => Packet::Pubrec(r.packet_id()?),
-            PUBREL => Packet::Pubrel(r.packet_id()?),
-            PUBCOMP => Packet::Pubcomp(r.packet_id()?),
-            SUBSCRIBE => Packet::Subscribe(subscribe::decode_subscribe(&mut r)?),
-            SUBACK => Packet::Suback(subscribe::decode_suback(&mut r)?),
-            UNSUBSCRIBE => Packet::Unsubscribe(subscribe::decode_unsubscribe(&mut r)?),
-            UNSUBACK => Packet::Unsuback(r.packet_id()?),
+            CONNACK => Packet::Connack(connect::decode_connack(&mut r, version)?),
+            PUBLISH => Packet::Publish(publish::decode(first_byte, &mut r, version)?),
+            PUBACK => Packet::Puback(ack::decode_ack(&mut r, version, PacketType::Puback)?),
+            PUBREC => Packet::Pubrec(ack::decode_ack(&mut r, version, PacketType::Pubrec)?),
+            PUBREL => Packet::Pubrel(ack::decode_ack(&mut r, version, PacketType::Pubrel)?),
+            PUBCOMP => Packet::Pubcomp(ack::decode_ack(&mut r, version, PacketType::Pubcomp)?),
+            SUBSCRIBE => Packet::Subscribe(subscribe::decode_subscribe(&mut r, version)?),
+            SUBACK => Packet::Suback(subscribe::decode_suback(&mut r, version)?),
+            UNSUBSCRIBE => Packet::Unsubscribe(subscribe::decode_unsubscribe(&mut r, version)?),
+            UNSUBACK => Packet::Unsuback(subscribe::decode_unsuback(&mut r, version)?),
             PINGREQ => Packet::Pingreq,
             PINGRESP => Packet::Pingresp,
-            DISCONNECT => Packet::Disconnect,
-            // 0 and 15 returned above; `kind` is four bits.
+            DISCONNECT => Packet::Disconnect(ack::decode_disconnect(&mut r, version)?),
+            AUTH => Packet::Auth(ack::decode_auth(&mut r)?),
+            // 0 returned above; `kind` is four bits.
             _ => return Err(DecodeError::InvalidPacketType(kind)),
         };
         // Trailing bytes are malformed for every packet type, including the empty ones.
@@ -327,45 +451,53 @@ impl<'a> Packet<'a> {
 
     /// The exact number of bytes [`Packet::encode`] appends.
     pub fn encoded_len(&self, version: ProtocolVersion) -> usize {
-        let _ = version;
-        match self {
-            Packet::Publish(p) => publish_len(p.topic.len(), p.payload.len(), p.qos),
-            _ => frame::frame_len(self.body_len()),
-        }
+        frame::frame_len(self.body_len(version))
     }
 
     /// Appends the encoded packet to `out`. The caller has built a valid packet (lengths
     /// fit their fields); a value that cannot be encoded is a bug and panics in debug builds.
     ///
-    /// CONNECT is encoded with its own `version` field. In release builds a string longer
+    /// CONNECT is encoded with its own `version` field. In 3.1/3.1.1 the MQTT 5 parts
+    /// (properties, reason codes other than CONNACK's and SUBACK's) are not encoded; AUTH
+    /// has no 3.1.1 form and is a caller bug there. In release builds a string longer
     /// than 65,535 bytes is cut to that length, so the frame stays exactly
     /// [`Packet::encoded_len`] bytes and the stream stays in sync.
     pub fn encode(&self, version: ProtocolVersion, out: &mut Vec<u8>) {
         debug_assert!(
-            version != ProtocolVersion::V5 || matches!(self, Packet::Connect(_)),
-            "MQTT 5 encoding is not implemented yet"
+            version == ProtocolVersion::V5 || !matches!(self, Packet::Auth(_)),
+            "AUTH exists only in MQTT 5"
         );
         if let Packet::Publish(p) = self {
-            encode_publish(out, p.topic, p.payload, p.qos, p.retain, p.dup, p.packet_id);
+            let properties = (version == ProtocolVersion::V5).then_some(&p.properties);
+            publish::encode(
+                out,
+                p.topic,
+                p.payload,
+                p.qos,
+                p.retain,
+                p.dup,
+                p.packet_id,
+                properties,
+            );
             return;
         }
-        let body_len = self.body_len();
+        let body_len = self.body_len(version);
         out.reserve(frame::frame_len(body_len));
         out.push(self.first_byte());
         frame::write_remaining_length(out, body_len);
         match self {
             Packet::Connect(c) => connect::encode_connect(c, out),
-            Packet::Connack(c) => connect::encode_connack(c, out),
-            Packet::Puback(id)
-            | Packet::Pubrec(id)
-            | Packet::Pubrel(id)
-            | Packet::Pubcomp(id)
-            | Packet::Unsuback(id) => put_u16(out, id.get()),
-            Packet::Subscribe(s) => subscribe::encode_subscribe(s, out),
-            Packet::Suback(s) => subscribe::encode_suback(s, out),
-            Packet::Unsubscribe(u) => subscribe::encode_unsubscribe(u, out),
-            Packet::Pingreq | Packet::Pingresp | Packet::Disconnect => {}
-            Packet::Publish(_) => {}
+            Packet::Connack(c) => connect::encode_connack(c, version, out),
+            Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
+                ack::encode_ack(a, version, out)
+            }
+            Packet::Subscribe(s) => subscribe::encode_subscribe(s, version, out),
+            Packet::Suback(s) => subscribe::encode_suback(s, version, out),
+            Packet::Unsubscribe(u) => subscribe::encode_unsubscribe(u, version, out),
+            Packet::Unsuback(u) => subscribe::encode_unsuback(u, version, out),
+            Packet::Disconnect(d) => ack::encode_disconnect(d, version, out),
+            Packet::Auth(a) => ack::encode_auth(a, out),
+            Packet::Pingreq | Packet::Pingresp | Packet::Publish(_) => {}
         }
     }
 
@@ -385,52 +517,66 @@ impl<'a> Packet<'a> {
             Packet::Unsuback(_) => "UNSUBACK",
             Packet::Pingreq => "PINGREQ",
             Packet::Pingresp => "PINGRESP",
-            Packet::Disconnect => "DISCONNECT",
+            Packet::Disconnect(_) => "DISCONNECT",
+            Packet::Auth(_) => "AUTH",
+        }
+    }
+
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Packet::Connect(_) => PacketType::Connect,
+            Packet::Connack(_) => PacketType::Connack,
+            Packet::Publish(_) => PacketType::Publish,
+            Packet::Puback(_) => PacketType::Puback,
+            Packet::Pubrec(_) => PacketType::Pubrec,
+            Packet::Pubrel(_) => PacketType::Pubrel,
+            Packet::Pubcomp(_) => PacketType::Pubcomp,
+            Packet::Subscribe(_) => PacketType::Subscribe,
+            Packet::Suback(_) => PacketType::Suback,
+            Packet::Unsubscribe(_) => PacketType::Unsubscribe,
+            Packet::Unsuback(_) => PacketType::Unsuback,
+            Packet::Pingreq => PacketType::Pingreq,
+            Packet::Pingresp => PacketType::Pingresp,
+            Packet::Disconnect(_) => PacketType::Disconnect,
+            Packet::Auth(_) => PacketType::Auth,
         }
     }
 
     /// First byte of the fixed header, for every type but PUBLISH (whose flags are data).
     fn first_byte(&self) -> u8 {
-        let kind = match self {
-            Packet::Connect(_) => CONNECT,
-            Packet::Connack(_) => CONNACK,
-            Packet::Publish(_) => PUBLISH,
-            Packet::Puback(_) => PUBACK,
-            Packet::Pubrec(_) => PUBREC,
-            Packet::Pubrel(_) => return (PUBREL << 4) | 0b0010,
-            Packet::Pubcomp(_) => PUBCOMP,
-            Packet::Subscribe(_) => return (SUBSCRIBE << 4) | 0b0010,
-            Packet::Suback(_) => SUBACK,
-            Packet::Unsubscribe(_) => return (UNSUBSCRIBE << 4) | 0b0010,
-            Packet::Unsuback(_) => UNSUBACK,
-            Packet::Pingreq => PINGREQ,
-            Packet::Pingresp => PINGRESP,
-            Packet::Disconnect => DISCONNECT,
-        };
-        kind << 4
+        let kind = self.packet_type() as u8;
+        match kind {
+            PUBREL | SUBSCRIBE | UNSUBSCRIBE => (kind << 4) | 0b0010,
+            _ => kind << 4,
+        }
     }
 
     /// Remaining Length: bytes after the fixed header.
-    fn body_len(&self) -> usize {
+    fn body_len(&self, version: ProtocolVersion) -> usize {
+        let v5 = version == ProtocolVersion::V5;
         match self {
             Packet::Connect(c) => connect::connect_body_len(c),
-            Packet::Connack(_) => 2,
-            Packet::Publish(p) => publish::body_len(p.topic.len(), p.payload.len(), p.qos),
-            Packet::Puback(_)
-            | Packet::Pubrec(_)
-            | Packet::Pubrel(_)
-            | Packet::Pubcomp(_)
-            | Packet::Unsuback(_) => 2,
-            Packet::Subscribe(s) => subscribe::subscribe_body_len(s),
-            Packet::Suback(s) => 2 + s.codes.len(),
-            Packet::Unsubscribe(u) => subscribe::unsubscribe_body_len(u),
-            Packet::Pingreq | Packet::Pingresp | Packet::Disconnect => 0,
+            Packet::Connack(c) => 2 + if v5 { c.properties.encoded_len() } else { 0 },
+            Packet::Publish(p) => {
+                publish::body_len(p.topic.len(), p.payload.len(), p.qos)
+                    + if v5 { p.properties.encoded_len() } else { 0 }
+            }
+            Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
+                ack::ack_body_len(a, version)
+            }
+            Packet::Subscribe(s) => subscribe::subscribe_body_len(s, version),
+            Packet::Suback(s) => subscribe::suback_body_len(s, version),
+            Packet::Unsubscribe(u) => subscribe::unsubscribe_body_len(u, version),
+            Packet::Unsuback(u) => subscribe::unsuback_body_len(u, version),
+            Packet::Disconnect(d) => ack::disconnect_body_len(d, version),
+            Packet::Auth(a) => ack::auth_body_len(a),
+            Packet::Pingreq | Packet::Pingresp => 0,
         }
     }
 }
 
-/// Encodes a PUBLISH from parts without building a [`Publish`]: the broker's fan-out path.
-/// Appends exactly `publish_len(topic.len(), payload.len(), qos)` bytes.
+/// Encodes a 3.1/3.1.1 PUBLISH from parts without building a [`Publish`]: the broker's
+/// fan-out path. Appends exactly `publish_len(topic.len(), payload.len(), qos)` bytes.
 pub fn encode_publish(
     out: &mut Vec<u8>,
     topic: &str,
@@ -440,29 +586,65 @@ pub fn encode_publish(
     dup: bool,
     packet_id: Option<PacketId>,
 ) {
-    publish::encode(out, topic, payload, qos, retain, dup, packet_id);
+    publish::encode(out, topic, payload, qos, retain, dup, packet_id, None);
 }
 
-/// Encoded length of a PUBLISH with these sizes (fixed header included).
+/// Encoded length of a 3.1/3.1.1 PUBLISH with these sizes (fixed header included).
 pub fn publish_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
     frame::frame_len(publish::body_len(topic_len, payload_len, qos))
 }
 
+/// [`encode_publish`] for an MQTT 5 connection: the same, with a property block after
+/// the packet identifier. Appends exactly [`publish_v5_len`] bytes.
+#[allow(clippy::too_many_arguments)] // The parts of a PUBLISH, as in `encode_publish`.
+pub fn encode_publish_v5(
+    out: &mut Vec<u8>,
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    packet_id: Option<PacketId>,
+    properties: &Properties<'_>,
+) {
+    publish::encode(
+        out,
+        topic,
+        payload,
+        qos,
+        retain,
+        dup,
+        packet_id,
+        Some(properties),
+    );
+}
+
+/// Encoded length of an MQTT 5 PUBLISH with these sizes and properties.
+pub fn publish_v5_len(
+    topic_len: usize,
+    payload_len: usize,
+    qos: QoS,
+    properties: &Properties<'_>,
+) -> usize {
+    frame::frame_len(publish::body_len(topic_len, payload_len, qos) + properties.encoded_len())
+}
+
 // Control packet types, the high nibble of the first byte. [MQTT-2.2.1]
-const CONNECT: u8 = 1;
-const CONNACK: u8 = 2;
-const PUBLISH: u8 = 3;
-const PUBACK: u8 = 4;
-const PUBREC: u8 = 5;
-const PUBREL: u8 = 6;
-const PUBCOMP: u8 = 7;
-const SUBSCRIBE: u8 = 8;
-const SUBACK: u8 = 9;
-const UNSUBSCRIBE: u8 = 10;
-const UNSUBACK: u8 = 11;
-const PINGREQ: u8 = 12;
-const PINGRESP: u8 = 13;
-const DISCONNECT: u8 = 14;
+pub(crate) const CONNECT: u8 = 1;
+pub(crate) const CONNACK: u8 = 2;
+pub(crate) const PUBLISH: u8 = 3;
+pub(crate) const PUBACK: u8 = 4;
+pub(crate) const PUBREC: u8 = 5;
+pub(crate) const PUBREL: u8 = 6;
+pub(crate) const PUBCOMP: u8 = 7;
+pub(crate) const SUBSCRIBE: u8 = 8;
+pub(crate) const SUBACK: u8 = 9;
+pub(crate) const UNSUBSCRIBE: u8 = 10;
+pub(crate) const UNSUBACK: u8 = 11;
+pub(crate) const PINGREQ: u8 = 12;
+pub(crate) const PINGRESP: u8 = 13;
+pub(crate) const DISCONNECT: u8 = 14;
+pub(crate) const AUTH: u8 = 15;
 
 /// Bytes a Two Byte length prefix plus `len` bytes take once encoded; see [`put_binary`].
 pub(crate) fn field_len(len: usize) -> usize {
@@ -487,6 +669,19 @@ pub(crate) fn put_binary(out: &mut Vec<u8>, bytes: &[u8]) {
     });
     put_u16(out, len);
     out.extend_from_slice(bytes.get(..usize::from(len)).unwrap_or(bytes));
+}
+
+/// A reason code that `packet` may carry, or [`DecodeError::InvalidReasonCode`].
+pub(crate) fn reason_code(
+    r: &mut Reader<'_>,
+    packet: PacketType,
+) -> Result<ReasonCode, DecodeError> {
+    let code = ReasonCode(r.u8()?);
+    if code.is_valid_for(packet) {
+        Ok(code)
+    } else {
+        Err(DecodeError::InvalidReasonCode(code.0))
+    }
 }
 
 #[cfg(test)]
@@ -514,14 +709,13 @@ mod tests {
                     payload: b"",
                     qos: QoS::ExactlyOnce,
                     retain: true,
+                    properties: Properties::default(),
                 }),
                 username: Some(""),
                 password: Some(b"\x00\xff"),
+                properties: Properties::default(),
             }),
-            Packet::Connack(Connack {
-                session_present: false,
-                code: ConnectReturnCode::NotAuthorized,
-            }),
+            Packet::Connack(Connack::new(false, ReasonCode::NOT_AUTHORIZED)),
             Packet::Publish(Publish {
                 dup: true,
                 qos: QoS::ExactlyOnce,
@@ -529,27 +723,31 @@ mod tests {
                 topic: "/",
                 packet_id: Some(id(1)),
                 payload: &[0xa5; 300],
+                properties: Properties::default(),
             }),
-            Packet::Puback(id(1)),
-            Packet::Pubrec(id(2)),
-            Packet::Pubrel(id(3)),
-            Packet::Pubcomp(id(65_535)),
+            Packet::Puback(Ack::new(id(1))),
+            Packet::Pubrec(Ack::new(id(2))),
+            Packet::Pubrel(Ack::new(id(3))),
+            Packet::Pubcomp(Ack::new(id(65_535))),
             Packet::Subscribe(Subscribe {
                 packet_id: id(4),
-                filters: vec![("#", QoS::AtMostOnce)],
+                filters: vec![("#", SubscriptionOptions::new(QoS::AtMostOnce))],
+                properties: Properties::default(),
             }),
             Packet::Suback(Suback {
                 packet_id: id(4),
-                codes: vec![SubackCode::Granted(QoS::ExactlyOnce)],
+                codes: vec![ReasonCode::GRANTED_QOS_2],
+                properties: Properties::default(),
             }),
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: id(5),
                 filters: vec!["+"],
+                properties: Properties::default(),
             }),
-            Packet::Unsuback(id(5)),
+            Packet::Unsuback(Unsuback::new(id(5))),
             Packet::Pingreq,
             Packet::Pingresp,
-            Packet::Disconnect,
+            Packet::Disconnect(Disconnect::default()),
         ]
     }
 
@@ -571,14 +769,23 @@ mod tests {
     #[test]
     fn decode_and_encode_short_packets() {
         let cases: [(&[u8], Packet<'_>); 8] = [
-            (&[0x40, 0x02, 0x12, 0x34], Packet::Puback(id(0x1234))),
-            (&[0x50, 0x02, 0x00, 0x01], Packet::Pubrec(id(1))),
-            (&[0x62, 0x02, 0xff, 0xff], Packet::Pubrel(id(0xffff))),
-            (&[0x70, 0x02, 0x00, 0x02], Packet::Pubcomp(id(2))),
-            (&[0xb0, 0x02, 0x00, 0x03], Packet::Unsuback(id(3))),
+            (
+                &[0x40, 0x02, 0x12, 0x34],
+                Packet::Puback(Ack::new(id(0x1234))),
+            ),
+            (&[0x50, 0x02, 0x00, 0x01], Packet::Pubrec(Ack::new(id(1)))),
+            (
+                &[0x62, 0x02, 0xff, 0xff],
+                Packet::Pubrel(Ack::new(id(0xffff))),
+            ),
+            (&[0x70, 0x02, 0x00, 0x02], Packet::Pubcomp(Ack::new(id(2)))),
+            (
+                &[0xb0, 0x02, 0x00, 0x03],
+                Packet::Unsuback(Unsuback::new(id(3))),
+            ),
             (&[0xc0, 0x00], Packet::Pingreq),
             (&[0xd0, 0x00], Packet::Pingresp),
-            (&[0xe0, 0x00], Packet::Disconnect),
+            (&[0xe0, 0x00], Packet::Disconnect(Disconnect::default())),
         ];
         for (bytes, packet) in cases {
             assert_eq!(Packet::decode(bytes, V311).as_ref(), Ok(&packet));
@@ -686,12 +893,16 @@ mod tests {
         );
     }
 
-    /// MQTT 5 is not implemented: nothing decodes on a level-5 connection yet.
+    /// Packets without a body are the same in MQTT 5. [MQTT-3.12] [MQTT-3.13]
     #[test]
-    fn v5_connection_is_unsupported_for_now() {
+    fn pingreq_and_pingresp_decode_in_v5() {
         assert_eq!(
             Packet::decode(&[0xc0, 0x00], ProtocolVersion::V5),
-            Err(DecodeError::UnsupportedProtocolVersion(5))
+            Ok(Packet::Pingreq)
+        );
+        assert_eq!(
+            Packet::decode(&[0xd0, 0x00], ProtocolVersion::V5),
+            Ok(Packet::Pingresp)
         );
     }
 
@@ -790,15 +1001,17 @@ mod tests {
                             payload: self.bytes(20),
                             qos: self.qos(),
                             retain: self.bool(),
+                            properties: Properties::default(),
                         }),
                         username,
                         password: username.and_then(|_| self.bool().then(|| self.bytes(10))),
+                        properties: Properties::default(),
                     })
                 }
-                1 => Packet::Connack(Connack {
-                    session_present: self.bool(),
-                    code: ConnectReturnCode::from_u8(self.below(6) as u8).unwrap(),
-                }),
+                1 => Packet::Connack(Connack::new(
+                    self.bool(),
+                    ReasonCode::from_v3_connack(self.below(6) as u8).unwrap(),
+                )),
                 2 => {
                     let qos = self.qos();
                     Packet::Publish(Publish {
@@ -812,34 +1025,38 @@ mod tests {
                             let max = [0, 10, 200, 20_000][self.below(4)];
                             self.bytes(max)
                         },
+                        properties: Properties::default(),
                     })
                 }
-                3 => Packet::Puback(self.id()),
-                4 => Packet::Pubrec(self.id()),
-                5 => Packet::Pubrel(self.id()),
-                6 => Packet::Pubcomp(self.id()),
+                3 => Packet::Puback(Ack::new(self.id())),
+                4 => Packet::Pubrec(Ack::new(self.id())),
+                5 => Packet::Pubrel(Ack::new(self.id())),
+                6 => Packet::Pubcomp(Ack::new(self.id())),
                 7 => Packet::Subscribe(Subscribe {
                     packet_id: self.id(),
                     filters: (0..1 + self.below(5))
-                        .map(|_| (self.topic_filter(), self.qos()))
+                        .map(|_| (self.topic_filter(), SubscriptionOptions::new(self.qos())))
                         .collect(),
+                    properties: Properties::default(),
                 }),
                 8 => Packet::Suback(Suback {
                     packet_id: self.id(),
                     codes: (0..self.below(6))
-                        .map(|_| SubackCode::from_u8([0, 1, 2, 0x80][self.below(4)]).unwrap())
+                        .map(|_| ReasonCode([0, 1, 2, 0x80][self.below(4)]))
                         .collect(),
+                    properties: Properties::default(),
                 }),
                 9 => Packet::Unsubscribe(Unsubscribe {
                     packet_id: self.id(),
                     filters: (0..1 + self.below(5))
                         .map(|_| self.topic_filter())
                         .collect(),
+                    properties: Properties::default(),
                 }),
-                10 => Packet::Unsuback(self.id()),
+                10 => Packet::Unsuback(Unsuback::new(self.id())),
                 11 => Packet::Pingreq,
                 12 => Packet::Pingresp,
-                _ => Packet::Disconnect,
+                _ => Packet::Disconnect(Disconnect::default()),
             }
         }
     }

@@ -1,10 +1,13 @@
 //! PUBLISH [MQTT-3.3]: the hot path. Decoding borrows topic and payload; encoding from
-//! parts reserves once and allocates nothing else.
+//! parts reserves once and allocates nothing else. MQTT 5 adds a property block after
+//! the packet identifier, and allows an empty topic name when a Topic Alias stands for it.
 
 use super::frame;
 use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
-use super::{DecodeError, PacketId, Publish, QoS};
+use super::{
+    DecodeError, PacketId, PacketType, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
+};
 use crate::topic;
 
 const DUP: u8 = 0x08;
@@ -12,7 +15,11 @@ const QOS_SHIFT: u8 = 1;
 const QOS_MASK: u8 = 0x06;
 const RETAIN: u8 = 0x01;
 
-pub(super) fn decode<'a>(first_byte: u8, r: &mut Reader<'a>) -> Result<Publish<'a>, DecodeError> {
+pub(super) fn decode<'a>(
+    first_byte: u8,
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Publish<'a>, DecodeError> {
     // [MQTT-3.3.1-4]
     let qos = QoS::from_u8((first_byte & QOS_MASK) >> QOS_SHIFT).ok_or(DecodeError::InvalidQos)?;
     let dup = first_byte & DUP != 0;
@@ -21,9 +28,11 @@ pub(super) fn decode<'a>(first_byte: u8, r: &mut Reader<'a>) -> Result<Publish<'
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::ReservedFlags(first_byte));
     }
+    let is_v5 = version == ProtocolVersion::V5;
     let topic = r.string()?;
-    // [MQTT-3.3.2-2]: no wildcards; [MQTT-4.7.3-1]: at least one character.
-    if !topic::is_valid_name(topic) {
+    // [MQTT-3.3.2-2]: no wildcards; [MQTT-4.7.3-1]: at least one character, except in
+    // MQTT 5 with a Topic Alias (checked below).
+    if !(topic::is_valid_name(topic) || is_v5 && topic.is_empty()) {
         return Err(DecodeError::InvalidTopicName);
     }
     // [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2, never 0 [MQTT-2.3.1-1].
@@ -31,6 +40,18 @@ pub(super) fn decode<'a>(first_byte: u8, r: &mut Reader<'a>) -> Result<Publish<'
         QoS::AtMostOnce => None,
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(r.packet_id()?),
     };
+    let properties = if is_v5 {
+        Properties::decode(r, PropertyContext::Packet(PacketType::Publish))?
+    } else {
+        Properties::default()
+    };
+    // Section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and there
+    // is no Topic Alias."
+    if topic.is_empty() && properties.topic_alias.is_none() {
+        return Err(DecodeError::ProtocolError(
+            "empty topic name without Topic Alias",
+        ));
+    }
     Ok(Publish {
         dup,
         qos,
@@ -39,15 +60,18 @@ pub(super) fn decode<'a>(first_byte: u8, r: &mut Reader<'a>) -> Result<Publish<'
         packet_id,
         // May be empty. [MQTT-3.3.3]
         payload: r.rest(),
+        properties,
     })
 }
 
-/// Remaining Length of a PUBLISH.
+/// Remaining Length of a PUBLISH without properties (3.1/3.1.1).
 pub(super) fn body_len(topic_len: usize, payload_len: usize, qos: QoS) -> usize {
     let packet_id = if qos == QoS::AtMostOnce { 0 } else { 2 };
     field_len(topic_len) + packet_id + payload_len
 }
 
+/// Encodes a whole PUBLISH; `properties` is `Some` exactly on an MQTT 5 connection.
+#[allow(clippy::too_many_arguments)] // The parts of a PUBLISH; see `encode_publish`.
 pub(super) fn encode(
     out: &mut Vec<u8>,
     topic: &str,
@@ -56,6 +80,7 @@ pub(super) fn encode(
     retain: bool,
     dup: bool,
     packet_id: Option<PacketId>,
+    properties: Option<&Properties<'_>>,
 ) {
     debug_assert!(
         !(dup && qos == QoS::AtMostOnce),
@@ -66,7 +91,8 @@ pub(super) fn encode(
         qos != QoS::AtMostOnce,
         "packet id present iff QoS > 0 [MQTT-2.3.1-5]"
     );
-    let body_len = body_len(topic.len(), payload.len(), qos);
+    let body_len =
+        body_len(topic.len(), payload.len(), qos) + properties.map_or(0, Properties::encoded_len);
     out.reserve(frame::frame_len(body_len));
     let mut first_byte = 0x30 | ((qos as u8) << QOS_SHIFT);
     if dup {
@@ -81,6 +107,9 @@ pub(super) fn encode(
     if qos != QoS::AtMostOnce {
         // Zero only if the caller broke the invariant asserted above.
         put_u16(out, packet_id.map_or(0, PacketId::get));
+    }
+    if let Some(properties) = properties {
+        properties.encode(out);
     }
     out.extend_from_slice(payload);
 }
@@ -106,6 +135,7 @@ mod tests {
             topic: "a/b",
             packet_id: PacketId::new(10),
             payload: b"hi",
+            properties: Properties::default(),
         }
     }
 
@@ -125,6 +155,7 @@ mod tests {
             topic: "t",
             packet_id: None,
             payload: b"",
+            properties: Properties::default(),
         };
         assert_eq!(
             Packet::decode(&PUBLISH_QOS0_EMPTY, V311),
@@ -188,6 +219,7 @@ mod tests {
                             .then(|| PacketId::new(65_535))
                             .flatten(),
                         payload: &[0x00, 0xff],
+                        properties: Properties::default(),
                     };
                     for version in [ProtocolVersion::V31, V311] {
                         assert_round_trip(&Packet::Publish(p.clone()), version);

@@ -50,6 +50,35 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A big-endian Four Byte Integer. [MQTT-1.5.3]
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        match *self.take(4)? {
+            [a, b, c, d] => Ok(u32::from_be_bytes([a, b, c, d])),
+            // take(4) returned four bytes.
+            _ => Err(DecodeError::UnexpectedEnd),
+        }
+    }
+
+    /// A Variable Byte Integer of one to four bytes [MQTT-1.5.5]. A fifth byte is
+    /// malformed; a non-minimal encoding is accepted, as for the Remaining Length (see
+    /// `frame.rs`).
+    pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
+        let mut value = 0u32;
+        for i in 0..4 {
+            let byte = self.u8()?;
+            value |= u32::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::MalformedVarInt)
+    }
+
+    /// A reader over the next `n` bytes (a property block), which this one skips.
+    pub(crate) fn sub(&mut self, n: usize) -> Result<Reader<'a>, DecodeError> {
+        self.take(n).map(Reader::new)
+    }
+
     /// A packet identifier, which is never 0. [MQTT-2.3.1-1]
     pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
         PacketId::new(self.u16()?).ok_or(DecodeError::PacketIdZero)
@@ -100,6 +129,45 @@ mod tests {
         assert_eq!(r.rest(), &[0xee]);
         assert!(r.is_empty());
         assert_eq!(r.expect_empty(), Ok(()));
+    }
+
+    /// [MQTT-1.5.5]: 1 to 4 bytes, seven bits each, least significant first.
+    #[test]
+    fn reads_variable_byte_integers() {
+        let cases: [(&[u8], u32); 5] = [
+            (&[0x00], 0),
+            (&[0x7f], 127),
+            (&[0x80, 0x01], 128),
+            (&[0xff, 0xff, 0x7f], 2_097_151),
+            (&[0xff, 0xff, 0xff, 0x7f], 268_435_455),
+        ];
+        for (bytes, value) in cases {
+            let mut r = Reader::new(bytes);
+            assert_eq!(r.var_int(), Ok(value), "{bytes:02x?}");
+            assert!(r.is_empty());
+        }
+        assert_eq!(
+            Reader::new(&[0x80, 0x80, 0x80, 0x80, 0x01]).var_int(),
+            Err(DecodeError::MalformedVarInt)
+        );
+        assert_eq!(
+            Reader::new(&[0x80]).var_int(),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+
+    #[test]
+    fn sub_reader_covers_exactly_n_bytes() {
+        let mut r = Reader::new(&[0x01, 0x02, 0x03]);
+        let mut sub = r.sub(2).unwrap();
+        assert_eq!(sub.u16(), Ok(0x0102));
+        assert!(sub.is_empty());
+        assert_eq!(r.u8(), Ok(0x03));
+        assert_eq!(
+            Reader::new(&[0x01]).sub(2).err(),
+            Some(DecodeError::UnexpectedEnd)
+        );
+        assert_eq!(Reader::new(&[0, 0, 0, 1]).u32(), Ok(1));
     }
 
     #[test]

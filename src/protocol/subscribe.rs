@@ -1,104 +1,315 @@
-//! SUBSCRIBE [MQTT-3.8], SUBACK [MQTT-3.9] and UNSUBSCRIBE [MQTT-3.10] bodies: a packet
-//! identifier followed by a list. (UNSUBACK is identifier-only, with the acks.)
+//! SUBSCRIBE [MQTT-3.8], SUBACK [MQTT-3.9], UNSUBSCRIBE [MQTT-3.10] and UNSUBACK
+//! [MQTT-3.11] bodies: a packet identifier followed by a list. MQTT 5 puts a property
+//! block between the two, widens the requested QoS byte into [`SubscriptionOptions`],
+//! gives UNSUBACK codes of its own, and defines shared subscriptions
+//! (`$share/{ShareName}/{filter}`, section 4.8.2), which are validated here for MQTT 5.
+//! A 3.1.1 client may send such a filter too (Mosquitto accepts it); there it is only an
+//! ordinary filter to the codec.
 
-use super::packet::{field_len, put_binary, put_u16};
+use super::packet::{field_len, put_binary, put_u16, reason_code};
 use super::reader::Reader;
-use super::{DecodeError, QoS, Suback, SubackCode, Subscribe, Unsubscribe};
+use super::{
+    DecodeError, PacketType, Properties, PropertyContext, ProtocolVersion, QoS, ReasonCode, Suback,
+    Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
+};
 use crate::topic;
 
-pub(super) fn decode_subscribe<'a>(r: &mut Reader<'a>) -> Result<Subscribe<'a>, DecodeError> {
-    let packet_id = r.packet_id()?;
-    let mut filters = Vec::new();
-    while !r.is_empty() {
-        let filter = topic_filter(r)?;
-        let options = r.u8()?;
-        // [MQTT-3.8.3-4]: the upper six bits of the Requested QoS byte are reserved.
-        if options & 0xfc != 0 {
+// The Subscription Options byte. [MQTT-3.8.3.1]
+const QOS_MASK: u8 = 0x03;
+const NO_LOCAL: u8 = 0x04;
+const RETAIN_AS_PUBLISHED: u8 = 0x08;
+const RETAIN_HANDLING_SHIFT: u8 = 4;
+const RETAIN_HANDLING_MASK: u8 = 0x30;
+/// Bits 6-7 in MQTT 5 [MQTT-3.8.3-5]; bits 2-7 in 3.1.1 [MQTT-3.8.3-4] (3.1.1).
+const RESERVED_V5: u8 = 0xc0;
+const RESERVED_V3: u8 = 0xfc;
+
+const SHARE_PREFIX: &str = "$share/";
+
+/// A shared subscription's share name and filter: `Some(("group", "a/+"))` for
+/// `$share/group/a/+`, `None` for a filter that does not start with `$share/`. The parts
+/// are not validated; see [`is_valid_shared_filter`].
+pub fn split_shared_filter(filter: &str) -> Option<(&str, &str)> {
+    let rest = filter.strip_prefix(SHARE_PREFIX)?;
+    Some(rest.split_once('/').unwrap_or((rest, "")))
+}
+
+/// Section 4.8.2: after `$share/`, a ShareName of at least one character without `/`,
+/// `+` or `#` [MQTT-4.8.2-1] [MQTT-4.8.2-2], then `/` and a valid topic filter.
+pub fn is_valid_shared_filter(filter: &str) -> bool {
+    match filter.strip_prefix(SHARE_PREFIX) {
+        Some(rest) => match rest.split_once('/') {
+            Some((name, filter)) => {
+                !name.is_empty()
+                    && !name.bytes().any(|b| b == b'+' || b == b'#')
+                    && topic::is_valid_filter(filter)
+            }
+            None => false,
+        },
+        None => false,
+    }
+}
+
+impl SubscriptionOptions {
+    /// Decodes the options byte of one filter.
+    fn decode(byte: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
+        if version != ProtocolVersion::V5 {
+            // [MQTT-3.8.3-4] (3.1.1): the upper six bits of the Requested QoS byte are
+            // reserved.
+            if byte & RESERVED_V3 != 0 {
+                return Err(DecodeError::SubscriptionOptions);
+            }
+            return QoS::from_u8(byte)
+                .map(SubscriptionOptions::new)
+                .ok_or(DecodeError::InvalidQos);
+        }
+        // [MQTT-3.8.3-5]
+        if byte & RESERVED_V5 != 0 {
             return Err(DecodeError::SubscriptionOptions);
         }
-        let qos = QoS::from_u8(options).ok_or(DecodeError::InvalidQos)?;
-        filters.push((filter, qos));
+        // Section 3.8.3.1: Maximum QoS 3 and Retain Handling 3 are Protocol Errors.
+        let qos = QoS::from_u8(byte & QOS_MASK).ok_or(DecodeError::ProtocolError(
+            "Maximum QoS 3 in subscription options",
+        ))?;
+        let retain_handling = (byte & RETAIN_HANDLING_MASK) >> RETAIN_HANDLING_SHIFT;
+        if retain_handling == 3 {
+            return Err(DecodeError::ProtocolError("Retain Handling 3"));
+        }
+        Ok(SubscriptionOptions {
+            qos,
+            no_local: byte & NO_LOCAL != 0,
+            retain_as_published: byte & RETAIN_AS_PUBLISHED != 0,
+            retain_handling,
+        })
     }
-    // [MQTT-3.8.3-3]
+
+    /// The options byte; in 3.1/3.1.1 only the QoS.
+    fn to_byte(self, version: ProtocolVersion) -> u8 {
+        let mut byte = self.qos as u8;
+        if version == ProtocolVersion::V5 {
+            debug_assert!(self.retain_handling < 3, "Retain Handling 0 to 2");
+            if self.no_local {
+                byte |= NO_LOCAL;
+            }
+            if self.retain_as_published {
+                byte |= RETAIN_AS_PUBLISHED;
+            }
+            byte |= (self.retain_handling << RETAIN_HANDLING_SHIFT) & RETAIN_HANDLING_MASK;
+        }
+        byte
+    }
+}
+
+fn properties<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+    packet: PacketType,
+) -> Result<Properties<'a>, DecodeError> {
+    if version == ProtocolVersion::V5 {
+        Properties::decode(r, PropertyContext::Packet(packet))
+    } else {
+        Ok(Properties::default())
+    }
+}
+
+fn properties_len(properties: &Properties<'_>, version: ProtocolVersion) -> usize {
+    if version == ProtocolVersion::V5 {
+        properties.encoded_len()
+    } else {
+        0
+    }
+}
+
+fn put_properties(properties: &Properties<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
+    if version == ProtocolVersion::V5 {
+        properties.encode(out);
+    }
+}
+
+pub(super) fn decode_subscribe<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Subscribe<'a>, DecodeError> {
+    let packet_id = r.packet_id()?;
+    let properties = properties(r, version, PacketType::Subscribe)?;
+    let mut filters = Vec::new();
+    while !r.is_empty() {
+        let filter = topic_filter(r, version)?;
+        let options = SubscriptionOptions::decode(r.u8()?, version)?;
+        // [MQTT-3.8.3-4]
+        if options.no_local && version == ProtocolVersion::V5 && filter.starts_with(SHARE_PREFIX) {
+            return Err(DecodeError::ProtocolError(
+                "No Local on a shared subscription",
+            ));
+        }
+        filters.push((filter, options));
+    }
+    // [MQTT-3.8.3-3] (3.1.1), [MQTT-3.8.3-2] (5.0)
     if filters.is_empty() {
         return Err(DecodeError::EmptySubscribe);
     }
-    Ok(Subscribe { packet_id, filters })
+    Ok(Subscribe {
+        packet_id,
+        filters,
+        properties,
+    })
 }
 
-pub(super) fn subscribe_body_len(s: &Subscribe<'_>) -> usize {
-    2 + s
-        .filters
-        .iter()
-        .map(|(filter, _)| field_len(filter.len()) + 1)
-        .sum::<usize>()
+pub(super) fn subscribe_body_len(s: &Subscribe<'_>, version: ProtocolVersion) -> usize {
+    2 + properties_len(&s.properties, version)
+        + s.filters
+            .iter()
+            .map(|(filter, _)| field_len(filter.len()) + 1)
+            .sum::<usize>()
 }
 
-pub(super) fn encode_subscribe(s: &Subscribe<'_>, out: &mut Vec<u8>) {
+pub(super) fn encode_subscribe(s: &Subscribe<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
     debug_assert!(
         !s.filters.is_empty(),
         "SUBSCRIBE without filters [MQTT-3.8.3-3]"
     );
     put_u16(out, s.packet_id.get());
-    for (filter, qos) in &s.filters {
+    put_properties(&s.properties, version, out);
+    for (filter, options) in &s.filters {
         put_binary(out, filter.as_bytes());
-        out.push(*qos as u8);
+        out.push(options.to_byte(version));
     }
 }
 
 /// An empty list of return codes is accepted: the client side matches the count
 /// against its SUBSCRIBE, which is where a mismatch can be reported.
-pub(super) fn decode_suback(r: &mut Reader<'_>) -> Result<Suback, DecodeError> {
+pub(super) fn decode_suback<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Suback<'a>, DecodeError> {
     let packet_id = r.packet_id()?;
-    let codes = r
-        .rest()
-        .iter()
-        .map(|&code| SubackCode::from_u8(code).ok_or(DecodeError::InvalidSubackCode))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Suback { packet_id, codes })
+    let properties = properties(r, version, PacketType::Suback)?;
+    let mut codes = Vec::new();
+    while !r.is_empty() {
+        codes.push(if version == ProtocolVersion::V5 {
+            reason_code(r, PacketType::Suback)?
+        } else {
+            // [MQTT-3.9.3-2] (3.1.1)
+            match r.u8()? {
+                code @ (0x00..=0x02 | 0x80) => ReasonCode(code),
+                _ => return Err(DecodeError::InvalidSubackCode),
+            }
+        });
+    }
+    Ok(Suback {
+        packet_id,
+        codes,
+        properties,
+    })
 }
 
-pub(super) fn encode_suback(s: &Suback, out: &mut Vec<u8>) {
+pub(super) fn suback_body_len(s: &Suback<'_>, version: ProtocolVersion) -> usize {
+    2 + properties_len(&s.properties, version) + s.codes.len()
+}
+
+pub(super) fn encode_suback(s: &Suback<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
     put_u16(out, s.packet_id.get());
-    out.extend(s.codes.iter().map(|code| code.to_u8()));
+    put_properties(&s.properties, version, out);
+    if version == ProtocolVersion::V5 {
+        out.extend(s.codes.iter().map(|code| code.0));
+    } else {
+        // 3.1.1 has one failure code for every error.
+        out.extend(
+            s.codes
+                .iter()
+                .map(|code| if code.is_error() { 0x80 } else { code.0 }),
+        );
+    }
 }
 
-pub(super) fn decode_unsubscribe<'a>(r: &mut Reader<'a>) -> Result<Unsubscribe<'a>, DecodeError> {
+pub(super) fn decode_unsubscribe<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Unsubscribe<'a>, DecodeError> {
     let packet_id = r.packet_id()?;
+    let properties = properties(r, version, PacketType::Unsubscribe)?;
     let mut filters = Vec::new();
     while !r.is_empty() {
-        filters.push(topic_filter(r)?);
+        filters.push(topic_filter(r, version)?);
     }
     // [MQTT-3.10.3-2]
     if filters.is_empty() {
         return Err(DecodeError::EmptyUnsubscribe);
     }
-    Ok(Unsubscribe { packet_id, filters })
+    Ok(Unsubscribe {
+        packet_id,
+        filters,
+        properties,
+    })
 }
 
-pub(super) fn unsubscribe_body_len(u: &Unsubscribe<'_>) -> usize {
-    2 + u
-        .filters
-        .iter()
-        .map(|filter| field_len(filter.len()))
-        .sum::<usize>()
+pub(super) fn unsubscribe_body_len(u: &Unsubscribe<'_>, version: ProtocolVersion) -> usize {
+    2 + properties_len(&u.properties, version)
+        + u.filters
+            .iter()
+            .map(|filter| field_len(filter.len()))
+            .sum::<usize>()
 }
 
-pub(super) fn encode_unsubscribe(u: &Unsubscribe<'_>, out: &mut Vec<u8>) {
+pub(super) fn encode_unsubscribe(u: &Unsubscribe<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
     debug_assert!(
         !u.filters.is_empty(),
         "UNSUBSCRIBE without filters [MQTT-3.10.3-2]"
     );
     put_u16(out, u.packet_id.get());
+    put_properties(&u.properties, version, out);
     for filter in &u.filters {
         put_binary(out, filter.as_bytes());
     }
 }
 
-/// [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1]
-fn topic_filter<'a>(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+/// 3.1/3.1.1: the packet identifier only [MQTT-3.11]. MQTT 5: properties and a code per
+/// filter [MQTT-3.11.3].
+pub(super) fn decode_unsuback<'a>(
+    r: &mut Reader<'a>,
+    version: ProtocolVersion,
+) -> Result<Unsuback<'a>, DecodeError> {
+    let packet_id = r.packet_id()?;
+    if version != ProtocolVersion::V5 {
+        return Ok(Unsuback::new(packet_id));
+    }
+    let properties = properties(r, version, PacketType::Unsuback)?;
+    let mut codes = Vec::new();
+    while !r.is_empty() {
+        codes.push(reason_code(r, PacketType::Unsuback)?);
+    }
+    Ok(Unsuback {
+        packet_id,
+        codes,
+        properties,
+    })
+}
+
+pub(super) fn unsuback_body_len(u: &Unsuback<'_>, version: ProtocolVersion) -> usize {
+    match version {
+        ProtocolVersion::V5 => 2 + u.properties.encoded_len() + u.codes.len(),
+        _ => 2,
+    }
+}
+
+pub(super) fn encode_unsuback(u: &Unsuback<'_>, version: ProtocolVersion, out: &mut Vec<u8>) {
+    put_u16(out, u.packet_id.get());
+    if version == ProtocolVersion::V5 {
+        u.properties.encode(out);
+        out.extend(u.codes.iter().map(|code| code.0));
+    }
+}
+
+/// [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1]; in MQTT 5 a `$share/` filter must be a
+/// valid shared subscription [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+fn topic_filter<'a>(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<&'a str, DecodeError> {
     let filter = r.string()?;
-    if topic::is_valid_filter(filter) {
+    let is_valid = if version == ProtocolVersion::V5 && filter.starts_with(SHARE_PREFIX) {
+        is_valid_shared_filter(filter)
+    } else {
+        topic::is_valid_filter(filter)
+    };
+    if is_valid {
         Ok(filter)
     } else {
         Err(DecodeError::InvalidTopicFilter)
@@ -122,7 +333,11 @@ mod tests {
     fn subscribe() -> Subscribe<'static> {
         Subscribe {
             packet_id: PacketId::new(10).unwrap(),
-            filters: vec![("a/b", QoS::AtLeastOnce), ("c/#", QoS::ExactlyOnce)],
+            filters: vec![
+                ("a/b", SubscriptionOptions::new(QoS::AtLeastOnce)),
+                ("c/#", SubscriptionOptions::new(QoS::ExactlyOnce)),
+            ],
+            properties: Properties::default(),
         }
     }
 
@@ -152,11 +367,12 @@ mod tests {
         let suback = Suback {
             packet_id: PacketId::new(10).unwrap(),
             codes: vec![
-                SubackCode::Granted(QoS::AtMostOnce),
-                SubackCode::Granted(QoS::AtLeastOnce),
-                SubackCode::Granted(QoS::ExactlyOnce),
-                SubackCode::Failure,
+                ReasonCode::GRANTED_QOS_0,
+                ReasonCode::GRANTED_QOS_1,
+                ReasonCode::GRANTED_QOS_2,
+                ReasonCode::UNSPECIFIED_ERROR,
             ],
+            properties: Properties::default(),
         };
         assert_eq!(
             Packet::decode(&SUBACK, V311),
@@ -171,6 +387,7 @@ mod tests {
         let unsubscribe = Unsubscribe {
             packet_id: PacketId::new(10).unwrap(),
             filters: vec!["a/b", "+/x"],
+            properties: Properties::default(),
         };
         assert_eq!(
             Packet::decode(&UNSUBSCRIBE, V311),

@@ -1,0 +1,409 @@
+//! MQTT 5 properties [MQTT-2.2.2]: one [`Properties`] struct with a field per property,
+//! and the property table (id, name, data type, packets that allow it) declared once in
+//! [`properties!`].
+//!
+//! A property block is a Property Length (a Variable Byte Integer) followed by that many
+//! bytes of (identifier, value) pairs. Decoding checks what a receiver must: an unknown
+//! identifier or one the packet type does not allow is malformed [MQTT-2.2.2.2]; a
+//! property that may appear once and appears twice is a Protocol Error; values outside
+//! their range (a Byte that must be 0 or 1, a Receive Maximum of 0, ...) are a Protocol
+//! Error. Nothing allocates unless a packet carries User Properties or Subscription
+//! Identifiers, the two properties that may repeat.
+
+use super::frame;
+use super::packet::{field_len, put_binary, put_u16};
+use super::reader::Reader;
+use super::{DecodeError, PacketType};
+use crate::topic;
+
+/// Which property set a block belongs to: a packet type's, or the Will Properties of
+/// CONNECT's payload [MQTT-3.1.3.2].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyContext {
+    Packet(PacketType),
+    Will,
+}
+
+impl PropertyContext {
+    fn bit(self) -> u32 {
+        match self {
+            PropertyContext::Packet(t) => 1 << (t as u8),
+            PropertyContext::Will => WILL,
+        }
+    }
+}
+
+// Bit sets for the table: bit n is packet type n, bit 16 the Will Properties.
+const CONNECT: u32 = 1 << 1;
+const CONNACK: u32 = 1 << 2;
+const PUBLISH: u32 = 1 << 3;
+const PUBACK: u32 = 1 << 4;
+const PUBREC: u32 = 1 << 5;
+const PUBREL: u32 = 1 << 6;
+const PUBCOMP: u32 = 1 << 7;
+const SUBSCRIBE: u32 = 1 << 8;
+const SUBACK: u32 = 1 << 9;
+const UNSUBSCRIBE: u32 = 1 << 10;
+const UNSUBACK: u32 = 1 << 11;
+const DISCONNECT: u32 = 1 << 14;
+const AUTH: u32 = 1 << 15;
+const WILL: u32 = 1 << 16;
+
+/// How a property value is read, sized and written: one type per data type of
+/// [MQTT-1.5].
+trait Codec<'a> {
+    type Value: Copy;
+    fn read(r: &mut Reader<'a>) -> Result<Self::Value, DecodeError>;
+    fn len(v: Self::Value) -> usize;
+    fn write(v: Self::Value, out: &mut Vec<u8>);
+}
+
+struct Byte;
+struct TwoByte;
+struct FourByte;
+struct VarInt;
+struct Utf8;
+struct Binary;
+struct StringPair;
+
+impl<'a> Codec<'a> for Byte {
+    type Value = u8;
+    fn read(r: &mut Reader<'a>) -> Result<u8, DecodeError> {
+        r.u8()
+    }
+    fn len(_: u8) -> usize {
+        1
+    }
+    fn write(v: u8, out: &mut Vec<u8>) {
+        out.push(v);
+    }
+}
+
+impl<'a> Codec<'a> for TwoByte {
+    type Value = u16;
+    fn read(r: &mut Reader<'a>) -> Result<u16, DecodeError> {
+        r.u16()
+    }
+    fn len(_: u16) -> usize {
+        2
+    }
+    fn write(v: u16, out: &mut Vec<u8>) {
+        put_u16(out, v);
+    }
+}
+
+impl<'a> Codec<'a> for FourByte {
+    type Value = u32;
+    fn read(r: &mut Reader<'a>) -> Result<u32, DecodeError> {
+        r.u32()
+    }
+    fn len(_: u32) -> usize {
+        4
+    }
+    fn write(v: u32, out: &mut Vec<u8>) {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+impl<'a> Codec<'a> for VarInt {
+    type Value = u32;
+    fn read(r: &mut Reader<'a>) -> Result<u32, DecodeError> {
+        r.var_int()
+    }
+    fn len(v: u32) -> usize {
+        frame::remaining_length_len(v as usize)
+    }
+    fn write(v: u32, out: &mut Vec<u8>) {
+        frame::write_remaining_length(out, v as usize);
+    }
+}
+
+impl<'a> Codec<'a> for Utf8 {
+    type Value = &'a str;
+    fn read(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        r.string()
+    }
+    fn len(v: &'a str) -> usize {
+        field_len(v.len())
+    }
+    fn write(v: &'a str, out: &mut Vec<u8>) {
+        put_binary(out, v.as_bytes());
+    }
+}
+
+impl<'a> Codec<'a> for Binary {
+    type Value = &'a [u8];
+    fn read(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+        r.binary()
+    }
+    fn len(v: &'a [u8]) -> usize {
+        field_len(v.len())
+    }
+    fn write(v: &'a [u8], out: &mut Vec<u8>) {
+        put_binary(out, v);
+    }
+}
+
+impl<'a> Codec<'a> for StringPair {
+    type Value = (&'a str, &'a str);
+    fn read(r: &mut Reader<'a>) -> Result<(&'a str, &'a str), DecodeError> {
+        Ok((r.string()?, r.string()?))
+    }
+    fn len((k, v): (&'a str, &'a str)) -> usize {
+        field_len(k.len()) + field_len(v.len())
+    }
+    fn write((k, v): (&'a str, &'a str), out: &mut Vec<u8>) {
+        put_binary(out, k.as_bytes());
+        put_binary(out, v.as_bytes());
+    }
+}
+
+/// Where a decoded value goes: an `Option` takes one (a second is a duplicate), a `Vec`
+/// takes any number.
+trait Slot<T> {
+    /// `false` if the slot holds a value already and cannot take another.
+    fn put(&mut self, v: T) -> bool;
+    fn values(&self) -> impl Iterator<Item = T> + '_;
+}
+
+impl<T: Copy> Slot<T> for Option<T> {
+    fn put(&mut self, v: T) -> bool {
+        self.replace(v).is_none()
+    }
+    fn values(&self) -> impl Iterator<Item = T> + '_ {
+        self.iter().copied()
+    }
+}
+
+impl<T: Copy> Slot<T> for Vec<T> {
+    fn put(&mut self, v: T) -> bool {
+        self.push(v);
+        true
+    }
+    fn values(&self) -> impl Iterator<Item = T> + '_ {
+        self.iter().copied()
+    }
+}
+
+macro_rules! properties {
+    {$(
+        $(#[$doc:meta])*
+        $id:literal $field:ident: $ty:ty = $codec:ident, $name:literal, $($packet:ident)|+;
+    )*} => {
+        /// Every MQTT 5 property, a field each; `None` or empty when absent. 3.1/3.1.1
+        /// packets decode with `Properties::default()` and encode without them.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        pub struct Properties<'a> {
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl<'a> Properties<'a> {
+            /// Reads one identifier and its value into `self`.
+            fn read_one(
+                &mut self,
+                r: &mut Reader<'a>,
+                context: PropertyContext,
+            ) -> Result<(), DecodeError> {
+                // [MQTT-1.5.5]: the identifier is a Variable Byte Integer; every defined
+                // one fits a byte.
+                let id = r.var_int()?;
+                let id = u8::try_from(id).map_err(|_| DecodeError::InvalidProperty(0xff))?;
+                match id {
+                    $($id => {
+                        if ($($packet)|+) & context.bit() == 0 {
+                            return Err(DecodeError::InvalidProperty(id));
+                        }
+                        let value = <$codec as Codec<'a>>::read(r)?;
+                        if !self.$field.put(value) {
+                            return Err(DecodeError::DuplicateProperty(id));
+                        }
+                        Ok(())
+                    })*
+                    _ => Err(DecodeError::InvalidProperty(id)),
+                }
+            }
+
+            /// Bytes of the properties, without the Property Length in front.
+            fn body_len(&self) -> usize {
+                0 $(+ self.$field.values().map(|v| 1 + <$codec as Codec<'_>>::len(v)).sum::<usize>())*
+            }
+
+            fn write_body(&self, out: &mut Vec<u8>) {
+                $(for v in self.$field.values() {
+                    out.push($id);
+                    <$codec as Codec<'_>>::write(v, out);
+                })*
+            }
+        }
+
+        /// The spec's name of a property identifier, `None` for an unknown one.
+        pub fn property_name(id: u8) -> Option<&'static str> {
+            match id {
+                $($id => Some($name),)*
+                _ => None,
+            }
+        }
+
+        /// May a property block of `context` hold property `id`?
+        pub fn is_property_allowed(id: u8, context: PropertyContext) -> bool {
+            match id {
+                $($id => ($($packet)|+) & context.bit() != 0,)*
+                _ => false,
+            }
+        }
+
+        #[cfg(test)]
+        pub(crate) const PROPERTY_IDS: &[u8] = &[$($id),*];
+    };
+}
+
+properties! {
+    /// 0 unspecified bytes, 1 UTF-8. [MQTT-3.3.2.3.2]
+    0x01 payload_format_indicator: Option<u8> = Byte, "Payload Format Indicator", PUBLISH | WILL;
+    0x02 message_expiry_interval: Option<u32> = FourByte, "Message Expiry Interval", PUBLISH | WILL;
+    0x03 content_type: Option<&'a str> = Utf8, "Content Type", PUBLISH | WILL;
+    /// A topic name, no wildcards. [MQTT-3.3.2-14]
+    0x08 response_topic: Option<&'a str> = Utf8, "Response Topic", PUBLISH | WILL;
+    0x09 correlation_data: Option<&'a [u8]> = Binary, "Correlation Data", PUBLISH | WILL;
+    /// Several in a PUBLISH to a client, at most one in SUBSCRIBE; 1 to 268,435,455.
+    0x0b subscription_identifiers: Vec<u32> = VarInt, "Subscription Identifier", PUBLISH | SUBSCRIBE;
+    0x11 session_expiry_interval: Option<u32> = FourByte, "Session Expiry Interval", CONNECT | CONNACK | DISCONNECT;
+    0x12 assigned_client_identifier: Option<&'a str> = Utf8, "Assigned Client Identifier", CONNACK;
+    0x13 server_keep_alive: Option<u16> = TwoByte, "Server Keep Alive", CONNACK;
+    0x15 authentication_method: Option<&'a str> = Utf8, "Authentication Method", CONNECT | CONNACK | AUTH;
+    0x16 authentication_data: Option<&'a [u8]> = Binary, "Authentication Data", CONNECT | CONNACK | AUTH;
+    0x17 request_problem_information: Option<u8> = Byte, "Request Problem Information", CONNECT;
+    0x18 will_delay_interval: Option<u32> = FourByte, "Will Delay Interval", WILL;
+    0x19 request_response_information: Option<u8> = Byte, "Request Response Information", CONNECT;
+    0x1a response_information: Option<&'a str> = Utf8, "Response Information", CONNACK;
+    0x1c server_reference: Option<&'a str> = Utf8, "Server Reference", CONNACK | DISCONNECT;
+    0x1f reason_string: Option<&'a str> = Utf8, "Reason String", CONNACK | PUBACK | PUBREC | PUBREL | PUBCOMP | SUBACK | UNSUBACK | DISCONNECT | AUTH;
+    /// Not 0. [MQTT-3.1.2.11.3] [MQTT-3.2.2.3.3]
+    0x21 receive_maximum: Option<u16> = TwoByte, "Receive Maximum", CONNECT | CONNACK;
+    0x22 topic_alias_maximum: Option<u16> = TwoByte, "Topic Alias Maximum", CONNECT | CONNACK;
+    /// Not 0. [MQTT-3.3.2-8]
+    0x23 topic_alias: Option<u16> = TwoByte, "Topic Alias", PUBLISH;
+    0x24 maximum_qos: Option<u8> = Byte, "Maximum QoS", CONNACK;
+    0x25 retain_available: Option<u8> = Byte, "Retain Available", CONNACK;
+    /// May repeat, and a name may appear more than once (section 3.1.2.11.8).
+    0x26 user_properties: Vec<(&'a str, &'a str)> = StringPair, "User Property", CONNECT | CONNACK | PUBLISH | WILL | PUBACK | PUBREC | PUBREL | PUBCOMP | SUBSCRIBE | SUBACK | UNSUBSCRIBE | UNSUBACK | DISCONNECT | AUTH;
+    /// Not 0. [MQTT-3.1.2.11.4] [MQTT-3.2.2.3.6]
+    0x27 maximum_packet_size: Option<u32> = FourByte, "Maximum Packet Size", CONNECT | CONNACK;
+    0x28 wildcard_subscription_available: Option<u8> = Byte, "Wildcard Subscription Available", CONNACK;
+    0x29 subscription_identifier_available: Option<u8> = Byte, "Subscription Identifier Available", CONNACK;
+    0x2a shared_subscription_available: Option<u8> = Byte, "Shared Subscription Available", CONNACK;
+}
+
+/// Largest Subscription Identifier, the largest Variable Byte Integer. [MQTT-3.8.2.1.2]
+pub const MAX_SUBSCRIPTION_IDENTIFIER: u32 = 268_435_455;
+
+impl<'a> Properties<'a> {
+    /// Reads a Property Length and the properties it covers, for a block of `context`.
+    pub(crate) fn decode(
+        r: &mut Reader<'a>,
+        context: PropertyContext,
+    ) -> Result<Properties<'a>, DecodeError> {
+        let len = r.var_int()?;
+        let mut block = r.sub(len as usize)?;
+        let mut properties = Properties::default();
+        while !block.is_empty() {
+            properties.read_one(&mut block, context)?;
+        }
+        properties.validate(context)?;
+        Ok(properties)
+    }
+
+    /// Range checks of the values, once every property is read.
+    fn validate(&self, context: PropertyContext) -> Result<(), DecodeError> {
+        let bad = |id| Err(DecodeError::PropertyValue(id));
+        let is_bool = |v: Option<u8>| v.map_or(true, |v| v <= 1);
+        for (id, value) in [
+            (0x01, self.payload_format_indicator),
+            (0x17, self.request_problem_information),
+            (0x19, self.request_response_information),
+            (0x24, self.maximum_qos),
+            (0x25, self.retain_available),
+            (0x28, self.wildcard_subscription_available),
+            (0x29, self.subscription_identifier_available),
+            (0x2a, self.shared_subscription_available),
+        ] {
+            if !is_bool(value) {
+                return bad(id);
+            }
+        }
+        if self.receive_maximum == Some(0) {
+            return bad(0x21);
+        }
+        if self.maximum_packet_size == Some(0) {
+            return bad(0x27);
+        }
+        if self.topic_alias == Some(0) {
+            return bad(0x23);
+        }
+        if self.subscription_identifiers.contains(&0) {
+            return bad(0x0b);
+        }
+        // [MQTT-3.8.2.1.2]: one Subscription Identifier at most in SUBSCRIBE.
+        if context == PropertyContext::Packet(PacketType::Subscribe)
+            && self.subscription_identifiers.len() > 1
+        {
+            return Err(DecodeError::DuplicateProperty(0x0b));
+        }
+        // [MQTT-3.3.2-14]
+        if self
+            .response_topic
+            .is_some_and(|t| !topic::is_valid_name(t))
+        {
+            return bad(0x08);
+        }
+        // [MQTT-3.1.2.11.10]: Authentication Data without Authentication Method.
+        if self.authentication_data.is_some() && self.authentication_method.is_none() {
+            return Err(DecodeError::ProtocolError(
+                "Authentication Data without Authentication Method",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Does the block hold no property at all?
+    pub fn is_empty(&self) -> bool {
+        self.body_len() == 0
+    }
+
+    /// Bytes [`Properties::encode`] appends: the Property Length and the properties.
+    pub fn encoded_len(&self) -> usize {
+        let body = self.body_len();
+        frame::remaining_length_len(body) + body
+    }
+
+    /// Appends the Property Length and the properties. The caller has put only
+    /// properties the packet allows (checked in debug builds by the codec's tests).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        frame::write_remaining_length(out, self.body_len());
+        self.write_body(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Section 2.2.2.2: the identifiers and names of MQTT 5.0's property table.
+    #[test]
+    fn property_table_has_the_spec_identifiers() {
+        assert_eq!(
+            PROPERTY_IDS,
+            [
+                0x01, 0x02, 0x03, 0x08, 0x09, 0x0b, 0x11, 0x12, 0x13, 0x15, 0x16, 0x17, 0x18, 0x19,
+                0x1a, 0x1c, 0x1f, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x29, 0x2a
+            ]
+        );
+        assert_eq!(property_name(0x26), Some("User Property"));
+        assert_eq!(property_name(0x04), None);
+        assert!(is_property_allowed(0x18, PropertyContext::Will));
+        assert!(!is_property_allowed(
+            0x18,
+            PropertyContext::Packet(PacketType::Connect)
+        ));
+    }
+}
