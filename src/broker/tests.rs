@@ -1649,7 +1649,7 @@ fn persistent_session_expires_after_persistent_client_expiration() {
     // Back in time: the session is resumed and its expiry cancelled.
     let sub = h.open(1);
     h.send(sub, &connect("sub", false, 0, None));
-    h.recv(sub, &[connack(true, ConnectReturnCode::Accepted)]);
+    h.recv(sub, &[connack(true, ReasonCode::SUCCESS)]);
     h.advance(Duration::from_secs(120));
     h.disconnect(sub);
     assert_eq!(h.broker.subscription_count(), 1);
@@ -1661,7 +1661,7 @@ fn persistent_session_expires_after_persistent_client_expiration() {
     );
     let sub = h.open(1);
     h.send(sub, &connect("sub", false, 0, None));
-    h.recv(sub, &[connack(false, ConnectReturnCode::Accepted)]);
+    h.recv(sub, &[connack(false, ReasonCode::SUCCESS)]);
 }
 
 /// Shared subscriptions ($share/{name}/{filter}, MQTT 5.0 section 4.8.2, accepted from
@@ -1685,7 +1685,8 @@ fn shared_subscription_delivers_each_message_to_one_member() {
         &[
             Packet::Suback(Suback {
                 packet_id: pid(1),
-                codes: vec![SubackCode::Granted(Q0)],
+                codes: vec![ReasonCode::granted(Q0)],
+                properties: Default::default(),
             }),
             retained(publish("jobs/1", b"old", Q0, 0)),
         ],

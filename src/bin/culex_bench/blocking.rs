@@ -142,8 +142,8 @@ impl Client {
     /// Waits for a successful CONNACK.
     pub fn expect_connack(&mut self) -> Result<(), String> {
         self.read_until("CONNACK", &mut |p, _| match p {
-            Packet::Connack(a) if a.code as u8 == 0 => Ok(true),
-            Packet::Connack(a) => Err(format!("connection refused: {:?}", a.code)),
+            Packet::Connack(a) if !a.reason.is_error() => Ok(true),
+            Packet::Connack(a) => Err(format!("connection refused: {:?}", a.reason)),
             other => Err(format!("expected CONNACK, got {}", other.name())),
         })
     }

@@ -10,7 +10,8 @@
 use crate::hist::Histogram;
 use crate::payload::{self, SeqSet};
 use culex::protocol::{
-    encode_publish, frame, Connect, Packet, PacketId, ProtocolVersion, QoS, Subscribe,
+    encode_publish, frame, Ack, Connect, Packet, PacketId, ProtocolVersion, QoS, Subscribe,
+    SubscriptionOptions,
 };
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -177,11 +178,16 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
     let connect_start = Instant::now();
     for (i, s) in plan.subscribers.iter().enumerate() {
         let mut c = open(plan, &format!("{}-s{i}", plan.client_prefix))?;
-        let filters = s.filters.iter().map(|f| (f.as_str(), plan.qos)).collect();
+        let filters = s
+            .filters
+            .iter()
+            .map(|f| (f.as_str(), SubscriptionOptions::new(plan.qos)))
+            .collect();
         let pid = PacketId::new(1).expect("1 is not 0");
         Packet::Subscribe(Subscribe {
             packet_id: pid,
             filters,
+            properties: Default::default(),
         })
         .encode(V311, &mut c.wbuf);
         c.role = Role::Sub(Subscriber {
@@ -467,6 +473,7 @@ pub fn connect_packet(client_id: &str) -> Connect<'_> {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     }
 }
 
@@ -633,18 +640,18 @@ fn process(c: &mut Conn, shared: &mut Shared) -> Result<(), String> {
             .map_err(|e| format!("malformed packet from the broker: {e}"))?;
         match (packet, &mut *role) {
             (Packet::Connack(ack), Role::Pub(_)) => {
-                if ack.code as u8 != 0 {
-                    return Err(format!("connection refused: {:?}", ack.code));
+                if ack.reason.is_error() {
+                    return Err(format!("connection refused: {:?}", ack.reason));
                 }
                 *ready = true;
             }
             (Packet::Connack(ack), Role::Sub(_)) => {
-                if ack.code as u8 != 0 {
-                    return Err(format!("connection refused: {:?}", ack.code));
+                if ack.reason.is_error() {
+                    return Err(format!("connection refused: {:?}", ack.reason));
                 }
             }
             (Packet::Suback(ack), Role::Sub(_)) => {
-                if ack.codes.iter().any(|c| c.to_u8() == 0x80) {
+                if ack.codes.iter().any(|c| c.is_error()) {
                     return Err("subscription refused (SUBACK 0x80)".into());
                 }
                 *ready = true;
@@ -668,28 +675,31 @@ fn process(c: &mut Conn, shared: &mut Shared) -> Result<(), String> {
                 shared.last_progress = now;
                 shared.last_delivery = now;
                 match (p.qos, p.packet_id) {
-                    (QoS::AtLeastOnce, Some(id)) => Packet::Puback(id).encode(V311, wbuf),
-                    (QoS::ExactlyOnce, Some(id)) => Packet::Pubrec(id).encode(V311, wbuf),
+                    (QoS::AtLeastOnce, Some(id)) => Packet::Puback(Ack::new(id)).encode(V311, wbuf),
+                    (QoS::ExactlyOnce, Some(id)) => Packet::Pubrec(Ack::new(id)).encode(V311, wbuf),
                     _ => {}
                 }
             }
-            (Packet::Pubrel(id), Role::Sub(_)) => Packet::Pubcomp(id).encode(V311, wbuf),
-            (Packet::Puback(id), Role::Pub(p)) => {
-                ack(p, id, Slot::AwaitPuback, "PUBACK")?;
+            (Packet::Pubrel(a), Role::Sub(_)) => {
+                Packet::Pubcomp(Ack::new(a.packet_id)).encode(V311, wbuf)
+            }
+            (Packet::Puback(a), Role::Pub(p)) => {
+                ack(p, a.packet_id, Slot::AwaitPuback, "PUBACK")?;
                 shared.acked += 1;
                 shared.last_progress = now;
             }
-            (Packet::Pubrec(id), Role::Pub(p)) => {
+            (Packet::Pubrec(a), Role::Pub(p)) => {
+                let id = a.packet_id;
                 let slot = &mut p.slots[usize::from(id.get())];
                 if *slot != Slot::AwaitPubrec {
                     return Err(format!("unexpected PUBREC for packet id {}", id.get()));
                 }
                 *slot = Slot::AwaitPubcomp;
-                Packet::Pubrel(id).encode(V311, wbuf);
+                Packet::Pubrel(Ack::new(id)).encode(V311, wbuf);
                 shared.last_progress = now;
             }
-            (Packet::Pubcomp(id), Role::Pub(p)) => {
-                ack(p, id, Slot::AwaitPubcomp, "PUBCOMP")?;
+            (Packet::Pubcomp(a), Role::Pub(p)) => {
+                ack(p, a.packet_id, Slot::AwaitPubcomp, "PUBCOMP")?;
                 shared.acked += 1;
                 shared.last_progress = now;
             }

@@ -4,7 +4,10 @@
 use crate::blocking::Client;
 use crate::engine::{self, External, Plan, PubPlan, SubPlan};
 use crate::payload::{self, SeqSet};
-use culex::protocol::{encode_publish, Packet, PacketId, ProtocolVersion, QoS, Subscribe};
+use culex::protocol::{
+    encode_publish, Ack, Disconnect, Packet, PacketId, ProtocolVersion, QoS, Subscribe,
+    SubscriptionOptions,
+};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -412,7 +415,7 @@ impl Paced {
                     ext.acked.fetch_add(1, Ordering::AcqRel);
                     last_ack.set(Instant::now());
                 }
-                Packet::Pubrec(id) => Packet::Pubrel(id).encode(V311, w),
+                Packet::Pubrec(a) => Packet::Pubrel(Ack::new(a.packet_id)).encode(V311, w),
                 other => return Err(format!("unexpected {} from the broker", other.name())),
             }
             Ok(())
@@ -488,7 +491,8 @@ fn connections(s: &Settings) -> Report {
                 let filter = format!("{}/c/{j}", s.prefix);
                 Packet::Subscribe(Subscribe {
                     packet_id: id,
-                    filters: vec![(filter.as_str(), s.qos)],
+                    filters: vec![(filter.as_str(), SubscriptionOptions::new(s.qos))],
+                    properties: Default::default(),
                 })
                 .encode(V311, &mut c.wbuf);
                 c.flush()?;
@@ -497,7 +501,7 @@ fn connections(s: &Settings) -> Report {
             for c in &mut clients[i..i + batch] {
                 c.expect_connack()?;
                 c.read_until("SUBACK", &mut |p, _| match p {
-                    Packet::Suback(a) if a.codes.iter().all(|c| c.to_u8() != 0x80) => Ok(true),
+                    Packet::Suback(a) if a.codes.iter().all(|c| !c.is_error()) => Ok(true),
                     other => Err(format!("expected a granted SUBACK, got {other:?}")),
                 })?;
             }
@@ -513,7 +517,7 @@ fn connections(s: &Settings) -> Report {
     }
     hold(s, &format!("{} connections", clients.len()));
     for c in &mut clients {
-        Packet::Disconnect.encode(V311, &mut c.wbuf);
+        Packet::Disconnect(Disconnect::default()).encode(V311, &mut c.wbuf);
         let _ = c.flush();
     }
     drop(clients);
@@ -565,7 +569,8 @@ fn retained(s: &Settings) -> Report {
         let filter = format!("{}/r/#", s.prefix);
         Packet::Subscribe(Subscribe {
             packet_id: PacketId::new(1).expect("1 is not 0"),
-            filters: vec![(filter.as_str(), QoS::AtMostOnce)],
+            filters: vec![(filter.as_str(), SubscriptionOptions::new(QoS::AtMostOnce))],
+            properties: Default::default(),
         })
         .encode(V311, &mut sub.wbuf);
         let start = Instant::now();
@@ -591,7 +596,7 @@ fn retained(s: &Settings) -> Report {
         r.seconds = last.duration_since(start).as_secs_f64();
         got?;
         hold(s, &format!("{m} retained messages"));
-        Packet::Disconnect.encode(V311, &mut sub.wbuf);
+        Packet::Disconnect(Disconnect::default()).encode(V311, &mut sub.wbuf);
         sub.flush()?;
 
         for i in 0..m {
@@ -609,7 +614,7 @@ fn retained(s: &Settings) -> Report {
             }
         }
         barrier(&mut p)?;
-        Packet::Disconnect.encode(V311, &mut p.wbuf);
+        Packet::Disconnect(Disconnect::default()).encode(V311, &mut p.wbuf);
         p.flush()
     })();
     if let Err(e) = result {
