@@ -901,7 +901,7 @@ impl Value<'_> {
         let w = self.word()?;
         let bad = || {
             self.invalid(&format!(
-                "'{w}' is not a duration: a positive number followed by h, d, w, m or y (e.g. 14d)"
+                "'{w}' is not a duration: a positive number of seconds, or of h, d, w, m or y (e.g. 14d)"
             ))
         };
         let (digits, unit) = match w.char_indices().last() {
@@ -1431,8 +1431,20 @@ pub(crate) fn unsupported(config: &Config) -> Vec<ConfigError> {
             errors.push(at.error(ErrorKind::NotSupported(option.into())));
         }
     }
-    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    sort_in_reading_order(config, &mut errors);
     errors
+}
+
+/// Orders messages as the lines were read (an included file sits where its include_dir
+/// is), not by path.
+fn sort_in_reading_order(config: &Config, messages: &mut [ConfigError]) {
+    messages.sort_by_key(|m| {
+        config
+            .settings
+            .iter()
+            .position(|s| s.at.file == m.file && s.at.line == m.line)
+            .unwrap_or(usize::MAX)
+    });
 }
 
 pub(crate) fn warnings(config: &Config) -> Vec<ConfigError> {
@@ -1455,7 +1467,7 @@ pub(crate) fn warnings(config: &Config) -> Vec<ConfigError> {
                 .error(ErrorKind::PluginMapped(plugin.path.clone(), mapped)),
         );
     }
-    warnings.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    sort_in_reading_order(config, &mut warnings);
     warnings
 }
 
@@ -1485,4 +1497,539 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, Security};
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_str(text, Path::new("t.conf"))
+    }
+
+    const BRIDGE: &str = "connection b\naddress h\ntopic a\n";
+
+    type Check = fn(&Config) -> bool;
+
+    /// (configuration text, what it must produce). Every option of the table appears at
+    /// the start of a line here (checked by `every_option_has_a_valid_case`).
+    fn valid_cases() -> Vec<(String, Check)> {
+        let cases: Vec<(&str, Check)> = vec![
+            ("user mosquitto", |c| c.user.as_deref() == Some("mosquitto")),
+            ("pid_file /run/my dir/m.pid", |c| c.pid_file == Some("/run/my dir/m.pid".into())),
+            ("sys_interval 0", |c| c.sys_interval == 0),
+            ("set_tcp_nodelay 1", |c| c.set_tcp_nodelay),
+            ("upgrade_outgoing_qos true", |c| c.upgrade_outgoing_qos),
+            ("allow_duplicate_messages true", |c| c.allow_duplicate_messages),
+            ("check_retain_source false", |c| !c.check_retain_source),
+            ("clientid_prefixes sensor-", |c| c.clientid_prefixes.as_deref() == Some("sensor-")),
+            ("connection_messages false", |c| !c.connection_messages),
+            ("enable_control_api true", |c| c.enable_control_api),
+            ("global_max_clients 100", |c| c.global_max_clients == Some(100)),
+            ("global_max_clients -1", |c| c.global_max_clients.is_none()),
+            ("global_max_connections 50", |c| c.global_max_connections == Some(50)),
+            ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
+            ("retain_available false", |c| !c.retain_available),
+            ("retain_expiry_interval 60", |c| c.retain_expiry_interval == 60),
+            ("persistent_client_expiration 14d", |c| c.persistent_client_expiration == Some(Duration::from_secs(14 * 86_400))),
+            ("persistent_client_expiration 2h", |c| c.persistent_client_expiration == Some(Duration::from_secs(7200))),
+            ("persistent_client_expiration 1w", |c| c.persistent_client_expiration == Some(Duration::from_secs(604_800))),
+            ("persistent_client_expiration 1m", |c| c.persistent_client_expiration == Some(Duration::from_secs(30 * 86_400))),
+            ("persistent_client_expiration 1y", |c| c.persistent_client_expiration == Some(Duration::from_secs(365 * 86_400))),
+            ("persistent_client_expiration 90", |c| c.persistent_client_expiration == Some(Duration::from_secs(90))),
+            ("allow_zero_length_clientid false", |c| !c.allow_zero_length_clientid),
+            ("auto_id_prefix gw-", |c| c.auto_id_prefix.as_deref() == Some("gw-")),
+            ("packet_buffer_size 8192", |c| c.packet_buffer_size == Some(8192)),
+            ("retry_interval 20", |c| c.settings[0].option == "retry_interval"),
+            ("max_inflight_messages 1", |c| c.max_inflight_messages == 1),
+            ("max_inflight_messages -1", |c| c.max_inflight_messages == 0),
+            ("max_inflight_messages 65535", |c| c.max_inflight_messages == 0),
+            ("max_inflight_bytes 1000", |c| c.max_inflight_bytes == 1000),
+            ("max_queued_messages -5", |c| c.max_queued_messages == 0),
+            ("max_queued_bytes 4096", |c| c.max_queued_bytes == 4096),
+            ("queue_qos0_messages true", |c| c.queue_qos0_messages),
+            ("max_packet_size 20", |c| c.max_packet_size == Some(20)),
+            ("message_size_limit 268435455", |c| c.message_size_limit == 268_435_455),
+            ("max_keepalive 0", |c| c.max_keepalive == 0),
+            ("max_keepalive 60 # one minute", |c| c.max_keepalive == 60),
+            ("allow_anonymous false", |c| c.allow_anonymous == Some(false)),
+            ("password_file /etc/mosquitto/passwd", |c| c.password_file == Some("/etc/mosquitto/passwd".into())),
+            ("acl_file /etc/mosquitto/acl", |c| c.acl_file == Some("/etc/mosquitto/acl".into())),
+            ("psk_file /etc/psk", |c| c.psk_file == Some("/etc/psk".into())),
+            ("per_listener_settings true", |c| c.per_listener_settings),
+            ("plugin /usr/lib/x.so\nplugin_opt_key a value", |c| c.plugins[0].options[0].0 == "key" && c.plugins[0].options[0].1 == "a value"),
+            ("auth_plugin /usr/lib/x.so\nauth_opt_k v\nauth_plugin_deny_special_chars false", |c| c.plugins[0].options[0].0 == "k" && !c.plugins[0].auth_plugin_deny_special_chars),
+            ("global_plugin /usr/lib/y.so", |c| c.plugins[0].global),
+            ("plugin_load dynsec /usr/lib/d.so\nlistener 1\nplugin_use dynsec", |c| c.plugins[0].name.as_deref() == Some("dynsec") && c.plugin_use[0].1 == Some(0)),
+            ("persistence true", |c| c.persistence),
+            ("retained_persistence true", |c| c.persistence),
+            ("persistence_location /var/lib/mosquitto/", |c| c.persistence_location == Some("/var/lib/mosquitto/".into())),
+            ("persistence_file m.db", |c| c.persistence_file.as_deref() == Some("m.db")),
+            ("autosave_interval -3", |c| c.autosave_interval == 0),
+            ("autosave_on_changes true", |c| c.autosave_on_changes),
+            ("log_dest stderr", |c| c.log_dest == LogDest::default()),
+            ("log_dest stdout\nlog_dest syslog", |c| c.log_dest.stdout && c.log_dest.syslog && !c.log_dest.stderr),
+            ("log_dest file /var/log/mosquitto/my log.txt", |c| c.log_dest.file == Some("/var/log/mosquitto/my log.txt".into()) && !c.log_dest.stderr),
+            ("log_dest topic\nlog_dest none", |c| c.log_dest == LogDest::none()),
+            ("log_dest dlt\nlog_dest android", |c| c.log_dest.dlt && c.log_dest.android),
+            ("log_facility 5", |c| c.log_facility == Some(5)),
+            ("log_type websockets", |c| c.log_type.websockets && !c.log_type.error),
+            ("log_timestamp false", |c| !c.log_timestamp),
+            ("log_timestamp_format %Y-%m-%dT%H:%M:%S", |c| c.log_timestamp_format.as_deref() == Some("%Y-%m-%dT%H:%M:%S")),
+            ("websockets_log_level 255", |c| c.websockets_log_level == Some(255)),
+            ("websockets_headers_size 1024", |c| c.websockets_headers_size == Some(1024)),
+            ("listener 8883 ::1", |c| c.listeners[0] == Listener::tcp(8883, Some("::1".into()))),
+            ("listener 0 /run/culex.sock", |c| c.listeners[0].unix_socket_path == Some("/run/culex.sock".into()) && c.listeners[0].port == 0),
+            ("port 1884", |c| c.port == Some(1884)),
+            ("bind_address 127.0.0.1", |c| c.bind_address.as_deref() == Some("127.0.0.1")),
+            ("listener 1\nbind_interface eth0", |c| c.listeners[0].bind_interface.as_deref() == Some("eth0")),
+            ("listener 1\nsocket_domain ipv6", |c| c.listeners[0].socket_domain == Some(SocketDomain::Ipv6)),
+            ("listener 1\nprotocol websockets", |c| c.listeners[0].protocol == Protocol::Websockets),
+            ("listener 1\nprotocol http_api", |c| c.listeners[0].protocol == Protocol::HttpApi),
+            ("listener 1\nmount_point site/a/", |c| c.listeners[0].mount_point.as_deref() == Some("site/a/")),
+            ("listener 1\nmax_connections 9", |c| c.listeners[0].max_connections == Some(9)),
+            ("listener 1\nmax_qos 1", |c| c.listeners[0].max_qos == 1),
+            ("listener 1\nmaximum_qos 0", |c| c.listeners[0].max_qos == 0),
+            ("listener 1\nmax_topic_alias 0", |c| c.listeners[0].max_topic_alias == 0),
+            ("listener 1\nmax_topic_alias_broker 5", |c| c.listeners[0].max_topic_alias_broker == 5),
+            ("listener 1\naccept_protocol_versions 3, 4", |c| c.listeners[0].accept_protocol_versions == Some(ProtocolVersions { v3: true, v4: true, v5: false })),
+            ("listener 1\nuse_username_as_clientid true", |c| c.listeners[0].use_username_as_clientid),
+            ("listener 1\nhttp_dir /srv/www", |c| c.listeners[0].http_dir == Some("/srv/www".into())),
+            ("listener 1\nwebsockets_origin https://a\nwebsockets_origin https://b", |c| c.listeners[0].websockets_origin == ["https://a", "https://b"]),
+            ("listener 1\nenable_proxy_protocol 2", |c| c.listeners[0].enable_proxy_protocol == Some(2)),
+            ("listener 1\nproxy_protocol_v2_require_tls true", |c| c.listeners[0].proxy_protocol_v2_require_tls),
+            ("listener 1\nlistener_allow_anonymous true", |c| c.listeners[0].listener_allow_anonymous == Some(true)),
+            ("listener 1\nlistener_auto_id_prefix l1-", |c| c.listeners[0].listener_auto_id_prefix.as_deref() == Some("l1-")),
+            ("listener 1\ncafile /c/ca.pem\ncapath /c/\ncertfile /c/s.pem\nkeyfile /c/s.key\ncrlfile /c/crl.pem\ndhparamfile /c/dh.pem", |c| {
+                let t = &c.listeners[0].tls;
+                t.cafile == Some("/c/ca.pem".into()) && t.capath == Some("/c/".into()) && t.certfile == Some("/c/s.pem".into())
+                    && t.keyfile == Some("/c/s.key".into()) && t.crlfile == Some("/c/crl.pem".into()) && t.dhparamfile == Some("/c/dh.pem".into())
+            }),
+            ("listener 1\nciphers ECDHE-RSA-AES256-GCM-SHA384:HIGH\nciphers_tls1.3 TLS_AES_256_GCM_SHA384", |c| {
+                c.listeners[0].tls.ciphers.as_deref() == Some("ECDHE-RSA-AES256-GCM-SHA384:HIGH") && c.listeners[0].tls.ciphers_tls13.as_deref() == Some("TLS_AES_256_GCM_SHA384")
+            }),
+            ("listener 1\ndisable_client_cert_date_checks true\nrequire_certificate true\nuse_identity_as_username true\nuse_subject_as_username true", |c| {
+                let t = &c.listeners[0].tls;
+                t.disable_client_cert_date_checks && t.require_certificate && t.use_identity_as_username && t.use_subject_as_username
+            }),
+            ("listener 1\ntls_version tlsv1.3", |c| c.listeners[0].tls.tls_version == Some(TlsVersion::V1_3)),
+            ("listener 1\ntls_engine pkcs11\ntls_keyform engine\ntls_engine_kpass_sha1 0123456789abcdef0123456789abcdef01234567", |c| {
+                let t = &c.listeners[0].tls;
+                t.tls_engine.as_deref() == Some("pkcs11") && t.tls_keyform == KeyForm::Engine && t.tls_engine_kpass_sha1.is_some()
+            }),
+            ("listener 1\npsk_hint gateway", |c| c.listeners[0].tls.psk_hint.as_deref() == Some("gateway")),
+            ("connection cloud\naddress broker.example.com:8883 10.0.0.2\ntopic sensors/# out 1", |c| {
+                c.bridges[0].name == "cloud" && c.bridges[0].addresses == [
+                    BridgeAddress { host: "broker.example.com".into(), port: 8883 },
+                    BridgeAddress { host: "10.0.0.2".into(), port: 1883 },
+                ]
+            }),
+            ("connection c\naddresses ::1:1884\ntopic a", |c| c.bridges[0].addresses[0] == BridgeAddress { host: "::1".into(), port: 1884 }),
+            ("connection c\naddress h\ntopic # both 2 local/ remote/", |c| c.bridges[0].topics[0] == BridgeTopic {
+                pattern: Some("#".into()), direction: Direction::Both, qos: 2, local_prefix: Some("local/".into()), remote_prefix: Some("remote/".into()),
+            }),
+            ("connection c\naddress h\ntopic \"\" IN 0 a/b c/d", |c| c.bridges[0].topics[0] == BridgeTopic {
+                pattern: None, direction: Direction::In, qos: 0, local_prefix: Some("a/b".into()), remote_prefix: Some("c/d".into()),
+            }),
+            ("connection c\naddress h\ntopic x # out by default", |c| c.bridges[0].topics[0].direction == Direction::Out),
+            ("connection c\naddress h\ntopic a/+ out 0 \"\" r/", |c| c.bridges[0].topics[0].local_prefix.is_none() && c.bridges[0].topics[0].remote_prefix.as_deref() == Some("r/")),
+        ];
+        let mut out: Vec<(String, Check)> =
+            cases.into_iter().map(|(t, f)| (t.to_string(), f)).collect();
+        let bridge: Vec<(&str, Check)> = vec![
+            ("round_robin true", |c| c.bridges[0].round_robin),
+            ("cleansession true", |c| c.bridges[0].cleansession),
+            ("local_cleansession false", |c| c.bridges[0].local_cleansession == Some(false)),
+            ("remote_clientid gw-1", |c| c.bridges[0].remote_clientid.as_deref() == Some("gw-1")),
+            ("clientid gw-2", |c| c.bridges[0].remote_clientid.as_deref() == Some("gw-2")),
+            ("remote_username u", |c| c.bridges[0].remote_username.as_deref() == Some("u")),
+            ("username u2", |c| c.bridges[0].remote_username.as_deref() == Some("u2")),
+            ("remote_password p#ss word", |c| c.bridges[0].remote_password.as_deref() == Some("p#ss word")),
+            ("password p", |c| c.bridges[0].remote_password.as_deref() == Some("p")),
+            ("local_clientid l", |c| c.bridges[0].local_clientid.as_deref() == Some("l")),
+            ("local_username lu", |c| c.bridges[0].local_username.as_deref() == Some("lu")),
+            ("local_password lp", |c| c.bridges[0].local_password.as_deref() == Some("lp")),
+            ("keepalive_interval 30", |c| c.bridges[0].keepalive_interval == 30),
+            ("keepalive_interval 2", |c| c.bridges[0].keepalive_interval == 5 && c.warnings().len() == 1),
+            ("restart_timeout 10", |c| c.bridges[0].restart_timeout == RestartTimeout::Constant(10)),
+            ("restart_timeout 0", |c| c.bridges[0].restart_timeout == RestartTimeout::Constant(1)),
+            ("restart_timeout 2 60", |c| c.bridges[0].restart_timeout == RestartTimeout::Backoff { base: 2, cap: 60, stable: None }),
+            ("restart_timeout 2 60 300", |c| c.bridges[0].restart_timeout == RestartTimeout::Backoff { base: 2, cap: 60, stable: Some(300) }),
+            ("start_type lazy", |c| c.bridges[0].start_type == StartType::Lazy),
+            ("start_type once", |c| c.bridges[0].start_type == StartType::Once),
+            ("threshold 0", |c| c.bridges[0].threshold == 1),
+            ("idle_timeout 120", |c| c.bridges[0].idle_timeout == 120),
+            ("notifications false", |c| !c.bridges[0].notifications),
+            ("notifications_local_only true", |c| c.bridges[0].notifications_local_only),
+            ("notification_topic $SYS/state", |c| c.bridges[0].notification_topic.as_deref() == Some("$SYS/state")),
+            ("try_private false", |c| !c.bridges[0].try_private),
+            ("bridge_protocol_version mqttv50", |c| c.bridges[0].bridge_protocol_version == BridgeProtocol::Mqtt50),
+            ("bridge_attempt_unsubscribe false", |c| !c.bridges[0].bridge_attempt_unsubscribe),
+            ("bridge_outgoing_retain false", |c| !c.bridges[0].bridge_outgoing_retain),
+            ("bridge_max_packet_size -1", |c| c.bridges[0].bridge_max_packet_size == 0),
+            ("bridge_bind_address 10.0.0.9", |c| c.bridges[0].bridge_bind_address.as_deref() == Some("10.0.0.9")),
+            ("bridge_max_topic_alias 0", |c| c.bridges[0].bridge_max_topic_alias == 0),
+            ("bridge_receive_maximum 100", |c| c.bridges[0].bridge_receive_maximum == Some(100)),
+            ("bridge_session_expiry_interval 3600", |c| c.bridges[0].bridge_session_expiry_interval == 3600),
+            ("bridge_tcp_keepalive 60 10 3", |c| c.bridges[0].bridge_tcp_keepalive == Some(TcpKeepalive { idle: 60, interval: 10, count: 3 })),
+            ("bridge_tcp_user_timeout 5000", |c| c.bridges[0].bridge_tcp_user_timeout == Some(5000)),
+            ("bridge_reload_type immediate", |c| c.bridges[0].bridge_reload_type == ReloadType::Immediate),
+            ("bridge_cafile /c/ca.pem\nbridge_capath /c\nbridge_certfile /c/c.pem\nbridge_keyfile /c/c.key", |c| {
+                let t = &c.bridges[0].tls;
+                t.cafile.is_some() && t.capath.is_some() && t.certfile.is_some() && t.keyfile.is_some()
+            }),
+            ("bridge_tls_use_os_certs true\nbridge_alpn x-amzn-mqtt-ca\nbridge_insecure true\nbridge_require_ocsp true", |c| {
+                let t = &c.bridges[0].tls;
+                t.tls_use_os_certs && t.alpn.as_deref() == Some("x-amzn-mqtt-ca") && t.insecure && t.require_ocsp
+            }),
+            ("bridge_tls_version tlsv1.2\nbridge_ciphers HIGH\nbridge_ciphers_tls1.3 TLS_AES_128_GCM_SHA256", |c| {
+                let t = &c.bridges[0].tls;
+                t.tls_version == Some(TlsVersion::V1_2) && t.ciphers.as_deref() == Some("HIGH") && t.ciphers_tls13.is_some()
+            }),
+            ("bridge_identity gw\nbridge_psk 0a1b2c", |c| c.bridges[0].tls.identity.as_deref() == Some("gw") && c.bridges[0].tls.psk.as_deref() == Some("0a1b2c")),
+        ];
+        out.extend(bridge.into_iter().map(|(t, f)| (format!("{BRIDGE}{t}"), f)));
+        out
+    }
+
+    #[test]
+    fn valid_values_parse_into_typed_fields() {
+        for (text, check) in valid_cases() {
+            let c = parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(check(&c), "{text:?} parsed into the wrong value");
+        }
+    }
+
+    #[test]
+    fn every_option_has_a_valid_case() {
+        let cases = valid_cases();
+        for def in OPTIONS {
+            let names = std::iter::once(def.name).chain(def.aliases.iter().copied());
+            // include_dir needs directories: see the lexer's tests and
+            // include_dir_in_an_included_file_is_skipped_with_a_notice.
+            for name in names.filter(|n| !n.ends_with('*') && *n != "include_dir") {
+                let covered = cases
+                    .iter()
+                    .any(|(text, _)| text.lines().any(|l| l.split(' ').next() == Some(name)));
+                assert!(covered, "no valid case for '{name}'");
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_has_no_duplicate_names_and_every_entry_is_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for def in OPTIONS {
+            assert!(!def.doc.is_empty(), "{}", def.name);
+            for name in std::iter::once(def.name).chain(def.aliases.iter().copied()) {
+                assert!(seen.insert(name), "'{name}' is in the table twice");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_are_errors_with_their_line() {
+        let cases: &[(&str, &str)] = &[
+            ("allow_anonymous yes", "invalid value for 'allow_anonymous': 'yes' is not true or false"),
+            ("allow_anonymous", "'allow_anonymous' needs a value"),
+            ("max_keepalive 70000", "invalid value for 'max_keepalive': 70000 is not between 0 and 65535"),
+            ("max_inflight_messages 70000", "invalid value for 'max_inflight_messages': at most 65535"),
+            ("max_packet_size 19", "invalid value for 'max_packet_size': 19 is not between 20 and 4294967295"),
+            ("message_size_limit 268435456", "invalid value for 'message_size_limit': 268435456 is not between 0 and 268435455"),
+            ("sys_interval 1o", "invalid value for 'sys_interval': '1o' is not a number"),
+            ("listener", "'listener' needs a value"),
+            ("listener abc", "invalid value for 'listener': 'abc' is not a number; expected 'listener PORT [ADDRESS]' or 'listener 0 SOCKET_PATH'"),
+            ("listener 70000", "invalid value for 'listener': port 70000 is not between 1 and 65535"),
+            ("listener 0", "invalid value for 'listener': a listener with port 0 needs a Unix socket path"),
+            ("listener 1 a b", "invalid value for 'listener': expected 'listener PORT [ADDRESS]' or 'listener 0 SOCKET_PATH'"),
+            ("port 0", "invalid value for 'port': port 0 is not between 1 and 65535"),
+            ("port 1 2", "invalid value for 'port': expected one value, found '2' after it"),
+            ("log_type chatty", "invalid value for 'log_type': unknown log type 'chatty'"),
+            ("log_dest paper", "invalid value for 'log_dest': 'paper' is not stdout, stderr, syslog, topic, file PATH, dlt, android or none"),
+            ("log_dest file", "invalid value for 'log_dest': 'log_dest file' needs a path"),
+            ("log_dest file /a\nlog_dest file /b", "'log_dest file' is set twice here (Mosquitto refuses that too); keep one"),
+            ("log_facility 8", "invalid value for 'log_facility': 8 is not between 0 and 7"),
+            ("pid_file /a\npid_file /b", "'pid_file' is set twice here (Mosquitto refuses that too); keep one"),
+            ("persistent_client_expiration 0d", "invalid value for 'persistent_client_expiration': '0d' is not a duration: a positive number of seconds, or of h, d, w, m or y (e.g. 14d)"),
+            ("persistent_client_expiration 3x", "invalid value for 'persistent_client_expiration': '3x' is not a duration: a positive number of seconds, or of h, d, w, m or y (e.g. 14d)"),
+            ("persistent_client_expiration d", "invalid value for 'persistent_client_expiration': 'd' is not a duration: a positive number of seconds, or of h, d, w, m or y (e.g. 14d)"),
+            ("listener 1\nprotocol mqttsn", "invalid value for 'protocol': 'mqttsn' is not mqtt, websockets or http_api"),
+            ("listener 1\nmax_qos 3", "invalid value for 'max_qos': 3 is not between 0 and 2"),
+            ("listener 1\nsocket_domain ipv5", "invalid value for 'socket_domain': 'ipv5' is not ipv4 or ipv6"),
+            ("listener 1\nmount_point a/#", "invalid value for 'mount_point': 'a/#' must be a topic without + or #"),
+            ("listener 1\naccept_protocol_versions 4,6", "invalid value for 'accept_protocol_versions': '6' is not 3, 4 or 5"),
+            ("listener 1\nenable_proxy_protocol 3", "invalid value for 'enable_proxy_protocol': 3 is not between 1 and 2"),
+            ("listener 1\ntls_version sslv3", "invalid value for 'tls_version': 'sslv3' is not tlsv1.3, tlsv1.2 or tlsv1.1"),
+            ("listener 1\ncertfile /a\ncertfile /b", "'certfile' is set twice here (Mosquitto refuses that too); keep one"),
+            ("listener 1\npsk_hint h\ncafile /ca", "invalid value for 'cafile': a listener uses certificates or PSK (psk_hint), not both"),
+            ("listener 1\ntls_engine_kpass_sha1 abc", "invalid value for 'tls_engine_kpass_sha1': expected 40 hexadecimal digits"),
+            ("per_listener_settings maybe", "invalid value for 'per_listener_settings': 'maybe' is not true or false"),
+            ("plugin_opt_x 1", "invalid value for 'plugin_opt_x': it must follow the 'plugin' line it configures"),
+            ("plugin /p.so\nplugin_opt_x", "'plugin_opt_x' needs a value"),
+            ("connection", "'connection' needs a value"),
+            ("connection a\naddress h\ntopic t\nconnection a", "invalid value for 'connection': a bridge named 'a' already exists"),
+            ("connection a\ntopic t", "invalid value for 'connection': bridge 'a' has no 'address'"),
+            ("connection a\naddress h", "invalid value for 'connection': bridge 'a' has no 'topic'"),
+            ("connection a\naddress h:0", "invalid value for 'address': port 0 is not between 1 and 65535"),
+            ("connection a\naddress h\naddress i", "'address' is set twice here (Mosquitto refuses that too); keep one"),
+            ("connection a\naddress h\ntopic t sideways", "invalid value for 'topic': direction 'sideways' is not in, out or both"),
+            ("connection a\naddress h\ntopic t in 3", "invalid value for 'topic': QoS '3' is not 0, 1 or 2"),
+            ("connection a\naddress h\ntopic \"\" in 0 a/", "invalid value for 'topic': an empty pattern (\"\") needs both a local and a remote prefix: the topic is then the prefix itself"),
+            ("connection a\naddress h\ntopic t in 0 a/+ b/", "invalid value for 'topic': the local prefix 'a/+' must not contain + or #"),
+            ("connection a\naddress h\ntopic # in 0 a b/", "invalid value for 'topic': 'a#' is not a valid topic filter (a prefix usually ends with '/')"),
+            ("connection a\naddress h\ntopic a/#/b", "invalid value for 'topic': 'a/#/b' is not a valid topic filter (a prefix usually ends with '/')"),
+            ("connection a\naddress h\ntopic t in 0 a/ b/ c", "invalid value for 'topic': 'c' after the remote prefix; expected 'topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]'"),
+            ("connection a\naddress h\ntopic t\nrestart_timeout 30 10", "invalid value for 'restart_timeout': the cap (10) is lower than the base (30)"),
+            ("connection a\naddress h\ntopic t\nrestart_timeout 1 2 3 4", "invalid value for 'restart_timeout': expected 'restart_timeout SECONDS' or 'restart_timeout BASE CAP [STABLE]'"),
+            ("connection a\naddress h\ntopic t\nstart_type manual", "invalid value for 'start_type': 'manual' is not supported by Mosquitto either"),
+            ("connection a\naddress h\ntopic t\nkeepalive_interval 65536", "invalid value for 'keepalive_interval': 65536 is more than 65535"),
+            ("connection a\naddress h\ntopic t\nbridge_receive_maximum 0", "invalid value for 'bridge_receive_maximum': 0 is not between 1 and 65535"),
+            ("connection a\naddress h\ntopic t\nbridge_tcp_keepalive 60 10", "invalid value for 'bridge_tcp_keepalive': expected 'bridge_tcp_keepalive IDLE INTERVAL COUNT'"),
+            ("connection a\naddress h\ntopic t\nbridge_tcp_keepalive 60 0 3", "invalid value for 'bridge_tcp_keepalive': '0' is not a positive number"),
+            ("connection a\naddress h\ntopic t\nbridge_protocol_version mqttv5", "invalid value for 'bridge_protocol_version': 'mqttv5' is not mqttv50, mqttv311 or mqttv31"),
+            ("connection a\naddress h\ntopic t\nbridge_psk xyz", "invalid value for 'bridge_psk': expected a hexadecimal key"),
+            ("connection a\naddress h\ntopic t\nbridge_cafile /ca\nbridge_identity i", "invalid value for 'bridge_identity': a bridge uses certificates or PSK, not both"),
+            ("connection a\naddress h\ntopic t\nbridge_psk 00", "invalid value for 'connection': bridge 'a' has 'bridge_psk' and 'bridge_identity' go together"),
+            ("plugin_use x", "invalid value for 'plugin_use': no 'plugin_load x PATH' before it"),
+        ];
+        for (text, expected) in cases {
+            let e = parse(text).expect_err(text);
+            let line = e.line;
+            assert_eq!(e.kind_text(), *expected, "{text:?}");
+            assert!(
+                line >= 1 && line <= text.lines().count(),
+                "{text:?}: line {line}"
+            );
+        }
+    }
+
+    impl ConfigError {
+        /// The message without its `file:line: ` prefix.
+        fn kind_text(&self) -> String {
+            let full = self.to_string();
+            let prefix = format!("{}:{}: ", self.file.display(), self.line);
+            full.strip_prefix(&prefix).unwrap_or(&full).to_string()
+        }
+    }
+
+    #[test]
+    fn options_in_the_wrong_place_say_where_they_belong() {
+        let e = parse("listener 1883\naddress 10.0.0.1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:2: 'address' is a bridge option: put it after a 'connection NAME' line"
+        );
+        let e = parse("mount_point a/\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:1: 'mount_point' is a listener option: put it after a 'listener PORT' line"
+        );
+        // As Mosquitto, a listener option applies to the latest listener even after a
+        // bridge, and general options are global wherever they are.
+        let c = parse("listener 1\nconnection b\naddress h\ntopic t\nmax_connections 4\nmax_queued_messages 5\n").unwrap();
+        assert_eq!(c.listeners[0].max_connections, Some(4));
+        assert_eq!(c.max_queued_messages, 5);
+        // Listener options before any listener configure the default listener.
+        let c = parse("protocol websockets\nlistener 1\n").unwrap();
+        assert_eq!(c.default_listener.protocol, Protocol::Websockets);
+        assert_eq!(c.listeners[0].protocol, Protocol::Mqtt);
+        assert_eq!(c.effective_listeners().len(), 2);
+    }
+
+    #[test]
+    fn per_listener_settings_moves_security_options_to_the_listener() {
+        let c = parse(
+            "per_listener_settings true\nallow_anonymous true\nlistener 1\npassword_file /p1\nallow_anonymous false\nlistener 2\nacl_file /a2\n",
+        )
+        .unwrap();
+        assert_eq!(c.allow_anonymous, None);
+        assert_eq!(c.default_listener.security.allow_anonymous, Some(true));
+        assert_eq!(
+            c.listeners[0].security,
+            Security {
+                allow_anonymous: Some(false),
+                password_file: Some("/p1".into()),
+                ..Security::default()
+            }
+        );
+        assert_eq!(c.listeners[1].security.acl_file, Some("/a2".into()));
+        assert_eq!(c.password_file, None);
+        // Without it, the same lines are global.
+        let c = parse("listener 1\npassword_file /p\nallow_anonymous false\n").unwrap();
+        assert_eq!(c.password_file, Some("/p".into()));
+        assert_eq!(c.listeners[0].security, Security::default());
+        // It must come first, and once true it stays true.
+        let e = parse("allow_anonymous true\nper_listener_settings true\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:2: invalid value for 'per_listener_settings': must come before any security option (allow_anonymous, password_file, acl_file, ...)"
+        );
+        let c = parse("per_listener_settings true\nper_listener_settings false\n").unwrap();
+        assert!(c.per_listener_settings);
+        assert_eq!(
+            c.unsupported()[0].to_string(),
+            "t.conf:1: 'per_listener_settings true' is a Mosquitto option culex does not support yet"
+        );
+    }
+
+    fn texts(errors: Vec<ConfigError>) -> Vec<String> {
+        errors.iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn what_the_broker_implements_passes_the_support_check() {
+        let c = parse(
+            "listener 1883 0.0.0.0\nmax_connections 100\nprotocol mqtt\nallow_anonymous true\n\
+             allow_zero_length_clientid false\nmax_inflight_messages 10\nmax_queued_messages 100\n\
+             max_queued_bytes 0\nmax_keepalive 120\nmessage_size_limit 1000\nsys_interval 5\n\
+             log_type all\nlog_dest stderr\nconnection_messages true\npersistence false\n\
+             max_qos 2\nauto_id_prefix auto-\nqueue_qos0_messages false\nper_listener_settings false\n",
+        )
+        .unwrap();
+        assert_eq!(texts(c.unsupported()), Vec::<String>::new());
+        assert_eq!(texts(c.warnings()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unsupported_options_and_values_are_listed_with_file_and_line() {
+        let c = parse(
+            "persistence true\npersistence_location /var/lib/mosquitto/\nlog_dest file /var/log/m.log\n\
+             listener 8883\ncertfile /c.pem\nprotocol websockets\nlistener 0 /run/s.sock\n\
+             connection cloud\naddress h\ntopic # out\n",
+        )
+        .unwrap();
+        assert_eq!(
+            texts(c.unsupported()),
+            vec![
+                "t.conf:1: 'persistence true' is a Mosquitto option culex does not support yet",
+                "t.conf:3: 'log_dest file /var/log/m.log' is a Mosquitto option culex does not support yet",
+                "t.conf:5: 'certfile' is a Mosquitto option culex does not support yet",
+                "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
+                "t.conf:7: 'listener 0 /run/s.sock' is a Mosquitto option culex does not support yet",
+                "t.conf:8: 'connection' is a Mosquitto option culex does not support yet",
+                "t.conf:9: 'address' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'topic' is a Mosquitto option culex does not support yet",
+            ]
+        );
+        assert_eq!(
+            texts(c.warnings()),
+            vec!["t.conf:2: 'persistence_location' is ignored: culex has no persistence yet ('persistence true' is refused)"]
+        );
+    }
+
+    #[test]
+    fn harmless_options_are_warnings() {
+        let c = parse("user mosquitto\npid_file /run/m.pid\nretry_interval 20\nallow_duplicate_messages false\nallow_duplicate_messages true\n").unwrap();
+        assert!(c.unsupported().is_empty());
+        assert_eq!(
+            texts(c.warnings()),
+            vec![
+                "t.conf:1: 'user' is ignored: culex does not switch users; start it as the user it should run as (systemd User=)",
+                "t.conf:2: 'pid_file' is ignored: culex writes no PID file; systemd tracks the process",
+                "t.conf:3: 'retry_interval' is ignored: removed in Mosquitto 2.0, which also ignores it",
+                "t.conf:5: 'allow_duplicate_messages' is ignored: culex delivers one copy per client for overlapping subscriptions [MQTT-3.3.5-1]",
+            ]
+        );
+    }
+
+    #[test]
+    fn plugins_are_refused_by_name() {
+        let c = parse("plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /d.json\nauth_plugin /x/auth.so\n").unwrap();
+        assert_eq!(
+            texts(c.unsupported()),
+            vec![
+                "t.conf:1: plugin '/usr/lib/mosquitto_dynamic_security.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto 2.1's password-file and acl-file plugins, as password_file and acl_file)",
+                "t.conf:3: plugin '/x/auth.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto 2.1's password-file and acl-file plugins, as password_file and acl_file)",
+            ]
+        );
+    }
+
+    #[test]
+    fn mosquitto_2_1_password_and_acl_plugins_map_onto_the_built_in_options() {
+        let c = parse(
+            "listener 1883\nglobal_plugin /usr/lib/mosquitto_password_file.so\nplugin_opt_password_file /etc/mosquitto/passwd\n\
+             plugin /usr/lib/x86_64-linux-gnu/mosquitto_acl_file.so\nplugin_opt_acl_file /etc/mosquitto/acl\n",
+        )
+        .unwrap();
+        assert_eq!(c.password_file, Some("/etc/mosquitto/passwd".into()));
+        assert_eq!(c.acl_file, Some("/etc/mosquitto/acl".into()));
+        assert_eq!(
+            texts(c.warnings()),
+            vec![
+                "t.conf:2: plugin '/usr/lib/mosquitto_password_file.so' is read as 'password_file /etc/mosquitto/passwd' (culex's built-in handling)",
+                "t.conf:4: plugin '/usr/lib/x86_64-linux-gnu/mosquitto_acl_file.so' is read as 'acl_file /etc/mosquitto/acl' (culex's built-in handling)",
+            ]
+        );
+        // Until culex checks passwords and ACLs, the mapped options are reported as the
+        // options they become, at their plugin_opt_ line.
+        assert_eq!(
+            texts(c.unsupported()),
+            vec![
+                "t.conf:3: 'password_file' is a Mosquitto option culex does not support yet",
+                "t.conf:5: 'acl_file' is a Mosquitto option culex does not support yet",
+            ]
+        );
+        // Per listener.
+        let c = parse("per_listener_settings true\nlistener 1\nplugin C:\\m\\mosquitto_acl_file.dll\nplugin_opt_acl_file /a\n").unwrap();
+        assert_eq!(c.listeners[0].security.acl_file, Some("/a".into()));
+        // Without its option, or with the option also given directly: errors.
+        let e = parse("plugin /l/mosquitto_password_file.so\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:1: invalid value for 'plugin': '/l/mosquitto_password_file.so' needs a 'plugin_opt_password_file PATH' line"
+        );
+        let e = parse(
+            "password_file /p\nplugin /l/mosquitto_password_file.so\nplugin_opt_password_file /q\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.conf:3: 'password_file' is set twice here (Mosquitto refuses that too); keep one"
+        );
+    }
+
+    #[test]
+    fn did_you_mean_covers_aliases_and_stays_quiet_for_strangers() {
+        for (typo, suggestion) in [
+            ("alow_anonymous", Some("allow_anonymous")),
+            ("listner", Some("listener")),
+            ("bridge_cafle", Some("bridge_cafile")),
+            ("maximum_qso", Some("maximum_qos")),
+            ("hostname", None),
+        ] {
+            assert_eq!(suggest(typo).as_deref(), suggestion, "{typo}");
+        }
+    }
+
+    #[test]
+    fn include_dir_in_an_included_file_is_skipped_with_a_notice() {
+        use super::super::lexer::tests::MemIncludes;
+        let mut inc = MemIncludes::default();
+        inc.0.insert(
+            "/d".into(),
+            vec![(
+                "/d/a.conf".into(),
+                "include_dir /e\nsys_interval 2\n".into(),
+            )],
+        );
+        let c = Config::parse_with("include_dir /d\n", Path::new("m.conf"), &inc).unwrap();
+        assert_eq!(c.sys_interval, 2);
+        assert_eq!(
+            texts(c.warnings()),
+            vec!["/d/a.conf:1: 'include_dir /e' in an included file is skipped: Mosquitto reads include_dir in the main file only"]
+        );
+        // Errors in included files name the included file.
+        let mut inc = MemIncludes::default();
+        inc.0.insert(
+            "/d".into(),
+            vec![("/d/b.conf".into(), "\nmax_keepalive x\n".into())],
+        );
+        let e = Config::parse_with("include_dir /d\n", Path::new("m.conf"), &inc).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/d/b.conf:2: invalid value for 'max_keepalive': 'x' is not a number"
+        );
+    }
 }
