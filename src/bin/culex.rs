@@ -66,27 +66,48 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     // Mosquitto 2: each -p opens a listener on the loopback addresses only, with
-    // anonymous access as in local-only mode; ignored if the config has listeners.
-    let has_listeners = !config.listeners.is_empty();
-    for port in matches.opt_strs("p") {
-        let Ok(port) = port.parse::<u16>() else {
-            eprintln!("Error: invalid port '{port}'.");
-            return ExitCode::FAILURE;
-        };
-        if !has_listeners {
+    // anonymous access as in local-only mode; ignored if the config has listeners (or
+    // `port`/`bind_address`). The -p listeners replace the implicit loopback pair and
+    // take its options.
+    if config.is_local_only() {
+        let template = config.default_listener.clone();
+        let max_connections = config.max_connections;
+        for port in matches.opt_strs("p") {
+            let Ok(port) = port.parse::<u16>() else {
+                eprintln!("Error: invalid port '{port}'.");
+                return ExitCode::FAILURE;
+            };
             for address in ["127.0.0.1", "::1"] {
-                config.listeners.push(culex::config::Listener::new(
+                config.listeners.push(culex::config::Listener {
                     port,
-                    Some(address.into()),
-                    config.max_connections,
-                ));
+                    bind_address: Some(address.into()),
+                    max_connections,
+                    ..template.clone()
+                });
             }
             config.allow_anonymous.get_or_insert(true);
+            config.max_connections = None;
+            config.default_listener = culex::config::Listener::default();
         }
     }
+    // Every option culex does not implement yet is refused by name; harmless ones are
+    // warnings. The same check runs for --test-config and for a normal start.
+    for warning in config.warnings() {
+        eprintln!("Warning: {warning}");
+    }
+    let unsupported = config.unsupported();
+    for e in &unsupported {
+        eprintln!("Error: {e}");
+    }
     if matches.opt_present("t") {
-        println!("Configuration OK.");
-        return ExitCode::SUCCESS;
+        if unsupported.is_empty() {
+            println!("Configuration OK.");
+            return ExitCode::SUCCESS;
+        }
+        return ExitCode::FAILURE;
+    }
+    if !unsupported.is_empty() {
+        return ExitCode::FAILURE;
     }
     if matches.opt_present("v") {
         config.log_type = LogTypes::all();

@@ -1,18 +1,143 @@
-//! mosquitto.conf: the lexer and the options culex honours so far, producing one typed
-//! [`Config`]. Parsing works on text ([`Config::parse_str`]) so every option is testable
-//! without files; [`Config::load`] adds the file access.
+//! mosquitto.conf: every option of Mosquitto 2.0 and 2.1 parsed into one typed
+//! [`Config`], then checked against what culex implements.
 //!
-//! No option is silently ignored: an option culex does not know is an error naming the
-//! file, the line and the option (with a suggestion when it looks like a typo), and a
-//! Mosquitto option culex does not implement yet is an error that says so.
+//! Three steps, as ripgrep's `lowargs`/`hiargs`:
+//!
+//! 1. [`lexer`]: text into `name value` lines with file and line, `include_dir` expanded
+//!    through [`Includes`] (no file access of its own).
+//! 2. [`defs`]: one entry per option (name, scope, reloadable, support, doc, parser) turns
+//!    each line into typed fields of [`Config`], [`Listener`] or [`Bridge`] with
+//!    Mosquitto's validation and defaults. Unknown options, bad values and options in the
+//!    wrong place are [`ConfigError`]s naming file and line.
+//! 3. [`Config::unsupported`] and [`Config::warnings`]: every option that is set but not
+//!    implemented by culex yet is an error, an option that is harmless to ignore is a
+//!    warning. Both come from the `support` column of the table in `defs.rs`, the one
+//!    place to edit when a feature lands. config/ prints nothing; `bin/culex.rs` does.
+//!
+//! Sections follow Mosquitto: a listener option applies to the most recent `listener`
+//! (before any, to the default listener of `port`/`bind_address`); a bridge option to the
+//! most recent `connection`; general options are global wherever they appear; with
+//! `per_listener_settings true`, the security options (`allow_anonymous`, `password_file`,
+//! `acl_file`, `psk_file`, `allow_zero_length_clientid`, `auto_id_prefix`, plugins) apply
+//! to the current listener instead.
+
+mod defs;
+mod lexer;
+
+pub use defs::{OptionDef, Scope, Support, OPTIONS};
+pub use lexer::{FileSystem, Includes, NoIncludes};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The MQTT default port. [MQTT-4.2]
 pub const DEFAULT_PORT: u16 = 1883;
 
-/// One listening socket.
+/// Where an option was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    /// 1-based; 0 when the message concerns the whole file.
+    pub line: usize,
+}
+
+impl Location {
+    fn error(&self, kind: ErrorKind) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line,
+            kind,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// `protocol` of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Mqtt,
+    Websockets,
+    /// 2.1: the HTTP API.
+    HttpApi,
+}
+
+/// `socket_domain` of a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketDomain {
+    Ipv4,
+    Ipv6,
+}
+
+/// `tls_version` / `bridge_tls_version`: the minimum TLS version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    V1_1,
+    V1_2,
+    V1_3,
+}
+
+/// `tls_keyform`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyForm {
+    #[default]
+    Pem,
+    Engine,
+}
+
+/// `accept_protocol_versions` (2.1): which CONNECT protocol levels a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolVersions {
+    /// MQTT 3.1 (protocol level 3).
+    pub v3: bool,
+    /// MQTT 3.1.1 (level 4).
+    pub v4: bool,
+    /// MQTT 5.0 (level 5).
+    pub v5: bool,
+}
+
+/// Security options: global, or per listener with `per_listener_settings true`. In a
+/// [`Listener`], `None` means "not set for this listener".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Security {
+    pub allow_anonymous: Option<bool>,
+    pub allow_zero_length_clientid: Option<bool>,
+    pub auto_id_prefix: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    pub psk_file: Option<PathBuf>,
+}
+
+/// TLS and PSK options of a listener.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListenerTls {
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub ciphers: Option<String>,
+    /// `ciphers_tls1.3`.
+    pub ciphers_tls13: Option<String>,
+    pub crlfile: Option<PathBuf>,
+    pub dhparamfile: Option<PathBuf>,
+    pub require_certificate: bool,
+    pub use_identity_as_username: bool,
+    pub use_subject_as_username: bool,
+    pub tls_version: Option<TlsVersion>,
+    pub tls_engine: Option<String>,
+    pub tls_engine_kpass_sha1: Option<String>,
+    pub tls_keyform: KeyForm,
+    pub psk_hint: Option<String>,
+    pub disable_client_cert_date_checks: bool,
+}
+
+/// One listening socket (`listener PORT [ADDRESS|PATH]` and the options after it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub port: u16,
@@ -20,33 +145,245 @@ pub struct Listener {
     pub bind_address: Option<String>,
     /// `max_connections` of this listener; `None` is unlimited (Mosquitto's -1).
     pub max_connections: Option<usize>,
-    /// TLS: both `certfile` and `keyfile` make this a TLS listener.
-    pub certfile: Option<PathBuf>,
-    pub keyfile: Option<PathBuf>,
-    pub cafile: Option<PathBuf>,
-    pub capath: Option<PathBuf>,
-    pub require_certificate: bool,
-    pub tls_version: Option<String>,
-    pub crlfile: Option<PathBuf>,
+    /// `listener 0 PATH`: a Unix socket.
+    pub unix_socket_path: Option<PathBuf>,
+    pub bind_interface: Option<String>,
+    pub socket_domain: Option<SocketDomain>,
+    pub protocol: Protocol,
+    pub mount_point: Option<String>,
+    /// `max_qos` (alias `maximum_qos`).
+    pub max_qos: u8,
+    pub max_topic_alias: u16,
+    pub max_topic_alias_broker: u16,
+    /// `None`: every version the broker speaks.
+    pub accept_protocol_versions: Option<ProtocolVersions>,
+    pub use_username_as_clientid: bool,
+    pub http_dir: Option<PathBuf>,
+    pub websockets_origin: Vec<String>,
+    /// `enable_proxy_protocol 1|2` (2.1).
+    pub enable_proxy_protocol: Option<u8>,
+    pub proxy_protocol_v2_require_tls: bool,
+    /// 2.1 `listener_allow_anonymous`.
+    pub listener_allow_anonymous: Option<bool>,
+    /// 2.1 `listener_auto_id_prefix`.
+    pub listener_auto_id_prefix: Option<String>,
+    pub tls: ListenerTls,
+    /// Used with `per_listener_settings true` only.
+    pub security: Security,
+}
+
+impl Default for Listener {
+    fn default() -> Self {
+        Listener {
+            port: DEFAULT_PORT,
+            bind_address: None,
+            max_connections: None,
+            unix_socket_path: None,
+            bind_interface: None,
+            socket_domain: None,
+            protocol: Protocol::Mqtt,
+            mount_point: None,
+            max_qos: 2,
+            max_topic_alias: 10,
+            max_topic_alias_broker: 10,
+            accept_protocol_versions: None,
+            use_username_as_clientid: false,
+            http_dir: None,
+            websockets_origin: Vec::new(),
+            enable_proxy_protocol: None,
+            proxy_protocol_v2_require_tls: false,
+            listener_allow_anonymous: None,
+            listener_auto_id_prefix: None,
+            tls: ListenerTls::default(),
+            security: Security::default(),
+        }
+    }
 }
 
 impl Listener {
-    pub fn new(
-        port: u16,
-        bind_address: Option<String>,
-        max_connections: Option<usize>,
-    ) -> Listener {
+    /// A TCP listener with every other option at its default.
+    pub fn tcp(port: u16, bind_address: Option<String>) -> Listener {
         Listener {
             port,
             bind_address,
-            max_connections,
-            certfile: None,
-            keyfile: None,
-            cafile: None,
-            capath: None,
-            require_certificate: false,
-            tls_version: None,
-            crlfile: None,
+            ..Listener::default()
+        }
+    }
+}
+
+/// A bridge `topic` line's direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+    Both,
+}
+
+/// `topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeTopic {
+    /// `None`: `""`, the topic is the prefix itself (both prefixes are then required).
+    pub pattern: Option<String>,
+    pub direction: Direction,
+    pub qos: u8,
+    pub local_prefix: Option<String>,
+    pub remote_prefix: Option<String>,
+}
+
+/// `address host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeAddress {
+    pub host: String,
+    pub port: u16,
+}
+
+/// `restart_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartTimeout {
+    /// `restart_timeout N`: wait N seconds each time.
+    Constant(u32),
+    /// `restart_timeout BASE CAP [STABLE]`: jittered exponential backoff; 2.1's STABLE is
+    /// how long a connection must last before the backoff resets.
+    Backoff {
+        base: u32,
+        cap: u32,
+        stable: Option<u32>,
+    },
+}
+
+/// `start_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartType {
+    Automatic,
+    Lazy,
+    Once,
+}
+
+/// `bridge_protocol_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeProtocol {
+    Mqtt31,
+    Mqtt311,
+    Mqtt50,
+}
+
+/// `bridge_reload_type` (2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadType {
+    Lazy,
+    Immediate,
+}
+
+/// `bridge_tcp_keepalive IDLE INTERVAL COUNT` (2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub idle: u32,
+    pub interval: u32,
+    pub count: u32,
+}
+
+/// Bridge TLS and PSK options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BridgeTls {
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub tls_use_os_certs: bool,
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub alpn: Option<String>,
+    pub insecure: bool,
+    pub require_ocsp: bool,
+    pub tls_version: Option<TlsVersion>,
+    pub ciphers: Option<String>,
+    pub ciphers_tls13: Option<String>,
+    pub identity: Option<String>,
+    pub psk: Option<String>,
+}
+
+/// One bridge: `connection NAME` and the options after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    pub name: String,
+    pub addresses: Vec<BridgeAddress>,
+    pub round_robin: bool,
+    pub topics: Vec<BridgeTopic>,
+    pub cleansession: bool,
+    /// `None`: same as `cleansession`.
+    pub local_cleansession: Option<bool>,
+    /// `None`: `<hostname>.<name>`, decided at start-up.
+    pub remote_clientid: Option<String>,
+    pub remote_username: Option<String>,
+    pub remote_password: Option<String>,
+    pub local_clientid: Option<String>,
+    pub local_username: Option<String>,
+    pub local_password: Option<String>,
+    pub keepalive_interval: u16,
+    pub restart_timeout: RestartTimeout,
+    pub start_type: StartType,
+    pub threshold: u32,
+    pub idle_timeout: u32,
+    pub notifications: bool,
+    pub notifications_local_only: bool,
+    pub notification_topic: Option<String>,
+    pub try_private: bool,
+    pub bridge_protocol_version: BridgeProtocol,
+    pub bridge_attempt_unsubscribe: bool,
+    pub bridge_outgoing_retain: bool,
+    /// 0: unlimited.
+    pub bridge_max_packet_size: u32,
+    pub bridge_bind_address: Option<String>,
+    pub bridge_max_topic_alias: u16,
+    /// `None`: `max_inflight_messages`.
+    pub bridge_receive_maximum: Option<u16>,
+    pub bridge_session_expiry_interval: u32,
+    pub bridge_tcp_keepalive: Option<TcpKeepalive>,
+    /// Milliseconds.
+    pub bridge_tcp_user_timeout: Option<u32>,
+    pub bridge_reload_type: ReloadType,
+    pub tls: BridgeTls,
+}
+
+impl Bridge {
+    /// A bridge with Mosquitto's defaults.
+    pub fn new(name: &str) -> Bridge {
+        Bridge {
+            name: name.to_string(),
+            addresses: Vec::new(),
+            round_robin: false,
+            topics: Vec::new(),
+            cleansession: false,
+            local_cleansession: None,
+            remote_clientid: None,
+            remote_username: None,
+            remote_password: None,
+            local_clientid: None,
+            local_username: None,
+            local_password: None,
+            keepalive_interval: 60,
+            restart_timeout: RestartTimeout::Backoff {
+                base: 5,
+                cap: 30,
+                stable: None,
+            },
+            start_type: StartType::Automatic,
+            threshold: 10,
+            idle_timeout: 60,
+            notifications: true,
+            notifications_local_only: false,
+            notification_topic: None,
+            try_private: true,
+            bridge_protocol_version: BridgeProtocol::Mqtt311,
+            bridge_attempt_unsubscribe: true,
+            bridge_outgoing_retain: true,
+            bridge_max_packet_size: 0,
+            bridge_bind_address: None,
+            bridge_max_topic_alias: 10,
+            bridge_receive_maximum: None,
+            bridge_session_expiry_interval: 0,
+            bridge_tcp_keepalive: None,
+            bridge_tcp_user_timeout: None,
+            bridge_reload_type: ReloadType::Lazy,
+            tls: BridgeTls::default(),
         }
     }
 }
@@ -61,6 +398,7 @@ pub struct LogTypes {
     pub information: bool,
     pub subscribe: bool,
     pub unsubscribe: bool,
+    pub websockets: bool,
     pub debug: bool,
 }
 
@@ -71,9 +409,7 @@ impl Default for LogTypes {
             warning: true,
             notice: true,
             information: true,
-            subscribe: false,
-            unsubscribe: false,
-            debug: false,
+            ..LogTypes::none()
         }
     }
 }
@@ -87,11 +423,12 @@ impl LogTypes {
             information: true,
             subscribe: true,
             unsubscribe: true,
+            websockets: true,
             debug: true,
         }
     }
 
-    fn none() -> LogTypes {
+    pub fn none() -> LogTypes {
         LogTypes {
             error: false,
             warning: false,
@@ -99,41 +436,180 @@ impl LogTypes {
             information: false,
             subscribe: false,
             unsubscribe: false,
+            websockets: false,
             debug: false,
         }
     }
 }
 
+/// Where log lines go (`log_dest`, may repeat). Default: stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDest {
+    pub stderr: bool,
+    pub stdout: bool,
+    pub syslog: bool,
+    pub topic: bool,
+    pub dlt: bool,
+    pub android: bool,
+    /// `log_dest file PATH` (once).
+    pub file: Option<PathBuf>,
+}
+
+impl Default for LogDest {
+    fn default() -> Self {
+        LogDest {
+            stderr: true,
+            ..LogDest::none()
+        }
+    }
+}
+
+impl LogDest {
+    pub fn none() -> LogDest {
+        LogDest {
+            stderr: false,
+            stdout: false,
+            syslog: false,
+            topic: false,
+            dlt: false,
+            android: false,
+            file: None,
+        }
+    }
+}
+
+/// A `plugin`/`auth_plugin`/`global_plugin`/`plugin_load` and its `plugin_opt_*` lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plugin {
+    pub path: String,
+    /// `plugin_load NAME PATH` (2.1).
+    pub name: Option<String>,
+    /// `global_plugin`: for every listener whatever `per_listener_settings` says.
+    pub global: bool,
+    /// The listener it belongs to with `per_listener_settings true` (`None`: the default
+    /// listener or global).
+    pub listener: Option<usize>,
+    /// `plugin_opt_KEY VALUE` / `auth_opt_KEY VALUE`, KEY without the prefix.
+    pub options: Vec<(String, String, Location)>,
+    pub auth_plugin_deny_special_chars: bool,
+    pub at: Location,
+    /// Mosquitto 2.1's password-file or acl-file plugin, read as built-in handling.
+    pub maps_to: Option<MappedPlugin>,
+}
+
+/// A plugin culex replaces with built-in handling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MappedPlugin {
+    /// `mosquitto_password_file` + `plugin_opt_password_file PATH` = `password_file PATH`.
+    PasswordFile(PathBuf),
+    /// `mosquitto_acl_file` + `plugin_opt_acl_file PATH` = `acl_file PATH`.
+    AclFile(PathBuf),
+}
+
+/// One option line as parsed, kept for the support check: the table entry's name (the
+/// canonical name for aliases), the value as written, where, and where it applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub option: &'static str,
+    pub written: String,
+    pub value: String,
+    pub at: Location,
+}
+
 /// The whole configuration. Field names are the mosquitto.conf option names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Explicit listeners. Empty means the implicit default listener (see
-    /// [`Config::effective_listeners`]).
+    /// Explicit listeners, in order. See [`Config::effective_listeners`] for the default
+    /// listener.
     pub listeners: Vec<Listener>,
-    /// `port` (deprecated in Mosquitto): the implicit default listener's port.
+    /// `port` (deprecated in Mosquitto): the default listener's port.
     pub port: Option<u16>,
-    /// `bind_address` (deprecated): the implicit default listener's address.
+    /// `bind_address` (deprecated): the default listener's address.
     pub bind_address: Option<String>,
+    /// `max_connections` before any `listener` line: the default listener's.
+    pub max_connections: Option<usize>,
+    /// Listener options written before any `listener` line (Mosquitto's default
+    /// listener); its port, address and max_connections are the three fields above.
+    pub default_listener: Listener,
+    pub bridges: Vec<Bridge>,
+
+    // Security (global unless per_listener_settings).
     /// `None`: Mosquitto 2's default, false once any listener is configured, true in the
     /// loopback-only mode without configuration.
     pub allow_anonymous: Option<bool>,
     pub allow_zero_length_clientid: bool,
+    pub auto_id_prefix: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    pub psk_file: Option<PathBuf>,
+    pub per_listener_settings: bool,
+    pub check_retain_source: bool,
+    pub plugins: Vec<Plugin>,
+    /// `plugin_use NAME` lines (2.1), with the listener they apply to.
+    pub plugin_use: Vec<(String, Option<usize>, Location)>,
+
+    // General.
+    pub user: Option<String>,
+    pub pid_file: Option<PathBuf>,
+    /// Seconds between $SYS updates; 0 disables them.
+    pub sys_interval: u32,
+    pub set_tcp_nodelay: bool,
+    pub upgrade_outgoing_qos: bool,
+    pub allow_duplicate_messages: bool,
+    pub clientid_prefixes: Option<String>,
+    pub connection_messages: bool,
+    pub enable_control_api: bool,
+    /// `None`: unlimited.
+    pub global_max_clients: Option<u64>,
+    pub global_max_connections: Option<u64>,
+    /// Bytes; 0: no limit.
+    pub memory_limit: u64,
+    pub retain_available: bool,
+    /// Seconds between sweeps of expired retained messages (2.1.2); 0: off.
+    pub retain_expiry_interval: u32,
+    /// `None`: never (Mosquitto's default).
+    pub persistent_client_expiration: Option<Duration>,
+    /// Bytes (2.1.2); `None`: the broker's choice.
+    pub packet_buffer_size: Option<u32>,
+
+    // Limits.
     /// 0 means unlimited.
     pub max_inflight_messages: u16,
+    /// 0 means unlimited.
+    pub max_inflight_bytes: usize,
     /// 0 means unlimited.
     pub max_queued_messages: usize,
     /// 0 means unlimited.
     pub max_queued_bytes: usize,
-    /// 3.1/3.1.1 clients asking for a longer keep alive are refused. 0 means unlimited.
-    pub max_keepalive: u16,
-    /// Global `max_connections` before any `listener` line: applies to the default listener.
-    pub max_connections: Option<usize>,
+    pub queue_qos0_messages: bool,
+    /// `None`: unlimited (Mosquitto 2.0's default; 2.1's is 2,000,000).
+    pub max_packet_size: Option<u32>,
     /// Largest PUBLISH payload accepted; 0 means the protocol's limit.
     pub message_size_limit: usize,
-    /// Seconds between $SYS updates; 0 disables them.
-    pub sys_interval: u32,
+    /// 3.1/3.1.1 clients asking for a longer keep alive are refused. 0 means unlimited.
+    /// culex keeps Mosquitto 2.0's default, 65535 (2.1's is 0).
+    pub max_keepalive: u16,
+
+    // Persistence.
+    pub persistence: bool,
+    pub persistence_location: Option<PathBuf>,
+    pub persistence_file: Option<String>,
+    pub autosave_interval: u32,
+    pub autosave_on_changes: bool,
+
+    // Logging.
+    pub log_dest: LogDest,
+    pub log_facility: Option<u8>,
     pub log_type: LogTypes,
-    pub connection_messages: bool,
+    pub log_timestamp: bool,
+    pub log_timestamp_format: Option<String>,
+    pub websockets_log_level: Option<i32>,
+    pub websockets_headers_size: Option<u16>,
+
+    /// Every option line, in order, for [`Config::unsupported`] and [`Config::warnings`].
+    pub settings: Vec<Setting>,
+    /// Notes made while parsing (values raised to Mosquitto's minimum, ...).
+    pub notices: Vec<ConfigError>,
 }
 
 impl Default for Config {
@@ -142,46 +618,102 @@ impl Default for Config {
             listeners: Vec::new(),
             port: None,
             bind_address: None,
+            max_connections: None,
+            default_listener: Listener::default(),
+            bridges: Vec::new(),
             allow_anonymous: None,
             allow_zero_length_clientid: true,
+            auto_id_prefix: None,
+            password_file: None,
+            acl_file: None,
+            psk_file: None,
+            per_listener_settings: false,
+            check_retain_source: true,
+            plugins: Vec::new(),
+            plugin_use: Vec::new(),
+            user: None,
+            pid_file: None,
+            sys_interval: 10,
+            set_tcp_nodelay: false,
+            upgrade_outgoing_qos: false,
+            allow_duplicate_messages: false,
+            clientid_prefixes: None,
+            connection_messages: true,
+            enable_control_api: false,
+            global_max_clients: None,
+            global_max_connections: None,
+            memory_limit: 0,
+            retain_available: true,
+            retain_expiry_interval: 0,
+            persistent_client_expiration: None,
+            packet_buffer_size: None,
             max_inflight_messages: 20,
+            max_inflight_bytes: 0,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
-            max_keepalive: 65535,
-            max_connections: None,
+            queue_qos0_messages: false,
+            max_packet_size: None,
             message_size_limit: 0,
-            sys_interval: 10,
+            max_keepalive: 65535,
+            persistence: false,
+            persistence_location: None,
+            persistence_file: None,
+            autosave_interval: 1800,
+            autosave_on_changes: false,
+            log_dest: LogDest::default(),
+            log_facility: None,
             log_type: LogTypes::default(),
-            connection_messages: true,
+            log_timestamp: true,
+            log_timestamp_format: None,
+            websockets_log_level: None,
+            websockets_headers_size: None,
+            settings: Vec::new(),
+            notices: Vec::new(),
         }
     }
 }
 
 impl Config {
-    /// Is this the loopback-only mode Mosquitto 2 runs in without a listener configured?
+    /// Is this the loopback-only mode Mosquitto 2 runs in when no `listener`, `port` or
+    /// `bind_address` is configured?
     pub fn is_local_only(&self) -> bool {
-        self.listeners.is_empty() && self.port.is_none()
+        self.listeners.is_empty() && self.port.is_none() && self.bind_address.is_none()
     }
 
-    /// The listeners to open: the explicit ones, or the default listener. Without any
-    /// configuration, Mosquitto 2 listens on the loopback addresses only.
+    /// Mosquitto opens its default listener (1883 on every address unless `port` and
+    /// `bind_address` say otherwise) when `port` or `bind_address` is given or a listener
+    /// option is written before the first `listener` line, alongside the explicit ones.
+    pub fn has_default_listener(&self) -> bool {
+        self.port.is_some()
+            || self.bind_address.is_some()
+            || self.max_connections.is_some()
+            || self.default_listener != Listener::default()
+    }
+
+    fn default_listener_with(&self, bind_address: Option<String>) -> Listener {
+        Listener {
+            port: self.port.unwrap_or(DEFAULT_PORT),
+            bind_address,
+            max_connections: self.max_connections,
+            ..self.default_listener.clone()
+        }
+    }
+
+    /// The listeners to open: the explicit ones, then the default listener if it is
+    /// configured (see [`Config::has_default_listener`]). Without any of them, Mosquitto 2
+    /// listens on port 1883 of the loopback addresses only.
     pub fn effective_listeners(&self) -> Vec<Listener> {
-        if !self.listeners.is_empty() {
-            return self.listeners.clone();
-        }
-        let port = self.port.unwrap_or(DEFAULT_PORT);
-        match (&self.bind_address, self.port) {
-            (Some(addr), _) => vec![Listener::new(
-                port,
-                Some(addr.clone()),
-                self.max_connections,
-            )],
-            (None, Some(_)) => vec![Listener::new(port, None, self.max_connections)],
-            (None, None) => ["127.0.0.1", "::1"]
+        if self.is_local_only() {
+            return ["127.0.0.1", "::1"]
                 .iter()
-                .map(|a| Listener::new(port, Some((*a).to_string()), self.max_connections))
-                .collect(),
+                .map(|a| self.default_listener_with(Some((*a).to_string())))
+                .collect();
         }
+        let mut listeners = self.listeners.clone();
+        if self.has_default_listener() {
+            listeners.push(self.default_listener_with(self.bind_address.clone()));
+        }
+        listeners
     }
 
     /// `allow_anonymous` with Mosquitto 2's default applied.
@@ -189,299 +721,53 @@ impl Config {
         self.allow_anonymous.unwrap_or(self.is_local_only())
     }
 
-    /// Reads and parses a configuration file.
+    /// Reads and parses a configuration file and the `include_dir` files it names.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if path.is_dir() {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                kind: ErrorKind::Io("it is a directory".into()),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: 0,
             kind: ErrorKind::Io(e.to_string()),
         })?;
-        Config::parse_str(&text, path)
+        Config::parse_with(&text, path, &FileSystem)
     }
 
-    /// Parses configuration text; `file` is used in error messages only.
+    /// Parses configuration text; `file` is used in messages only. `include_dir` is an
+    /// error here (no file access); see [`Config::parse_with`].
     pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let mut config = Config::default();
-        let mut saw_log_type = false;
-        for (index, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let err = |kind| ConfigError {
-                file: file.to_path_buf(),
-                line: index + 1,
-                kind,
-            };
-            let (name, value) = match line.split_once(char::is_whitespace) {
-                Some((n, v)) => (n, v.trim()),
-                None => (line, ""),
-            };
-            if name == "log_type" && !saw_log_type {
-                // As Mosquitto: the first log_type line replaces the default set.
-                saw_log_type = true;
-                config.log_type = LogTypes::none();
-            }
-            config.apply(name, value).map_err(err)?;
-        }
-        Ok(config)
+        Config::parse_with(text, file, &NoIncludes)
     }
 
-    fn apply(&mut self, name: &str, value: &str) -> Result<(), ErrorKind> {
-        match name {
-            "listener" => {
-                let mut words = value.split_whitespace();
-                let port = parse_port(words.next().unwrap_or(""), name)?;
-                let bind_address = words.next().map(str::to_string);
-                if words.next().is_some() {
-                    return Err(ErrorKind::Invalid(
-                        name.into(),
-                        "expected 'listener PORT [ADDRESS]'".into(),
-                    ));
-                }
-                if port == 0 {
-                    return Err(ErrorKind::NotSupported("listener 0 (unix sockets)".into()));
-                }
-                self.listeners
-                    .push(Listener::new(port, bind_address, self.max_connections));
-            }
-            "port" => self.port = Some(parse_port(value, name)?),
-            "bind_address" => self.bind_address = Some(one_word(value, name)?.to_string()),
-            "allow_anonymous" => self.allow_anonymous = Some(parse_bool(value, name)?),
-            "allow_zero_length_clientid" => {
-                self.allow_zero_length_clientid = parse_bool(value, name)?
-            }
-            "connection_messages" => self.connection_messages = parse_bool(value, name)?,
-            "max_inflight_messages" => self.max_inflight_messages = parse_num(value, name)?,
-            "max_queued_messages" => self.max_queued_messages = parse_num(value, name)?,
-            "max_queued_bytes" => self.max_queued_bytes = parse_num(value, name)?,
-            "max_keepalive" => self.max_keepalive = parse_num(value, name)?,
-            "message_size_limit" => {
-                let limit: usize = parse_num(value, name)?;
-                if limit > crate::protocol::frame::MAX_REMAINING_LENGTH {
-                    return Err(ErrorKind::Invalid(name.into(), "at most 268435455".into()));
-                }
-                self.message_size_limit = limit;
-            }
-            "sys_interval" => self.sys_interval = parse_num(value, name)?,
-            "max_connections" => {
-                let n: i64 = parse_num(value, name)?;
-                let limit = if n < 0 { None } else { Some(n as usize) };
-                match self.listeners.last_mut() {
-                    Some(listener) => listener.max_connections = limit,
-                    None => self.max_connections = limit,
-                }
-            }
-            "certfile"
-            | "keyfile"
-            | "cafile"
-            | "capath"
-            | "crlfile"
-            | "require_certificate"
-            | "tls_version" => {
-                let Some(listener) = self.listeners.last_mut() else {
-                    return Err(ErrorKind::Invalid(
-                        name.into(),
-                        "belongs to a listener: put it after a 'listener' line".into(),
-                    ));
-                };
-                let path = || Some(PathBuf::from(value));
-                match name {
-                    "certfile" => listener.certfile = path(),
-                    "keyfile" => listener.keyfile = path(),
-                    "cafile" => listener.cafile = path(),
-                    "capath" => listener.capath = path(),
-                    "crlfile" => listener.crlfile = path(),
-                    "require_certificate" => {
-                        listener.require_certificate = parse_bool(value, name)?
-                    }
-                    _ => match one_word(value, name)? {
-                        v @ ("tlsv1.2" | "tlsv1.3") => listener.tls_version = Some(v.into()),
-                        v => {
-                            return Err(ErrorKind::Invalid(
-                                name.into(),
-                                format!("'{v}': culex supports tlsv1.2 and tlsv1.3"),
-                            ))
-                        }
-                    },
-                }
-            }
-            "log_type" => {
-                let t = &mut self.log_type;
-                match one_word(value, name)? {
-                    "error" => t.error = true,
-                    "warning" => t.warning = true,
-                    "notice" => t.notice = true,
-                    "information" => t.information = true,
-                    "subscribe" => t.subscribe = true,
-                    "unsubscribe" => t.unsubscribe = true,
-                    "debug" => t.debug = true,
-                    "websockets" => {}
-                    "all" => *t = LogTypes::all(),
-                    "none" => *t = LogTypes::none(),
-                    other => {
-                        return Err(ErrorKind::Invalid(
-                            name.into(),
-                            format!("unknown log type '{other}'"),
-                        ))
-                    }
-                }
-            }
-            "persistence" => {
-                if parse_bool(value, name)? {
-                    return Err(ErrorKind::NotSupported("persistence true".into()));
-                }
-            }
-            "log_dest" => match one_word(value, name)? {
-                "stderr" => {}
-                other => return Err(ErrorKind::NotSupported(format!("log_dest {other}"))),
-            },
-            _ if MOSQUITTO_OPTIONS.contains(&name) => {
-                return Err(ErrorKind::NotSupported(name.into()))
-            }
-            _ => return Err(ErrorKind::Unknown(name.into(), suggest(name))),
-        }
-        Ok(())
+    /// Parses configuration text, reading `include_dir` directories through `includes`.
+    pub fn parse_with(
+        text: &str,
+        file: &Path,
+        includes: &dyn Includes,
+    ) -> Result<Config, ConfigError> {
+        let lines = lexer::lex(text, file, 0, includes)?;
+        defs::parse_lines(&lines)
+    }
+
+    /// Every option that is set but not implemented by culex yet, with its file and line,
+    /// and every plugin culex refuses. Start-up fails if this is not empty.
+    pub fn unsupported(&self) -> Vec<ConfigError> {
+        defs::unsupported(self)
+    }
+
+    /// Options that are accepted and ignored because ignoring them is harmless, plugin
+    /// mappings and parse notices: to print, not to fail on.
+    pub fn warnings(&self) -> Vec<ConfigError> {
+        defs::warnings(self)
     }
 }
 
-/// Options of Mosquitto 2.0/2.1 that culex does not implement yet: refused by name, so a
-/// user knows it is culex's gap, not their typo.
-const MOSQUITTO_OPTIONS: &[&str] = &[
-    "acl_file",
-    "address",
-    "addresses",
-    "allow_duplicate_messages",
-    "auth_plugin",
-    "auth_plugin_deny_special_chars",
-    "auto_id_prefix",
-    "autosave_interval",
-    "autosave_on_changes",
-    "bind_interface",
-    "bridge_attempt_unsubscribe",
-    "bridge_cafile",
-    "bridge_capath",
-    "bridge_certfile",
-    "bridge_insecure",
-    "bridge_keyfile",
-    "bridge_protocol_version",
-    "check_retain_source",
-    "ciphers",
-    "ciphers_tls1.3",
-    "cleansession",
-    "clientid_prefixes",
-    "connection",
-    "dhparamfile",
-    "global_max_clients",
-    "global_max_connections",
-    "http_dir",
-    "include_dir",
-    "log_facility",
-    "log_timestamp",
-    "log_timestamp_format",
-    "max_inflight_bytes",
-    "max_packet_size",
-    "max_qos",
-    "max_topic_alias",
-    "memory_limit",
-    "mount_point",
-    "password_file",
-    "per_listener_settings",
-    "persistence_file",
-    "persistence_location",
-    "persistent_client_expiration",
-    "pid_file",
-    "plugin",
-    "protocol",
-    "psk_file",
-    "psk_hint",
-    "queue_qos0_messages",
-    "retain_available",
-    "set_tcp_nodelay",
-    "socket_domain",
-    "topic",
-    "upgrade_outgoing_qos",
-    "use_identity_as_username",
-    "use_subject_as_username",
-    "use_username_as_clientid",
-    "user",
-];
-
-const KNOWN: &[&str] = &[
-    "listener",
-    "port",
-    "bind_address",
-    "allow_anonymous",
-    "allow_zero_length_clientid",
-    "connection_messages",
-    "max_inflight_messages",
-    "max_queued_messages",
-    "max_queued_bytes",
-    "max_keepalive",
-    "message_size_limit",
-    "sys_interval",
-    "max_connections",
-    "log_type",
-    "persistence",
-    "log_dest",
-];
-
-fn suggest(name: &str) -> Option<String> {
-    KNOWN
-        .iter()
-        .chain(MOSQUITTO_OPTIONS)
-        .map(|k| (edit_distance(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k.to_string())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
-            prev = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
-}
-
-fn one_word<'v>(value: &'v str, name: &str) -> Result<&'v str, ErrorKind> {
-    let mut words = value.split_whitespace();
-    match (words.next(), words.next()) {
-        (Some(w), None) => Ok(w),
-        _ => Err(ErrorKind::Invalid(name.into(), "expected one value".into())),
-    }
-}
-
-fn parse_bool(value: &str, name: &str) -> Result<bool, ErrorKind> {
-    match one_word(value, name)? {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ErrorKind::Invalid(
-            name.into(),
-            "expected 'true' or 'false'".into(),
-        )),
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(value: &str, name: &str) -> Result<T, ErrorKind> {
-    one_word(value, name)?.parse().map_err(|_| {
-        ErrorKind::Invalid(name.into(), format!("'{value}' is not a valid number here"))
-    })
-}
-
-fn parse_port(value: &str, name: &str) -> Result<u16, ErrorKind> {
-    parse_num(value, name)
-}
-
-/// A configuration error with its place.
+/// A configuration error (or warning) with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
@@ -499,6 +785,20 @@ pub enum ErrorKind {
     NotSupported(String),
     /// A known option with a bad value: option, explanation.
     Invalid(String, String),
+    /// A known option without its value.
+    MissingValue(String),
+    /// An option written where it does not apply: option, the scope it needs.
+    WrongScope(String, Scope),
+    /// A single-valued option given twice in the same place.
+    Duplicate(String),
+    /// A harmless option culex ignores: option, why it is harmless.
+    Ignored(String, &'static str),
+    /// A plugin culex does not load (its path).
+    PluginRefused(String),
+    /// A Mosquitto 2.1 plugin read as built-in handling: plugin path, the option it means.
+    PluginMapped(String, String),
+    /// Something worth knowing, in a sentence.
+    Notice(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -521,6 +821,31 @@ impl fmt::Display for ConfigError {
                 )
             }
             ErrorKind::Invalid(name, why) => write!(f, "invalid value for '{name}': {why}"),
+            ErrorKind::MissingValue(name) => write!(f, "'{name}' needs a value"),
+            ErrorKind::WrongScope(name, Scope::Bridge) => write!(
+                f,
+                "'{name}' is a bridge option: put it after a 'connection NAME' line"
+            ),
+            ErrorKind::WrongScope(name, _) => write!(
+                f,
+                "'{name}' is a listener option: put it after a 'listener PORT' line"
+            ),
+            ErrorKind::Duplicate(name) => write!(
+                f,
+                "'{name}' is set twice here (Mosquitto refuses that too); keep one"
+            ),
+            ErrorKind::Ignored(name, why) => write!(f, "'{name}' is ignored: {why}"),
+            ErrorKind::PluginRefused(path) => write!(
+                f,
+                "plugin '{path}' refused: culex does not load Mosquitto plugins (it reads \
+                 only Mosquitto 2.1's password-file and acl-file plugins, as password_file \
+                 and acl_file)"
+            ),
+            ErrorKind::PluginMapped(path, option) => write!(
+                f,
+                "plugin '{path}' is read as '{option}' (culex's built-in handling)"
+            ),
+            ErrorKind::Notice(text) => f.write_str(text),
         }
     }
 }
@@ -544,28 +869,48 @@ mod tests {
         assert_eq!(l[1].bind_address.as_deref(), Some("::1"));
         assert!(l.iter().all(|l| l.port == 1883));
         assert!(c.allows_anonymous());
+        assert!(c.unsupported().is_empty());
     }
 
     #[test]
     fn a_listener_turns_anonymous_off_by_default_as_mosquitto_2() {
         let c = parse("listener 1884\n").unwrap();
         assert!(!c.allows_anonymous());
-        assert_eq!(
-            c.effective_listeners(),
-            vec![Listener::new(1884, None, None)]
-        );
+        assert_eq!(c.effective_listeners(), vec![Listener::tcp(1884, None)]);
         let c = parse("listener 1884 127.0.0.1\nallow_anonymous true\n").unwrap();
         assert!(c.allows_anonymous());
         assert_eq!(c.listeners[0].bind_address.as_deref(), Some("127.0.0.1"));
+        // bind_address alone also leaves the local-only mode, as Mosquitto.
+        assert!(!parse("bind_address 10.0.0.1\n").unwrap().allows_anonymous());
     }
 
     #[test]
-    fn max_connections_applies_to_the_listener_before_it() {
+    fn port_and_listener_open_both_as_mosquitto() {
+        let c = parse("port 1883\nlistener 9001\n").unwrap();
+        let ports: Vec<u16> = c.effective_listeners().iter().map(|l| l.port).collect();
+        assert_eq!(ports, vec![9001, 1883]);
+    }
+
+    #[test]
+    fn max_connections_before_any_listener_is_the_default_listeners() {
+        // Mosquitto: options before the first `listener` configure the default listener
+        // (1883, every address), which is then opened alongside the explicit ones.
         let c = parse("max_connections 5\nlistener 1\nlistener 2\nmax_connections 7\n").unwrap();
-        assert_eq!(c.listeners[0].max_connections, Some(5));
-        assert_eq!(c.listeners[1].max_connections, Some(7));
+        let l = c.effective_listeners();
+        assert_eq!(
+            l.iter()
+                .map(|l| (l.port, l.max_connections))
+                .collect::<Vec<_>>(),
+            vec![(1, None), (2, Some(7)), (1883, Some(5))]
+        );
         let c = parse("listener 1\nmax_connections -1\n").unwrap();
         assert_eq!(c.listeners[0].max_connections, None);
+        // Without listeners it applies to the loopback pair.
+        let c = parse("max_connections 3\n").unwrap();
+        assert!(c
+            .effective_listeners()
+            .iter()
+            .all(|l| l.max_connections == Some(3)));
     }
 
     #[test]
@@ -585,6 +930,7 @@ mod tests {
             ),
             (5, 7, 100, 60, 1000, 1)
         );
+        assert!(c.unsupported().is_empty());
     }
 
     #[test]
@@ -594,46 +940,19 @@ mod tests {
             e.to_string(),
             "test.conf:2: unknown option 'max_queued_mesages' (did you mean 'max_queued_messages'?)"
         );
+        let e = parse("frobnicate 1\n").unwrap_err();
+        assert_eq!(e.to_string(), "test.conf:1: unknown option 'frobnicate'");
     }
 
     #[test]
     fn unsupported_mosquitto_option_says_so() {
-        let e = parse("password_file /etc/x\n").unwrap_err();
+        let c = parse("password_file /etc/x\n").unwrap();
+        assert_eq!(c.password_file.as_deref(), Some(Path::new("/etc/x")));
+        let e = c.unsupported();
         assert_eq!(
-            e.to_string(),
-            "test.conf:1: 'password_file' is a Mosquitto option culex does not support yet"
+            e.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            vec!["test.conf:1: 'password_file' is a Mosquitto option culex does not support yet"]
         );
-    }
-
-    #[test]
-    fn bad_values_are_errors() {
-        for text in [
-            "allow_anonymous yes",
-            "max_keepalive 70000",
-            "listener",
-            "listener abc",
-            "port 1 2",
-            "log_type chatty",
-            "message_size_limit 268435456",
-        ] {
-            let e = parse(text).unwrap_err();
-            assert_eq!(e.line, 1, "{text}");
-            assert!(matches!(e.kind, ErrorKind::Invalid(..)), "{text}: {e}");
-        }
-    }
-
-    #[test]
-    fn tls_options_belong_to_the_listener_before_them() {
-        let c = parse("listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\nrequire_certificate true\ntls_version tlsv1.3\n").unwrap();
-        let l = &c.listeners[0];
-        assert_eq!(l.certfile.as_deref(), Some(Path::new("/c.pem")));
-        assert_eq!(l.keyfile.as_deref(), Some(Path::new("/k.pem")));
-        assert_eq!(l.cafile.as_deref(), Some(Path::new("/ca.pem")));
-        assert!(l.require_certificate);
-        assert_eq!(l.tls_version.as_deref(), Some("tlsv1.3"));
-        let e = parse("certfile /c.pem\n").unwrap_err();
-        assert_eq!(e.to_string(), "test.conf:1: invalid value for 'certfile': belongs to a listener: put it after a 'listener' line");
-        assert!(parse("listener 1\ntls_version tlsv1.1\n").is_err());
     }
 
     #[test]
@@ -644,5 +963,51 @@ mod tests {
         assert!(c.log_type.subscribe && !c.log_type.error);
         let c = parse("log_type all\n").unwrap();
         assert_eq!(c.log_type, LogTypes::all());
+    }
+
+    #[test]
+    fn error_texts_are_sentences() {
+        let at = Location {
+            file: "c.conf".into(),
+            line: 3,
+        };
+        let cases = [
+            (
+                ErrorKind::MissingValue("user".into()),
+                "c.conf:3: 'user' needs a value",
+            ),
+            (
+                ErrorKind::WrongScope("address".into(), Scope::Bridge),
+                "c.conf:3: 'address' is a bridge option: put it after a 'connection NAME' line",
+            ),
+            (
+                ErrorKind::WrongScope("mount_point".into(), Scope::ListenerOnly),
+                "c.conf:3: 'mount_point' is a listener option: put it after a 'listener PORT' line",
+            ),
+            (
+                ErrorKind::Duplicate("pid_file".into()),
+                "c.conf:3: 'pid_file' is set twice here (Mosquitto refuses that too); keep one",
+            ),
+            (
+                ErrorKind::Ignored("user".into(), "x"),
+                "c.conf:3: 'user' is ignored: x",
+            ),
+            (
+                ErrorKind::PluginMapped("/p.so".into(), "acl_file /a".into()),
+                "c.conf:3: plugin '/p.so' is read as 'acl_file /a' (culex's built-in handling)",
+            ),
+        ];
+        for (kind, text) in cases {
+            assert_eq!(at.error(kind).to_string(), text);
+        }
+        let whole = ConfigError {
+            file: "c.conf".into(),
+            line: 0,
+            kind: ErrorKind::Io("gone".into()),
+        };
+        assert_eq!(
+            whole.to_string(),
+            "c.conf: cannot read the configuration: gone"
+        );
     }
 }

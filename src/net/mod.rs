@@ -110,16 +110,19 @@ impl Server {
         let implicit = config.is_local_only();
         let mut specs = Vec::new();
         for l in config.effective_listeners() {
-            let tls = match (&l.certfile, &l.keyfile) {
+            let tls = match (&l.tls.certfile, &l.tls.keyfile) {
                 (Some(certfile), Some(keyfile)) => {
                     let options = tls::TlsOptions {
                         certfile: certfile.clone(),
                         keyfile: keyfile.clone(),
-                        cafile: l.cafile.clone(),
-                        capath: l.capath.clone(),
-                        require_certificate: l.require_certificate,
-                        tls_version: l.tls_version.clone(),
-                        crlfile: l.crlfile.clone(),
+                        cafile: l.tls.cafile.clone(),
+                        capath: l.tls.capath.clone(),
+                        require_certificate: l.tls.require_certificate,
+                        tls_version: l.tls.tls_version.map(|v| match v {
+                            crate::config::TlsVersion::V1_3 => "tlsv1.3".to_string(),
+                            _ => "tlsv1.2".to_string(),
+                        }),
+                        crlfile: l.tls.crlfile.clone(),
                     };
                     let config = tls::server_config(&options)
                         .map_err(|e| io::Error::other(format!("listener {}: {e}", l.port)))?;
