@@ -4,7 +4,8 @@
 //! Mosquitto's configuration and behaviour where users depend on them.
 //!
 //! # Layout
-//! - [`protocol`]: the MQTT codec (3.1 and 3.1.1 now; 5.0 next). No state, no I/O.
+//! - [`protocol`]: the MQTT codec (3.1, 3.1.1 and 5.0; the broker speaks 3.1/3.1.1). No
+//!   state, no I/O.
 //! - [`topic`]: topic validation, the subscription tree and the retained tree. Pure data.
 //! - [`broker`]: the sans-I/O core: sessions, QoS flows, queues, wills, retained, $SYS.
 //!   It is told what happened and answers with bytes in outboxes; it owns no socket and

@@ -135,3 +135,182 @@ pub(super) fn encode_auth(a: &Auth<'_>, out: &mut Vec<u8>) {
         a.properties.encode(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::encode;
+    use super::super::{Packet, PacketId};
+    use super::*;
+
+    const V5: ProtocolVersion = ProtocolVersion::V5;
+
+    fn id(v: u16) -> PacketId {
+        PacketId::new(v).unwrap()
+    }
+
+    /// Sections 3.4.2.1 to 3.7.2.1: "The Reason Code and Property Length can be omitted
+    /// if the Reason Code is 0x00 (Success) and there are no Properties"; "If the
+    /// Remaining Length is less than 4 there is no Property Length".
+    #[test]
+    fn ack_short_forms_decode_and_the_shortest_is_encoded() {
+        for first in [0x40, 0x50, 0x62, 0x70] {
+            let success = Ack::new(id(7));
+            let short: [u8; 4] = [first, 0x02, 0x00, 0x07];
+            let with_code: [u8; 5] = [first, 0x03, 0x00, 0x07, 0x00];
+            let with_length: [u8; 6] = [first, 0x04, 0x00, 0x07, 0x00, 0x00];
+            for bytes in [&short[..], &with_code, &with_length] {
+                let packet = Packet::decode(bytes, V5).unwrap();
+                let (Packet::Puback(ack)
+                | Packet::Pubrec(ack)
+                | Packet::Pubrel(ack)
+                | Packet::Pubcomp(ack)) = &packet
+                else {
+                    panic!("{packet:?}");
+                };
+                assert_eq!(ack, &success, "{bytes:02x?}");
+                assert_eq!(encode(&packet, V5), short);
+            }
+        }
+        // A failure code without properties: remaining length 3.
+        let bytes = [0x40, 0x03, 0x00, 0x07, 0x10];
+        let puback = Ack {
+            reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            ..Ack::new(id(7))
+        };
+        assert_eq!(
+            Packet::decode(&bytes, V5),
+            Ok(Packet::Puback(puback.clone()))
+        );
+        assert_eq!(encode(&Packet::Puback(puback), V5), bytes);
+        // PUBREL with Packet Identifier not found and a Reason String.
+        let bytes = [0x62, 0x08, 0x00, 0x07, 0x92, 0x04, 0x1f, 0x00, 0x01, b'x'];
+        let pubrel = Ack {
+            reason: ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+            properties: Properties {
+                reason_string: Some("x"),
+                ..Properties::default()
+            },
+            ..Ack::new(id(7))
+        };
+        assert_eq!(
+            Packet::decode(&bytes, V5),
+            Ok(Packet::Pubrel(pubrel.clone()))
+        );
+        assert_eq!(encode(&Packet::Pubrel(pubrel), V5), bytes);
+    }
+
+    /// [MQTT-3.4.2-1] and its siblings: only the codes listed for the packet.
+    #[test]
+    fn ack_with_a_code_not_allowed_is_rejected() {
+        // 0x92 belongs to PUBREL/PUBCOMP, 0x10 to PUBACK/PUBREC, 0x04 to DISCONNECT.
+        let cases: [(&[u8], u8); 4] = [
+            (&[0x40, 0x03, 0x00, 0x01, 0x92], 0x92),
+            (&[0x62, 0x03, 0x00, 0x01, 0x10], 0x10),
+            (&[0x70, 0x03, 0x00, 0x01, 0x04], 0x04),
+            (&[0x50, 0x03, 0x00, 0x01, 0x05], 0x05),
+        ];
+        for (bytes, code) in cases {
+            assert_eq!(
+                Packet::decode(bytes, V5),
+                Err(DecodeError::InvalidReasonCode(code))
+            );
+        }
+    }
+
+    /// Section 3.14.2: Remaining Length 0 is Normal disconnection; 1 is a reason code
+    /// without properties.
+    #[test]
+    fn disconnect_short_forms() {
+        assert_eq!(
+            Packet::decode(&[0xe0, 0x00], V5),
+            Ok(Packet::Disconnect(Disconnect::default()))
+        );
+        let with_will = Disconnect {
+            reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+            properties: Properties::default(),
+        };
+        assert_eq!(
+            Packet::decode(&[0xe0, 0x01, 0x04], V5),
+            Ok(Packet::Disconnect(with_will.clone()))
+        );
+        assert_eq!(
+            encode(&Packet::Disconnect(with_will), V5),
+            [0xe0, 0x01, 0x04]
+        );
+        assert_eq!(
+            Packet::decode(&[0xe0, 0x02, 0x00, 0x00], V5),
+            Ok(Packet::Disconnect(Disconnect::default()))
+        );
+        assert_eq!(
+            encode(&Packet::Disconnect(Disconnect::default()), V5),
+            [0xe0, 0x00]
+        );
+        // 0x10 is not a DISCONNECT code; Session Expiry Interval is a DISCONNECT property.
+        assert_eq!(
+            Packet::decode(&[0xe0, 0x01, 0x10], V5),
+            Err(DecodeError::InvalidReasonCode(0x10))
+        );
+        assert_eq!(
+            Packet::decode(&[0xe0, 0x07, 0x00, 0x05, 0x11, 0, 0, 0, 9], V5),
+            Ok(Packet::Disconnect(Disconnect {
+                reason: ReasonCode::NORMAL_DISCONNECTION,
+                properties: Properties {
+                    session_expiry_interval: Some(9),
+                    ..Properties::default()
+                },
+            }))
+        );
+    }
+
+    /// Section 3.15: AUTH is MQTT 5 only; flags reserved; Remaining Length 0 is Success.
+    #[test]
+    fn auth_decodes_only_in_v5() {
+        assert_eq!(
+            Packet::decode(&[0xf0, 0x00], V5),
+            Ok(Packet::Auth(Auth::default()))
+        );
+        assert_eq!(
+            Packet::decode(&[0xf0, 0x00], ProtocolVersion::V311),
+            Err(DecodeError::InvalidPacketType(15))
+        );
+        assert_eq!(
+            Packet::decode(&[0xf1, 0x00], V5),
+            Err(DecodeError::ReservedFlags(0xf1))
+        );
+        let bytes = [0xf0, 0x08, 0x18, 0x06, 0x15, 0x00, 0x03, b'S', b'C', b'R'];
+        let auth = Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties: Properties {
+                authentication_method: Some("SCR"),
+                ..Properties::default()
+            },
+        };
+        assert_eq!(Packet::decode(&bytes, V5), Ok(Packet::Auth(auth.clone())));
+        assert_eq!(encode(&Packet::Auth(auth), V5), bytes);
+        assert_eq!(
+            Packet::decode(&[0xf0, 0x02, 0x80, 0x00], V5),
+            Err(DecodeError::InvalidReasonCode(0x80))
+        );
+    }
+
+    /// In 3.1.1 the MQTT 5 parts are not on the wire.
+    #[test]
+    fn v3_acks_and_disconnect_ignore_mqtt5_parts() {
+        let puback = Ack {
+            reason: ReasonCode::QUOTA_EXCEEDED,
+            ..Ack::new(id(1))
+        };
+        assert_eq!(
+            encode(&Packet::Puback(puback), ProtocolVersion::V311),
+            [0x40, 0x02, 0x00, 0x01]
+        );
+        let disconnect = Disconnect {
+            reason: ReasonCode::SERVER_SHUTTING_DOWN,
+            properties: Properties::default(),
+        };
+        assert_eq!(
+            encode(&Packet::Disconnect(disconnect), ProtocolVersion::V311),
+            [0xe0, 0x00]
+        );
+    }
+}

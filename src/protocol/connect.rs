@@ -536,4 +536,129 @@ mod tests {
             Err(DecodeError::TrailingBytes)
         );
     }
+
+    /// MQTT 5 CONNECT (section 3.1): level 5, flags 0xc6 (username, password, will QoS 0,
+    /// will, clean start), keep alive 10, Session Expiry Interval 10, then client id "c",
+    /// Will Properties (Will Delay Interval 5), will topic "w", payload "x", username "u",
+    /// password "p".
+    static CONNECT_V5: [u8; 39] = [
+        0x10, 0x25, // fixed header
+        0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0xc6, 0x00, 0x0a, // variable header
+        0x05, 0x11, 0x00, 0x00, 0x00, 0x0a, // properties
+        0x00, 0x01, b'c', // client id
+        0x05, 0x18, 0x00, 0x00, 0x00, 0x05, // will properties
+        0x00, 0x01, b'w', 0x00, 0x01, b'x', // will topic, payload
+        0x00, 0x01, b'u', 0x00, 0x01, b'p', // username, password
+    ];
+
+    fn connect_v5() -> Connect<'static> {
+        Connect {
+            version: ProtocolVersion::V5,
+            clean_session: true,
+            keep_alive: 10,
+            client_id: "c",
+            will: Some(Will {
+                topic: "w",
+                payload: b"x",
+                qos: QoS::AtMostOnce,
+                retain: false,
+                properties: Properties {
+                    will_delay_interval: Some(5),
+                    ..Properties::default()
+                },
+            }),
+            username: Some("u"),
+            password: Some(b"p"),
+            properties: Properties {
+                session_expiry_interval: Some(10),
+                ..Properties::default()
+            },
+        }
+    }
+
+    #[test]
+    fn decode_and_encode_connect_v5() {
+        assert_eq!(
+            Packet::decode(&CONNECT_V5, V311),
+            Ok(Packet::Connect(connect_v5()))
+        );
+        assert_eq!(
+            encode(&Packet::Connect(connect_v5()), ProtocolVersion::V5),
+            CONNECT_V5
+        );
+    }
+
+    /// Section 3.1.2.9: MQTT 5 allows a password without a username.
+    #[test]
+    fn connect_v5_with_password_without_username_is_accepted() {
+        let mut c = connect_v5();
+        c.username = None;
+        c.will = None;
+        assert_round_trip(&Packet::Connect(c), ProtocolVersion::V5);
+    }
+
+    /// Will Properties hold only will properties; CONNECT's hold CONNECT's.
+    #[test]
+    fn connect_v5_with_will_delay_in_connect_properties_is_malformed() {
+        let mut bytes = CONNECT_V5;
+        bytes[13] = 0x18;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidProperty(0x18))
+        );
+        let mut bytes = CONNECT_V5;
+        bytes[22] = 0x11;
+        assert_eq!(
+            Packet::decode(&bytes, V311),
+            Err(DecodeError::InvalidProperty(0x11))
+        );
+    }
+
+    /// Section 3.2.2: MQTT 5 CONNACK carries a reason code and properties.
+    #[test]
+    fn decode_and_encode_connack_v5() {
+        let bytes = [0x20, 0x06, 0x00, 0x85, 0x03, 0x21, 0x00, 0x14];
+        let connack = Connack {
+            session_present: false,
+            reason: ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            properties: Properties {
+                receive_maximum: Some(20),
+                ..Properties::default()
+            },
+        };
+        assert_eq!(
+            Packet::decode(&bytes, ProtocolVersion::V5),
+            Ok(Packet::Connack(connack.clone()))
+        );
+        assert_eq!(
+            encode(&Packet::Connack(connack.clone()), ProtocolVersion::V5),
+            bytes
+        );
+        // The same CONNACK to a 3.1.1 client: return code 2, no properties.
+        assert_eq!(
+            encode(&Packet::Connack(connack), V311),
+            [0x20, 0x02, 0x00, 0x02]
+        );
+        // 0x10 is not a CONNACK code (section 3.2.2.2).
+        assert_eq!(
+            Packet::decode(&[0x20, 0x03, 0x00, 0x10, 0x00], ProtocolVersion::V5),
+            Err(DecodeError::InvalidReasonCode(0x10))
+        );
+    }
+
+    /// CONNACK codes for 3.1.1 clients map to the closest return code.
+    #[test]
+    fn v5_connack_codes_encode_as_closest_v3_code() {
+        for (reason, v3) in [
+            (ReasonCode::BAD_AUTHENTICATION_METHOD, 5),
+            (ReasonCode::BANNED, 5),
+            (ReasonCode::SERVER_BUSY, 3),
+            (ReasonCode::UNSUPPORTED_PROTOCOL_VERSION, 1),
+        ] {
+            assert_eq!(
+                encode(&Packet::Connack(Connack::new(false, reason)), V311),
+                [0x20, 0x02, 0x00, v3]
+            );
+        }
+    }
 }

@@ -686,11 +686,13 @@ pub(crate) fn reason_code(
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{assert_round_trip, encode};
+    use super::super::testing::{assert_round_trip, encode, Rng};
+    use super::super::PropertyContext;
     use super::*;
 
     const V31: ProtocolVersion = ProtocolVersion::V31;
     const V311: ProtocolVersion = ProtocolVersion::V311;
+    const V5: ProtocolVersion = ProtocolVersion::V5;
 
     fn id(v: u16) -> PacketId {
         PacketId::new(v).unwrap()
@@ -925,149 +927,173 @@ mod tests {
         );
     }
 
-    /// xorshift64*: small, seeded, good enough to spread values over the fields.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-        fn bool(&mut self) -> bool {
-            self.next() & 1 == 1
-        }
-        fn qos(&mut self) -> QoS {
-            [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce][self.below(3)]
-        }
-        fn id(&mut self) -> PacketId {
-            id(1 + self.below(65_535) as u16)
-        }
-        fn bytes(&mut self, max: usize) -> &'static [u8] {
-            let len = self.below(max + 1);
-            let bytes: Vec<u8> = (0..len).map(|_| self.next() as u8).collect();
-            // Test values borrow for 'static, like decoded ones borrow the input.
-            Box::leak(bytes.into_boxed_slice())
-        }
-        /// A string of 0..=max characters, multi-byte ones included, without U+0000.
-        fn string(&mut self, max: usize, alphabet: &[&str]) -> &'static str {
-            let len = self.below(max + 1);
-            let s: String = (0..len)
-                .map(|_| alphabet[self.below(alphabet.len())])
-                .collect();
-            Box::leak(s.into_boxed_str())
-        }
-        fn topic_name(&mut self) -> &'static str {
-            let name = self.string(12, &["a", "/", "$", "é", "€", "😀", " ", "\u{ffff}"]);
-            if name.is_empty() {
-                "t"
-            } else {
-                name
-            }
-        }
-        fn topic_filter(&mut self) -> &'static str {
-            let levels = 1 + self.below(4);
-            let mut filter = String::new();
-            for i in 0..levels {
-                if i > 0 {
-                    filter.push('/');
-                }
-                match self.below(5) {
-                    0 => filter.push('+'),
-                    1 if i + 1 == levels => filter.push('#'),
-                    _ => filter.push_str(self.string(4, &["x", "ß", "😀"])),
-                }
-            }
-            if filter.is_empty() {
-                filter.push('#');
-            }
-            Box::leak(filter.into_boxed_str())
-        }
-        fn packet(&mut self, version: ProtocolVersion) -> Packet<'static> {
-            match self.below(14) {
-                0 => {
-                    let username = self.bool().then(|| self.string(8, &["u", "ü"]));
-                    Packet::Connect(Connect {
-                        version,
-                        clean_session: self.bool(),
-                        keep_alive: self.next() as u16,
-                        client_id: self.string(23, &["c", "-", "ł"]),
-                        will: self.bool().then(|| Will {
-                            topic: self.topic_name(),
-                            payload: self.bytes(20),
-                            qos: self.qos(),
-                            retain: self.bool(),
-                            properties: Properties::default(),
-                        }),
-                        username,
-                        password: username.and_then(|_| self.bool().then(|| self.bytes(10))),
-                        properties: Properties::default(),
-                    })
-                }
-                1 => Packet::Connack(Connack::new(
-                    self.bool(),
-                    ReasonCode::from_v3_connack(self.below(6) as u8).unwrap(),
-                )),
-                2 => {
-                    let qos = self.qos();
-                    Packet::Publish(Publish {
-                        dup: qos != QoS::AtMostOnce && self.bool(),
-                        qos,
-                        retain: self.bool(),
-                        topic: self.topic_name(),
-                        packet_id: (qos != QoS::AtMostOnce).then(|| self.id()),
-                        // Up to three Remaining Length bytes.
-                        payload: {
-                            let max = [0, 10, 200, 20_000][self.below(4)];
-                            self.bytes(max)
-                        },
-                        properties: Properties::default(),
-                    })
-                }
-                3 => Packet::Puback(Ack::new(self.id())),
-                4 => Packet::Pubrec(Ack::new(self.id())),
-                5 => Packet::Pubrel(Ack::new(self.id())),
-                6 => Packet::Pubcomp(Ack::new(self.id())),
-                7 => Packet::Subscribe(Subscribe {
-                    packet_id: self.id(),
-                    filters: (0..1 + self.below(5))
-                        .map(|_| (self.topic_filter(), SubscriptionOptions::new(self.qos())))
-                        .collect(),
-                    properties: Properties::default(),
-                }),
-                8 => Packet::Suback(Suback {
-                    packet_id: self.id(),
-                    codes: (0..self.below(6))
-                        .map(|_| ReasonCode([0, 1, 2, 0x80][self.below(4)]))
-                        .collect(),
-                    properties: Properties::default(),
-                }),
-                9 => Packet::Unsubscribe(Unsubscribe {
-                    packet_id: self.id(),
-                    filters: (0..1 + self.below(5))
-                        .map(|_| self.topic_filter())
-                        .collect(),
-                    properties: Properties::default(),
-                }),
-                10 => Packet::Unsuback(Unsuback::new(self.id())),
-                11 => Packet::Pingreq,
-                12 => Packet::Pingresp,
-                _ => Packet::Disconnect(Disconnect::default()),
-            }
+    /// The MQTT 5 parts only where `version` has them, so 3.1/3.1.1 values round-trip.
+    fn props(rng: &mut Rng, version: ProtocolVersion, packet: PacketType) -> Properties<'static> {
+        if version == V5 {
+            rng.properties(PropertyContext::Packet(packet), false)
+        } else {
+            Properties::default()
         }
     }
 
-    /// decode(encode(x)) == x and encoded_len is exact, over generated packets.
+    fn ack(rng: &mut Rng, version: ProtocolVersion, packet: PacketType) -> Ack<'static> {
+        let packet_id = rng.id();
+        if version != V5 {
+            return Ack::new(packet_id);
+        }
+        Ack {
+            packet_id,
+            reason: rng.reason(packet),
+            properties: props(rng, version, packet),
+        }
+    }
+
+    /// A packet of any type `version` has; every field and property generated.
+    fn packet(rng: &mut Rng, version: ProtocolVersion) -> Packet<'static> {
+        let is_v5 = version == V5;
+        match rng.below(if is_v5 { 15 } else { 14 }) {
+            0 => {
+                let username = rng.bool().then(|| rng.string(8, &["u", "ü"]));
+                // MQTT 5 allows a password without a username (section 3.1.2.9).
+                let password = (username.is_some() || is_v5)
+                    .then(|| rng.bool().then(|| rng.bytes(10)))
+                    .flatten();
+                let will = rng.bool().then(|| Will {
+                    topic: rng.topic_name(),
+                    payload: rng.bytes(20),
+                    qos: rng.qos(),
+                    retain: rng.bool(),
+                    properties: if is_v5 {
+                        rng.properties(PropertyContext::Will, false)
+                    } else {
+                        Properties::default()
+                    },
+                });
+                Packet::Connect(Connect {
+                    version,
+                    clean_session: rng.bool(),
+                    keep_alive: rng.next() as u16,
+                    client_id: rng.string(23, &["c", "-", "ł"]),
+                    will,
+                    username,
+                    password,
+                    properties: props(rng, version, PacketType::Connect),
+                })
+            }
+            1 => Packet::Connack(Connack {
+                session_present: rng.bool(),
+                reason: if is_v5 {
+                    rng.reason(PacketType::Connack)
+                } else {
+                    ReasonCode::from_v3_connack(rng.below(6) as u8).unwrap()
+                },
+                properties: props(rng, version, PacketType::Connack),
+            }),
+            2 => {
+                let qos = rng.qos();
+                let mut properties = props(rng, version, PacketType::Publish);
+                // MQTT 5: a Topic Alias may stand for the topic. [MQTT-3.3.2-1]
+                let topic = if is_v5 && rng.below(4) == 0 {
+                    properties.topic_alias = Some(1 + rng.below(65_535) as u16);
+                    ""
+                } else {
+                    rng.topic_name()
+                };
+                Packet::Publish(Publish {
+                    dup: qos != QoS::AtMostOnce && rng.bool(),
+                    qos,
+                    retain: rng.bool(),
+                    topic,
+                    packet_id: (qos != QoS::AtMostOnce).then(|| rng.id()),
+                    // Up to three Remaining Length bytes.
+                    payload: {
+                        let max = [0, 10, 200, 20_000][rng.below(4)];
+                        rng.bytes(max)
+                    },
+                    properties,
+                })
+            }
+            3 => Packet::Puback(ack(rng, version, PacketType::Puback)),
+            4 => Packet::Pubrec(ack(rng, version, PacketType::Pubrec)),
+            5 => Packet::Pubrel(ack(rng, version, PacketType::Pubrel)),
+            6 => Packet::Pubcomp(ack(rng, version, PacketType::Pubcomp)),
+            7 => Packet::Subscribe(Subscribe {
+                packet_id: rng.id(),
+                filters: (0..1 + rng.below(5))
+                    .map(|_| {
+                        let qos = rng.qos();
+                        if !is_v5 {
+                            return (rng.topic_filter(), SubscriptionOptions::new(qos));
+                        }
+                        let shared = rng.below(4) == 0;
+                        let filter = if shared {
+                            let name = rng.string(4, &["g", "é"]);
+                            let name = if name.is_empty() { "g" } else { name };
+                            let filter = format!("$share/{name}/{}", rng.topic_filter());
+                            Box::leak(filter.into_boxed_str())
+                        } else {
+                            rng.topic_filter()
+                        };
+                        let options = SubscriptionOptions {
+                            qos,
+                            // [MQTT-3.8.3-4]: never on a shared subscription.
+                            no_local: !shared && rng.bool(),
+                            retain_as_published: rng.bool(),
+                            retain_handling: rng.below(3) as u8,
+                        };
+                        (filter, options)
+                    })
+                    .collect(),
+                properties: props(rng, version, PacketType::Subscribe),
+            }),
+            8 => Packet::Suback(Suback {
+                packet_id: rng.id(),
+                codes: (0..rng.below(6))
+                    .map(|_| {
+                        if is_v5 {
+                            rng.reason(PacketType::Suback)
+                        } else {
+                            ReasonCode([0, 1, 2, 0x80][rng.below(4)])
+                        }
+                    })
+                    .collect(),
+                properties: props(rng, version, PacketType::Suback),
+            }),
+            9 => Packet::Unsubscribe(Unsubscribe {
+                packet_id: rng.id(),
+                filters: (0..1 + rng.below(5)).map(|_| rng.topic_filter()).collect(),
+                properties: props(rng, version, PacketType::Unsubscribe),
+            }),
+            10 if is_v5 => Packet::Unsuback(Unsuback {
+                packet_id: rng.id(),
+                codes: (0..rng.below(6))
+                    .map(|_| rng.reason(PacketType::Unsuback))
+                    .collect(),
+                properties: props(rng, version, PacketType::Unsuback),
+            }),
+            10 => Packet::Unsuback(Unsuback::new(rng.id())),
+            11 => Packet::Pingreq,
+            12 => Packet::Pingresp,
+            13 if is_v5 => Packet::Disconnect(Disconnect {
+                reason: rng.reason(PacketType::Disconnect),
+                properties: props(rng, version, PacketType::Disconnect),
+            }),
+            13 => Packet::Disconnect(Disconnect::default()),
+            _ => Packet::Auth(Auth {
+                reason: rng.reason(PacketType::Auth),
+                properties: props(rng, version, PacketType::Auth),
+            }),
+        }
+    }
+
+    /// decode(encode(x)) == x and encoded_len is exact, over generated packets of every
+    /// version. The seed is in the failure message.
     #[test]
     fn generated_packets_round_trip() {
-        for seed in 1..=2_000u64 {
+        for seed in 1..=3_000u64 {
             let mut rng = Rng(seed);
-            for version in [V31, V311] {
-                let packet = rng.packet(version);
+            for version in [V31, V311, V5] {
+                let packet = packet(&mut rng, version);
                 let bytes = encode(&packet, version);
                 assert_eq!(
                     Packet::decode(&bytes, version).as_ref(),
@@ -1080,6 +1106,109 @@ mod tests {
                     "seed {seed}"
                 );
             }
+        }
+    }
+
+    /// Every MQTT 5 packet type with every property it allows, all at once.
+    #[test]
+    fn every_v5_packet_round_trips_with_every_property_it_allows() {
+        let seed = 0x5eed_0005;
+        let mut rng = Rng(seed);
+        let full = |rng: &mut Rng, t: PacketType| rng.properties(PropertyContext::Packet(t), true);
+        let packets = vec![
+            Packet::Connect(Connect {
+                version: V5,
+                clean_session: true,
+                keep_alive: 30,
+                client_id: "c",
+                will: Some(Will {
+                    topic: "w",
+                    payload: b"x",
+                    qos: QoS::AtLeastOnce,
+                    retain: true,
+                    properties: rng.properties(PropertyContext::Will, true),
+                }),
+                username: None,
+                password: Some(b"p"),
+                properties: full(&mut rng, PacketType::Connect),
+            }),
+            Packet::Connack(Connack {
+                session_present: true,
+                reason: ReasonCode::SUCCESS,
+                properties: full(&mut rng, PacketType::Connack),
+            }),
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::ExactlyOnce,
+                retain: false,
+                topic: "a/b",
+                packet_id: Some(id(9)),
+                payload: b"hi",
+                properties: full(&mut rng, PacketType::Publish),
+            }),
+            Packet::Puback(Ack {
+                properties: full(&mut rng, PacketType::Puback),
+                ..Ack::new(id(1))
+            }),
+            Packet::Pubrec(Ack {
+                properties: full(&mut rng, PacketType::Pubrec),
+                ..Ack::new(id(2))
+            }),
+            Packet::Pubrel(Ack {
+                properties: full(&mut rng, PacketType::Pubrel),
+                ..Ack::new(id(3))
+            }),
+            Packet::Pubcomp(Ack {
+                properties: full(&mut rng, PacketType::Pubcomp),
+                ..Ack::new(id(4))
+            }),
+            Packet::Subscribe(Subscribe {
+                packet_id: id(5),
+                filters: vec![("a/#", SubscriptionOptions::new(QoS::AtLeastOnce))],
+                properties: full(&mut rng, PacketType::Subscribe),
+            }),
+            Packet::Suback(Suback {
+                packet_id: id(5),
+                codes: vec![ReasonCode::GRANTED_QOS_1],
+                properties: full(&mut rng, PacketType::Suback),
+            }),
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: id(6),
+                filters: vec!["a/#"],
+                properties: full(&mut rng, PacketType::Unsubscribe),
+            }),
+            Packet::Unsuback(Unsuback {
+                packet_id: id(6),
+                codes: vec![ReasonCode::NO_SUBSCRIPTION_EXISTED],
+                properties: full(&mut rng, PacketType::Unsuback),
+            }),
+            Packet::Disconnect(Disconnect {
+                reason: ReasonCode::SERVER_MOVED,
+                properties: full(&mut rng, PacketType::Disconnect),
+            }),
+            Packet::Auth(Auth {
+                reason: ReasonCode::CONTINUE_AUTHENTICATION,
+                properties: full(&mut rng, PacketType::Auth),
+            }),
+        ];
+        for packet in &packets {
+            let properties = match packet {
+                Packet::Connect(c) => &c.properties,
+                Packet::Connack(c) => &c.properties,
+                Packet::Publish(p) => &p.properties,
+                Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
+                    &a.properties
+                }
+                Packet::Subscribe(s) => &s.properties,
+                Packet::Suback(s) => &s.properties,
+                Packet::Unsubscribe(u) => &u.properties,
+                Packet::Unsuback(u) => &u.properties,
+                Packet::Disconnect(d) => &d.properties,
+                Packet::Auth(a) => &a.properties,
+                Packet::Pingreq | Packet::Pingresp => unreachable!(),
+            };
+            assert!(!properties.is_empty(), "seed {seed}: {}", packet.name());
+            assert_round_trip(packet, V5);
         }
     }
 }

@@ -406,4 +406,224 @@ mod tests {
             PropertyContext::Packet(PacketType::Connect)
         ));
     }
+
+    use super::super::testing::Rng;
+
+    const CONNECT_CTX: PropertyContext = PropertyContext::Packet(PacketType::Connect);
+    const CONNACK_CTX: PropertyContext = PropertyContext::Packet(PacketType::Connack);
+    const PUBLISH_CTX: PropertyContext = PropertyContext::Packet(PacketType::Publish);
+    const SUBSCRIBE_CTX: PropertyContext = PropertyContext::Packet(PacketType::Subscribe);
+
+    /// Decodes a block made of a Property Length and `body`.
+    fn decode(body: &[u8], context: PropertyContext) -> Result<Properties<'_>, DecodeError> {
+        let mut block = Vec::new();
+        frame::write_remaining_length(&mut block, body.len());
+        block.extend_from_slice(body);
+        let block = Box::leak(block.into_boxed_slice());
+        let mut r = Reader::new(block);
+        let properties = Properties::decode(&mut r, context)?;
+        r.expect_empty()?;
+        Ok(properties)
+    }
+
+    /// Section 2.2.2: "Property Length ... followed by the Properties"; one byte of
+    /// identifier, then the value in its data type.
+    #[test]
+    fn decode_and_encode_a_property_block() {
+        static BLOCK: [u8; 19] = [
+            0x11, // Property Length 17
+            0x11, 0x00, 0x00, 0x00, 0x3c, // Session Expiry Interval 60
+            0x21, 0x00, 0x0a, // Receive Maximum 10
+            0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', // User Property ("k", "v")
+            0x17, 0x01, // Request Problem Information 1
+            0x00, // (the byte after the block)
+        ];
+        let mut r = Reader::new(&BLOCK);
+        let properties = Properties::decode(&mut r, CONNECT_CTX).unwrap();
+        assert_eq!(r.rest(), [0x00]);
+        let expected = Properties {
+            session_expiry_interval: Some(60),
+            receive_maximum: Some(10),
+            user_properties: vec![("k", "v")],
+            request_problem_information: Some(1),
+            ..Properties::default()
+        };
+        assert_eq!(properties, expected);
+        // Encoded in table order, so the bytes differ only in order.
+        let mut out = vec![0xa5];
+        expected.encode(&mut out);
+        assert_eq!(out.len(), 1 + expected.encoded_len());
+        assert_eq!(
+            out[1..],
+            [
+                0x11, 0x11, 0x00, 0x00, 0x00, 0x3c, 0x17, 0x01, 0x21, 0x00, 0x0a, 0x26, 0x00, 0x01,
+                b'k', 0x00, 0x01, b'v'
+            ]
+        );
+        assert_eq!(Properties::default().encoded_len(), 1);
+    }
+
+    /// Every property alone, in every context that allows it, round-trips; generated
+    /// values, seed in the message.
+    #[test]
+    fn every_property_round_trips_in_every_context_that_allows_it() {
+        let contexts = [
+            PropertyContext::Will,
+            CONNECT_CTX,
+            CONNACK_CTX,
+            PUBLISH_CTX,
+            PropertyContext::Packet(PacketType::Puback),
+            PropertyContext::Packet(PacketType::Pubrec),
+            PropertyContext::Packet(PacketType::Pubrel),
+            PropertyContext::Packet(PacketType::Pubcomp),
+            SUBSCRIBE_CTX,
+            PropertyContext::Packet(PacketType::Suback),
+            PropertyContext::Packet(PacketType::Unsubscribe),
+            PropertyContext::Packet(PacketType::Unsuback),
+            PropertyContext::Packet(PacketType::Disconnect),
+            PropertyContext::Packet(PacketType::Auth),
+        ];
+        for seed in 1..=200u64 {
+            let mut rng = Rng(seed);
+            for context in contexts {
+                let all = seed == 1 || rng.bool();
+                let properties = rng.properties(context, all);
+                let mut out = Vec::new();
+                properties.encode(&mut out);
+                assert_eq!(out.len(), properties.encoded_len(), "seed {seed}");
+                let mut r = Reader::new(&out);
+                assert_eq!(
+                    Properties::decode(&mut r, context).as_ref(),
+                    Ok(&properties),
+                    "seed {seed}, {context:?}"
+                );
+                assert!(r.is_empty());
+            }
+        }
+    }
+
+    /// Section 2.2.2.2: an identifier not valid for the packet type is malformed.
+    #[test]
+    fn property_not_allowed_in_packet_is_malformed() {
+        // Will Delay Interval belongs to the will, not to CONNECT.
+        assert_eq!(
+            decode(&[0x18, 0, 0, 0, 1], CONNECT_CTX),
+            Err(DecodeError::InvalidProperty(0x18))
+        );
+        // Topic Alias only in PUBLISH.
+        assert_eq!(
+            decode(&[0x23, 0x00, 0x01], CONNACK_CTX),
+            Err(DecodeError::InvalidProperty(0x23))
+        );
+        // Every identifier outside the table, including a multi-byte one.
+        for id in [0x00, 0x04, 0x0a, 0x14, 0x2b, 0x7f] {
+            assert_eq!(
+                decode(&[id, 0x00], PUBLISH_CTX),
+                Err(DecodeError::InvalidProperty(id))
+            );
+        }
+        assert!(matches!(
+            decode(&[0x80, 0x01], PUBLISH_CTX),
+            Err(DecodeError::InvalidProperty(_))
+        ));
+    }
+
+    /// "It is a Protocol Error to include the <property> more than once" (each property
+    /// of section 3), except User Property and, in PUBLISH, Subscription Identifier.
+    #[test]
+    fn duplicate_property_is_a_protocol_error() {
+        assert_eq!(
+            decode(&[0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2], CONNECT_CTX),
+            Err(DecodeError::DuplicateProperty(0x11))
+        );
+        assert_eq!(
+            decode(&[0x01, 0, 0x01, 1], PUBLISH_CTX),
+            Err(DecodeError::DuplicateProperty(0x01))
+        );
+        // [MQTT-3.8.2.1.2]: one Subscription Identifier in SUBSCRIBE ...
+        assert_eq!(
+            decode(&[0x0b, 0x01, 0x0b, 0x02], SUBSCRIBE_CTX),
+            Err(DecodeError::DuplicateProperty(0x0b))
+        );
+        // ... several in PUBLISH (section 3.3.2.3.8), and User Property repeats anywhere.
+        let p = decode(&[0x0b, 0x01, 0x0b, 0x02], PUBLISH_CTX).unwrap();
+        assert_eq!(p.subscription_identifiers, [1, 2]);
+        let p = decode(
+            &[0x26, 0, 1, b'a', 0, 0, 0x26, 0, 1, b'a', 0, 0],
+            PUBLISH_CTX,
+        )
+        .unwrap();
+        assert_eq!(p.user_properties, [("a", ""), ("a", "")]);
+    }
+
+    /// Value ranges of sections 3.1.2.11, 3.2.2.3 and 3.3.2.3.
+    #[test]
+    fn property_value_out_of_range_is_a_protocol_error() {
+        let cases: [(&[u8], PropertyContext, u8); 13] = [
+            (&[0x01, 0x02], PUBLISH_CTX, 0x01),
+            (&[0x17, 0x02], CONNECT_CTX, 0x17),
+            (&[0x19, 0x02], CONNECT_CTX, 0x19),
+            (&[0x24, 0x02], CONNACK_CTX, 0x24),
+            (&[0x25, 0x02], CONNACK_CTX, 0x25),
+            (&[0x28, 0x02], CONNACK_CTX, 0x28),
+            (&[0x29, 0x02], CONNACK_CTX, 0x29),
+            (&[0x2a, 0x02], CONNACK_CTX, 0x2a),
+            (&[0x21, 0x00, 0x00], CONNECT_CTX, 0x21),
+            (&[0x27, 0, 0, 0, 0], CONNACK_CTX, 0x27),
+            // [MQTT-3.3.2-8]
+            (&[0x23, 0x00, 0x00], PUBLISH_CTX, 0x23),
+            // Section 3.8.2.1.2: "a value of 0 is a Protocol Error".
+            (&[0x0b, 0x00], SUBSCRIBE_CTX, 0x0b),
+            // [MQTT-3.3.2-14]: the Response Topic is a topic name.
+            (&[0x08, 0x00, 0x03, b'a', b'/', b'#'], PUBLISH_CTX, 0x08),
+        ];
+        for (body, context, id) in cases {
+            assert_eq!(
+                decode(body, context),
+                Err(DecodeError::PropertyValue(id)),
+                "{body:02x?}"
+            );
+        }
+        // The edges that are allowed.
+        assert!(decode(&[0x24, 0x01, 0x21, 0xff, 0xff], CONNACK_CTX).is_ok());
+    }
+
+    /// Section 3.1.2.11.10: Authentication Data needs an Authentication Method.
+    #[test]
+    fn authentication_data_without_method_is_a_protocol_error() {
+        assert_eq!(
+            decode(&[0x16, 0x00, 0x01, 0xff], CONNECT_CTX),
+            Err(DecodeError::ProtocolError(
+                "Authentication Data without Authentication Method"
+            ))
+        );
+    }
+
+    /// The Property Length covers exactly the properties: a value may not run past it.
+    #[test]
+    fn property_running_past_the_block_is_malformed() {
+        let bytes = [0x02, 0x11, 0x00, 0x00, 0x00, 0x01];
+        let mut r = Reader::new(&bytes);
+        assert_eq!(
+            Properties::decode(&mut r, CONNECT_CTX),
+            Err(DecodeError::UnexpectedEnd)
+        );
+        let mut r = Reader::new(&[0x05, 0x11]);
+        assert_eq!(
+            Properties::decode(&mut r, CONNECT_CTX),
+            Err(DecodeError::UnexpectedEnd)
+        );
+    }
+
+    #[test]
+    fn property_errors_display_the_property_name() {
+        assert_eq!(
+            DecodeError::DuplicateProperty(0x21).to_string(),
+            "property Receive Maximum (0x21) appears more than once"
+        );
+        assert_eq!(
+            DecodeError::InvalidProperty(0x04).to_string(),
+            "unknown property identifier 0x04"
+        );
+    }
 }

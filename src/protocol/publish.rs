@@ -313,4 +313,80 @@ mod tests {
             Err(DecodeError::UnexpectedEnd)
         );
     }
+
+    /// MQTT 5 PUBLISH QoS 1, topic "a", id 1, Topic Alias 2, payload "p". Section 3.3.2.
+    static PUBLISH_V5: [u8; 11] = [
+        0x32, 0x09, 0x00, 0x01, b'a', 0x00, 0x01, 0x03, 0x23, 0x00, 0x02,
+    ];
+
+    #[test]
+    fn decode_and_encode_publish_v5() {
+        let mut bytes = PUBLISH_V5.to_vec();
+        bytes.push(b'p');
+        bytes[1] += 1;
+        let publish = Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "a",
+            packet_id: PacketId::new(1),
+            payload: b"p",
+            properties: Properties {
+                topic_alias: Some(2),
+                ..Properties::default()
+            },
+        };
+        let v5 = ProtocolVersion::V5;
+        assert_eq!(
+            Packet::decode(&bytes, v5),
+            Ok(Packet::Publish(publish.clone()))
+        );
+        assert_eq!(encode(&Packet::Publish(publish.clone()), v5), bytes);
+        let mut out = Vec::new();
+        super::super::encode_publish_v5(
+            &mut out,
+            "a",
+            b"p",
+            QoS::AtLeastOnce,
+            false,
+            false,
+            PacketId::new(1),
+            &publish.properties,
+        );
+        assert_eq!(out, bytes);
+        assert_eq!(
+            super::super::publish_v5_len(1, 1, QoS::AtLeastOnce, &publish.properties),
+            bytes.len()
+        );
+    }
+
+    /// Section 3.3.2.1: an empty topic needs a Topic Alias.
+    #[test]
+    fn publish_v5_empty_topic_needs_topic_alias() {
+        let with_alias = [0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x02];
+        assert!(Packet::decode(&with_alias, ProtocolVersion::V5).is_ok());
+        let without = [0x30, 0x03, 0x00, 0x00, 0x00];
+        assert_eq!(
+            Packet::decode(&without, ProtocolVersion::V5),
+            Err(DecodeError::ProtocolError(
+                "empty topic name without Topic Alias"
+            ))
+        );
+        // [MQTT-3.3.2-8]
+        let alias_0 = [0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x00];
+        assert_eq!(
+            Packet::decode(&alias_0, ProtocolVersion::V5),
+            Err(DecodeError::PropertyValue(0x23))
+        );
+    }
+
+    /// Section 2.2.2.2: a CONNECT-only property in PUBLISH is malformed.
+    #[test]
+    fn publish_v5_with_connect_property_is_malformed() {
+        let bytes = [0x30, 0x06, 0x00, 0x01, b'a', 0x02, 0x17, 0x01];
+        assert_eq!(
+            Packet::decode(&bytes, ProtocolVersion::V5),
+            Err(DecodeError::InvalidProperty(0x17))
+        );
+    }
 }

@@ -491,3 +491,187 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod v5_tests {
+    use super::super::testing::encode;
+    use super::super::{Packet, PacketId};
+    use super::*;
+
+    const V5: ProtocolVersion = ProtocolVersion::V5;
+
+    /// SUBSCRIBE id 1, no properties, one filter with these options.
+    fn subscribe_frame(filter: &[u8], options: u8) -> Vec<u8> {
+        let mut bytes = vec![0x82, 0x00, 0x00, 0x01, 0x00, 0x00, filter.len() as u8];
+        bytes.extend_from_slice(filter);
+        bytes.push(options);
+        bytes[1] = (bytes.len() - 2) as u8;
+        bytes
+    }
+
+    fn options_of(bytes: &[u8]) -> Result<SubscriptionOptions, DecodeError> {
+        match Packet::decode(bytes, V5)? {
+            Packet::Subscribe(s) => Ok(s.filters[0].1),
+            p => panic!("{p:?}"),
+        }
+    }
+
+    /// Section 3.8.3.1: bits 0-1 Maximum QoS, 2 No Local, 3 Retain As Published, 4-5
+    /// Retain Handling.
+    #[test]
+    fn subscription_options_bits() {
+        assert_eq!(
+            options_of(&subscribe_frame(b"a", 0x2e)),
+            Ok(SubscriptionOptions {
+                qos: QoS::ExactlyOnce,
+                no_local: true,
+                retain_as_published: true,
+                retain_handling: 2,
+            })
+        );
+        assert_eq!(
+            options_of(&subscribe_frame(b"a", 0x11)),
+            Ok(SubscriptionOptions {
+                qos: QoS::AtLeastOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: 1,
+            })
+        );
+        for byte in 0..=0x3fu8 {
+            let bytes = subscribe_frame(b"a", byte);
+            match options_of(&bytes) {
+                Ok(options) => {
+                    let packet = Packet::decode(&bytes, V5).unwrap();
+                    assert_eq!(encode(&packet, V5), bytes, "0x{byte:02x}");
+                    assert_eq!(options.to_byte(V5), byte);
+                }
+                Err(_) => assert!(byte & 0x03 == 3 || byte & 0x30 == 0x30, "0x{byte:02x}"),
+            }
+        }
+    }
+
+    /// [MQTT-3.8.3-5]: reserved bits 6-7; section 3.8.3.1: Retain Handling 3 and
+    /// Maximum QoS 3 are Protocol Errors.
+    #[test]
+    fn subscription_options_reserved_bits_and_values() {
+        for byte in [0x40, 0x80, 0xc1] {
+            assert_eq!(
+                options_of(&subscribe_frame(b"a", byte)),
+                Err(DecodeError::SubscriptionOptions)
+            );
+        }
+        assert_eq!(
+            options_of(&subscribe_frame(b"a", 0x30)),
+            Err(DecodeError::ProtocolError("Retain Handling 3"))
+        );
+        assert_eq!(
+            options_of(&subscribe_frame(b"a", 0x03)),
+            Err(DecodeError::ProtocolError(
+                "Maximum QoS 3 in subscription options"
+            ))
+        );
+        // In 3.1.1 the MQTT 5 bits are reserved. [MQTT-3.8.3-4] (3.1.1)
+        let mut v3 = subscribe_frame(b"a", 0x04);
+        v3.remove(4);
+        v3[1] -= 1;
+        assert_eq!(
+            Packet::decode(&v3, ProtocolVersion::V311),
+            Err(DecodeError::SubscriptionOptions)
+        );
+    }
+
+    /// [MQTT-4.8.2-1] [MQTT-4.8.2-2]: `$share/` + a ShareName of one or more characters
+    /// without `/`, `+`, `#` + `/` + a valid filter.
+    #[test]
+    fn shared_subscription_validation() {
+        for valid in ["$share/g/a", "$share/g/#", "$share/group/+/x", "$share/é//"] {
+            assert!(is_valid_shared_filter(valid), "{valid}");
+            assert!(options_of(&subscribe_frame(valid.as_bytes(), 0x01)).is_ok());
+        }
+        assert_eq!(split_shared_filter("$share/g/a/b"), Some(("g", "a/b")));
+        assert_eq!(split_shared_filter("$SYS/a"), None);
+        for invalid in [
+            "$share//a",
+            "$share/+/a",
+            "$share/#/a",
+            "$share/g",
+            "$share/g/",
+            "$share/g/a#",
+            "$share/a+b/x",
+        ] {
+            assert!(!is_valid_shared_filter(invalid), "{invalid}");
+            assert_eq!(
+                options_of(&subscribe_frame(invalid.as_bytes(), 0x01)),
+                Err(DecodeError::InvalidTopicFilter),
+                "{invalid}"
+            );
+        }
+        // Mosquitto accepts $share from 3.1.1 clients; the codec treats it as a filter.
+        let mut v3 = subscribe_frame(b"$share/g/a", 0x01);
+        v3.remove(4);
+        v3[1] -= 1;
+        assert!(Packet::decode(&v3, ProtocolVersion::V311).is_ok());
+    }
+
+    /// [MQTT-3.8.3-4]: "It is a Protocol Error to set the No Local bit to 1 on a Shared
+    /// Subscription".
+    #[test]
+    fn no_local_on_shared_subscription_is_a_protocol_error() {
+        assert_eq!(
+            options_of(&subscribe_frame(b"$share/g/a", 0x04)),
+            Err(DecodeError::ProtocolError(
+                "No Local on a shared subscription"
+            ))
+        );
+    }
+
+    /// Section 3.9.3: SUBACK codes; in 3.1.1 any error is sent as 0x80.
+    #[test]
+    fn suback_codes_per_version() {
+        let suback = Suback {
+            packet_id: PacketId::new(3).unwrap(),
+            codes: vec![
+                ReasonCode::GRANTED_QOS_1,
+                ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
+            ],
+            properties: Properties::default(),
+        };
+        let v5 = [0x90, 0x05, 0x00, 0x03, 0x00, 0x01, 0x9e];
+        assert_eq!(encode(&Packet::Suback(suback.clone()), V5), v5);
+        assert_eq!(Packet::decode(&v5, V5), Ok(Packet::Suback(suback.clone())));
+        assert_eq!(
+            encode(&Packet::Suback(suback), ProtocolVersion::V311),
+            [0x90, 0x04, 0x00, 0x03, 0x01, 0x80]
+        );
+        // 0x11 is an UNSUBACK code, not a SUBACK one.
+        assert_eq!(
+            Packet::decode(&[0x90, 0x04, 0x00, 0x03, 0x00, 0x11], V5),
+            Err(DecodeError::InvalidReasonCode(0x11))
+        );
+    }
+
+    /// Section 3.11.3: UNSUBACK has codes in MQTT 5, none in 3.1.1.
+    #[test]
+    fn unsuback_codes_per_version() {
+        let v5 = [0xb0, 0x05, 0x00, 0x03, 0x00, 0x00, 0x11];
+        let unsuback = Unsuback {
+            packet_id: PacketId::new(3).unwrap(),
+            codes: vec![ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED],
+            properties: Properties::default(),
+        };
+        assert_eq!(
+            Packet::decode(&v5, V5),
+            Ok(Packet::Unsuback(unsuback.clone()))
+        );
+        assert_eq!(encode(&Packet::Unsuback(unsuback.clone()), V5), v5);
+        assert_eq!(
+            encode(&Packet::Unsuback(unsuback), ProtocolVersion::V311),
+            [0xb0, 0x02, 0x00, 0x03]
+        );
+        assert_eq!(
+            Packet::decode(&[0xb0, 0x04, 0x00, 0x03, 0x00, 0x10], V5),
+            Err(DecodeError::InvalidReasonCode(0x10))
+        );
+    }
+}
