@@ -206,7 +206,9 @@ fail() {
     exit 1
 }
 
-pub() { mosquitto_pub -h 127.0.0.1 -p "$PORT" "$@"; }
+# Foreground clients, bounded: a broker that never answers must not hang the run.
+pub() { timeout $((WAIT + 5)) mosquitto_pub -h 127.0.0.1 -p "$PORT" "$@"; }
+sub() { timeout $((WAIT + 5)) mosquitto_sub -h 127.0.0.1 -p "$PORT" "$@"; }
 
 # hex of stdin, one line, lowercase: the form of mosquitto_sub's %x
 hex() { od -An -tx1 -v | tr -d ' \n'; }
@@ -236,7 +238,7 @@ sub_start() {
 sub_wait() {
     local rc=0
     wait "$SUB_PID" || rc=$?
-    [ "$rc" -eq 0 ] || fail "mosquitto_sub exited with $rc (27 means -W timed out before -C messages)"
+    [ "$rc" -eq 0 ] || fail "mosquitto_sub exited with $rc (27: -W timed out before -C messages; 124: killed by timeout)"
 }
 
 # messages OUT: the "MSG ..." lines of OUT without the prefix
@@ -285,7 +287,7 @@ check_cli_retained() {
     local v=$1 topic="interop/cli/v$1/retained"
     pub -V "$v" -q 1 -r -t "$topic" -m "retained for v$v"
     # A subscriber that arrives later gets it, flagged retained.
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -t "$topic" -C 1 -W "$WAIT" -F '%r %t %p' >got.txt
+    sub -V "$v" -t "$topic" -C 1 -W "$WAIT" -F '%r %t %p' >got.txt
     [ "$(cat got.txt)" = "1 $topic retained for v$v" ] || fail "late subscriber got '$(cat got.txt)'"
     # A live subscriber gets a retained publish without the flag ([MQTT-3.3.1-9]).
     sub_start live.out -V "$v" -t "$topic" -C 2 -W "$WAIT"
@@ -298,7 +300,7 @@ check_cli_retained() {
     messages live.out >received.txt
     expect_same "retained v$v" expected.txt received.txt
     # The newest retained message replaced the older ones.
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -t "$topic" -C 1 -W "$WAIT" -F '%r %t %p' >got.txt
+    sub -V "$v" -t "$topic" -C 1 -W "$WAIT" -F '%r %t %p' >got.txt
     [ "$(cat got.txt)" = "1 $topic third retained" ] || fail "after replace got '$(cat got.txt)'"
     # Clear it with an empty retained message: a new subscriber then gets nothing. To
     # know "nothing" without a long sleep, subscribe to the topic and to a sentinel
@@ -318,14 +320,14 @@ check_cli_binary() {
     # A persistent session subscribed at QoS 1 beforehand, so nothing can be published
     # before the subscription exists (mosquitto_sub -N writes payloads raw, so its debug
     # output cannot be used to wait for SUBACK here).
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -c -i interop-binary -q 1 -t "$topic" -E
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -c -i interop-binary -q 1 -t "$topic" -C 1 -W "$WAIT" -N >received.bin &
+    sub -c -i interop-binary -q 1 -t "$topic" -E
+    sub -c -i interop-binary -q 1 -t "$topic" -C 1 -W "$WAIT" -N >received.bin &
     SUB_PID=$!
     pub -q 1 -t "$topic" -f payload.bin
     sub_wait
     cmp payload.bin received.bin || fail "binary payload changed in transit ($(stat -c %s payload.bin) bytes sent, $(stat -c %s received.bin) received)"
     # leave no session behind
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -i interop-binary -t "$topic" -E
+    sub -i interop-binary -t "$topic" -E
 }
 
 # A client that dies without DISCONNECT (SIGKILL) has its will published.
@@ -346,7 +348,7 @@ check_cli_will() {
 check_cli_will_not_sent_on_disconnect() {
     local topic="interop/cli/will-clean"
     sub_start watcher.out -t "$topic" -t "$topic/sentinel" -C 1 -W "$WAIT"
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -t "$topic/x" -E --will-topic "$topic" --will-payload "must not be sent"
+    sub -t "$topic/x" -E --will-topic "$topic" --will-payload "must not be sent"
     pub -t "$topic/sentinel" -m sentinel
     sub_wait
     [ "$(messages watcher.out)" = "0 0 $topic/sentinel $(printf sentinel | hex)" ] ||
@@ -357,11 +359,11 @@ check_cli_will_not_sent_on_disconnect() {
 # offline, reconnect and receive them all.
 check_cli_persistent() {
     local v=$1 id="persist-v$1" topic="interop/cli/v$1/persist"
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -c -i "$id" -q 2 -t "$topic" -E
+    sub -V "$v" -c -i "$id" -q 2 -t "$topic" -E
     pub -V "$v" -q 1 -t "$topic" -m "offline 1 (qos 1)"
     pub -V "$v" -q 2 -t "$topic" -m "offline 2 (qos 2)"
     pub -V "$v" -q 1 -t "$topic" -m "offline 3 (qos 1)"
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -c -i "$id" -q 2 -t "$topic" -C 3 -W "$WAIT" \
+    sub -V "$v" -c -i "$id" -q 2 -t "$topic" -C 3 -W "$WAIT" \
         -F '%q %p' >received.txt
     # Order is kept per QoS level only ([MQTT-4.6.0-6] and mosquitto delivers a queue
     # of QoS 1 messages before its QoS 2 ones), so compare each level on its own.
@@ -373,14 +375,14 @@ check_cli_persistent() {
     expect_same "persistent v$v, QoS 2" expected2.txt received2.txt
     [ "$(wc -l <received.txt)" -eq 3 ] || fail "expected 3 messages, got: $(cat received.txt)"
     # Clean up: a clean-session connect with the same id discards the session.
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -i "$id" -t "$topic" -E
+    sub -V "$v" -i "$id" -t "$topic" -E
     pub -V "$v" -q 1 -t "$topic" -m "after clean"
     sub_start after.out -V "$v" -c -i "$id" -q 1 -t "$topic/sentinel" -C 1 -W "$WAIT"
     pub -V "$v" -q 1 -t "$topic/sentinel" -m sentinel
     sub_wait
     [ "$(messages after.out)" = "0 1 $topic/sentinel $(printf sentinel | hex)" ] ||
         fail "session was not discarded by a clean-session connect; got: $(messages after.out)"
-    mosquitto_sub -h 127.0.0.1 -p "$PORT" -V "$v" -i "$id" -t "$topic" -E
+    sub -V "$v" -i "$id" -t "$topic" -E
 }
 
 check_cli_wildcards() {
@@ -423,17 +425,23 @@ done
 
 echo
 echo "== paho-mqtt (Python) =="
+# The script prints PASS/FAIL per check and "paho: N passed, M failed"; count its
+# checks one by one in the summary.
 set +e
-"$VENV/bin/python" "$HERE/paho_checks.py" --host 127.0.0.1 --port "$PORT"
-PAHO_RC=$?
+"$VENV/bin/python" "$HERE/paho_checks.py" --host 127.0.0.1 --port "$PORT" | tee "$WORK/paho.out"
+PAHO_RC=${PIPESTATUS[0]}
 set -e
-if [ "$PAHO_RC" -eq 0 ]; then
-    echo "PASS paho-checks"
-    PASSED=$((PASSED + 1))
-else
-    echo "FAIL paho-checks (exit $PAHO_RC)"
+PAHO_PASSED=$(grep -c '^PASS ' "$WORK/paho.out" || true)
+PAHO_FAILED=$(grep -c '^FAIL ' "$WORK/paho.out" || true)
+PASSED=$((PASSED + PAHO_PASSED))
+FAILED=$((FAILED + PAHO_FAILED))
+while read -r _ name _; do
+    FAILED_NAMES+=("${name%:}")
+done < <(grep '^FAIL ' "$WORK/paho.out" || true)
+if [ "$PAHO_RC" -ne 0 ] && [ "$PAHO_FAILED" -eq 0 ]; then
+    # It failed without naming a check (crashed, or could not start).
     FAILED=$((FAILED + 1))
-    FAILED_NAMES+=(paho-checks)
+    FAILED_NAMES+=("paho_checks.py(exit $PAHO_RC)")
 fi
 
 kill -0 "$BROKER_PID" 2>/dev/null || { broker_log_tail; die "broker died during the paho checks"; }
@@ -443,7 +451,8 @@ kill -0 "$BROKER_PID" 2>/dev/null || { broker_log_tail; die "broker died during 
 echo
 if [ "$FAILED" -ne 0 ]; then
     broker_log_tail
-    echo "interop: $PASSED passed, $FAILED failed: ${FAILED_NAMES[*]}"
+    echo "interop: failed checks: ${FAILED_NAMES[*]}"
+    echo "interop: $PASSED passed, $FAILED failed"
     exit 1
 fi
 echo "interop: $PASSED passed, 0 failed"
