@@ -10,9 +10,9 @@
 #
 # Clients: Debian's mosquitto_pub/mosquitto_sub (MQTT 3.1.1 and 3.1) and Eclipse
 # paho-mqtt 2.x for Python (tests/interop/paho_checks.py). Whatever is missing is
-# installed here (apt-get, pip into target/interop-venv); an install that fails stops
-# the run. No check is ever skipped: each prints PASS or FAIL, and the script exits
-# non-zero if any failed. Every wait is bounded.
+# installed here (apt-get; pip into target/interop-venv, or $INTEROP_VENV if set); an
+# install that fails stops the run. No check is ever skipped: each prints PASS or FAIL,
+# and the script exits non-zero if any failed. Every wait is bounded.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,8 +65,9 @@ ensure_mosquitto_clients() {
     echo "interop: installing mosquitto and mosquitto-clients (Debian)"
     apt_install mosquitto mosquitto-clients
     stop_mosquitto_service
-    command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null ||
+    if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
         die "mosquitto_pub/mosquitto_sub still missing after apt-get install"
+    fi
 }
 
 venv_has_paho() {
@@ -101,13 +102,10 @@ echo "interop: paho-mqtt $("$VENV/bin/python" -c 'import paho.mqtt; print(paho.m
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/culex-interop.XXXXXX")
 BROKER_PID=
-BG_PIDS=()
 
 cleanup() {
-    local pid
-    for pid in "${BG_PIDS[@]}"; do
-        kill -9 "$pid" 2>/dev/null || true
-    done
+    # Subscribers a failed check left behind end by themselves (-W) or when the
+    # broker goes away.
     if [ -n "$BROKER_PID" ]; then
         kill "$BROKER_PID" 2>/dev/null || true
         # Give it a moment for a clean stop, then make sure.
@@ -224,8 +222,7 @@ sub_start() {
     # stdbuf: mosquitto_sub's stdout is block-buffered when it is a file.
     stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$PORT" -d -F 'MSG %r %q %t %x' "$@" >"$out" 2>&1 &
     SUB_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         grep -q 'received SUBACK' "$out" && return 0
         kill -0 "$SUB_PID" 2>/dev/null || { cat "$out"; fail "mosquitto_sub $* exited before SUBACK"; }
         sleep 0.1
