@@ -108,6 +108,21 @@ impl Broker {
     /// Whether the broker under test is Mosquitto. Only for the few places where culex
     /// follows the specification or Mosquitto's documentation and Mosquitto 2.0 does not;
     /// each such place asserts both behaviours and says why.
+    /// Sends a signal (e.g. "HUP") to the broker process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// A directory of this test's own, removed with the broker.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     pub fn is_mosquitto() -> bool {
         std::env::var("CULEX_TEST_BROKER").as_deref() == Ok("mosquitto")
     }

@@ -6,6 +6,7 @@
 //! against Mosquitto 2.0, the reference behaviour. Statement numbers ([MQTT-x.y.z-n]) are
 //! those of MQTT 3.1.1 (OASIS Standard, 29 October 2014).
 
+mod auth;
 mod common;
 mod connect;
 mod keepalive;

@@ -1,11 +1,12 @@
 //! `culex`: the broker. `culex [-c FILE] [-p PORT] [-v] [-t]`, as `mosquitto`.
 
+use culex::broker::Settings;
 use culex::config::{Config, LogTypes};
-use culex::net::Server;
+use culex::net::{Reload, Reloader, Server};
 use getopts::Options;
 use log::{error, info, LevelFilter};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn usage(opts: &Options) -> String {
@@ -100,6 +101,10 @@ fn main() -> ExitCode {
         eprintln!("Error: {e}");
     }
     if matches.opt_present("t") {
+        if let Err(e) = culex::net::load_auth(&config) {
+            eprintln!("Error: {e}");
+            return ExitCode::FAILURE;
+        }
         if unsupported.is_empty() {
             println!("Configuration OK.");
             return ExitCode::SUCCESS;
@@ -125,7 +130,26 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = server.stop_on_signals() {
+    let config_file = matches.opt_str("c").map(PathBuf::from);
+    let reloader: Reloader = Box::new(move || {
+        let Some(path) = &config_file else {
+            return Err("culex was started without a configuration file".into());
+        };
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        if let Some(e) = config.unsupported().first() {
+            return Err(e.to_string());
+        }
+        let (passwords, acl) = culex::net::load_auth(&config)?;
+        Ok(Reload {
+            settings: Settings::from_config(&config),
+            passwords,
+            acl,
+        })
+    });
+    if let Err(e) = server
+        .stop_on_signals()
+        .and_then(|()| server.reload_on_sighup(reloader))
+    {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }

@@ -31,6 +31,7 @@ mod sys;
 
 pub use message::Message;
 
+use crate::auth::{dollar_topic_allowed, Access, Acl, PasswordFile};
 use crate::config::Config;
 use crate::protocol::{
     encode_publish, publish_len, Ack, Connack, Connect, DecodeError, Packet, PacketId,
@@ -132,6 +133,8 @@ enum CloseReason {
     TakenOver,
     /// CONNACK refused the connection.
     Refused,
+    /// A reload revoked the client's access.
+    Revoked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,9 @@ struct Conn {
     will: Option<Rc<Message>>,
     out: Vec<u8>,
     is_dirty: bool,
+    /// The password it connected with, kept only while a password file is in use, so a
+    /// reload can disconnect clients whose credentials were revoked (as Mosquitto does).
+    password: Option<Box<[u8]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +202,8 @@ struct Session {
     awaiting_pubrel: Vec<PacketId>,
     /// When this disconnected session ends; its one pending timer entry.
     expires_at: Option<Instant>,
+    /// The username of its (last) connection, for ACL checks on delivery.
+    username: Option<Box<str>>,
 }
 
 /// A publication being routed: borrowed from the inbound frame until something needs to
@@ -251,6 +259,10 @@ pub struct Broker {
     pool: Vec<Vec<u8>>,
     stats: Stats,
     sys: sys::SysState,
+    /// `password_file`, loaded by the caller.
+    passwords: Option<PasswordFile>,
+    /// `acl_file`, loaded by the caller.
+    acl: Option<Acl>,
     next_auto_id: u64,
 }
 
@@ -288,6 +300,8 @@ impl Broker {
             pool: Vec::new(),
             stats: Stats::default(),
             sys: sys::SysState::default(),
+            passwords: None,
+            acl: None,
             next_auto_id: 0,
         };
         if !broker.settings.sys_interval.is_zero() {
@@ -323,6 +337,7 @@ impl Broker {
             will: None,
             out: Vec::new(),
             is_dirty: false,
+            password: None,
         });
         self.timers.schedule(deadline, Timer::Conn(conn));
     }
@@ -434,6 +449,53 @@ impl Broker {
         }
     }
 
+    /// Installs the password file and ACL (at start and on reload). Connected clients keep
+    /// their connection; the new rules apply to what they do next, as in Mosquitto.
+    pub fn set_auth(&mut self, passwords: Option<PasswordFile>, acl: Option<Acl>) {
+        self.passwords = passwords;
+        self.acl = acl;
+    }
+
+    /// After a reload: every connected client is checked again against anonymous access
+    /// and the password file; those no longer allowed are disconnected (Mosquitto's
+    /// security apply on SIGHUP).
+    pub fn reauthenticate(&mut self, now: Instant) {
+        let mut revoked = Vec::new();
+        for (slot, conn) in self.conns.iter().enumerate() {
+            let Some(Conn {
+                state: ConnState::Active(sid),
+                version,
+                password,
+                ..
+            }) = conn
+            else {
+                continue;
+            };
+            let session = self.session(*sid);
+            let connect = Connect {
+                version: *version,
+                clean_session: session.is_clean,
+                keep_alive: 0,
+                client_id: &session.client_id,
+                will: None,
+                username: session.username.as_deref(),
+                password: password.as_deref(),
+                properties: Default::default(),
+            };
+            if self.authenticate(&connect).is_some() {
+                revoked.push(ConnId(slot as u32));
+            }
+        }
+        for id in revoked {
+            self.close(id, CloseReason::Revoked, now);
+        }
+    }
+
+    /// Replaces the settings that can change on reload.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     // ---- getters -------------------------------------------------------------------
 
     pub fn clients_connected(&self) -> usize {
@@ -531,8 +593,12 @@ impl Broker {
         {
             // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
             refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
-        } else if !self.settings.allow_anonymous {
-            // No password file yet: without anonymous access nobody is authorised.
+        } else if let Some(code) = self.authenticate(&connect) {
+            refuse(code)
+        } else if connect.will.as_ref().is_some_and(|w| {
+            !self.is_allowed(connect.client_id, connect.username, w.topic, Access::Write)
+        }) {
+            // Mosquitto 2: a will the client may not publish refuses the connection.
             refuse(ReasonCode::NOT_AUTHORIZED)
         } else {
             None
@@ -543,6 +609,7 @@ impl Broker {
                 display_id(connect.client_id),
                 match code {
                     ReasonCode::NOT_AUTHORIZED => "not authorised",
+                    ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
                     _ => "identifier rejected",
                 }
             );
@@ -595,10 +662,12 @@ impl Broker {
         let session = self.session_mut(sid);
         session.conn = Some(id);
         session.is_clean = connect.clean_session;
+        session.username = connect.username.map(Box::from);
         if let Some(at) = session.expires_at.take() {
             self.timers.cancel(at, Timer::SessionExpiry(sid));
         }
 
+        let password = self.passwords.as_ref().and(connect.password).map(Box::from);
         let will = connect
             .will
             .as_ref()
@@ -609,6 +678,7 @@ impl Broker {
             .expect("handle_connect runs for a live connection");
         conn.state = ConnState::Active(sid);
         conn.keep_alive = keep_alive;
+        conn.password = password;
         conn.will = will;
         self.arm_conn_timer(id, now);
 
@@ -632,6 +702,44 @@ impl Broker {
         self.drain_queue(sid);
     }
 
+    /// Username and password against `password_file` and `allow_anonymous`; `None` when
+    /// the client may connect.
+    fn authenticate(&self, connect: &Connect<'_>) -> Option<ReasonCode> {
+        match (connect.username, &self.passwords) {
+            (None, _) if self.settings.allow_anonymous => None,
+            (None, _) => Some(ReasonCode::NOT_AUTHORIZED),
+            (Some(user), Some(passwords)) => {
+                if passwords.check(user, connect.password.unwrap_or_default()) {
+                    None
+                } else if connect.version == ProtocolVersion::V5 {
+                    Some(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+                } else {
+                    // Mosquitto answers a wrong password with 0x05 in 3.1/3.1.1: 0x04
+                    // there means "malformed" user name or password (3.2.2.3).
+                    Some(ReasonCode::NOT_AUTHORIZED)
+                }
+            }
+            // A username without a password file is not checked (Mosquitto), but without
+            // anonymous access there is nothing to check it against.
+            (Some(_), None) if self.settings.allow_anonymous => None,
+            (Some(_), None) => Some(ReasonCode::NOT_AUTHORIZED),
+        }
+    }
+
+    /// ACL check: Mosquitto's `$` topic rules always, the acl_file's rules if one is set.
+    fn is_allowed(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        access: Access,
+    ) -> bool {
+        match &self.acl {
+            Some(acl) => acl.check(client_id, username, topic, access),
+            None => dollar_topic_allowed(topic, access),
+        }
+    }
+
     fn send_connack(&mut self, id: ConnId, session_present: bool, reason: ReasonCode) {
         self.send(id, &Packet::Connack(Connack::new(session_present, reason)));
     }
@@ -652,7 +760,24 @@ impl Broker {
             }
             _ => false,
         };
-        if publish.payload.len() > self.settings.message_size_limit {
+        let session = self.session(sid);
+        let is_denied = !self.is_allowed(
+            &session.client_id,
+            session.username.as_deref(),
+            publish.topic,
+            Access::Write,
+        );
+        if is_denied {
+            // Mosquitto (3.1.1): dropped, but the QoS flow completes so the client does
+            // not resend it forever.
+            debug!(
+                "Denied PUBLISH from {} (q{}, r{}, '{}').",
+                session.client_id,
+                publish.qos as u8,
+                u8::from(publish.retain),
+                publish.topic
+            );
+        } else if publish.payload.len() > self.settings.message_size_limit {
             // Mosquitto drops it but still completes the QoS flow.
             self.stats.publish_dropped += 1;
             warn!(
@@ -715,6 +840,17 @@ impl Broker {
                 },
                 |sid, qos| matches.push((sid, *qos)),
             );
+        }
+        // `read` access is checked per delivery, as Mosquitto does (subscriptions are not
+        // checked against the ACL file).
+        if let Some(acl) = &self.acl {
+            let sessions = &self.sessions;
+            let topic = publication.topic;
+            matches.retain(|(sid, _)| {
+                sessions[sid.0 as usize].as_ref().is_some_and(|s| {
+                    acl.check(&s.client_id, s.username.as_deref(), topic, Access::Read)
+                })
+            });
         }
         for &(sid, granted) in &matches {
             let qos = publication.qos.min(granted);
@@ -981,6 +1117,13 @@ impl Broker {
         let mut found = Vec::new();
         self.retained
             .for_each_match(filter, |_, m| found.push(m.clone()));
+        if self.acl.is_some() {
+            let session = self.session(sid);
+            let (client_id, username) = (session.client_id.clone(), session.username.clone());
+            found.retain(|m| {
+                self.is_allowed(&client_id, username.as_deref(), m.topic(), Access::Read)
+            });
+        }
         for message in found {
             let qos = message.qos.min(granted);
             let mut publication = Publication {
@@ -1023,6 +1166,7 @@ impl Broker {
             last_packet_id: 0,
             awaiting_pubrel: Vec::new(),
             expires_at: None,
+            username: None,
         };
         let sid = match self.free_sessions.pop() {
             Some(slot) => {
@@ -1299,6 +1443,7 @@ fn describe(reason: CloseReason) -> String {
         CloseReason::UnexpectedPacket(what) => format!("protocol error ({what})"),
         CloseReason::TakenOver => "taken over by a new connection".into(),
         CloseReason::Refused => "connection refused".into(),
+        CloseReason::Revoked => "no longer authorised after a reload".into(),
     }
 }
 

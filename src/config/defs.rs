@@ -228,7 +228,7 @@ pub static OPTIONS: &[OptionDef] = &[
             }
             Ok(())
         }),
-    opt!("password_file", Security, true, No,
+    opt!("password_file", Security, true, Yes,
         "mosquitto_passwd file of users and hashed passwords.",
         |p, v| {
             let path = v.path()?;
@@ -238,7 +238,7 @@ pub static OPTIONS: &[OptionDef] = &[
                 None => set_once(&mut p.config.password_file, path, v),
             }
         }),
-    opt!("acl_file", Security, true, No,
+    opt!("acl_file", Security, true, Yes,
         "Topic access control list.",
         |p, v| {
             let path = v.path()?;

@@ -15,6 +15,7 @@
 
 pub mod tls;
 
+use crate::auth::{Acl, PasswordFile};
 use crate::broker::{Broker, ConnId, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
@@ -36,8 +37,33 @@ const EVENTS_CAPACITY: usize = 1024;
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
+const RELOAD_TOKEN: Token = Token(usize::MAX - 2);
 /// Listener tokens count down from here; connection tokens are slab slots from 0.
-const FIRST_LISTENER_TOKEN: usize = usize::MAX - 2;
+const FIRST_LISTENER_TOKEN: usize = usize::MAX - 3;
+
+/// What a configuration reload (SIGHUP) produces: the settings and the password and ACL
+/// files, re-read. Listeners are not reopened, as in Mosquitto.
+pub struct Reload {
+    pub settings: Settings,
+    pub passwords: Option<PasswordFile>,
+    pub acl: Option<Acl>,
+}
+
+/// Re-reads the configuration; an error keeps the running configuration.
+pub type Reloader = Box<dyn FnMut() -> Result<Reload, String>>;
+
+/// Loads `password_file` and `acl_file` of a configuration.
+pub fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
+    let passwords = match &config.password_file {
+        Some(path) => Some(PasswordFile::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let acl = match &config.acl_file {
+        Some(path) => Some(Acl::load(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    Ok((passwords, acl))
+}
 
 fn listener_token(index: usize) -> Token {
     Token(FIRST_LISTENER_TOKEN - index)
@@ -102,6 +128,8 @@ pub struct Server {
     max_packet_size: usize,
     shutdown: ShutdownHandle,
     signal_pipe: Option<mio::net::UnixStream>,
+    reload_pipe: Option<mio::net::UnixStream>,
+    reloader: Option<Reloader>,
 }
 
 impl Server {
@@ -144,7 +172,10 @@ impl Server {
                 tls,
             });
         }
-        Server::bind_listeners(specs, Settings::from_config(config))
+        let (passwords, acl) = load_auth(config).map_err(io::Error::other)?;
+        let mut server = Server::bind_listeners(specs, Settings::from_config(config))?;
+        server.set_auth(passwords, acl);
+        Ok(server)
     }
 
     /// Binds the given listeners. A listener that cannot be bound is an error unless it
@@ -220,6 +251,8 @@ impl Server {
                 waker,
             },
             signal_pipe: None,
+            reload_pipe: None,
+            reloader: None,
         })
     }
 
@@ -242,6 +275,48 @@ impl Server {
             .register(&mut reader, SIGNAL_TOKEN, Interest::READABLE)?;
         self.signal_pipe = Some(reader);
         Ok(())
+    }
+
+    /// On SIGHUP, calls `reloader` and applies what it returns (Mosquitto's "Reloading
+    /// config."): limits, anonymous access, password file and ACL. A failed reload is
+    /// logged and the running configuration kept.
+    pub fn reload_on_sighup(&mut self, reloader: Reloader) -> io::Result<()> {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGHUP, writer)?;
+        let mut reader = mio::net::UnixStream::from_std(reader);
+        self.poll
+            .registry()
+            .register(&mut reader, RELOAD_TOKEN, Interest::READABLE)?;
+        self.reload_pipe = Some(reader);
+        self.reloader = Some(reloader);
+        Ok(())
+    }
+
+    fn reload(&mut self) {
+        if let Some(pipe) = self.reload_pipe.as_mut() {
+            let mut bytes = [0u8; 64];
+            while matches!(pipe.read(&mut bytes), Ok(n) if n > 0) {}
+        }
+        let Some(reloader) = self.reloader.as_mut() else {
+            return;
+        };
+        info!("Reloading config.");
+        match reloader() {
+            Ok(reload) => {
+                self.broker.set_settings(reload.settings);
+                self.broker.set_auth(reload.passwords, reload.acl);
+                self.broker.reauthenticate(Instant::now());
+                self.flush_and_close(Instant::now());
+            }
+            Err(e) => warn!("Reload failed, keeping the running configuration: {e}"),
+        }
+    }
+
+    /// Installs the password file and ACL.
+    pub fn set_auth(&mut self, passwords: Option<PasswordFile>, acl: Option<Acl>) {
+        self.broker.set_auth(passwords, acl);
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -272,6 +347,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     WAKER_TOKEN => {}
+                    RELOAD_TOKEN => self.reload(),
                     SIGNAL_TOKEN => {
                         info!("Signal received, stopping.");
                         self.shutdown.flag.store(true, Ordering::SeqCst);
