@@ -1964,15 +1964,8 @@ mod tests {
                 "t.conf:4: plugin '/usr/lib/x86_64-linux-gnu/mosquitto_acl_file.so' is read as 'acl_file /etc/mosquitto/acl' (culex's built-in handling)",
             ]
         );
-        // Until culex checks passwords and ACLs, the mapped options are reported as the
-        // options they become, at their plugin_opt_ line.
-        assert_eq!(
-            texts(c.unsupported()),
-            vec![
-                "t.conf:3: 'password_file' is a Mosquitto option culex does not support yet",
-                "t.conf:5: 'acl_file' is a Mosquitto option culex does not support yet",
-            ]
-        );
+        // culex checks passwords and ACLs itself: the mapped options are supported.
+        assert_eq!(texts(c.unsupported()), Vec::<String>::new());
         // Per listener.
         let c = parse("per_listener_settings true\nlistener 1\nplugin C:\\m\\mosquitto_acl_file.dll\nplugin_opt_acl_file /a\n").unwrap();
         assert_eq!(c.listeners[0].security.acl_file, Some("/a".into()));

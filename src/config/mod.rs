@@ -946,12 +946,12 @@ mod tests {
 
     #[test]
     fn unsupported_mosquitto_option_says_so() {
-        let c = parse("password_file /etc/x\n").unwrap();
-        assert_eq!(c.password_file.as_deref(), Some(Path::new("/etc/x")));
+        let c = parse("psk_file /etc/x\n").unwrap();
+        assert_eq!(c.psk_file.as_deref(), Some(Path::new("/etc/x")));
         let e = c.unsupported();
         assert_eq!(
             e.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-            vec!["test.conf:1: 'password_file' is a Mosquitto option culex does not support yet"]
+            vec!["test.conf:1: 'psk_file' is a Mosquitto option culex does not support yet"]
         );
     }
 
