@@ -2,8 +2,9 @@
 //! between the retained tree and every queue that holds it ([MQTT-4.3] delivery states
 //! keep a reference, never a copy).
 
-use crate::protocol::QoS;
+use crate::protocol::{Properties, QoS};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Message {
@@ -14,11 +15,92 @@ pub struct Message {
     pub qos: QoS,
     /// Whether the publisher set RETAIN.
     pub retain: bool,
+    /// MQTT 5 properties passed on to subscribers; `None` for most messages (all of
+    /// MQTT 3.1.1), so they cost one pointer.
+    pub props: Option<Box<MessageProps>>,
+}
+
+/// The properties of a PUBLISH (or will) that travel with the message to its
+/// subscribers [MQTT-3.3.2-4] [MQTT-3.3.2-17] [MQTT-3.3.2-20], owned.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MessageProps {
+    pub payload_format_indicator: Option<u8>,
+    /// When the message expires, from its Message Expiry Interval and arrival time.
+    pub expires_at: Option<Instant>,
+    pub content_type: Option<Box<str>>,
+    pub response_topic: Option<Box<str>>,
+    pub correlation_data: Option<Box<[u8]>>,
+    pub user_properties: Vec<(Box<str>, Box<str>)>,
+}
+
+impl MessageProps {
+    /// The properties of `p` worth keeping, or `None` if there are none.
+    pub fn from_properties(p: &Properties<'_>, now: Instant) -> Option<Box<MessageProps>> {
+        let has_any = p.payload_format_indicator.is_some()
+            || p.message_expiry_interval.is_some()
+            || p.content_type.is_some()
+            || p.response_topic.is_some()
+            || p.correlation_data.is_some()
+            || !p.user_properties.is_empty();
+        has_any.then(|| {
+            Box::new(MessageProps {
+                payload_format_indicator: p.payload_format_indicator,
+                expires_at: p
+                    .message_expiry_interval
+                    .map(|s| now + Duration::from_secs(u64::from(s))),
+                content_type: p.content_type.map(Box::from),
+                response_topic: p.response_topic.map(Box::from),
+                correlation_data: p.correlation_data.map(Box::from),
+                user_properties: p
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (Box::from(*k), Box::from(*v)))
+                    .collect(),
+            })
+        })
+    }
+
+    /// The properties for a PUBLISH sent at `now`: the expiry interval is what is left of
+    /// it [MQTT-3.3.2-6]. `None` if the message has expired.
+    pub fn to_properties(&self, now: Instant) -> Option<Properties<'_>> {
+        let mut p = Properties {
+            payload_format_indicator: self.payload_format_indicator,
+            content_type: self.content_type.as_deref(),
+            response_topic: self.response_topic.as_deref(),
+            correlation_data: self.correlation_data.as_deref(),
+            user_properties: self
+                .user_properties
+                .iter()
+                .map(|(k, v)| (&**k, &**v))
+                .collect(),
+            ..Properties::default()
+        };
+        if let Some(at) = self.expires_at {
+            let left = at.checked_duration_since(now)?;
+            if left.is_zero() {
+                return None;
+            }
+            // Round up: a message with 0.4 s left still has "1 second" to live.
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            p.message_expiry_interval = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        }
+        Some(p)
+    }
 }
 
 impl Message {
     /// `topic` is a valid topic name, so at most 65,535 bytes [MQTT-1.5.3].
     pub fn new(topic: &str, payload: &[u8], qos: QoS, retain: bool) -> Rc<Message> {
+        Message::with_props(topic, payload, qos, retain, None)
+    }
+
+    pub fn with_props(
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: Option<Box<MessageProps>>,
+    ) -> Rc<Message> {
         let topic_len = u16::try_from(topic.len()).unwrap_or(u16::MAX);
         let topic = &topic.as_bytes()[..usize::from(topic_len)];
         let mut bytes = Vec::with_capacity(topic.len() + payload.len());
@@ -29,7 +111,16 @@ impl Message {
             topic_len,
             qos,
             retain,
+            props,
         })
+    }
+
+    /// Has its Message Expiry Interval passed? [MQTT-3.3.2-5]
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.props
+            .as_ref()
+            .and_then(|p| p.expires_at)
+            .is_some_and(|at| at <= now)
     }
 
     pub fn topic(&self) -> &str {

@@ -29,13 +29,14 @@
 mod message;
 mod sys;
 
-pub use message::Message;
+pub use message::{Message, MessageProps};
 
 use crate::auth::{dollar_topic_allowed, Access, Acl, PasswordFile};
 use crate::config::Config;
 use crate::protocol::{
-    encode_publish, publish_len, Ack, Connack, Connect, DecodeError, Packet, PacketId,
-    ProtocolVersion, Publish, QoS, ReasonCode, Suback, Subscribe, Unsuback, Unsubscribe,
+    encode_publish, encode_publish_v5, publish_len, publish_v5_len, Ack, Connack, Connect,
+    DecodeError, Disconnect, Packet, PacketId, Properties, ProtocolVersion, Publish, QoS,
+    ReasonCode, Suback, Subscribe, Unsuback, Unsubscribe,
 };
 use crate::timer::Timers;
 use crate::topic::{parse_shared, RetainedTree, SharedSubscriptions, SubscriptionTree};
@@ -119,6 +120,8 @@ impl Default for Settings {
 enum CloseReason {
     /// The client sent DISCONNECT: no will. [MQTT-3.14.4-3]
     Disconnected,
+    /// MQTT 5 DISCONNECT with reason 0x04: the will is published. [MQTT-3.14.2.1]
+    DisconnectedWithWill,
     /// The socket closed or failed without DISCONNECT.
     SocketLost,
     /// Keep alive expired. [MQTT-3.1.2-24]
@@ -135,6 +138,9 @@ enum CloseReason {
     Refused,
     /// A reload revoked the client's access.
     Revoked,
+    /// An MQTT 5 rule broken by a well-formed packet (topic alias, receive maximum...):
+    /// the reason code sent in DISCONNECT, and what happened.
+    Violation(ReasonCode, &'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +166,14 @@ struct Conn {
     /// The password it connected with, kept only while a password file is in use, so a
     /// reload can disconnect clients whose credentials were revoked (as Mosquitto does).
     password: Option<Box<[u8]>>,
+    /// MQTT 5: Will Delay Interval in seconds. [MQTT-3.1.3.2.2]
+    will_delay: u32,
+    /// MQTT 5: the client's Receive Maximum, which bounds our QoS 1/2 sends. [MQTT-3.3.4-9]
+    receive_maximum: u16,
+    /// MQTT 5: the client's Maximum Packet Size; 0 if it set none. [MQTT-3.1.2-24]
+    max_packet_size: u32,
+    /// MQTT 5: topic aliases the client set, index = alias - 1; allocated on first use.
+    topic_aliases: Vec<Option<Box<str>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +192,8 @@ struct Inflight {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
+    /// MQTT 5 Subscription Identifiers of the matching subscriptions (empty: none).
+    sub_ids: Box<[u32]>,
     state: InflightState,
 }
 
@@ -185,13 +201,31 @@ struct Queued {
     message: Rc<Message>,
     qos: QoS,
     retain: bool,
+    sub_ids: Box<[u32]>,
 }
+
+/// A subscription's options, as the trees store them (8 bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sub {
+    qos: QoS,
+    /// MQTT 5 No Local: not sent the subscriber's own messages. [MQTT-3.8.3-3]
+    no_local: bool,
+    /// MQTT 5 Retain As Published. [MQTT-3.3.1-12]
+    retain_as_published: bool,
+    /// MQTT 5 Subscription Identifier; 0 for none.
+    id: u32,
+}
+
+/// Topic aliases culex accepts from a client (Mosquitto's max_topic_alias default).
+const TOPIC_ALIAS_MAXIMUM: u16 = 10;
 
 struct Session {
     client_id: Box<str>,
     conn: Option<ConnId>,
-    is_clean: bool,
-    subscriptions: Vec<(Box<str>, QoS)>,
+    /// Seconds the session outlives its connection: 0 ends it with the connection (3.1.1
+    /// clean session), u32::MAX never (3.1.1 persistent). [MQTT-3.1.2-23]
+    expiry_interval: u32,
+    subscriptions: Vec<(Box<str>, Sub)>,
     /// Outgoing QoS 1/2 messages, in the order they were sent.
     inflight: VecDeque<Inflight>,
     /// Waiting for a free inflight slot or for the client to come back.
@@ -204,6 +238,8 @@ struct Session {
     expires_at: Option<Instant>,
     /// The username of its (last) connection, for ACL checks on delivery.
     username: Option<Box<str>>,
+    /// MQTT 5: a will waiting for its Will Delay Interval, and when it is due.
+    pending_will: Option<(Rc<Message>, Instant)>,
 }
 
 /// A publication being routed: borrowed from the inbound frame until something needs to
@@ -213,7 +249,24 @@ struct Publication<'a> {
     payload: &'a [u8],
     qos: QoS,
     retain: bool,
+    /// Stored as soon as it has MQTT 5 properties to pass on; otherwise on first need.
     stored: Option<Rc<Message>>,
+    /// The publishing session, for No Local.
+    publisher: Option<SessionId>,
+}
+
+impl<'a> Publication<'a> {
+    /// A stored message (retained, will, queued) routed again.
+    fn of(message: &'a Rc<Message>) -> Publication<'a> {
+        Publication {
+            topic: message.topic(),
+            payload: message.payload(),
+            qos: message.qos,
+            retain: message.retain,
+            stored: Some(message.clone()),
+            publisher: None,
+        }
+    }
 }
 
 impl Publication<'_> {
@@ -246,15 +299,17 @@ pub struct Broker {
     sessions: Vec<Option<Session>>,
     free_sessions: Vec<u32>,
     by_client_id: HashMap<Box<str>, SessionId>,
-    subscriptions: SubscriptionTree<SessionId, QoS>,
+    subscriptions: SubscriptionTree<SessionId, Sub>,
     /// `$share/{name}/{filter}` groups.
-    shared: SharedSubscriptions<SessionId, QoS>,
+    shared: SharedSubscriptions<SessionId, Sub>,
     retained: RetainedTree<Rc<Message>>,
     timers: Timers<Timer>,
     dirty: Vec<ConnId>,
     closing: VecDeque<ConnId>,
     /// Scratch space for routing, kept to avoid an allocation per message.
-    matches: Vec<(SessionId, QoS)>,
+    matches: Vec<(SessionId, Sub)>,
+    /// Scratch space for the subscription identifiers of one delivery.
+    sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
     stats: Stats,
@@ -274,6 +329,8 @@ enum Timer {
     Sys,
     /// A disconnected session's expiry; see `Session::expires_at`.
     SessionExpiry(SessionId),
+    /// A delayed will; see `Session::pending_will`.
+    WillDelay(SessionId),
 }
 
 /// Outbox buffers kept for reuse, and the largest capacity worth keeping: an idle
@@ -297,6 +354,7 @@ impl Broker {
             dirty: Vec::new(),
             closing: VecDeque::new(),
             matches: Vec::new(),
+            sub_ids: Vec::new(),
             pool: Vec::new(),
             stats: Stats::default(),
             sys: sys::SysState::default(),
@@ -338,6 +396,10 @@ impl Broker {
             out: Vec::new(),
             is_dirty: false,
             password: None,
+            will_delay: 0,
+            receive_maximum: u16::MAX,
+            max_packet_size: 0,
+            topic_aliases: Vec::new(),
         });
         self.timers.schedule(deadline, Timer::Conn(conn));
     }
@@ -381,6 +443,14 @@ impl Broker {
         }
     }
 
+    /// The connection's protocol version (3.1.1 until its CONNECT says otherwise).
+    fn version(&self, id: ConnId) -> ProtocolVersion {
+        self.conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or(ProtocolVersion::V311, |c| c.version)
+    }
+
     /// The socket is gone. Publishes the will if the client did not DISCONNECT, and frees
     /// the connection; `id` may be reused afterwards.
     pub fn handle_closed(&mut self, id: ConnId, now: Instant) {
@@ -400,7 +470,8 @@ impl Broker {
             match timer {
                 Timer::Sys => self.publish_sys(now),
                 Timer::Conn(id) => self.check_conn_deadline(id, at, now),
-                Timer::SessionExpiry(sid) => self.expire_session(sid, at),
+                Timer::SessionExpiry(sid) => self.expire_session(sid, at, now),
+                Timer::WillDelay(sid) => self.publish_delayed_will(sid, at, now),
             }
         }
     }
@@ -474,7 +545,7 @@ impl Broker {
             let session = self.session(*sid);
             let connect = Connect {
                 version: *version,
-                clean_session: session.is_clean,
+                clean_session: session.expiry_interval == 0,
                 keep_alive: 0,
                 client_id: &session.client_id,
                 will: None,
@@ -539,19 +610,23 @@ impl Broker {
         let (sid, packet) = sid;
         match packet {
             Packet::Publish(publish) => self.handle_publish(id, sid, publish, now),
-            Packet::Puback(ack) => self.handle_ack(sid, ack.packet_id, InflightState::Puback),
-            Packet::Pubrec(ack) => self.handle_pubrec(id, sid, ack.packet_id),
+            Packet::Puback(ack) => self.handle_ack(sid, ack.packet_id, InflightState::Puback, now),
+            Packet::Pubrec(ack) => self.handle_pubrec(id, sid, ack, now),
             Packet::Pubrel(ack) => self.handle_pubrel(id, sid, ack.packet_id),
-            Packet::Pubcomp(ack) => self.handle_ack(sid, ack.packet_id, InflightState::Pubcomp),
-            Packet::Subscribe(subscribe) => self.handle_subscribe(id, sid, subscribe),
+            Packet::Pubcomp(ack) => {
+                self.handle_ack(sid, ack.packet_id, InflightState::Pubcomp, now)
+            }
+            Packet::Subscribe(subscribe) => self.handle_subscribe(id, sid, subscribe, now),
             Packet::Unsubscribe(unsubscribe) => self.handle_unsubscribe(id, sid, unsubscribe),
             Packet::Pingreq => self.send(id, &Packet::Pingresp),
-            Packet::Disconnect(_) => self.close(id, CloseReason::Disconnected, now),
+            Packet::Disconnect(disconnect) => self.handle_disconnect(id, sid, disconnect, now),
             Packet::Connect(_) => {}
-            // Decoded only on an MQTT 5 connection, which the broker refuses for now.
+            // Enhanced authentication is not supported: a CONNECT with an Authentication
+            // Method was refused with 0x8C, so an AUTH now is a protocol error.
+            // [MQTT-4.12.0-1]
             Packet::Auth(_) => self.close(
                 id,
-                CloseReason::UnexpectedPacket("AUTH without MQTT 5 support"),
+                CloseReason::UnexpectedPacket("AUTH without an authentication method"),
                 now,
             ),
             Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp => self
@@ -570,25 +645,21 @@ impl Broker {
         if let Some(conn) = self.conn_mut(id) {
             conn.version = connect.version;
         }
-        // The codec speaks MQTT 5; the broker's MQTT 5 semantics come later. Until then a
-        // level-5 client is refused with the MQTT 5 CONNACK 0x84 [MQTT-3.1.2-2].
-        if connect.version == ProtocolVersion::V5 {
-            info!(
-                "Client {} from {peer} refused: unsupported protocol version 5.",
-                display_id(connect.client_id)
-            );
-            self.send_connack(id, false, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION);
-            return self.close(id, CloseReason::Refused, now);
-        }
+        let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
-        let refusal = if connect.client_id.is_empty()
-            && (!connect.clean_session
+        let refusal = if is_v5 && connect.properties.authentication_method.is_some() {
+            // Enhanced authentication is not supported. [MQTT-4.12.0-1]
+            refuse(ReasonCode::BAD_AUTHENTICATION_METHOD)
+        } else if connect.client_id.is_empty()
+            && ((!connect.clean_session && !is_v5)
                 || !self.settings.allow_zero_length_clientid
                 || connect.version == ProtocolVersion::V31)
         {
-            // [MQTT-3.1.3-8]: an empty id needs clean session; 3.1 requires 1-23 bytes.
+            // [MQTT-3.1.3-8] (3.1.1): an empty id needs clean session; 3.1 requires 1-23
+            // bytes. MQTT 5 lets the server assign one either way [MQTT-3.1.3-6].
             refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
-        } else if self.settings.max_keepalive != 0
+        } else if !is_v5
+            && self.settings.max_keepalive != 0
             && connect.keep_alive > self.settings.max_keepalive
         {
             // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
@@ -610,6 +681,7 @@ impl Broker {
                 match code {
                     ReasonCode::NOT_AUTHORIZED => "not authorised",
                     ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
+                    ReasonCode::BAD_AUTHENTICATION_METHOD => "unsupported authentication method",
                     _ => "identifier rejected",
                 }
             );
@@ -617,6 +689,7 @@ impl Broker {
             return self.close(id, CloseReason::Refused, now);
         }
 
+        let is_assigned = connect.client_id.is_empty();
         let client_id: Box<str> = if connect.client_id.is_empty() {
             // [MQTT-3.1.3-6]: unique. Counter and clock mixed can repeat (counter 1 at t,
             // counter 2 at t + 3 ns), and a client may have chosen such an id itself.
@@ -636,7 +709,15 @@ impl Broker {
             connect.client_id.into()
         };
 
-        // Takeover [MQTT-3.1.4-2]; clean session discards the old state [MQTT-3.1.2-6].
+        // 3.1.1: clean session 0 keeps the session forever (or persistent_client_expiration);
+        // MQTT 5: Session Expiry Interval, absent = 0. [MQTT-3.1.2-23]
+        let expiry_interval = match (is_v5, connect.clean_session) {
+            (true, _) => connect.properties.session_expiry_interval.unwrap_or(0),
+            (false, true) => 0,
+            (false, false) => u32::MAX,
+        };
+        // Takeover [MQTT-3.1.4-2]; clean session / clean start discards the old state
+        // [MQTT-3.1.2-6] [MQTT-3.1.2-4].
         let mut session_present = false;
         let sid = match self.by_client_id.get(&client_id).copied() {
             Some(old) => {
@@ -644,35 +725,55 @@ impl Broker {
                     info!("Client {client_id} already connected, closing old connection.");
                     self.close(old_conn, CloseReason::TakenOver, now);
                 }
-                // close() may have removed a clean session.
+                // close() may have ended a session that expires with its connection.
                 match self.by_client_id.get(&client_id).copied() {
                     Some(old) if connect.clean_session => {
+                        // The old session ends: a will it still holds goes out now.
+                        self.publish_pending_will(old, now);
                         self.remove_session(old);
-                        self.create_session(client_id.clone(), true)
+                        self.create_session(client_id.clone())
                     }
                     Some(old) => {
                         session_present = true;
                         old
                     }
-                    None => self.create_session(client_id.clone(), connect.clean_session),
+                    None => self.create_session(client_id.clone()),
                 }
             }
-            None => self.create_session(client_id.clone(), connect.clean_session),
+            None => self.create_session(client_id.clone()),
         };
         let session = self.session_mut(sid);
         session.conn = Some(id);
-        session.is_clean = connect.clean_session;
+        session.expiry_interval = expiry_interval;
         session.username = connect.username.map(Box::from);
-        if let Some(at) = session.expires_at.take() {
+        let expires_at = session.expires_at.take();
+        // A delayed will is not sent if the session is resumed in time. [MQTT-3.1.3-9]
+        let pending_will = session.pending_will.take();
+        if let Some(at) = expires_at {
             self.timers.cancel(at, Timer::SessionExpiry(sid));
+        }
+        if let Some((_, at)) = pending_will {
+            self.timers.cancel(at, Timer::WillDelay(sid));
         }
 
         let password = self.passwords.as_ref().and(connect.password).map(Box::from);
-        let will = connect
+        let will = connect.will.as_ref().map(|w| {
+            let props = MessageProps::from_properties(&w.properties, now);
+            Message::with_props(w.topic, w.payload, w.qos, w.retain, props)
+        });
+        let will_delay = connect
             .will
             .as_ref()
-            .map(|w| Message::new(w.topic, w.payload, w.qos, w.retain));
-        let keep_alive = connect.keep_alive;
+            .and_then(|w| w.properties.will_delay_interval)
+            .unwrap_or(0);
+        // MQTT 5: a keep alive over max_keepalive (or none) is replaced by the server's,
+        // told in CONNACK. [MQTT-3.2.2-21]
+        let max_keepalive = self.settings.max_keepalive;
+        let server_keep_alive = (is_v5
+            && max_keepalive != 0
+            && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
+            .then_some(max_keepalive);
+        let keep_alive = server_keep_alive.unwrap_or(connect.keep_alive);
         let conn = self
             .conn_mut(id)
             .expect("handle_connect runs for a live connection");
@@ -680,6 +781,11 @@ impl Broker {
         conn.keep_alive = keep_alive;
         conn.password = password;
         conn.will = will;
+        conn.will_delay = will_delay;
+        if is_v5 {
+            conn.receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
+            conn.max_packet_size = connect.properties.maximum_packet_size.unwrap_or(0);
+        }
         self.arm_conn_timer(id, now);
 
         self.stats.clients_connected += 1;
@@ -695,11 +801,55 @@ impl Broker {
                 u8::from(connect.clean_session),
             );
         }
-        self.send_connack(id, session_present, ReasonCode::SUCCESS);
-        if session_present {
-            self.resend_inflight(id, sid);
+        let mut connack = Connack::new(session_present, ReasonCode::SUCCESS);
+        if is_v5 {
+            let p = &mut connack.properties;
+            if is_assigned {
+                p.assigned_client_identifier = Some(&client_id);
+            }
+            // Our Receive Maximum: QoS 2 messages the client may have unreleased at once.
+            let receive_maximum = self.receive_maximum();
+            if receive_maximum != u16::MAX {
+                p.receive_maximum = Some(receive_maximum);
+            }
+            p.topic_alias_maximum = Some(TOPIC_ALIAS_MAXIMUM);
+            p.server_keep_alive = server_keep_alive;
         }
-        self.drain_queue(sid);
+        self.send(id, &Packet::Connack(connack));
+        if session_present {
+            self.resend_inflight(id, sid, now);
+        }
+        self.drain_queue(sid, now);
+    }
+
+    /// The Receive Maximum culex announces: max_inflight_messages, as Mosquitto.
+    fn receive_maximum(&self) -> u16 {
+        u16::try_from(self.settings.max_inflight_messages).unwrap_or(u16::MAX)
+    }
+
+    /// MQTT 5 DISCONNECT from the client: its reason decides the will, and it may change
+    /// the Session Expiry Interval, except from 0. [MQTT-3.14.2-2]
+    fn handle_disconnect(&mut self, id: ConnId, sid: SessionId, d: Disconnect<'_>, now: Instant) {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            let session = self.session_mut(sid);
+            if session.expiry_interval == 0 && expiry != 0 {
+                return self.close(
+                    id,
+                    CloseReason::Violation(
+                        ReasonCode::PROTOCOL_ERROR,
+                        "session expiry set on DISCONNECT after 0 on CONNECT",
+                    ),
+                    now,
+                );
+            }
+            session.expiry_interval = expiry;
+        }
+        let reason = if d.reason == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
+            CloseReason::DisconnectedWithWill
+        } else {
+            CloseReason::Disconnected
+        };
+        self.close(id, reason, now);
     }
 
     /// Username and password against `password_file` and `allow_anonymous`; `None` when
@@ -748,11 +898,54 @@ impl Broker {
 
     fn handle_publish(&mut self, id: ConnId, sid: SessionId, publish: Publish<'_>, now: Instant) {
         self.stats.publish_received += 1;
+        let is_v5 = self.version(id) == ProtocolVersion::V5;
+        // MQTT 5 topic aliases: a name sets the alias, an empty name uses it.
+        let aliased: Option<Box<str>>;
+        let mut topic = publish.topic;
+        if let Some(alias) = publish.properties.topic_alias {
+            if alias == 0 || alias > TOPIC_ALIAS_MAXIMUM {
+                // [MQTT-3.3.2-9] [MQTT-3.3.2-10]
+                let why = "topic alias out of range";
+                return self.close(
+                    id,
+                    CloseReason::Violation(ReasonCode::TOPIC_ALIAS_INVALID, why),
+                    now,
+                );
+            }
+            let conn = self
+                .conn_mut(id)
+                .expect("a packet comes from a live connection");
+            let slot = usize::from(alias - 1);
+            if conn.topic_aliases.len() <= slot {
+                conn.topic_aliases
+                    .resize(usize::from(TOPIC_ALIAS_MAXIMUM), None);
+            }
+            if publish.topic.is_empty() {
+                aliased = conn.topic_aliases[slot].clone();
+                let Some(name) = aliased.as_deref() else {
+                    let why = "unknown topic alias";
+                    return self.close(
+                        id,
+                        CloseReason::Violation(ReasonCode::PROTOCOL_ERROR, why),
+                        now,
+                    );
+                };
+                topic = name;
+            } else {
+                conn.topic_aliases[slot] = Some(publish.topic.into());
+            }
+        }
         let is_duplicate_qos2 = match (publish.qos, publish.packet_id) {
             (QoS::ExactlyOnce, Some(pid)) => {
+                let receive_maximum = usize::from(self.receive_maximum());
                 let session = self.session_mut(sid);
                 if session.awaiting_pubrel.contains(&pid) {
                     true
+                } else if is_v5 && session.awaiting_pubrel.len() >= receive_maximum {
+                    // [MQTT-3.3.4-7]
+                    let why = "more unreleased QoS 2 messages than Receive Maximum";
+                    let reason = ReasonCode::RECEIVE_MAXIMUM_EXCEEDED;
+                    return self.close(id, CloseReason::Violation(reason, why), now);
                 } else {
                     session.awaiting_pubrel.push(pid);
                     false
@@ -764,44 +957,80 @@ impl Broker {
         let is_denied = !self.is_allowed(
             &session.client_id,
             session.username.as_deref(),
-            publish.topic,
+            topic,
             Access::Write,
         );
-        if is_denied {
+        let reason = if is_denied {
             // Mosquitto (3.1.1): dropped, but the QoS flow completes so the client does
-            // not resend it forever.
+            // not resend it forever; MQTT 5 is told why.
             debug!(
                 "Denied PUBLISH from {} (q{}, r{}, '{}').",
                 session.client_id,
                 publish.qos as u8,
                 u8::from(publish.retain),
-                publish.topic
+                topic
             );
+            ReasonCode::NOT_AUTHORIZED
         } else if publish.payload.len() > self.settings.message_size_limit {
-            // Mosquitto drops it but still completes the QoS flow.
+            // Mosquitto drops it but still completes the QoS flow (0x83 for MQTT 5).
             self.stats.publish_dropped += 1;
             warn!(
                 "Dropped PUBLISH to '{}' from {}: payload of {} bytes exceeds message_size_limit.",
-                publish.topic,
+                topic,
                 self.session(sid).client_id,
                 publish.payload.len()
             );
-        } else if !is_duplicate_qos2 {
+            ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR
+        } else if publish.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(publish.payload).is_err()
+        {
+            // [MQTT-3.3.2-4] allows the check; the answer is 0x99. [MQTT-3.3.2.3.2]
+            ReasonCode::PAYLOAD_FORMAT_INVALID
+        } else if is_duplicate_qos2 {
+            ReasonCode::SUCCESS
+        } else {
+            let stored = is_v5
+                .then(|| MessageProps::from_properties(&publish.properties, now))
+                .flatten()
+                .map(|props| {
+                    Message::with_props(
+                        topic,
+                        publish.payload,
+                        publish.qos,
+                        publish.retain,
+                        Some(props),
+                    )
+                });
             let mut publication = Publication {
-                topic: publish.topic,
+                topic,
                 payload: publish.payload,
                 qos: publish.qos,
                 retain: publish.retain,
-                stored: None,
+                stored,
+                publisher: Some(sid),
             };
             if publish.retain {
                 self.set_retained(&mut publication);
             }
-            self.route(&mut publication, now);
-        }
+            match self.route(&mut publication, now) {
+                0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
+                _ => ReasonCode::SUCCESS,
+            }
+        };
+        let ack = |packet_id| Ack {
+            packet_id,
+            reason,
+            properties: Properties::default(),
+        };
         match (publish.qos, publish.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(Ack::new(pid))),
-            (QoS::ExactlyOnce, Some(pid)) => self.send(id, &Packet::Pubrec(Ack::new(pid))),
+            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(ack(pid))),
+            (QoS::ExactlyOnce, Some(pid)) => {
+                if reason.is_error() {
+                    // An error PUBREC ends the exchange: no PUBREL will come. [MQTT-4.3.3]
+                    self.session_mut(sid).awaiting_pubrel.retain(|p| *p != pid);
+                }
+                self.send(id, &Packet::Pubrec(ack(pid)))
+            }
             _ => {}
         }
     }
@@ -818,15 +1047,22 @@ impl Broker {
 
     /// Delivers to every matching subscription, once per session at the highest granted
     /// QoS of its matching subscriptions (Mosquitto's behaviour without
-    /// allow_duplicate_messages). Live deliveries carry RETAIN 0 [MQTT-3.3.1-9].
-    fn route(&mut self, publication: &mut Publication<'_>, _now: Instant) {
+    /// allow_duplicate_messages), with the identifiers of all of them [MQTT-3.3.4-3];
+    /// then to one member of each matching shared group. Live deliveries carry RETAIN 0
+    /// [MQTT-3.3.1-9] unless the subscription asked for Retain As Published
+    /// [MQTT-3.3.1-12]. Returns the number of deliveries.
+    fn route(&mut self, publication: &mut Publication<'_>, now: Instant) -> usize {
         let mut matches = std::mem::take(&mut self.matches);
         self.subscriptions
-            .for_each_match(publication.topic, |sid, qos| matches.push((sid, *qos)));
-        if matches.len() > 1 {
-            matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            matches.dedup_by_key(|m| m.0);
+            .for_each_match(publication.topic, |sid, sub| matches.push((sid, *sub)));
+        if let Some(publisher) = publication.publisher {
+            // [MQTT-3.8.3-3] No Local.
+            matches.retain(|(sid, sub)| !(sub.no_local && *sid == publisher));
         }
+        if matches.len() > 1 {
+            matches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.qos.cmp(&a.1.qos)));
+        }
+        let ordinary = matches.len();
         // One member of each matching shared group, preferring online ones; these copies
         // are in addition to the session's ordinary subscriptions. [MQTT-4.8.2]
         if !self.shared.is_empty() {
@@ -838,26 +1074,57 @@ impl Broker {
                         .as_ref()
                         .is_some_and(|s| s.conn.is_some())
                 },
-                |sid, qos| matches.push((sid, *qos)),
+                |sid, sub| matches.push((sid, *sub)),
             );
         }
         // `read` access is checked per delivery, as Mosquitto does (subscriptions are not
         // checked against the ACL file).
+        let mut ordinary_left = ordinary;
         if let Some(acl) = &self.acl {
             let sessions = &self.sessions;
             let topic = publication.topic;
+            let mut index = 0;
             matches.retain(|(sid, _)| {
-                sessions[sid.0 as usize].as_ref().is_some_and(|s| {
+                let keep = sessions[sid.0 as usize].as_ref().is_some_and(|s| {
                     acl.check(&s.client_id, s.username.as_deref(), topic, Access::Read)
-                })
+                });
+                if !keep && index < ordinary {
+                    ordinary_left -= 1;
+                }
+                index += 1;
+                keep
             });
         }
-        for &(sid, granted) in &matches {
-            let qos = publication.qos.min(granted);
-            self.deliver(sid, publication, qos, false);
+        let mut sub_ids = std::mem::take(&mut self.sub_ids);
+        let mut deliveries = 0;
+        let mut i = 0;
+        while i < matches.len() {
+            // The ordinary subscriptions of one session are merged (sorted by session,
+            // highest QoS first); each shared-group pick is a delivery of its own.
+            let (sid, first) = matches[i];
+            let end = if i < ordinary_left {
+                let same = matches[i..ordinary_left]
+                    .iter()
+                    .take_while(|m| m.0 == sid)
+                    .count();
+                i + same
+            } else {
+                i + 1
+            };
+            sub_ids.clear();
+            sub_ids.extend(matches[i..end].iter().map(|m| m.1.id).filter(|id| *id != 0));
+            let retain_as_published = matches[i..end].iter().any(|m| m.1.retain_as_published);
+            let qos = publication.qos.min(first.qos);
+            let retain = retain_as_published && publication.retain;
+            self.deliver(sid, publication, qos, retain, &sub_ids, now);
+            deliveries += 1;
+            i = end;
         }
+        sub_ids.clear();
+        self.sub_ids = sub_ids;
         matches.clear();
         self.matches = matches;
+        deliveries
     }
 
     /// Sends a message to a session now, or queues it.
@@ -867,7 +1134,17 @@ impl Broker {
         publication: &mut Publication<'_>,
         qos: QoS,
         retain: bool,
+        sub_ids: &[u32],
+        now: Instant,
     ) {
+        if publication
+            .stored
+            .as_ref()
+            .is_some_and(|m| m.is_expired(now))
+        {
+            // [MQTT-3.3.2-5]: an expired message is not delivered.
+            return;
+        }
         let session = self.session(sid);
         let online = session.conn.filter(|c| {
             self.conns
@@ -888,26 +1165,61 @@ impl Broker {
                     self.stats.publish_dropped += 1;
                     return;
                 }
+                let stored = publication.stored.clone();
+                let props = stored.as_ref().and_then(|m| m.props.as_deref());
                 let (topic, payload) = (publication.topic, publication.payload);
-                self.write_publish(conn, topic, payload, QoS::AtMostOnce, retain, false, None);
+                let out = Outgoing {
+                    topic,
+                    payload,
+                    props,
+                    qos: QoS::AtMostOnce,
+                    retain,
+                    dup: false,
+                    packet_id: None,
+                    sub_ids,
+                };
+                self.write_publish(conn, &out, now);
             }
             // Offline: QoS 0 is not queued (Mosquitto's queue_qos0_messages false).
             (QoS::AtMostOnce, None) => {}
             (_, _) => {
                 let message = publication.stored();
-                let full = session.inflight.len() >= self.settings.max_inflight_messages
-                    || !session.queue.is_empty();
+                let window = online.map_or(0, |c| self.window(c));
+                let full = session.inflight.len() >= window || !session.queue.is_empty();
+                let sub_ids: Box<[u32]> = sub_ids.into();
                 match online {
-                    Some(conn) if !full => self.send_inflight(sid, conn, message, qos, retain),
-                    _ => self.enqueue(sid, message, qos, retain),
+                    Some(conn) if !full => {
+                        self.send_inflight(sid, conn, message, qos, retain, sub_ids, now)
+                    }
+                    _ => self.enqueue(sid, message, qos, retain, sub_ids),
                 }
             }
         }
     }
 
+    /// QoS 1/2 messages that may be in flight to a connection: max_inflight_messages, and
+    /// the client's Receive Maximum. [MQTT-3.3.4-9]
+    fn window(&self, conn: ConnId) -> usize {
+        let receive_maximum = self
+            .conns
+            .get(conn.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or(u16::MAX, |c| c.receive_maximum);
+        self.settings
+            .max_inflight_messages
+            .min(usize::from(receive_maximum))
+    }
+
     /// Queues a QoS 1/2 message for later, within max_queued_messages/bytes; what does
     /// not fit is dropped and counted, as Mosquitto does.
-    fn enqueue(&mut self, sid: SessionId, message: Rc<Message>, qos: QoS, retain: bool) {
+    fn enqueue(
+        &mut self,
+        sid: SessionId,
+        message: Rc<Message>,
+        qos: QoS,
+        retain: bool,
+        sub_ids: Box<[u32]>,
+    ) {
         let (max_messages, max_bytes) = (
             self.settings.max_queued_messages,
             self.settings.max_queued_bytes,
@@ -931,9 +1243,11 @@ impl Broker {
             message,
             qos,
             retain,
+            sub_ids,
         });
     }
 
+    #[allow(clippy::too_many_arguments)] // One delivery's parts.
     fn send_inflight(
         &mut self,
         sid: SessionId,
@@ -941,70 +1255,97 @@ impl Broker {
         message: Rc<Message>,
         qos: QoS,
         retain: bool,
+        sub_ids: Box<[u32]>,
+        now: Instant,
     ) {
         let session = self.session_mut(sid);
         let packet_id = next_packet_id(session);
+        let out = Outgoing {
+            topic: message.topic(),
+            payload: message.payload(),
+            props: message.props.as_deref(),
+            qos,
+            retain,
+            dup: false,
+            packet_id: Some(packet_id),
+            sub_ids: &sub_ids,
+        };
+        // A message the client cannot take (too large for it, expired) is treated as
+        // delivered [MQTT-3.1.2-25]: it does not occupy the window.
+        if !self.write_publish(conn, &out, now) {
+            return;
+        }
+        let session = self.session_mut(sid);
         session.inflight.push_back(Inflight {
             packet_id,
             message: message.clone(),
             qos,
             retain,
+            sub_ids,
             state: match qos {
                 QoS::ExactlyOnce => InflightState::Pubrec,
                 _ => InflightState::Puback,
             },
         });
-        self.write_publish(
-            conn,
-            message.topic(),
-            message.payload(),
-            qos,
-            retain,
-            false,
-            Some(packet_id),
-        );
     }
 
     /// Moves queued messages into free inflight slots of an online session.
-    fn drain_queue(&mut self, sid: SessionId) {
+    fn drain_queue(&mut self, sid: SessionId, now: Instant) {
         let Some(conn) = self.session(sid).conn else {
             return;
         };
+        let window = self.window(conn);
         loop {
-            let max = self.settings.max_inflight_messages;
             let session = self.session_mut(sid);
-            if session.inflight.len() >= max {
+            if session.inflight.len() >= window {
                 return;
             }
             let Some(q) = session.queue.pop_front() else {
                 return;
             };
             session.queued_bytes -= q.message.queued_size();
-            self.send_inflight(sid, conn, q.message, q.qos, q.retain);
+            if q.message.is_expired(now) {
+                continue;
+            }
+            self.send_inflight(sid, conn, q.message, q.qos, q.retain, q.sub_ids, now);
         }
     }
 
     /// On a resumed session: PUBLISH again with DUP for unacknowledged messages, PUBREL
     /// again for released ones, in their original order. [MQTT-4.4.0-1]
-    fn resend_inflight(&mut self, conn: ConnId, sid: SessionId) {
+    fn resend_inflight(&mut self, conn: ConnId, sid: SessionId, now: Instant) {
         let session = self.session(sid);
-        let mut resend: Vec<(Rc<Message>, QoS, bool, PacketId, InflightState)> = session
+        type Resend = (Rc<Message>, QoS, bool, PacketId, InflightState, Box<[u32]>);
+        let resend: Vec<Resend> = session
             .inflight
             .iter()
-            .map(|i| (i.message.clone(), i.qos, i.retain, i.packet_id, i.state))
+            .map(|i| {
+                (
+                    i.message.clone(),
+                    i.qos,
+                    i.retain,
+                    i.packet_id,
+                    i.state,
+                    i.sub_ids.clone(),
+                )
+            })
             .collect();
-        for (message, qos, retain, pid, state) in resend.drain(..) {
+        for (message, qos, retain, pid, state, sub_ids) in resend {
             match state {
                 InflightState::Pubcomp => self.send(conn, &Packet::Pubrel(Ack::new(pid))),
-                _ => self.write_publish(
-                    conn,
-                    message.topic(),
-                    message.payload(),
-                    qos,
-                    retain,
-                    true,
-                    Some(pid),
-                ),
+                _ => {
+                    let out = Outgoing {
+                        topic: message.topic(),
+                        payload: message.payload(),
+                        props: message.props.as_deref(),
+                        qos,
+                        retain,
+                        dup: true,
+                        packet_id: Some(pid),
+                        sub_ids: &sub_ids,
+                    };
+                    self.write_publish(conn, &out, now);
+                }
             }
         }
     }
@@ -1012,7 +1353,7 @@ impl Broker {
     // ---- acknowledgements ----------------------------------------------------------
 
     /// PUBACK or PUBCOMP: the message leaves the inflight window.
-    fn handle_ack(&mut self, sid: SessionId, pid: PacketId, expected: InflightState) {
+    fn handle_ack(&mut self, sid: SessionId, pid: PacketId, expected: InflightState, now: Instant) {
         let session = self.session_mut(sid);
         if let Some(pos) = session
             .inflight
@@ -1020,7 +1361,7 @@ impl Broker {
             .position(|i| i.packet_id == pid && i.state == expected)
         {
             self.remove_inflight(sid, pos);
-            self.drain_queue(sid);
+            self.drain_queue(sid, now);
         } else {
             debug!(
                 "Client {} acknowledged unknown packet id {}.",
@@ -1034,14 +1375,23 @@ impl Broker {
         self.session_mut(sid).inflight.remove(pos);
     }
 
-    fn handle_pubrec(&mut self, conn: ConnId, sid: SessionId, pid: PacketId) {
+    fn handle_pubrec(&mut self, conn: ConnId, sid: SessionId, ack: Ack<'_>, now: Instant) {
+        let pid = ack.packet_id;
         let session = self.session_mut(sid);
-        if let Some(i) = session
+        let found = session
             .inflight
-            .iter_mut()
-            .find(|i| i.packet_id == pid && i.state != InflightState::Puback)
-        {
-            i.state = InflightState::Pubcomp;
+            .iter()
+            .position(|i| i.packet_id == pid && i.state != InflightState::Puback);
+        if ack.reason.is_error() {
+            // MQTT 5: the subscriber refused the message; the exchange ends here.
+            if let Some(pos) = found {
+                self.remove_inflight(sid, pos);
+                self.drain_queue(sid, now);
+            }
+            return;
+        }
+        if let Some(pos) = found {
+            session.inflight[pos].state = InflightState::Pubcomp;
         }
         // [MQTT-4.3.3-1]: PUBREL answers PUBREC (again, if the PUBREC was repeated).
         self.send(conn, &Packet::Pubrel(Ack::new(pid)));
@@ -1049,22 +1399,52 @@ impl Broker {
 
     fn handle_pubrel(&mut self, conn: ConnId, sid: SessionId, pid: PacketId) {
         let session = self.session_mut(sid);
+        let was_known = session.awaiting_pubrel.contains(&pid);
         session.awaiting_pubrel.retain(|p| *p != pid);
-        // [MQTT-4.3.3-2]: PUBCOMP answers PUBREL, even for an id no longer known.
-        self.send(conn, &Packet::Pubcomp(Ack::new(pid)));
+        // [MQTT-4.3.3-2]: PUBCOMP answers PUBREL, even for an id no longer known (MQTT 5
+        // says so with 0x92).
+        let mut ack = Ack::new(pid);
+        if !was_known {
+            ack.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        self.send(conn, &Packet::Pubcomp(ack));
     }
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ---------------------------------------------------
 
-    fn handle_subscribe(&mut self, conn: ConnId, sid: SessionId, subscribe: Subscribe<'_>) {
+    fn handle_subscribe(
+        &mut self,
+        conn: ConnId,
+        sid: SessionId,
+        subscribe: Subscribe<'_>,
+        now: Instant,
+    ) {
+        // At most one Subscription Identifier, for every filter of the packet. [MQTT-3.8.2.1.2]
+        let id = subscribe
+            .properties
+            .subscription_identifiers
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let mut send_retained = Vec::with_capacity(subscribe.filters.len());
         let codes = subscribe
             .filters
             .iter()
             .map(|&(filter, options)| {
-                let qos = options.qos;
-                self.add_subscription(sid, filter, qos);
-                log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
-                ReasonCode::granted(qos)
+                let sub = Sub {
+                    qos: options.qos,
+                    no_local: options.no_local,
+                    retain_as_published: options.retain_as_published,
+                    id,
+                };
+                let existed = self.add_subscription(sid, filter, sub);
+                log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, options.qos as u8, filter);
+                // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
+                // [MQTT-3.3.1-9] [MQTT-3.3.1-10] (MQTT 5); 3.1.1 always [MQTT-3.8.4-3].
+                if options.retain_handling == 0 || (options.retain_handling == 1 && !existed) {
+                    send_retained.push((filter, options.qos));
+                }
+                ReasonCode::granted(options.qos)
             })
             .collect();
         // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
@@ -1076,16 +1456,16 @@ impl Broker {
                 properties: Default::default(),
             }),
         );
-        // Retained messages follow, for every filter, even a repeated one [MQTT-3.8.4-3].
-        for &(filter, options) in &subscribe.filters {
-            self.send_retained(sid, filter, options.qos);
+        for (filter, qos) in send_retained {
+            self.send_retained(sid, filter, qos, now);
         }
     }
 
-    fn add_subscription(&mut self, sid: SessionId, filter: &str, qos: QoS) {
+    /// Adds or replaces a subscription; returns whether one existed for this filter.
+    fn add_subscription(&mut self, sid: SessionId, filter: &str, sub: Sub) -> bool {
         match parse_shared(filter) {
-            Some((name, inner)) => self.shared.subscribe(name, inner, sid, qos),
-            None => self.subscriptions.subscribe(filter, sid, qos),
+            Some((name, inner)) => self.shared.subscribe(name, inner, sid, sub),
+            None => self.subscriptions.subscribe(filter, sid, sub),
         };
         let session = self.session_mut(sid);
         match session
@@ -1093,25 +1473,33 @@ impl Broker {
             .iter_mut()
             .find(|(f, _)| &**f == filter)
         {
-            Some(existing) => existing.1 = qos,
-            None => session.subscriptions.push((filter.into(), qos)),
+            Some(existing) => {
+                existing.1 = sub;
+                true
+            }
+            None => {
+                session.subscriptions.push((filter.into(), sub));
+                false
+            }
         }
     }
 
-    fn remove_subscription(&mut self, sid: SessionId, filter: &str) {
+    /// Removes a subscription; returns whether it existed.
+    fn remove_subscription(&mut self, sid: SessionId, filter: &str) -> bool {
         match parse_shared(filter) {
             Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
             None => self.subscriptions.unsubscribe(filter, sid),
         };
-        self.session_mut(sid)
-            .subscriptions
-            .retain(|(f, _)| &**f != filter);
+        let subscriptions = &mut self.session_mut(sid).subscriptions;
+        let before = subscriptions.len();
+        subscriptions.retain(|(f, _)| &**f != filter);
+        subscriptions.len() != before
     }
 
-    fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS) {
+    fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS, now: Instant) {
         if parse_shared(filter).is_some() {
-            // MQTT 5.0 section 4.8.2: retained messages are not sent when a session subscribes
-            // to a shared subscription (Mosquitto does the same for 3.1.1 clients).
+            // MQTT 5.0 section 4.8.2: retained messages are not sent when a session
+            // subscribes to a shared subscription (Mosquitto does the same for 3.1.1).
             return;
         }
         let mut found = Vec::new();
@@ -1124,41 +1512,44 @@ impl Broker {
                 self.is_allowed(&client_id, username.as_deref(), m.topic(), Access::Read)
             });
         }
+        let id = self
+            .session(sid)
+            .subscriptions
+            .iter()
+            .find(|(f, _)| &**f == filter)
+            .map_or(0, |(_, sub)| sub.id);
+        let ids: &[u32] = if id == 0 { &[] } else { &[id] };
         for message in found {
             let qos = message.qos.min(granted);
-            let mut publication = Publication {
-                topic: "",
-                payload: &[],
-                qos: message.qos,
-                retain: true,
-                stored: Some(message.clone()),
-            };
-            publication.topic = message.topic();
-            publication.payload = message.payload();
+            let mut publication = Publication::of(&message);
             // [MQTT-3.3.1-8]: RETAIN 1 on messages sent because of a new subscription.
-            self.deliver(sid, &mut publication, qos, true);
+            self.deliver(sid, &mut publication, qos, true, ids, now);
         }
     }
 
     fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, unsubscribe: Unsubscribe<'_>) {
+        let mut unsuback = Unsuback::new(unsubscribe.packet_id);
         for filter in &unsubscribe.filters {
-            self.remove_subscription(sid, filter);
+            let existed = self.remove_subscription(sid, filter);
             log::info!(target: "unsubscribe", "{} {}", self.session(sid).client_id, filter);
+            // MQTT 5: one code per filter. [MQTT-3.11.3-1]
+            unsuback.codes.push(if existed {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            });
         }
         // [MQTT-3.10.4-4], even if no filter matched [MQTT-3.10.4-5].
-        self.send(
-            conn,
-            &Packet::Unsuback(Unsuback::new(unsubscribe.packet_id)),
-        );
+        self.send(conn, &Packet::Unsuback(unsuback));
     }
 
     // ---- sessions ------------------------------------------------------------------
 
-    fn create_session(&mut self, client_id: Box<str>, is_clean: bool) -> SessionId {
+    fn create_session(&mut self, client_id: Box<str>) -> SessionId {
         let session = Session {
             client_id: client_id.clone(),
             conn: None,
-            is_clean,
+            expiry_interval: 0,
             subscriptions: Vec::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
@@ -1167,6 +1558,7 @@ impl Broker {
             awaiting_pubrel: Vec::new(),
             expires_at: None,
             username: None,
+            pending_will: None,
         };
         let sid = match self.free_sessions.pop() {
             Some(slot) => {
@@ -1196,16 +1588,53 @@ impl Broker {
         self.free_sessions.push(sid.0);
     }
 
-    /// A disconnected session reached its expiry: it and its queue are discarded.
-    fn expire_session(&mut self, sid: SessionId, at: Instant) {
+    /// A disconnected session reached its expiry: its delayed will goes out, and it and
+    /// its queue are discarded. [MQTT-3.1.2-23]
+    fn expire_session(&mut self, sid: SessionId, at: Instant, now: Instant) {
         let Some(session) = self.sessions.get(sid.0 as usize).and_then(Option::as_ref) else {
             return;
         };
         if session.conn.is_none() && session.expires_at == Some(at) {
             info!("Expiring client {}.", session.client_id);
             self.stats.clients_expired += 1;
+            self.publish_pending_will(sid, now);
             self.remove_session(sid);
         }
+    }
+
+    /// The Will Delay Interval of a disconnected session passed. [MQTT-3.1.3-9]
+    fn publish_delayed_will(&mut self, sid: SessionId, at: Instant, now: Instant) {
+        let is_due = self
+            .sessions
+            .get(sid.0 as usize)
+            .and_then(Option::as_ref)
+            .and_then(|s| s.pending_will.as_ref())
+            .is_some_and(|(_, due)| *due == at);
+        if is_due {
+            self.publish_pending_will(sid, now);
+        }
+    }
+
+    fn publish_pending_will(&mut self, sid: SessionId, now: Instant) {
+        let Some((will, at)) = self
+            .sessions
+            .get_mut(sid.0 as usize)
+            .and_then(Option::as_mut)
+            .and_then(|s| s.pending_will.take())
+        else {
+            return;
+        };
+        self.timers.cancel(at, Timer::WillDelay(sid));
+        self.publish_will(&will, now);
+    }
+
+    /// Publishes a will as if its client had sent it (retained if it asked).
+    fn publish_will(&mut self, will: &Rc<Message>, now: Instant) {
+        let mut publication = Publication::of(will);
+        if will.retain {
+            self.set_retained(&mut publication);
+        }
+        self.route(&mut publication, now);
     }
 
     fn session(&self, sid: SessionId) -> &Session {
@@ -1236,6 +1665,23 @@ impl Broker {
     /// Ends the connection's part in the broker and asks the loop to close the socket
     /// once its outbox is written.
     fn close(&mut self, id: ConnId, reason: CloseReason, now: Instant) {
+        // MQTT 5: the server says why before it closes. [MQTT-4.13.1-1]
+        let is_active_v5 = self
+            .conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| {
+                c.version == ProtocolVersion::V5 && matches!(c.state, ConnState::Active(_))
+            });
+        if let Some(code) = disconnect_reason(reason).filter(|_| is_active_v5) {
+            self.send(
+                id,
+                &Packet::Disconnect(Disconnect {
+                    reason: code,
+                    properties: Properties::default(),
+                }),
+            );
+        }
         self.end_connection(id, reason, now);
         self.closing.push_back(id);
     }
@@ -1248,6 +1694,7 @@ impl Broker {
         };
         let state = std::mem::replace(&mut conn.state, ConnState::Closing);
         let will = conn.will.take();
+        let will_delay = conn.will_delay;
         if let Some(at) = conn.deadline.take() {
             self.timers.cancel(at, Timer::Conn(id));
         }
@@ -1265,39 +1712,46 @@ impl Broker {
         let client_id = self.session(sid).client_id.clone();
         if self.settings.connection_messages {
             match reason {
-                CloseReason::Disconnected => info!("Client {client_id} disconnected."),
+                CloseReason::Disconnected | CloseReason::DisconnectedWithWill => {
+                    info!("Client {client_id} disconnected.")
+                }
                 CloseReason::SocketLost => info!("Client {client_id} closed its connection."),
                 CloseReason::TakenOver => {}
                 _ => info!("Client {client_id} disconnected: {}.", describe(reason)),
             }
         }
+        let expiry_interval = self.session(sid).expiry_interval;
         if let Some(will) = will.filter(|_| reason != CloseReason::Disconnected) {
             // [MQTT-3.1.2-8]: the will is published when the connection ends without
-            // DISCONNECT; [MQTT-3.1.2-10]: DISCONNECT discards it.
-            let mut publication = Publication {
-                topic: "",
-                payload: &[],
-                qos: will.qos,
-                retain: will.retain,
-                stored: Some(will.clone()),
-            };
-            publication.topic = will.topic();
-            publication.payload = will.payload();
-            if will.retain {
-                self.set_retained(&mut publication);
+            // DISCONNECT; [MQTT-3.1.2-10]: DISCONNECT discards it. MQTT 5 may delay it
+            // until the Will Delay Interval or the session's end. [MQTT-3.1.3-9]
+            if will_delay == 0 || expiry_interval == 0 {
+                self.publish_will(&will, now);
+            } else {
+                let delay = will_delay.min(expiry_interval);
+                let at = now + Duration::from_secs(u64::from(delay));
+                self.session_mut(sid).pending_will = Some((will, at));
+                self.timers.schedule(at, Timer::WillDelay(sid));
             }
-            self.route(&mut publication, now);
         }
-        let expiration = self.settings.persistent_client_expiration;
+        // 3.1.1 persistent sessions, and MQTT 5's "never" (0xFFFFFFFF), last until
+        // persistent_client_expiration if it is set.
+        let expires_after = match expiry_interval {
+            0 => Some(Duration::ZERO),
+            u32::MAX => self.settings.persistent_client_expiration,
+            secs => Some(Duration::from_secs(u64::from(secs))),
+        };
         let session = self.session_mut(sid);
         session.conn = None;
-        if session.is_clean {
-            // [MQTT-3.1.2-6]: a clean session ends with its connection.
-            self.remove_session(sid);
-        } else if let Some(after) = expiration {
-            let at = now + after;
-            session.expires_at = Some(at);
-            self.timers.schedule(at, Timer::SessionExpiry(sid));
+        match expires_after {
+            // [MQTT-3.1.2-6] / [MQTT-3.1.2-23]: the session ends with its connection.
+            Some(after) if after.is_zero() => self.remove_session(sid),
+            Some(after) => {
+                let at = now + after;
+                session.expires_at = Some(at);
+                self.timers.schedule(at, Timer::SessionExpiry(sid));
+            }
+            None => {}
         }
     }
 
@@ -1355,27 +1809,47 @@ impl Broker {
         self.mark_dirty(id);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn write_publish(
-        &mut self,
-        id: ConnId,
-        topic: &str,
-        payload: &[u8],
-        qos: QoS,
-        retain: bool,
-        dup: bool,
-        packet_id: Option<PacketId>,
-    ) {
+    /// Writes a PUBLISH in the connection's protocol version. Returns false if it was not
+    /// written: expired [MQTT-3.3.2-5], or larger than the client's Maximum Packet Size
+    /// (discarded as if sent [MQTT-3.1.2-25]).
+    fn write_publish(&mut self, id: ConnId, m: &Outgoing<'_>, now: Instant) -> bool {
         let pool = &mut self.pool;
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
-            return;
+            return false;
         };
-        let out = outbox(&mut conn.out, pool);
-        out.reserve(publish_len(topic.len(), payload.len(), qos));
-        encode_publish(out, topic, payload, qos, retain, dup, packet_id);
+        if conn.version == ProtocolVersion::V5 {
+            let mut properties = match m.props.map(|p| p.to_properties(now)) {
+                Some(Some(p)) => p,
+                Some(None) => return false,
+                None => Properties::default(),
+            };
+            properties.subscription_identifiers = m.sub_ids.to_vec();
+            let len = publish_v5_len(m.topic.len(), m.payload.len(), m.qos, &properties);
+            if conn.max_packet_size != 0 && len > conn.max_packet_size as usize {
+                self.stats.publish_dropped += 1;
+                return false;
+            }
+            let out = outbox(&mut conn.out, pool);
+            out.reserve(len);
+            encode_publish_v5(
+                out,
+                m.topic,
+                m.payload,
+                m.qos,
+                m.retain,
+                m.dup,
+                m.packet_id,
+                &properties,
+            );
+        } else {
+            let out = outbox(&mut conn.out, pool);
+            out.reserve(publish_len(m.topic.len(), m.payload.len(), m.qos));
+            encode_publish(out, m.topic, m.payload, m.qos, m.retain, m.dup, m.packet_id);
+        }
         self.stats.messages_sent += 1;
         self.stats.publish_sent += 1;
         self.mark_dirty(id);
+        true
     }
 
     fn mark_dirty(&mut self, id: ConnId) {
@@ -1393,6 +1867,35 @@ impl Broker {
             buf.clear();
             self.pool.push(buf);
         }
+    }
+}
+
+/// One PUBLISH to write.
+struct Outgoing<'a> {
+    topic: &'a str,
+    payload: &'a [u8],
+    props: Option<&'a MessageProps>,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    packet_id: Option<PacketId>,
+    sub_ids: &'a [u32],
+}
+
+/// The reason code an MQTT 5 client is sent in DISCONNECT when the server closes.
+fn disconnect_reason(reason: CloseReason) -> Option<ReasonCode> {
+    match reason {
+        CloseReason::ProtocolError(e) => Some(ReasonCode::from(e)),
+        CloseReason::UnexpectedPacket(_) => Some(ReasonCode::PROTOCOL_ERROR),
+        CloseReason::KeepAliveTimeout => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+        CloseReason::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
+        CloseReason::Revoked => Some(ReasonCode::NOT_AUTHORIZED),
+        CloseReason::Violation(code, _) => Some(code),
+        CloseReason::Disconnected
+        | CloseReason::DisconnectedWithWill
+        | CloseReason::SocketLost
+        | CloseReason::ConnectTimeout
+        | CloseReason::Refused => None,
     }
 }
 
@@ -1436,6 +1939,8 @@ fn display_id(id: &str) -> &str {
 fn describe(reason: CloseReason) -> String {
     match reason {
         CloseReason::Disconnected => "client sent DISCONNECT".into(),
+        CloseReason::DisconnectedWithWill => "client sent DISCONNECT with will".into(),
+        CloseReason::Violation(code, what) => format!("protocol error ({what}, {code})"),
         CloseReason::SocketLost => "connection lost".into(),
         CloseReason::KeepAliveTimeout => "exceeded keep alive timeout".into(),
         CloseReason::ConnectTimeout => "no CONNECT in time".into(),

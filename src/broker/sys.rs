@@ -70,13 +70,7 @@ impl Broker {
                 continue;
             }
             let message = Message::new(topic, value.as_bytes(), QoS::AtMostOnce, true);
-            let mut publication = Publication {
-                topic,
-                payload: value.as_bytes(),
-                qos: QoS::AtMostOnce,
-                retain: true,
-                stored: Some(message),
-            };
+            let mut publication = Publication::of(&message);
             self.set_retained(&mut publication);
             self.route(&mut publication, now);
             self.sys.last.insert(topic, value);

@@ -442,32 +442,6 @@ fn unsupported_protocol_level_is_refused_with_0x01_and_closed() {
     }
 }
 
-/// The codec decodes MQTT 5, the broker does not speak it yet: a level-5 CONNECT gets
-/// the MQTT 5 CONNACK "Unsupported Protocol Version" (0x84), then the server disconnects
-/// (MQTT 5.0 section 3.1.2.2).
-#[test]
-fn mqtt5_connect_is_refused_with_v5_connack_0x84_and_closed() {
-    let mut h = Harness::default();
-    let mut v5 = Vec::new();
-    Packet::Connect(Connect {
-        version: ProtocolVersion::V5,
-        clean_session: true,
-        keep_alive: 60,
-        client_id: "c5",
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    })
-    .encode(ProtocolVersion::V5, &mut v5);
-    let c = h.open(1);
-    h.send_raw(c, &v5);
-    assert_eq!(h.closed(), [c]);
-    // CONNACK, remaining length 3: flags 0, reason 0x84, property length 0.
-    assert_eq!(h.recv_frames(c), [vec![0x20, 0x03, 0x00, 0x84, 0x00]]);
-    assert_eq!(h.broker.clients_connected(), 0);
-}
-
 /// Without anonymous access and without a password file nobody is authorised: 0x05
 /// ([MQTT-3.2.2.3], "Connection Refused, not authorized").
 #[test]
@@ -1741,4 +1715,416 @@ fn all_retained_messages_reach_a_new_subscriber_beyond_the_outbox_limit() {
     let frames = h.recv_frames(s);
     assert_eq!(frames.len(), 51, "SUBACK and every retained message");
     assert_eq!(h.broker.dropped_count(), 0);
+}
+
+// ---- MQTT 5 -----------------------------------------------------------------------------
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+
+fn encode5(packet: &Packet<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    packet.encode(V5, &mut out);
+    out
+}
+
+impl Harness {
+    fn send5(&mut self, conn: ConnId, packet: &Packet<'_>) {
+        let bytes = encode5(packet);
+        self.send_raw(conn, &bytes);
+    }
+
+    /// Opens `id` and sends an MQTT 5 CONNECT; returns the frames received (CONNACK first).
+    fn connect5(
+        &mut self,
+        id: u32,
+        client_id: &str,
+        clean_start: bool,
+        props: Properties<'_>,
+        will: Option<Will<'_>>,
+    ) -> (ConnId, Vec<Vec<u8>>) {
+        let conn = self.open(id);
+        self.send5(
+            conn,
+            &Packet::Connect(Connect {
+                version: V5,
+                clean_session: clean_start,
+                keep_alive: 30,
+                client_id,
+                will,
+                username: None,
+                password: None,
+                properties: props,
+            }),
+        );
+        let frames = self.recv_frames(conn);
+        (conn, frames)
+    }
+
+    fn subscribe5(
+        &mut self,
+        conn: ConnId,
+        id: u16,
+        filter: &str,
+        options: SubscriptionOptions,
+        sub_id: Option<u32>,
+    ) {
+        let mut properties = Properties::default();
+        properties.subscription_identifiers.extend(sub_id);
+        self.send5(
+            conn,
+            &Packet::Subscribe(Subscribe {
+                packet_id: pid(id),
+                filters: vec![(filter, options)],
+                properties,
+            }),
+        );
+    }
+}
+
+fn decode5(frame: &[u8]) -> Packet<'_> {
+    Packet::decode(frame, V5).expect("the broker sends valid MQTT 5 packets")
+}
+
+fn publish5<'a>(
+    topic: &'a str,
+    payload: &'a [u8],
+    qos: QoS,
+    id: u16,
+    properties: Properties<'a>,
+) -> Packet<'a> {
+    match publish(topic, payload, qos, id) {
+        Packet::Publish(p) => Packet::Publish(Publish { properties, ..p }),
+        other => other,
+    }
+}
+
+fn connack_of(frames: &[Vec<u8>]) -> Connack<'_> {
+    match decode5(&frames[0]) {
+        Packet::Connack(c) => c,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+/// MQTT 5 CONNECT is accepted; CONNACK tells the client our Receive Maximum and Topic
+/// Alias Maximum, and assigns an id to an empty one [MQTT-3.1.3-6] [MQTT-3.2.2-16].
+#[test]
+fn mqtt5_connect_gets_connack_with_limits_and_assigned_id() {
+    let mut h = Harness::default();
+    let (_, frames) = h.connect5(1, "", true, Properties::default(), None);
+    let connack = connack_of(&frames);
+    assert_eq!(connack.reason, ReasonCode::SUCCESS);
+    assert!(!connack.session_present);
+    let assigned = connack
+        .properties
+        .assigned_client_identifier
+        .expect("assigned id");
+    assert!(assigned.starts_with("auto-"), "{assigned}");
+    assert_eq!(connack.properties.receive_maximum, Some(20));
+    assert_eq!(connack.properties.topic_alias_maximum, Some(10));
+    assert_eq!(h.broker.clients_connected(), 1);
+}
+
+/// A CONNECT with an Authentication Method culex does not support gets 0x8C. [MQTT-4.12.0-1]
+#[test]
+fn mqtt5_unsupported_authentication_method_is_refused_with_0x8c() {
+    let mut h = Harness::default();
+    let props = Properties {
+        authentication_method: Some("SCRAM-SHA-1"),
+        ..Properties::default()
+    };
+    let (c, frames) = h.connect5(1, "c", true, props, None);
+    assert_eq!(
+        connack_of(&frames).reason,
+        ReasonCode::BAD_AUTHENTICATION_METHOD
+    );
+    assert_eq!(h.closed(), [c]);
+}
+
+/// Session Expiry Interval: the session outlives its connection for that long, with its
+/// subscriptions and queued messages, then ends. [MQTT-3.1.2-23]
+#[test]
+fn mqtt5_session_expiry_keeps_the_session_for_its_interval() {
+    let mut h = Harness::default();
+    let props = || Properties {
+        session_expiry_interval: Some(60),
+        ..Properties::default()
+    };
+    let (sub, _) = h.connect5(1, "s", true, props(), None);
+    h.subscribe5(sub, 1, "t", SubscriptionOptions::new(Q1), None);
+    h.recv_frames(sub);
+    h.send5(sub, &Packet::Disconnect(Disconnect::default()));
+    assert_eq!(h.closed(), [sub]);
+    let p = h.connect(2, "p", true, 0, None);
+    h.send(p, &publish("t", b"kept", Q1, 1));
+    h.advance(Duration::from_secs(30));
+    let (sub, frames) = h.connect5(1, "s", false, props(), None);
+    assert!(connack_of(&frames).session_present);
+    assert_eq!(
+        decode5(&frames[1]),
+        publish5("t", b"kept", Q1, 1, Properties::default())
+    );
+    h.send5(sub, &Packet::Puback(Ack::new(pid(1))));
+    h.send5(sub, &Packet::Disconnect(Disconnect::default()));
+    h.closed();
+    h.advance(Duration::from_secs(61));
+    let (_, frames) = h.connect5(1, "s", false, props(), None);
+    assert!(!connack_of(&frames).session_present, "expired after 60 s");
+}
+
+/// Message Expiry Interval: a queued message is sent with what is left of its interval
+/// [MQTT-3.3.2-6], and not at all once it has expired [MQTT-3.3.2-5].
+#[test]
+fn mqtt5_message_expiry_counts_down_while_queued() {
+    let mut h = Harness::default();
+    let props = Properties {
+        session_expiry_interval: Some(600),
+        ..Properties::default()
+    };
+    let (sub, _) = h.connect5(1, "s", true, props.clone(), None);
+    h.subscribe5(sub, 1, "t", SubscriptionOptions::new(Q1), None);
+    h.recv_frames(sub);
+    h.send5(sub, &Packet::Disconnect(Disconnect::default()));
+    h.closed();
+    let (p, _) = h.connect5(2, "p", true, Properties::default(), None);
+    let expiring = |secs| Properties {
+        message_expiry_interval: Some(secs),
+        ..Properties::default()
+    };
+    h.send5(p, &publish5("t", b"short", Q1, 1, expiring(2)));
+    h.send5(p, &publish5("t", b"long", Q1, 2, expiring(10)));
+    h.advance(Duration::from_secs(5));
+    let (_, frames) = h.connect5(1, "s", false, props, None);
+    assert_eq!(frames.len(), 2, "CONNACK and the one message still alive");
+    assert_eq!(
+        decode5(&frames[1]),
+        publish5("t", b"long", Q1, 1, expiring(5))
+    );
+}
+
+/// Topic aliases from the client: a name sets the alias, an empty name uses it
+/// [MQTT-3.3.2-12]; an alias over our maximum is a DISCONNECT 0x94. [MQTT-3.3.2-9]
+#[test]
+fn mqtt5_inbound_topic_aliases_are_resolved_and_bounded() {
+    let mut h = Harness::default();
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("sensors/#", Q0)]);
+    let (p, _) = h.connect5(2, "p", true, Properties::default(), None);
+    let alias = |a| Properties {
+        topic_alias: Some(a),
+        ..Properties::default()
+    };
+    h.send5(p, &publish5("sensors/t1", b"a", Q0, 0, alias(3)));
+    h.send5(p, &publish5("", b"b", Q0, 0, alias(3)));
+    h.recv(
+        s,
+        &[
+            publish("sensors/t1", b"a", Q0, 0),
+            publish("sensors/t1", b"b", Q0, 0),
+        ],
+    );
+    h.send5(p, &publish5("sensors/t1", b"c", Q0, 0, alias(11)));
+    assert_eq!(h.closed(), [p]);
+    assert_eq!(
+        decode5(&h.recv_frames(p)[0]),
+        Packet::Disconnect(Disconnect {
+            reason: ReasonCode::TOPIC_ALIAS_INVALID,
+            properties: Properties::default()
+        })
+    );
+}
+
+/// No Local [MQTT-3.8.3-3], Retain As Published [MQTT-3.3.1-12], Retain Handling 2
+/// (no retained messages on subscribe), and the Subscription Identifier sent with each
+/// matching message [MQTT-3.3.4-3].
+#[test]
+fn mqtt5_subscription_options_and_identifiers() {
+    let mut h = Harness::default();
+    let (c, _) = h.connect5(1, "c", true, Properties::default(), None);
+    h.send5(
+        c,
+        &retained(publish5("r/old", b"old", Q0, 0, Properties::default())),
+    );
+    let options = SubscriptionOptions {
+        qos: Q0,
+        no_local: true,
+        retain_as_published: true,
+        retain_handling: 2,
+    };
+    h.subscribe5(c, 1, "r/#", options, Some(7));
+    assert_eq!(
+        h.recv_frames(c).len(),
+        1,
+        "SUBACK only: no retained message, Retain Handling 2"
+    );
+    h.send5(
+        c,
+        &retained(publish5("r/new", b"mine", Q0, 0, Properties::default())),
+    );
+    assert!(
+        h.recv_frames(c).is_empty(),
+        "No Local: not sent its own message"
+    );
+    let (o, _) = h.connect5(2, "o", true, Properties::default(), None);
+    h.send5(
+        o,
+        &retained(publish5("r/new", b"theirs", Q0, 0, Properties::default())),
+    );
+    let frames = h.recv_frames(c);
+    let mut ids = Properties::default();
+    ids.subscription_identifiers.push(7);
+    assert_eq!(
+        decode5(&frames[0]),
+        retained(publish5("r/new", b"theirs", Q0, 0, ids))
+    );
+}
+
+/// PUBACK says 0x10 when nobody was subscribed (as Mosquitto), and user properties,
+/// content type and correlation data reach an MQTT 5 subscriber unchanged
+/// [MQTT-3.3.2-17] [MQTT-3.3.2-20]; an MQTT 3.1.1 subscriber gets the message without.
+#[test]
+fn mqtt5_properties_are_forwarded_and_puback_reports_no_subscribers() {
+    let mut h = Harness::default();
+    let (p, _) = h.connect5(1, "p", true, Properties::default(), None);
+    h.send5(p, &publish5("x", b"nobody", Q1, 1, Properties::default()));
+    let frames = h.recv_frames(p);
+    let ack = decode5(&frames[0]);
+    assert_eq!(
+        ack,
+        Packet::Puback(Ack {
+            packet_id: pid(1),
+            reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
+            properties: Properties::default()
+        })
+    );
+
+    let (s5, _) = h.connect5(2, "s5", true, Properties::default(), None);
+    h.subscribe5(s5, 1, "x", SubscriptionOptions::new(Q0), None);
+    h.recv_frames(s5);
+    let s3 = h.connect(3, "s3", true, 0, None);
+    h.subscribe(s3, 1, &[("x", Q0)]);
+    let mut props = Properties {
+        content_type: Some("text/plain"),
+        correlation_data: Some(b"42"),
+        response_topic: Some("reply/p"),
+        ..Properties::default()
+    };
+    props.user_properties.push(("site", "north"));
+    h.send5(p, &publish5("x", b"hello", Q0, 0, props.clone()));
+    assert_eq!(
+        decode5(&h.recv_frames(s5)[0]),
+        publish5("x", b"hello", Q0, 0, props)
+    );
+    h.recv(s3, &[publish("x", b"hello", Q0, 0)]);
+}
+
+/// Will Delay Interval: the will waits, and is not sent if the session comes back in
+/// time [MQTT-3.1.3-9]; otherwise it goes out when the delay passes.
+#[test]
+fn mqtt5_will_delay_waits_and_is_cancelled_by_a_reconnect() {
+    let mut h = Harness::default();
+    let w = h.connect(9, "watcher", true, 0, None);
+    h.subscribe(w, 1, &[("wills/#", Q0)]);
+    let session = || Properties {
+        session_expiry_interval: Some(100),
+        ..Properties::default()
+    };
+    let delayed_will = || {
+        Some(Will {
+            topic: "wills/c",
+            payload: b"gone",
+            qos: Q0,
+            retain: false,
+            properties: Properties {
+                will_delay_interval: Some(5),
+                ..Properties::default()
+            },
+        })
+    };
+    let (c, _) = h.connect5(1, "c", true, session(), delayed_will());
+    h.drop_socket(c);
+    h.advance(Duration::from_secs(3));
+    h.recv_nothing(w);
+    let (c, frames) = h.connect5(1, "c", false, session(), delayed_will());
+    assert!(connack_of(&frames).session_present);
+    h.advance(Duration::from_secs(10));
+    h.recv_nothing(w);
+    h.drop_socket(c);
+    h.advance(Duration::from_secs(4));
+    h.recv_nothing(w);
+    h.advance(Duration::from_secs(2));
+    h.recv(w, &[publish("wills/c", b"gone", Q0, 0)]);
+}
+
+/// DISCONNECT with 0x04 publishes the will [MQTT-3.14.2.1]; the server tells an MQTT 5
+/// client why it closes: keep alive timeout 0x8D.
+#[test]
+fn mqtt5_disconnect_with_will_and_server_disconnect_reasons() {
+    let mut h = Harness::default();
+    let w = h.connect(9, "watcher", true, 0, None);
+    h.subscribe(w, 1, &[("wills/#", Q0)]);
+    let will = Some(Will {
+        topic: "wills/a",
+        payload: b"bye",
+        qos: Q0,
+        retain: false,
+        properties: Properties::default(),
+    });
+    let (a, _) = h.connect5(1, "a", true, Properties::default(), will);
+    h.send5(
+        a,
+        &Packet::Disconnect(Disconnect {
+            reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
+            properties: Properties::default(),
+        }),
+    );
+    assert_eq!(h.closed(), [a]);
+    h.recv(w, &[publish("wills/a", b"bye", Q0, 0)]);
+
+    let (b, _) = h.connect5(2, "b", true, Properties::default(), None);
+    h.advance(Duration::from_secs(46));
+    assert_eq!(h.closed(), [b]);
+    assert_eq!(
+        decode5(&h.recv_frames(b)[0]),
+        Packet::Disconnect(Disconnect {
+            reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
+            properties: Properties::default()
+        })
+    );
+}
+
+/// The client's Receive Maximum bounds the QoS 1/2 messages in flight to it
+/// [MQTT-3.3.4-9], and its Maximum Packet Size the packets sent to it: a larger one is
+/// dropped as if delivered [MQTT-3.1.2-25].
+#[test]
+fn mqtt5_client_receive_maximum_and_maximum_packet_size_are_honoured() {
+    let mut h = Harness::default();
+    let props = Properties {
+        receive_maximum: Some(1),
+        maximum_packet_size: Some(64),
+        ..Properties::default()
+    };
+    let (s, _) = h.connect5(1, "s", true, props, None);
+    h.subscribe5(s, 1, "t", SubscriptionOptions::new(Q1), None);
+    h.recv_frames(s);
+    let p = h.connect(2, "p", true, 0, None);
+    h.send(p, &publish("t", &[b'x'; 100], Q1, 1));
+    h.send(p, &publish("t", b"m1", Q1, 2));
+    h.send(p, &publish("t", b"m2", Q1, 3));
+    let frames = h.recv_frames(s);
+    assert_eq!(
+        frames.len(),
+        1,
+        "the 100-byte message is dropped; one in flight"
+    );
+    // Packet id 1 went to the dropped message.
+    assert_eq!(
+        decode5(&frames[0]),
+        publish5("t", b"m1", Q1, 2, Properties::default())
+    );
+    h.send5(s, &Packet::Puback(Ack::new(pid(2))));
+    assert_eq!(
+        decode5(&h.recv_frames(s)[0]),
+        publish5("t", b"m2", Q1, 3, Properties::default())
+    );
+    assert!(h.broker.dropped_count() >= 1);
 }
