@@ -12,6 +12,7 @@ mod connect;
 mod keepalive;
 mod limits;
 mod malformed;
+mod mqtt5;
 mod qos;
 mod retain;
 mod session;
