@@ -70,7 +70,7 @@ fn encode(packet: &Packet<'_>) -> Vec<u8> {
 
 fn connect(broker: &mut Broker, id: u32, client_id: &str, now: Instant) {
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000 + id as u16).into();
-    broker.handle_open(ConnId(id), peer, now);
+    broker.handle_open(ConnId(id), peer, 0, now);
     let connect = encode(&Packet::Connect(Connect {
         version: ProtocolVersion::V311,
         clean_session: true,

@@ -81,6 +81,33 @@ pub struct Settings {
     /// How long a disconnected persistent session is kept (`persistent_client_expiration`);
     /// `None`: forever, as Mosquitto without the option.
     pub persistent_client_expiration: Option<Duration>,
+    /// `max_packet_size`: the largest packet accepted, told to MQTT 5 clients; 0: none.
+    pub max_packet_size: u32,
+    /// `retain_available`.
+    pub retain_available: bool,
+    /// Per listener, by the index the loop passes to `handle_open`.
+    pub listeners: Vec<ListenerLimits>,
+}
+
+/// The per-listener options the core enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `max_qos`.
+    pub max_qos: QoS,
+    /// `max_topic_alias`: aliases an MQTT 5 client may set.
+    pub max_topic_alias: u16,
+    /// `max_topic_alias_broker`: aliases culex sets toward an MQTT 5 client.
+    pub max_topic_alias_broker: u16,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            max_qos: QoS::ExactlyOnce,
+            max_topic_alias: 10,
+            max_topic_alias_broker: 10,
+        }
+    }
 }
 
 impl Settings {
@@ -104,7 +131,18 @@ impl Settings {
             connect_timeout: Duration::from_secs(10),
             outbox_limit: 1 << 20,
             connection_messages: config.connection_messages,
-            persistent_client_expiration: None,
+            persistent_client_expiration: config.persistent_client_expiration,
+            max_packet_size: config.max_packet_size.unwrap_or(0),
+            retain_available: config.retain_available,
+            listeners: config
+                .effective_listeners()
+                .iter()
+                .map(|l| ListenerLimits {
+                    max_qos: QoS::from_u8(l.max_qos).unwrap_or(QoS::ExactlyOnce),
+                    max_topic_alias: l.max_topic_alias,
+                    max_topic_alias_broker: l.max_topic_alias_broker,
+                })
+                .collect(),
         }
     }
 }
@@ -174,6 +212,12 @@ struct Conn {
     max_packet_size: u32,
     /// MQTT 5: topic aliases the client set, index = alias - 1; allocated on first use.
     topic_aliases: Vec<Option<Box<str>>>,
+    /// MQTT 5: topics culex gave an alias toward the client, index = alias - 1.
+    out_aliases: Vec<Box<str>>,
+    /// MQTT 5: how many aliases culex may set toward the client (its Topic Alias Maximum
+    /// and our max_topic_alias_broker).
+    out_alias_maximum: u16,
+    limits: ListenerLimits,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -215,9 +259,6 @@ struct Sub {
     /// MQTT 5 Subscription Identifier; 0 for none.
     id: u32,
 }
-
-/// Topic aliases culex accepts from a client (Mosquitto's max_topic_alias default).
-const TOPIC_ALIAS_MAXIMUM: u16 = 10;
 
 struct Session {
     client_id: Box<str>,
@@ -372,14 +413,47 @@ impl Broker {
     /// largest accepted payload and the longest topic. Anything larger is refused by
     /// `frame::check` before it is buffered.
     pub fn max_packet_size(&self) -> usize {
-        self.settings
+        let for_payload = self
+            .settings
             .message_size_limit
-            .saturating_add(2 + 65_535 + 2 + 5)
+            .saturating_add(2 + 65_535 + 2 + 5);
+        match self.settings.max_packet_size {
+            0 => for_payload,
+            limit => for_payload.min(limit as usize),
+        }
+    }
+
+    /// The broker is stopping: MQTT 5 clients are told so (0x8B) before the loop closes
+    /// their sockets. [MQTT-3.14.1]
+    pub fn shutdown(&mut self) {
+        let v5: Vec<ConnId> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, c)| {
+                c.as_ref()
+                    .filter(|c| {
+                        c.version == ProtocolVersion::V5 && matches!(c.state, ConnState::Active(_))
+                    })
+                    .map(|_| ConnId(slot as u32))
+            })
+            .collect();
+        for id in v5 {
+            self.send(
+                id,
+                &Packet::Disconnect(Disconnect {
+                    reason: ReasonCode::SERVER_SHUTTING_DOWN,
+                    properties: Properties::default(),
+                }),
+            );
+        }
     }
 
     // ---- handle_* ------------------------------------------------------------------
 
-    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, now: Instant) {
+    /// A socket was accepted on the loop's listener number `listener` (the index of
+    /// `Settings::listeners`).
+    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, listener: usize, now: Instant) {
         let slot = conn.0 as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
@@ -400,6 +474,14 @@ impl Broker {
             receive_maximum: u16::MAX,
             max_packet_size: 0,
             topic_aliases: Vec::new(),
+            out_aliases: Vec::new(),
+            out_alias_maximum: 0,
+            limits: self
+                .settings
+                .listeners
+                .get(listener)
+                .copied()
+                .unwrap_or_default(),
         });
         self.timers.schedule(deadline, Timer::Conn(conn));
     }
@@ -441,6 +523,13 @@ impl Broker {
         {
             self.close(id, CloseReason::ProtocolError(error), now);
         }
+    }
+
+    fn conn_limits(&self, id: ConnId) -> ListenerLimits {
+        self.conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or_else(ListenerLimits::default, |c| c.limits)
     }
 
     /// The connection's protocol version (3.1.1 until its CONNECT says otherwise).
@@ -664,6 +753,17 @@ impl Broker {
         {
             // Mosquitto: a 3.1/3.1.1 client cannot be told a shorter keep alive.
             refuse(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID)
+        } else if connect
+            .will
+            .as_ref()
+            .is_some_and(|w| w.qos > self.conn_limits(id).max_qos)
+        {
+            // [MQTT-3.2.2-12]
+            refuse(ReasonCode::QOS_NOT_SUPPORTED)
+        } else if connect.will.as_ref().is_some_and(|w| w.retain) && !self.settings.retain_available
+        {
+            // [MQTT-3.2.2-13]
+            refuse(ReasonCode::RETAIN_NOT_SUPPORTED)
         } else if let Some(code) = self.authenticate(&connect) {
             refuse(code)
         } else if connect.will.as_ref().is_some_and(|w| {
@@ -785,6 +885,11 @@ impl Broker {
         if is_v5 {
             conn.receive_maximum = connect.properties.receive_maximum.unwrap_or(u16::MAX);
             conn.max_packet_size = connect.properties.maximum_packet_size.unwrap_or(0);
+            conn.out_alias_maximum = connect
+                .properties
+                .topic_alias_maximum
+                .unwrap_or(0)
+                .min(conn.limits.max_topic_alias_broker);
         }
         self.arm_conn_timer(id, now);
 
@@ -801,6 +906,7 @@ impl Broker {
                 u8::from(connect.clean_session),
             );
         }
+        let limits = self.conn_limits(id);
         let mut connack = Connack::new(session_present, ReasonCode::SUCCESS);
         if is_v5 {
             let p = &mut connack.properties;
@@ -812,8 +918,17 @@ impl Broker {
             if receive_maximum != u16::MAX {
                 p.receive_maximum = Some(receive_maximum);
             }
-            p.topic_alias_maximum = Some(TOPIC_ALIAS_MAXIMUM);
+            p.topic_alias_maximum = Some(limits.max_topic_alias).filter(|n| *n != 0);
             p.server_keep_alive = server_keep_alive;
+            if limits.max_qos != QoS::ExactlyOnce {
+                p.maximum_qos = Some(limits.max_qos as u8);
+            }
+            if !self.settings.retain_available {
+                p.retain_available = Some(0);
+            }
+            if self.settings.max_packet_size != 0 {
+                p.maximum_packet_size = Some(self.settings.max_packet_size);
+            }
         }
         self.send(id, &Packet::Connack(connack));
         if session_present {
@@ -899,11 +1014,30 @@ impl Broker {
     fn handle_publish(&mut self, id: ConnId, sid: SessionId, publish: Publish<'_>, now: Instant) {
         self.stats.publish_received += 1;
         let is_v5 = self.version(id) == ProtocolVersion::V5;
+        if publish.qos > self.conn_limits(id).max_qos {
+            // [MQTT-3.2.2-11]: more than Maximum QoS is a protocol error (0x9B).
+            let why = "QoS above max_qos";
+            return self.close(
+                id,
+                CloseReason::Violation(ReasonCode::QOS_NOT_SUPPORTED, why),
+                now,
+            );
+        }
+        if publish.retain && !self.settings.retain_available {
+            // [MQTT-3.2.2-14]
+            let why = "retained message while retain_available is false";
+            return self.close(
+                id,
+                CloseReason::Violation(ReasonCode::RETAIN_NOT_SUPPORTED, why),
+                now,
+            );
+        }
         // MQTT 5 topic aliases: a name sets the alias, an empty name uses it.
         let aliased: Option<Box<str>>;
         let mut topic = publish.topic;
         if let Some(alias) = publish.properties.topic_alias {
-            if alias == 0 || alias > TOPIC_ALIAS_MAXIMUM {
+            let maximum = self.conn_limits(id).max_topic_alias;
+            if alias == 0 || alias > maximum {
                 // [MQTT-3.3.2-9] [MQTT-3.3.2-10]
                 let why = "topic alias out of range";
                 return self.close(
@@ -917,8 +1051,7 @@ impl Broker {
                 .expect("a packet comes from a live connection");
             let slot = usize::from(alias - 1);
             if conn.topic_aliases.len() <= slot {
-                conn.topic_aliases
-                    .resize(usize::from(TOPIC_ALIAS_MAXIMUM), None);
+                conn.topic_aliases.resize(usize::from(maximum), None);
             }
             if publish.topic.is_empty() {
                 aliased = conn.topic_aliases[slot].clone();
@@ -1427,24 +1560,27 @@ impl Broker {
             .copied()
             .unwrap_or(0);
         let mut send_retained = Vec::with_capacity(subscribe.filters.len());
+        let max_qos = self.conn_limits(conn).max_qos;
         let codes = subscribe
             .filters
             .iter()
             .map(|&(filter, options)| {
+                // Granted QoS is at most the listener's max_qos. [MQTT-3.8.4-6]
+                let qos = options.qos.min(max_qos);
                 let sub = Sub {
-                    qos: options.qos,
+                    qos,
                     no_local: options.no_local,
                     retain_as_published: options.retain_as_published,
                     id,
                 };
                 let existed = self.add_subscription(sid, filter, sub);
-                log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, options.qos as u8, filter);
+                log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
                 // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] (MQTT 5); 3.1.1 always [MQTT-3.8.4-3].
                 if options.retain_handling == 0 || (options.retain_handling == 1 && !existed) {
-                    send_retained.push((filter, options.qos));
+                    send_retained.push((filter, qos));
                 }
-                ReasonCode::granted(options.qos)
+                ReasonCode::granted(qos)
             })
             .collect();
         // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
@@ -1824,7 +1960,24 @@ impl Broker {
                 None => Properties::default(),
             };
             properties.subscription_identifiers = m.sub_ids.to_vec();
-            let len = publish_v5_len(m.topic.len(), m.payload.len(), m.qos, &properties);
+            // Outbound topic aliases [MQTT-3.3.2-8]: the first message on a topic sets
+            // one, later ones send an empty topic name with it. No eviction: once the
+            // client's maximum is used, other topics go out in full.
+            let mut topic = m.topic;
+            if conn.out_alias_maximum != 0 {
+                match conn.out_aliases.iter().position(|t| **t == *m.topic) {
+                    Some(i) => {
+                        properties.topic_alias = Some(i as u16 + 1);
+                        topic = "";
+                    }
+                    None if conn.out_aliases.len() < usize::from(conn.out_alias_maximum) => {
+                        conn.out_aliases.push(m.topic.into());
+                        properties.topic_alias = Some(conn.out_aliases.len() as u16);
+                    }
+                    None => {}
+                }
+            }
+            let len = publish_v5_len(topic.len(), m.payload.len(), m.qos, &properties);
             if conn.max_packet_size != 0 && len > conn.max_packet_size as usize {
                 self.stats.publish_dropped += 1;
                 return false;
@@ -1833,7 +1986,7 @@ impl Broker {
             out.reserve(len);
             encode_publish_v5(
                 out,
-                m.topic,
+                topic,
                 m.payload,
                 m.qos,
                 m.retain,

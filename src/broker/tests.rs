@@ -53,7 +53,7 @@ impl Harness {
     fn open(&mut self, id: u32) -> ConnId {
         let conn = ConnId(id);
         let peer = SocketAddr::from(([192, 0, 2, 1], 40_000 + (id % 1000) as u16));
-        self.broker.handle_open(conn, peer, self.now);
+        self.broker.handle_open(conn, peer, 0, self.now);
         conn
     }
 
@@ -2127,4 +2127,108 @@ fn mqtt5_client_receive_maximum_and_maximum_packet_size_are_honoured() {
         publish5("t", b"m2", Q1, 3, Properties::default())
     );
     assert!(h.broker.dropped_count() >= 1);
+}
+
+/// Outbound topic aliases: to a client that allows them, the first message on a topic
+/// sets an alias and later ones send an empty topic name with it [MQTT-3.3.2-8]
+/// [MQTT-3.3.2-12]; never more aliases than the client's Topic Alias Maximum.
+#[test]
+fn mqtt5_outbound_topic_aliases_save_the_topic_name() {
+    let mut h = Harness::default();
+    let props = Properties {
+        topic_alias_maximum: Some(1),
+        ..Properties::default()
+    };
+    let (s, _) = h.connect5(1, "s", true, props, None);
+    h.subscribe5(s, 1, "#", SubscriptionOptions::new(Q0), None);
+    h.recv_frames(s);
+    let p = h.connect(2, "p", true, 0, None);
+    for (topic, payload) in [
+        ("sensors/long/name", b"1"),
+        ("sensors/long/name", b"2"),
+        ("other", b"3"),
+    ] {
+        h.send(p, &publish(topic, payload, Q0, 0));
+    }
+    let frames = h.recv_frames(s);
+    let alias = |a| Properties {
+        topic_alias: Some(a),
+        ..Properties::default()
+    };
+    assert_eq!(
+        decode5(&frames[0]),
+        publish5("sensors/long/name", b"1", Q0, 0, alias(1))
+    );
+    assert_eq!(decode5(&frames[1]), publish5("", b"2", Q0, 0, alias(1)));
+    assert_eq!(
+        decode5(&frames[2]),
+        publish5("other", b"3", Q0, 0, Properties::default())
+    );
+}
+
+/// max_qos, retain_available and max_packet_size: told in CONNACK [MQTT-3.2.2-9]
+/// [MQTT-3.2.2-13]; a subscription is granted at most max_qos; a PUBLISH above it is a
+/// DISCONNECT 0x9B [MQTT-3.2.2-11], a retained one without retain support 0x9A
+/// [MQTT-3.2.2-14].
+#[test]
+fn mqtt5_max_qos_retain_available_and_max_packet_size_options() {
+    let mut h = Harness::new(|s| {
+        s.listeners = vec![ListenerLimits {
+            max_qos: Q1,
+            ..ListenerLimits::default()
+        }];
+        s.retain_available = false;
+        s.max_packet_size = 1000;
+    });
+    assert_eq!(h.broker.max_packet_size(), 1000);
+    let (c, frames) = h.connect5(1, "c", true, Properties::default(), None);
+    let connack = connack_of(&frames);
+    assert_eq!(connack.properties.maximum_qos, Some(1));
+    assert_eq!(connack.properties.retain_available, Some(0));
+    assert_eq!(connack.properties.maximum_packet_size, Some(1000));
+    h.subscribe5(c, 1, "t", SubscriptionOptions::new(Q2), None);
+    match decode5(&h.recv_frames(c)[0]) {
+        Packet::Suback(s) => assert_eq!(s.codes, [ReasonCode::granted(Q1)]),
+        other => panic!("{other:?}"),
+    }
+    h.send5(
+        c,
+        &retained(publish5("t", b"r", Q0, 0, Properties::default())),
+    );
+    assert_eq!(h.closed(), [c]);
+    let disconnect = |reason| {
+        Packet::Disconnect(Disconnect {
+            reason,
+            properties: Properties::default(),
+        })
+    };
+    assert_eq!(
+        decode5(&h.recv_frames(c)[0]),
+        disconnect(ReasonCode::RETAIN_NOT_SUPPORTED)
+    );
+    let (c, _) = h.connect5(2, "c2", true, Properties::default(), None);
+    h.send5(c, &publish5("t", b"q2", Q2, 1, Properties::default()));
+    assert_eq!(h.closed(), [c]);
+    assert_eq!(
+        decode5(&h.recv_frames(c)[0]),
+        disconnect(ReasonCode::QOS_NOT_SUPPORTED)
+    );
+}
+
+/// Stopping: MQTT 5 clients get DISCONNECT 0x8B (Server shutting down); 3.1.1 clients,
+/// which have no such packet, get nothing.
+#[test]
+fn mqtt5_clients_are_told_when_the_server_shuts_down() {
+    let mut h = Harness::default();
+    let (c5, _) = h.connect5(1, "c5", true, Properties::default(), None);
+    let c3 = h.connect(2, "c3", true, 0, None);
+    h.broker.shutdown();
+    assert_eq!(
+        decode5(&h.recv_frames(c5)[0]),
+        Packet::Disconnect(Disconnect {
+            reason: ReasonCode::SERVER_SHUTTING_DOWN,
+            properties: Properties::default()
+        })
+    );
+    h.recv_nothing(c3);
 }

@@ -83,6 +83,8 @@ pub struct ListenerSpec {
 }
 
 struct ListenerSocket {
+    /// Index of its configuration listener (`Settings::listeners`).
+    index: usize,
     socket: TcpListener,
     address: SocketAddr,
     max_connections: Option<usize>,
@@ -184,7 +186,7 @@ impl Server {
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         let mut last_error = None;
-        for spec in specs {
+        for (spec_index, spec) in specs.into_iter().enumerate() {
             let addresses = match resolve(spec.bind_address.as_deref(), spec.port) {
                 Ok(a) => a,
                 Err(e) => {
@@ -207,6 +209,7 @@ impl Server {
                             if spec.tls.is_some() { " (TLS)" } else { "" }
                         );
                         listeners.push(ListenerSocket {
+                            index: spec_index,
                             socket,
                             address,
                             max_connections: spec.max_connections,
@@ -370,6 +373,8 @@ impl Server {
             self.flush_and_close(now);
             self.free.append(&mut self.freed);
         }
+        self.broker.shutdown();
+        self.flush_and_close(Instant::now());
         info!("culex shutting down.");
         Ok(())
     }
@@ -435,7 +440,9 @@ impl Server {
                 partial: Vec::new(),
                 tls,
             });
-            self.broker.handle_open(ConnId(slot), peer, now);
+            let limits_index = self.listeners[index].index;
+            self.broker
+                .handle_open(ConnId(slot), peer, limits_index, now);
         }
     }
 
