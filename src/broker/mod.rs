@@ -41,7 +41,8 @@ use crate::protocol::{
 use crate::timer::Timers;
 use crate::topic::{parse_shared, RetainedTree, SharedSubscriptions, SubscriptionTree};
 use log::{debug, info, warn};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -338,7 +339,8 @@ pub struct Broker {
     started: Instant,
     conns: Vec<Option<Conn>>,
     sessions: Vec<Option<Session>>,
-    free_sessions: Vec<u32>,
+    /// Free session slots, lowest first, so the slab stays compact and shrinks.
+    free_sessions: BinaryHeap<Reverse<u32>>,
     by_client_id: HashMap<Box<str>, SessionId>,
     subscriptions: SubscriptionTree<SessionId, Sub>,
     /// `$share/{name}/{filter}` groups.
@@ -376,7 +378,7 @@ enum Timer {
 
 /// Outbox buffers kept for reuse, and the largest capacity worth keeping: an idle
 /// connection owns no buffer, and the pool does not hoard a burst's memory.
-const POOL_BUFFERS: usize = 64;
+const POOL_BUFFERS: usize = 16;
 const POOL_BUFFER_MAX: usize = 64 * 1024;
 
 impl Broker {
@@ -386,7 +388,7 @@ impl Broker {
             started: now,
             conns: Vec::new(),
             sessions: Vec::new(),
-            free_sessions: Vec::new(),
+            free_sessions: BinaryHeap::new(),
             by_client_id: HashMap::new(),
             subscriptions: SubscriptionTree::new(),
             shared: SharedSubscriptions::new(),
@@ -551,6 +553,7 @@ impl Broker {
         }
         if let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) {
             self.recycle(conn.out);
+            trim_slab(&mut self.conns);
         }
     }
 
@@ -1697,7 +1700,7 @@ impl Broker {
             pending_will: None,
         };
         let sid = match self.free_sessions.pop() {
-            Some(slot) => {
+            Some(Reverse(slot)) => {
                 self.sessions[slot as usize] = Some(session);
                 SessionId(slot)
             }
@@ -1721,7 +1724,16 @@ impl Broker {
             };
         }
         self.by_client_id.remove(&session.client_id);
-        self.free_sessions.push(sid.0);
+        self.free_sessions.push(Reverse(sid.0));
+        if trim_slab(&mut self.sessions) {
+            let len = self.sessions.len() as u32;
+            self.free_sessions.retain(|Reverse(slot)| *slot < len);
+        }
+        if self.by_client_id.capacity() > 64
+            && self.by_client_id.len() < self.by_client_id.capacity() / 4
+        {
+            self.by_client_id.shrink_to_fit();
+        }
     }
 
     /// A disconnected session reached its expiry: its delayed will goes out, and it and
@@ -2050,6 +2062,20 @@ fn disconnect_reason(reason: CloseReason) -> Option<ReasonCode> {
         | CloseReason::ConnectTimeout
         | CloseReason::Refused => None,
     }
+}
+
+/// Drops the free slots at the end of a slab and gives memory back when most of it is
+/// unused, so memory returns to near idle after many clients leave. Returns whether the
+/// slab got shorter.
+pub(crate) fn trim_slab<T>(slab: &mut Vec<Option<T>>) -> bool {
+    let before = slab.len();
+    while slab.last().is_some_and(Option::is_none) {
+        slab.pop();
+    }
+    if slab.capacity() > 64 && slab.len() < slab.capacity() / 4 {
+        slab.shrink_to_fit();
+    }
+    slab.len() != before
 }
 
 /// The outbox of a connection, taking a pooled buffer if it has none.

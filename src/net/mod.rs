@@ -22,6 +22,8 @@ use crate::protocol::frame;
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +122,7 @@ pub struct Server {
     poll: Poll,
     listeners: Vec<ListenerSocket>,
     conns: Vec<Option<Connection>>,
-    free: Vec<u32>,
+    free: BinaryHeap<Reverse<u32>>,
     /// Slots freed in this iteration; reusable from the next.
     freed: Vec<u32>,
     /// Connections that still had data to read when their turn ended.
@@ -132,6 +134,11 @@ pub struct Server {
     signal_pipe: Option<mio::net::UnixStream>,
     reload_pipe: Option<mio::net::UnixStream>,
     reloader: Option<Reloader>,
+    /// Gives freed heap memory back to the system (the binary's allocator hook).
+    release_memory: Option<fn()>,
+    /// Most connections open since memory was last released.
+    connections_peak: usize,
+    open_connections: usize,
 }
 
 impl Server {
@@ -243,7 +250,7 @@ impl Server {
             poll,
             listeners,
             conns: Vec::new(),
-            free: Vec::new(),
+            free: BinaryHeap::new(),
             freed: Vec::new(),
             unread: Vec::new(),
             max_packet_size: broker.max_packet_size(),
@@ -256,6 +263,9 @@ impl Server {
             signal_pipe: None,
             reload_pipe: None,
             reloader: None,
+            release_memory: None,
+            connections_peak: 0,
+            open_connections: 0,
         })
     }
 
@@ -317,6 +327,28 @@ impl Server {
         }
     }
 
+    /// `release` is called when the number of connections falls to a quarter of its peak
+    /// (of at least 1,000): the process gives the memory of departed clients back instead
+    /// of staying at its peak. The library has no allocator code of its own; the binary
+    /// passes glibc's `malloc_trim`.
+    pub fn release_memory_with(&mut self, release: fn()) {
+        self.release_memory = Some(release);
+    }
+
+    fn note_connections(&mut self) {
+        let open = self.open_connections;
+        if self.connections_peak >= 1_000 && open <= self.connections_peak / 4 {
+            if let Some(release) = self.release_memory {
+                debug!(
+                    "{open} connections left of {}: releasing memory.",
+                    self.connections_peak
+                );
+                release();
+            }
+            self.connections_peak = open;
+        }
+    }
+
     /// Installs the password file and ACL.
     pub fn set_auth(&mut self, passwords: Option<PasswordFile>, acl: Option<Acl>) {
         self.broker.set_auth(passwords, acl);
@@ -371,7 +403,12 @@ impl Server {
             }
             self.broker.handle_timeout(now);
             self.flush_and_close(now);
-            self.free.append(&mut self.freed);
+            self.free.extend(self.freed.drain(..).map(Reverse));
+            if crate::broker::trim_slab(&mut self.conns) {
+                let len = self.conns.len() as u32;
+                self.free.retain(|Reverse(slot)| *slot < len);
+            }
+            self.note_connections();
         }
         self.broker.shutdown();
         self.flush_and_close(Instant::now());
@@ -400,7 +437,7 @@ impl Server {
                 continue;
             }
             let slot = match self.free.pop() {
-                Some(slot) => slot,
+                Some(Reverse(slot)) => slot,
                 None => {
                     self.conns.push(None);
                     (self.conns.len() - 1) as u32
@@ -412,7 +449,7 @@ impl Server {
                 Interest::READABLE | Interest::WRITABLE,
             ) {
                 warn!("Cannot register a connection from {peer}: {e}.");
-                self.free.push(slot);
+                self.free.push(Reverse(slot));
                 continue;
             }
             let tls = match &listener.tls {
@@ -421,7 +458,7 @@ impl Server {
                     Err(e) => {
                         warn!("Cannot start TLS for {peer}: {e}.");
                         let _ = self.poll.registry().deregister(&mut stream);
-                        self.free.push(slot);
+                        self.free.push(Reverse(slot));
                         continue;
                     }
                 },
@@ -430,6 +467,8 @@ impl Server {
             // Packets are batched per iteration, so Nagle's delay buys nothing.
             let _ = stream.set_nodelay(true);
             listener.connections += 1;
+            self.open_connections += 1;
+            self.connections_peak = self.connections_peak.max(self.open_connections);
             debug!(
                 "New connection from {peer} on port {}.",
                 listener.address.port()
@@ -594,6 +633,7 @@ impl Server {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         let _ = conn.stream.shutdown(std::net::Shutdown::Both);
         self.listeners[conn.listener].connections -= 1;
+        self.open_connections -= 1;
         self.freed.push(slot);
         true
     }
