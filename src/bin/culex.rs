@@ -2,8 +2,9 @@
 
 use culex::config::{Config, LogTypes};
 use culex::net::Server;
+use culex::notify;
 use getopts::Options;
-use log::{error, info, LevelFilter};
+use log::{error, info, warn, LevelFilter};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -108,7 +109,13 @@ fn main() -> ExitCode {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    match server.run() {
+    // Listeners are bound: a Type=notify unit counts as started from here.
+    if let Err(e) = notify::notify(notify::READY) {
+        warn!("Cannot notify systemd: {e}");
+    }
+    let result = server.run();
+    let _ = notify::notify(notify::STOPPING);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
