@@ -59,6 +59,7 @@ build() {
 }
 
 [ "$#" -gt 0 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+if [ "$1" = --triple ]; then triple_of "$2"; exit; fi
 status=0
 for name in "$@"; do
     triple=$(triple_of "$name")
