@@ -8,7 +8,7 @@
 #                             rust-src (-Zbuild-std), cargo-zigbuild and PyPI's ziglang.
 #                             Slow the first time (cargo install compiles cargo-zigbuild),
 #                             so CI does not run it; see cross/README.md
-#   cross/setup.sh deb        also the packaging tools: cargo-deb, lintian
+#   cross/setup.sh deb        also the packaging checks' tools: lintian
 set -euo pipefail
 
 want_armv6=false
@@ -25,7 +25,7 @@ done
 # the target libc for the glibc targets, qemu-user to run ARM test binaries on x86_64.
 apt_pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
     libc6-dev-armhf-cross qemu-user)
-$want_deb && apt_pkgs+=(lintian dpkg-dev)
+$want_deb && apt_pkgs+=(lintian)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -37,10 +37,6 @@ fi
 
 rustup target add aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
     aarch64-unknown-linux-musl
-
-if $want_deb; then
-    command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
-fi
 
 if $want_armv6; then
     # rustup's dist server has no rust-std for arm-unknown-linux-musleabihf (404 for
