@@ -72,7 +72,7 @@ done
 step "install the amd64 package"
 deb=$OUT/culex_$(dpkg-deb -f "$OUT"/culex_*_amd64.deb Version)_amd64.deb
 dpkg -s culex >/dev/null 2>&1 && fail "culex is already installed on this machine"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$(realpath "$deb")"
 getent passwd culex || fail "no culex user"
 [ "$(stat -c %U:%G:%a /var/lib/culex)" = culex:culex:750 ] || fail "/var/lib/culex: $(stat -c %U:%G:%a /var/lib/culex)"
 [ -d /etc/culex/conf.d ] || fail "no /etc/culex/conf.d"
