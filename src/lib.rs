@@ -13,6 +13,7 @@
 //! - [`net`]: the mio loop: listeners, connections, framing, flushing, signals.
 //! - [`config`]: mosquitto.conf into one typed [`config::Config`].
 //! - [`timer`]: the ordered deadline set behind every timeout.
+//! - [`notify`]: sd_notify for systemd's `Type=notify` units, without libsystemd.
 //!
 //! # How a PUBLISH flows
 //! `net` reads a socket into its scratch buffer, `protocol::frame::check` finds whole
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod net;
+pub mod notify;
 pub mod protocol;
 pub mod timer;
 pub mod topic;

@@ -3,8 +3,9 @@
 use culex::broker::Settings;
 use culex::config::{Config, LogTypes};
 use culex::net::{Reload, Reloader, Server};
+use culex::notify;
 use getopts::Options;
-use log::{error, info, LevelFilter};
+use log::{error, info, warn, LevelFilter};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -155,7 +156,13 @@ fn main() -> ExitCode {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
-    match server.run() {
+    // Listeners are bound: a Type=notify unit counts as started from here.
+    if let Err(e) = notify::notify(notify::READY) {
+        warn!("Cannot notify systemd: {e}");
+    }
+    let result = server.run();
+    let _ = notify::notify(notify::STOPPING);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs culex's test suite for an ARM target under qemu-user, through the runners in
+# .cargo/config.toml.
+#
+#   cross/test.sh TARGET [CARGO TEST ARGS...]
+#
+#   cross/test.sh aarch64              the whole suite: unit, integration, alloc guard
+#   cross/test.sh aarch64 --lib        the library's unit tests only (what CI runs)
+#   cross/test.sh armv7
+#   cross/test.sh armv6                the ARMv6 static build under `qemu-arm -cpu
+#                                      arm1176` (nightly + zigbuild: cross/setup.sh armv6)
+#
+# TARGET takes the short names of cross/build.sh. Tests run in the debug profile, as
+# `cargo test` does on the host. qemu-user translates system calls, so the integration
+# tests' real sockets on 127.0.0.1 work as on the host.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+[ "$#" -gt 0 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+name=$1
+shift
+triple=$(bash cross/build.sh --triple "$name")
+JOBS=${CARGO_BUILD_JOBS:-2}
+
+TARGET_DIR=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+
+# The integration tests spawn the broker binary themselves (tests/common.rs), which cargo's
+# runner does not cover and the kernel cannot execute without binfmt_misc: they are
+# pointed at a wrapper that runs the target's debug broker under qemu, through the
+# harness's CULEX_TEST_BROKER (a path is taken as the broker to run).
+case $triple in
+    aarch64-unknown-linux-gnu) qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu" ;;
+    armv7-unknown-linux-gnueabihf) qemu="qemu-arm -L /usr/arm-linux-gnueabihf" ;;
+    aarch64-unknown-linux-musl) qemu="qemu-aarch64" ;;
+    arm-unknown-linux-musleabihf) qemu="qemu-arm -cpu arm1176" ;;
+    *) echo "no qemu runner for $triple" >&2; exit 2 ;;
+esac
+mkdir -p "$TARGET_DIR/$triple"
+wrapper="$TARGET_DIR/$triple/culex-under-qemu"
+printf '#!/bin/sh\nexec %s %s "$@"\n' "$qemu" "$TARGET_DIR/$triple/debug/culex" >"$wrapper"
+chmod +x "$wrapper"
+export CULEX_TEST_BROKER="$wrapper"
+
+case $triple in
+    arm-unknown-linux-musleabihf)
+        # Doc tests are left out: rustdoc does not link them through zig (the code in
+        # them is target-independent and runs on every other target).
+        [ "$#" -gt 0 ] || set -- --lib --bins --tests
+        RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static" \
+            RUSTUP_TOOLCHAIN=nightly cargo-zigbuild test -j"$JOBS" -Zbuild-std=std,panic_abort,test \
+            --target "$triple" "$@" ;;
+    *)
+        cargo test -j"$JOBS" --target "$triple" "$@" ;;
+esac

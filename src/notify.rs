@@ -1,0 +1,153 @@
+//! sd_notify(3) without libsystemd: tells systemd (a `Type=notify` unit) that the broker
+//! is ready or stopping.
+//!
+//! The protocol is one datagram of `KEY=VALUE` lines sent to the `AF_UNIX` socket named
+//! by the `NOTIFY_SOCKET` environment variable: a path, or an abstract socket name
+//! written with a leading `@` (systemd's own convention; the kernel's is a leading NUL).
+//! Without `NOTIFY_SOCKET` (not started by systemd, or a unit of another type) nothing
+//! is sent and nothing fails. The broker calls [`notify`] with [`READY`] once its
+//! listeners are bound and with [`STOPPING`] when its loop has returned.
+//!
+//! Linking libsystemd would add a shared library to the static builds and an unsafe FFI
+//! boundary for what std's `UnixDatagram` does in a few lines.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixDatagram;
+
+/// Start-up is finished: the listeners are bound and accepting.
+pub const READY: &str = "READY=1";
+/// The broker is shutting down.
+pub const STOPPING: &str = "STOPPING=1";
+
+/// Sends `state` (one or more `KEY=VALUE` lines) to the socket in `NOTIFY_SOCKET`.
+/// Returns `Ok(false)` when the variable is unset, `Ok(true)` when the datagram was sent.
+pub fn notify(state: &str) -> io::Result<bool> {
+    send_state(std::env::var_os("NOTIFY_SOCKET").as_deref(), state)
+}
+
+/// [`notify`] with the socket name given: the environment is process-global, so the
+/// tests call this instead of setting `NOTIFY_SOCKET`.
+fn send_state(socket: Option<&OsStr>, state: &str) -> io::Result<bool> {
+    let Some(socket) = socket.filter(|s| !s.is_empty()) else {
+        return Ok(false);
+    };
+    let datagram = UnixDatagram::unbound()?;
+    let name = socket.as_bytes();
+    let sent = match name.first() {
+        Some(b'/') => datagram.send_to(state.as_bytes(), socket)?,
+        Some(b'@') => send_abstract(&datagram, &name[1..], state)?,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "NOTIFY_SOCKET '{}' is neither an absolute path nor an @abstract name",
+                    socket.to_string_lossy()
+                ),
+            ))
+        }
+    };
+    if sent != state.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short write to NOTIFY_SOCKET",
+        ));
+    }
+    Ok(true)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_abstract(datagram: &UnixDatagram, name: &[u8], state: &str) -> io::Result<usize> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    datagram.send_to_addr(state.as_bytes(), &addr)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_abstract(_: &UnixDatagram, _: &[u8], _: &str) -> io::Result<usize> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "abstract unix sockets exist on Linux only",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let dir =
+                std::env::temp_dir().join(format!("culex-notify-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temp dir is writable");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn receive(socket: &UnixDatagram) -> String {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = socket.recv(&mut buf).expect("a datagram arrives");
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn ready_is_sent_to_a_path_socket() {
+        let dir = TempDir::new("path");
+        let path = dir.0.join("notify");
+        let systemd = UnixDatagram::bind(&path).unwrap();
+        assert!(send_state(Some(path.as_os_str()), READY).unwrap());
+        assert_eq!(receive(&systemd), "READY=1");
+        assert!(send_state(Some(path.as_os_str()), STOPPING).unwrap());
+        assert_eq!(receive(&systemd), "STOPPING=1");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn ready_is_sent_to_an_abstract_socket() {
+        use std::os::linux::net::SocketAddrExt;
+        let name = format!("culex-notify-test-{}", std::process::id());
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let systemd = UnixDatagram::bind_addr(&addr).unwrap();
+        let socket = format!("@{name}");
+        assert!(send_state(Some(OsStr::new(&socket)), "READY=1\nSTATUS=ok").unwrap());
+        assert_eq!(receive(&systemd), "READY=1\nSTATUS=ok");
+    }
+
+    #[test]
+    fn nothing_is_sent_without_a_socket() {
+        assert!(!send_state(None, READY).unwrap());
+        assert!(!send_state(Some(OsStr::new("")), READY).unwrap());
+    }
+
+    #[test]
+    fn a_relative_socket_name_is_refused() {
+        let err = send_state(Some(OsStr::new("run/notify")), READY).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_missing_socket_is_an_error() {
+        let dir = TempDir::new("missing");
+        let path = dir.0.join("nobody-listens");
+        assert!(send_state(Some(path.as_os_str()), READY).is_err());
+    }
+}
