@@ -47,6 +47,10 @@ for tool in culex_pub culex_sub culex_rr culex_passwd culex_bench; do
     if [ -f "$bindir/$tool" ]; then
         mkdir -p "$root/usr/bin"
         install -m 0755 "$bindir/$tool" "$root/usr/bin/$tool"
+        # Every tool has its page (lintian: no-manual-page); a missing one fails here.
+        mkdir -p "$root/usr/share/man/man1"
+        gzip -9n <"packaging/man/$tool.1" >"$root/usr/share/man/man1/$tool.1.gz"
+        chmod 0644 "$root/usr/share/man/man1/$tool.1.gz"
     fi
 done
 install -m 0644 packaging/culex.conf "$root/etc/culex/culex.conf"
