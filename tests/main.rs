@@ -13,6 +13,7 @@ mod keepalive;
 mod limits;
 mod malformed;
 mod mqtt5;
+mod mqtt5_raw;
 mod qos;
 mod retain;
 mod session;

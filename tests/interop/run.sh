@@ -8,8 +8,9 @@
 # mosquitto takes it, so the same script checks culex and, as a reference, Debian's
 # mosquitto (`bash tests/interop/run.sh /usr/sbin/mosquitto`).
 #
-# Clients: Debian's mosquitto_pub/mosquitto_sub (MQTT 3.1.1 and 3.1) and Eclipse
-# paho-mqtt 2.x for Python (tests/interop/paho_checks.py). Whatever is missing is
+# Clients: Debian's mosquitto_pub/mosquitto_sub (MQTT 3.1.1, 3.1 and 5) and Eclipse
+# paho-mqtt 2.x for Python (tests/interop/paho_checks.py for MQTT 3.1.1 and 3.1,
+# tests/interop/paho_v5_checks.py for MQTT 5). Whatever is missing is
 # installed here (apt-get; pip into target/interop-venv, or $INTEROP_VENV if set); an
 # install that fails stops the run. No check is ever skipped: each prints PASS or FAIL,
 # and the script exits non-zero if any failed. Every wait is bounded.
@@ -215,12 +216,13 @@ hex() { od -An -tx1 -v | tr -d ' \n'; }
 # lines "MSG <retain> <qos> <topic> <payload-hex>", and return once the broker has
 # acknowledged the subscription (mosquitto_sub -d prints "received SUBACK").
 # Sets SUB_PID. ARGS should include -C and -W so the subscriber ends by itself.
+# SUB_FORMAT, if set, replaces that -F format; it must start with "MSG ".
 sub_start() {
     local out=$1
     shift
     : >"$out" # truncated here, not in the background job, so no stale SUBACK is seen
     # stdbuf: mosquitto_sub's stdout is block-buffered when it is a file.
-    stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$PORT" -d -F 'MSG %r %q %t %x' "$@" >"$out" 2>&1 &
+    stdbuf -oL mosquitto_sub -h 127.0.0.1 -p "$PORT" -d -F "${SUB_FORMAT:-MSG %r %q %t %x}" "$@" >"$out" 2>&1 &
     SUB_PID=$!
     for _ in $(seq 1 100); do
         grep -q 'received SUBACK' "$out" && return 0
@@ -418,28 +420,114 @@ for v in 311 31; do
 done
 
 # ---------------------------------------------------------------------------------------
-# (b) paho-mqtt
+# (a2) mosquitto_pub / mosquitto_sub with MQTT 5 properties (-D), shown by mosquitto_sub's
+# -F specifiers: %P user properties ("key:value" separated by spaces), %C content type,
+# %D correlation data, %R response topic, %F payload format indicator, %E message expiry
+# interval, %S subscription identifier.
+
+# User properties (in order, a key repeated), content type, correlation data, response
+# topic and payload format indicator reach the subscriber unaltered ([MQTT-3.3.2-17]
+# [MQTT-3.3.2-18] [MQTT-3.3.2-20] [MQTT-3.3.2-4]).
+check_cli_v5_properties() {
+    local topic="interop/cli/v5/properties"
+    SUB_FORMAT='MSG P=[%P] C=[%C] D=[%D] R=[%R] F=[%F] %q %t %p' \
+        sub_start sub.out -V 5 -q 1 -t "$topic" -C 1 -W "$WAIT"
+    pub -V 5 -q 1 -t "$topic" -m '{"t": 21}' \
+        -D publish user-property site north \
+        -D publish user-property unit "°C" \
+        -D publish user-property site south \
+        -D publish content-type application/json \
+        -D publish correlation-data req-42 \
+        -D publish response-topic "$topic/reply" \
+        -D publish payload-format-indicator 1
+    sub_wait
+    local expected='P=[site:north unit:°C site:south] C=[application/json] D=[req-42]'
+    expected+=" R=[$topic/reply] F=[1] 1 $topic {\"t\": 21}"
+    [ "$(messages sub.out)" = "$expected" ] || fail "expected '$expected', got '$(messages sub.out)'"
+}
+
+# The Subscription Identifier given with -D subscribe comes back with each message
+# ([MQTT-3.3.4-3]); a message of another subscriber's subscription has none.
+check_cli_v5_subscription_identifier() {
+    local topic="interop/cli/v5/subid"
+    SUB_FORMAT='MSG S=[%S] %t %p' \
+        sub_start ided.out -V 5 -t "$topic" -C 1 -W "$WAIT" -D subscribe subscription-identifier 42
+    local ided=$SUB_PID
+    SUB_FORMAT='MSG S=[%S] %t %p' sub_start plain.out -V 5 -t "$topic" -C 1 -W "$WAIT"
+    pub -V 5 -t "$topic" -m identified
+    sub_wait
+    SUB_PID=$ided sub_wait
+    [ "$(messages ided.out)" = "S=[42] $topic identified" ] || fail "with identifier got '$(messages ided.out)'"
+    [ "$(messages plain.out)" = "S=[] $topic identified" ] || fail "without identifier got '$(messages plain.out)'"
+}
+
+# Message Expiry Interval: sent on with a live message ([MQTT-3.3.2-6]: minus the time it
+# waited, here none or less than a second); a queued message that expired is not
+# delivered ([MQTT-3.3.2-5]) and one that has not is, with its interval counted down.
+check_cli_v5_message_expiry() {
+    local topic="interop/cli/v5/expiry" id="interop-v5-expiry"
+    SUB_FORMAT='MSG E=[%E] %t %p' sub_start live.out -V 5 -q 1 -t "$topic" -C 1 -W "$WAIT"
+    pub -V 5 -q 1 -t "$topic" -m live -D publish message-expiry-interval 30
+    sub_wait
+    case "$(messages live.out)" in
+        "E=[30] $topic live" | "E=[29] $topic live") ;;
+        *) fail "live message: got '$(messages live.out)'" ;;
+    esac
+    # A session that lasts 60 s after its connection ends, subscribed at QoS 1.
+    sub -V 5 -c -x 60 -i "$id" -q 1 -t "$topic" -E
+    pub -V 5 -q 1 -t "$topic" -m stale -D publish message-expiry-interval 1
+    pub -V 5 -q 1 -t "$topic" -m fresh -D publish message-expiry-interval 60
+    sleep 2.2
+    # Queued in order: if "stale" were still there it would come first.
+    sub -V 5 -c -x 60 -i "$id" -q 1 -t "$topic" -C 1 -W "$WAIT" -F 'E=[%E] %p' >got.txt
+    case "$(cat got.txt)" in
+        "E=[5"[0-8]"] fresh") ;;
+        *) fail "after 2.2 s offline got '$(cat got.txt)', expected 'E=[50..58] fresh'" ;;
+    esac
+    # leave no session behind
+    sub -V 5 -i "$id" -t "$topic" -E
+}
 
 echo
-echo "== paho-mqtt (Python) =="
-# The script prints PASS/FAIL per check and "paho: N passed, M failed"; count its
-# checks one by one in the summary.
-set +e
-"$VENV/bin/python" "$HERE/paho_checks.py" --host 127.0.0.1 --port "$PORT" | tee "$WORK/paho.out"
-PAHO_RC=${PIPESTATUS[0]}
-set -e
-PAHO_PASSED=$(grep -c '^PASS ' "$WORK/paho.out" || true)
-PAHO_FAILED=$(grep -c '^FAIL ' "$WORK/paho.out" || true)
-PASSED=$((PASSED + PAHO_PASSED))
-FAILED=$((FAILED + PAHO_FAILED))
-while read -r _ name _; do
-    FAILED_NAMES+=("${name%:}")
-done < <(grep '^FAIL ' "$WORK/paho.out" || true)
-if [ "$PAHO_RC" -ne 0 ] && [ "$PAHO_FAILED" -eq 0 ]; then
-    # It failed without naming a check (crashed, or could not start).
-    FAILED=$((FAILED + 1))
-    FAILED_NAMES+=("paho_checks.py(exit $PAHO_RC)")
-fi
+echo "== mosquitto_pub / mosquitto_sub, MQTT 5 =="
+for q in 0 1 2; do
+    run_check "cli-v5-qos$q" check_cli_qos 5 "$q"
+done
+run_check cli-v5-properties check_cli_v5_properties
+run_check cli-v5-subscription-identifier check_cli_v5_subscription_identifier
+run_check cli-v5-message-expiry check_cli_v5_message_expiry
+
+# ---------------------------------------------------------------------------------------
+# (b) paho-mqtt
+
+# run_paho SCRIPT: run one of the paho scripts, which print PASS/FAIL per check and a
+# summary line; count its checks one by one in the summary.
+run_paho() {
+    local script=$1 out="$WORK/$1.out" rc passed failed
+    set +e
+    "$VENV/bin/python" "$HERE/$script" --host 127.0.0.1 --port "$PORT" | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    passed=$(grep -c '^PASS ' "$out" || true)
+    failed=$(grep -c '^FAIL ' "$out" || true)
+    PASSED=$((PASSED + passed))
+    FAILED=$((FAILED + failed))
+    while read -r _ name _; do
+        FAILED_NAMES+=("${name%:}")
+    done < <(grep '^FAIL ' "$out" || true)
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        # It failed without naming a check (crashed, or could not start).
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("$script(exit $rc)")
+    fi
+}
+
+echo
+echo "== paho-mqtt (Python), MQTT 3.1.1 and 3.1 =="
+run_paho paho_checks.py
+echo
+echo "== paho-mqtt (Python), MQTT 5 =="
+run_paho paho_v5_checks.py
 
 kill -0 "$BROKER_PID" 2>/dev/null || { broker_log_tail; die "broker died during the paho checks"; }
 
