@@ -176,6 +176,8 @@ impl From<DecodeError> for ReasonCode {
         match e {
             DecodeError::PacketTooLarge => ReasonCode::PACKET_TOO_LARGE,
             DecodeError::UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+            // Topic Alias 0 [MQTT-3.3.2-8]: the reason code made for bad aliases.
+            DecodeError::PropertyValue(0x23) => ReasonCode::TOPIC_ALIAS_INVALID,
             DecodeError::DuplicateProperty(_)
             | DecodeError::PropertyValue(_)
             | DecodeError::InvalidReasonCode(_)
