@@ -26,6 +26,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod protocol;
