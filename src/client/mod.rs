@@ -20,6 +20,8 @@
 //! Timing assumption: bytes queued are written promptly by the caller, so "last sent"
 //! is when a packet was queued.
 
+pub mod cli;
+pub mod format;
 mod properties;
 
 pub use properties::OwnedProperties;
