@@ -230,18 +230,18 @@ impl Config {
         self.cafile.is_some() || self.capath.is_some() || self.tls_use_os_certs
     }
 
-    /// The client id: `-i`, `-I` plus the process id, or `<tool>_<pid>` as Mosquitto's
-    /// tools do (`mosquitto_pub_1234`; 2.0 leaves it empty for the broker to assign in
-    /// MQTT 5, which we follow).
-    pub fn client_id(&self, pid: u32) -> String {
+    /// The client id: `-i`, else `-I` plus the process id, else what Mosquitto 2.0's
+    /// tools send: an empty id for the broker to assign in 3.1.1 and 5.0, and
+    /// `mosq-` with 18 random characters in 3.1, which has no assigned ids.
+    pub fn client_id(&self, pid: u32, random: impl FnOnce() -> String) -> String {
         if let Some(id) = &self.id {
             id.clone()
         } else if let Some(prefix) = &self.id_prefix {
             format!("{prefix}{pid}")
-        } else if self.version == ProtocolVersion::V5 {
-            String::new()
+        } else if self.version == ProtocolVersion::V31 {
+            format!("mosq-{}", random())
         } else {
-            format!("{}_{pid}", self.tool.name())
+            String::new()
         }
     }
 
@@ -891,7 +891,7 @@ mod tests {
         assert_eq!(c.payload, PayloadSource::Message(b"hello".to_vec()));
         assert_eq!(c.qos, QoS::ExactlyOnce);
         assert!(c.retain);
-        assert_eq!(c.client_id(7), "me");
+        assert_eq!(c.client_id(7, String::new), "me");
         assert_eq!(c.keep_alive, 30);
         assert_eq!(c.username.as_deref(), Some("user"));
         assert_eq!(c.password.as_deref(), Some("pw"));
@@ -901,9 +901,11 @@ mod tests {
     #[test]
     fn default_client_ids_follow_mosquitto() {
         let c = parse(Tool::Sub, "-t a").unwrap();
-        assert_eq!(c.client_id(42), "culex_sub_42");
+        assert_eq!(c.client_id(42, || "x".into()), "");
+        let c = parse(Tool::Sub, "-t a -V 31").unwrap();
+        assert_eq!(c.client_id(42, || "x".into()), "mosq-x");
         let c = parse(Tool::Sub, "-t a -I pre-").unwrap();
-        assert_eq!(c.client_id(42), "pre-42");
+        assert_eq!(c.client_id(42, || "x".into()), "pre-42");
     }
 
     #[test]
