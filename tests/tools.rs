@@ -21,6 +21,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 fn tool(name: &str) -> PathBuf {
     match name {
         "culex_pub" => PathBuf::from(env!("CARGO_BIN_EXE_culex_pub")),
+        "culex_rr" => PathBuf::from(env!("CARGO_BIN_EXE_culex_rr")),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_culex_sub")),
     }
 }
@@ -541,4 +542,32 @@ fn timeout_exits_27() {
     assert_eq!(out.status.code(), Some(27));
     assert_eq!(stderr(&out), "Timed out\n");
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// culex_rr in MQTT 3.1.1 (no Response Topic property): subscribe to -e, publish the
+/// request, print the first response, exit 0. The MQTT 5 form is in the interop script.
+#[test]
+fn request_response_in_v311() {
+    let broker = Broker::start("");
+    let port = broker.port.to_string();
+    let responder = Sub::start(broker.port, &["-t", "rr/req", "-C", "1", "-F", "%p"]);
+    let mut rr = command(
+        "culex_rr",
+        &[
+            "-p", &port, "-V", "311", "-t", "rr/req", "-e", "rr/resp", "-m", "ping", "-W", "8",
+            "-v",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (_, request) = responder.finish();
+    assert_eq!(request, "ping\n");
+    // The request was published after rr's SUBACK, so its subscription exists.
+    publish(broker.port, &["-t", "rr/resp", "-m", "pong"]);
+    rr.stdin.take();
+    let out = wait_output(rr);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "rr/resp pong\n");
 }
