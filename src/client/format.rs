@@ -479,7 +479,7 @@ fn json(
     if let Some(id) = m.packet_id {
         fields.push(("mid".to_owned(), Json::Number(f64::from(id.get()))));
     }
-    let props = json_properties(&m.properties);
+    let props = json_properties(m);
     if !props.is_empty() {
         fields.push(("properties".to_owned(), Json::Object(props)));
     }
@@ -490,44 +490,78 @@ fn json(
     Ok(())
 }
 
-fn json_properties(p: &super::OwnedProperties) -> Vec<(String, Json)> {
-    let mut v = Vec::new();
+/// The "properties" object of %j/%J: in wire order when known (Mosquitto prints them as
+/// received), else in the specification's order. User properties form one
+/// "user-properties" object where the first of them was.
+fn json_properties(m: &Message) -> Vec<(String, Json)> {
+    let p = &m.properties;
+    let order: Vec<u8> = if m.property_order.is_empty() {
+        vec![0x01, 0x02, 0x03, 0x08, 0x09, 0x0b, 0x23, 0x26]
+    } else {
+        m.property_order.clone()
+    };
     let text = |s: &str| Json::String(s.as_bytes().to_vec());
-    if let Some(x) = p.payload_format_indicator {
-        v.push((
-            "payload-format-indicator".into(),
-            Json::Number(f64::from(x)),
-        ));
-    }
-    if let Some(x) = p.message_expiry_interval {
-        v.push(("message-expiry-interval".into(), Json::Number(f64::from(x))));
-    }
-    if let Some(x) = &p.content_type {
-        v.push(("content-type".into(), text(x)));
-    }
-    if let Some(x) = &p.response_topic {
-        v.push(("response-topic".into(), text(x)));
-    }
-    if let Some(x) = &p.correlation_data {
-        let end = x.iter().position(|b| *b == 0).unwrap_or(x.len());
-        v.push(("correlation-data".into(), Json::String(x[..end].to_vec())));
-    }
-    for x in &p.subscription_identifiers {
-        v.push((
-            "subscription-identifier".into(),
-            Json::Number(f64::from(*x)),
-        ));
-    }
-    if let Some(x) = p.topic_alias {
-        v.push(("topic-alias".into(), Json::Number(f64::from(x))));
-    }
-    if !p.user_properties.is_empty() {
-        let users = p
-            .user_properties
-            .iter()
-            .map(|(k, val)| (k.clone(), text(val)))
-            .collect();
-        v.push(("user-properties".into(), Json::Object(users)));
+    let mut v = Vec::new();
+    let mut subscription_ids = p.subscription_identifiers.iter();
+    let mut users_done = false;
+    for id in order {
+        match id {
+            0x01 => {
+                if let Some(x) = p.payload_format_indicator {
+                    v.push((
+                        "payload-format-indicator".into(),
+                        Json::Number(f64::from(x)),
+                    ));
+                }
+            }
+            0x02 => {
+                if let Some(x) = p.message_expiry_interval {
+                    v.push(("message-expiry-interval".into(), Json::Number(f64::from(x))));
+                }
+            }
+            0x03 => {
+                if let Some(x) = &p.content_type {
+                    v.push(("content-type".into(), text(x)));
+                }
+            }
+            0x08 => {
+                if let Some(x) = &p.response_topic {
+                    v.push(("response-topic".into(), text(x)));
+                }
+            }
+            0x09 => {
+                if let Some(x) = &p.correlation_data {
+                    // cJSON_CreateString reads it as a C string.
+                    let end = x.iter().position(|b| *b == 0).unwrap_or(x.len());
+                    v.push(("correlation-data".into(), Json::String(x[..end].to_vec())));
+                }
+            }
+            0x0b => {
+                let ids: Vec<u32> = if m.property_order.is_empty() {
+                    subscription_ids.by_ref().copied().collect()
+                } else {
+                    subscription_ids.next().copied().into_iter().collect()
+                };
+                for x in ids {
+                    v.push(("subscription-identifier".into(), Json::Number(f64::from(x))));
+                }
+            }
+            0x23 => {
+                if let Some(x) = p.topic_alias {
+                    v.push(("topic-alias".into(), Json::Number(f64::from(x))));
+                }
+            }
+            0x26 if !users_done && !p.user_properties.is_empty() => {
+                users_done = true;
+                let users = p
+                    .user_properties
+                    .iter()
+                    .map(|(k, val)| (k.clone(), text(val)))
+                    .collect();
+                v.push(("user-properties".into(), Json::Object(users)));
+            }
+            _ => {}
+        }
     }
     v
 }
@@ -773,6 +807,7 @@ mod tests {
             dup: false,
             packet_id: PacketId::new(7),
             properties: OwnedProperties::default(),
+            property_order: Vec::new(),
         }
     }
 
@@ -883,6 +918,12 @@ mod tests {
             "{\"tst\":\"2026-11-25T15:34:16.333134Z+0000\",\"topic\":\"a/b\",\"qos\":1,\"retain\":1,\"payloadlen\":1,\"mid\":7,\"properties\":{\"content-type\":\"text/plain\",\"user-properties\":{\"k\":\"v\"}},\"payload\":\"x\"}\n"
         );
         assert_eq!(render_with("%C %P", &m), b"text/plain k:v\n");
+        // In wire order when it is known, as mosquitto_sub prints them.
+        m.property_order = vec![0x26, 0x03];
+        assert_eq!(
+            String::from_utf8(render_with("%j", &m)).unwrap(),
+            "{\"tst\":\"2026-11-25T15:34:16.333134Z+0000\",\"topic\":\"a/b\",\"qos\":1,\"retain\":1,\"payloadlen\":1,\"mid\":7,\"properties\":{\"user-properties\":{\"k\":\"v\"},\"content-type\":\"text/plain\"},\"payload\":\"x\"}\n"
+        );
         assert_eq!(text("%C %P", b""), " \n");
     }
 

@@ -26,7 +26,7 @@ mod properties;
 
 pub use properties::OwnedProperties;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,9 @@ pub struct Message {
     pub dup: bool,
     pub packet_id: Option<PacketId>,
     pub properties: OwnedProperties,
+    /// MQTT 5: the property identifiers in the order they were on the wire (when the
+    /// PUBLISH came through [`Session::handle_frame`]), for output that keeps it.
+    pub property_order: Vec<u8>,
 }
 
 /// What happened, in the order it happened.
@@ -222,8 +225,11 @@ pub struct Session {
     /// QoS 1/2 messages waiting for room in the inflight window.
     pending: VecDeque<(u64, OutMessage)>,
     requests: BTreeMap<u16, Request>,
-    /// Inbound QoS 2 packet ids whose PUBREL has not come yet.
-    awaiting_pubrel: BTreeSet<u16>,
+    /// Inbound QoS 2 messages whose PUBREL has not come yet, delivered on PUBREL as
+    /// libmosquitto does (so the tools print messages in Mosquitto's order).
+    awaiting_pubrel: BTreeMap<u16, Message>,
+    /// The wire order of the properties of the PUBLISH being handled by `handle_frame`.
+    property_order: Vec<u8>,
     /// The server's Receive Maximum (65,535 when it sends none). [MQTT-3.2.2.3.3]
     server_receive_maximum: u16,
     /// Keep alive in force: ours, or the Server Keep Alive. [MQTT-3.2.2.3.14]
@@ -248,7 +254,8 @@ impl Session {
             inflight: BTreeMap::new(),
             pending: VecDeque::new(),
             requests: BTreeMap::new(),
-            awaiting_pubrel: BTreeSet::new(),
+            awaiting_pubrel: BTreeMap::new(),
+            property_order: Vec::new(),
             server_receive_maximum: u16::MAX,
             keep_alive,
             last_sent: None,
@@ -467,6 +474,21 @@ impl Session {
         ClientError::Malformed(error)
     }
 
+    /// Decodes one whole frame (as [`crate::protocol::frame::check`] delimited it) and handles it; a
+    /// frame that does not decode queues the DISCONNECT it calls for (MQTT 5).
+    pub fn handle_frame(&mut self, frame: &[u8], now: Instant) -> Result<(), ClientError> {
+        let packet = match Packet::decode(frame, self.options.version) {
+            Ok(packet) => packet,
+            Err(e) => return Err(self.handle_decode_error(e, now)),
+        };
+        if matches!(packet, Packet::Publish(_)) && self.options.version == ProtocolVersion::V5 {
+            self.property_order = publish_property_order(frame);
+        }
+        let result = self.handle_packet(&packet, now);
+        self.property_order.clear();
+        result
+    }
+
     /// Handles one packet from the server.
     pub fn handle_packet(&mut self, packet: &Packet<'_>, now: Instant) -> Result<(), ClientError> {
         match (self.state, packet) {
@@ -501,6 +523,7 @@ impl Session {
                     dup: publish.dup,
                     packet_id: publish.packet_id,
                     properties: OwnedProperties::from_properties(&publish.properties),
+                    property_order: std::mem::take(&mut self.property_order),
                 };
                 match (publish.qos, publish.packet_id) {
                     (QoS::AtMostOnce, _) => self.events.push_back(Event::Message(message)),
@@ -509,11 +532,10 @@ impl Session {
                         self.queue(&Packet::Puback(Ack::new(id)), now);
                     }
                     (QoS::ExactlyOnce, Some(id)) => {
-                        // Delivered once, on the first PUBLISH; a resent one (its PUBREL
-                        // not seen yet) only gets its PUBREC again. [MQTT-4.3.3-9]
-                        if self.awaiting_pubrel.insert(id.get()) {
-                            self.events.push_back(Event::Message(message));
-                        }
+                        // Kept until PUBREL and delivered then, once; a resent PUBLISH
+                        // (its PUBREL not seen yet) only gets its PUBREC again.
+                        // [MQTT-4.3.3-9] (Method A of 4.3.3's figure.)
+                        self.awaiting_pubrel.entry(id.get()).or_insert(message);
                         self.queue(&Packet::Pubrec(Ack::new(id)), now);
                     }
                     // The codec gives QoS 1/2 a packet id. [MQTT-2.3.1-5]
@@ -549,10 +571,12 @@ impl Session {
             }
             (State::Connected, Packet::Pubrel(ack)) => {
                 let mut pubcomp = Ack::new(ack.packet_id);
-                if !self.awaiting_pubrel.remove(&ack.packet_id.get())
-                    && self.options.version == ProtocolVersion::V5
-                {
-                    pubcomp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                match self.awaiting_pubrel.remove(&ack.packet_id.get()) {
+                    Some(message) => self.events.push_back(Event::Message(message)),
+                    None if self.options.version == ProtocolVersion::V5 => {
+                        pubcomp.reason = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
+                    }
+                    None => {}
                 }
                 self.queue(&Packet::Pubcomp(pubcomp), now);
                 Ok(())
@@ -783,6 +807,68 @@ impl Session {
         }
         Err(ClientError::NoPacketIdentifiers)
     }
+}
+
+/// The property identifiers of an MQTT 5 PUBLISH frame, in wire order (the codec's
+/// [`crate::protocol::Properties`] keeps values, not their order). The frame has been
+/// decoded successfully, so its layout is known to be valid; bounds are checked anyway.
+fn publish_property_order(frame: &[u8]) -> Vec<u8> {
+    let mut order = Vec::new();
+    let Some(&first) = frame.first() else {
+        return order;
+    };
+    let mut i = 1;
+    // Remaining Length, then the topic and (QoS 1/2) the packet id.
+    let Some((_, n)) = var_int(frame.get(i..).unwrap_or_default()) else {
+        return order;
+    };
+    i += n;
+    let topic_len = two_bytes(frame, i);
+    i += 2 + topic_len;
+    if first & 0x06 != 0 {
+        i += 2;
+    }
+    let Some((len, n)) = var_int(frame.get(i..).unwrap_or_default()) else {
+        return order;
+    };
+    i += n;
+    let end = (i + len).min(frame.len());
+    while i < end {
+        let id = frame[i];
+        i += 1;
+        order.push(id);
+        i += match id {
+            0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28 | 0x29 | 0x2a => 1,
+            0x13 | 0x21 | 0x22 | 0x23 => 2,
+            0x02 | 0x11 | 0x18 | 0x27 => 4,
+            0x0b => var_int(frame.get(i..).unwrap_or_default()).map_or(end, |(_, n)| n),
+            0x26 => {
+                let k = 2 + two_bytes(frame, i);
+                k + 2 + two_bytes(frame, i + k)
+            }
+            _ => 2 + two_bytes(frame, i),
+        };
+    }
+    order
+}
+
+fn two_bytes(frame: &[u8], i: usize) -> usize {
+    match (frame.get(i), frame.get(i + 1)) {
+        (Some(&hi), Some(&lo)) => usize::from(u16::from_be_bytes([hi, lo])),
+        _ => frame.len(),
+    }
+}
+
+/// A Variable Byte Integer and its length in bytes.
+fn var_int(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value = 0usize;
+    for (n, &b) in bytes.iter().take(4).enumerate() {
+        value |= usize::from(b & 0x7f) << (7 * n);
+        if b & 0x80 == 0 {
+            return Some((value, n + 1));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -192,9 +192,10 @@ fn qos0_publish_is_done_when_queued() {
     );
 }
 
-/// [MQTT-4.3.3-9]: a resent QoS 2 PUBLISH is acknowledged again but delivered once.
+/// [MQTT-4.3.3-9]: a resent QoS 2 PUBLISH is acknowledged again but delivered once, on
+/// PUBREL (as libmosquitto does).
 #[test]
-fn inbound_qos2_is_delivered_once() {
+fn inbound_qos2_is_delivered_once_on_pubrel() {
     let now = t0();
     let mut s = connected(V311, now);
     let publish = [0x34, 0x06, 0x00, 0x01, b't', 0x00, 0x07, b'x'];
@@ -206,17 +207,49 @@ fn inbound_qos2_is_delivered_once() {
         s.take_outgoing(),
         [0x50, 0x02, 0x00, 0x07, 0x50, 0x02, 0x00, 0x07]
     );
+    assert_eq!(events(&mut s), []);
+    feed(&mut s, &[0x62, 0x02, 0x00, 0x07], now).unwrap();
+    assert_eq!(s.take_outgoing(), [0x70, 0x02, 0x00, 0x07]);
     let got = events(&mut s);
     assert_eq!(got.len(), 1);
     let Event::Message(m) = &got[0] else {
         panic!("{got:?}")
     };
     assert_eq!((m.topic.as_str(), &m.payload[..]), ("t", &b"x"[..]));
+    // A PUBREL for nothing is still answered, and delivers nothing.
     feed(&mut s, &[0x62, 0x02, 0x00, 0x07], now).unwrap();
     assert_eq!(s.take_outgoing(), [0x70, 0x02, 0x00, 0x07]);
+    assert_eq!(events(&mut s), []);
     // After PUBREL the id is free: the same id is a new message.
     feed(&mut s, &publish, now).unwrap();
+    feed(&mut s, &[0x62, 0x02, 0x00, 0x07], now).unwrap();
     assert_eq!(events(&mut s).len(), 1);
+}
+
+/// The wire order of a PUBLISH's properties is kept for the output formats.
+#[test]
+fn handle_frame_records_the_property_order() {
+    let now = t0();
+    let mut s = connected(V5, now);
+    // PUBLISH "t": User Property ("k","v"), Content Type "c", Message Expiry 5.
+    let frame = [
+        0x30, 0x15, 0x00, 0x01, b't', 0x10, 0x26, 0x00, 0x01, b'k', 0x00, 0x01, b'v', 0x03, 0x00,
+        0x01, b'c', 0x02, 0x00, 0x00, 0x00, 0x05, b'p',
+    ];
+    s.handle_frame(&frame, now).unwrap();
+    let got = events(&mut s);
+    let [Event::Message(m)] = &got[..] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(m.property_order, [0x26, 0x03, 0x02]);
+    assert_eq!(m.properties.content_type.as_deref(), Some("c"));
+    assert_eq!(m.payload, b"p");
+    // A frame that does not decode: DISCONNECT 0x81 Malformed Packet.
+    assert_eq!(
+        s.handle_frame(&[0x30, 0x02, 0x00, 0x05], now),
+        Err(ClientError::Malformed(DecodeError::UnexpectedEnd))
+    );
+    assert_eq!(s.take_outgoing(), [0xe0, 0x01, 0x81]);
 }
 
 #[test]

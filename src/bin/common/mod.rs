@@ -464,16 +464,13 @@ impl Client {
                 Err(e) => break Err(Failure::Session(self.session.handle_decode_error(e, now))),
             };
             let bytes = &rest[..len];
-            match Packet::decode(bytes, version) {
-                Ok(packet) => {
-                    if self.debug {
-                        println!("Client {} received {}", self.debug_id(), describe(&packet));
-                    }
-                    if let Err(e) = self.session.handle_packet(&packet, now) {
-                        break Err(Failure::Session(e));
-                    }
+            if self.debug {
+                if let Ok(packet) = Packet::decode(bytes, version) {
+                    println!("Client {} received {}", self.debug_id(), describe(&packet));
                 }
-                Err(e) => break Err(Failure::Session(self.session.handle_decode_error(e, now))),
+            }
+            if let Err(e) = self.session.handle_frame(bytes, now) {
+                break Err(Failure::Session(e));
             }
             start += len;
         };
