@@ -571,3 +571,15 @@ fn request_response_in_v311() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "rr/resp pong\n");
 }
+
+/// A server that accepts TCP and never answers CONNECT: -W still ends the wait.
+#[test]
+fn timeout_covers_a_server_that_never_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let accepted = thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let out = run("culex_sub", &["-p", &port, "-t", "a", "-W", "1"]);
+    assert_eq!(out.status.code(), Some(27));
+    assert_eq!(stderr(&out), "Timed out\n");
+    drop(accepted.join());
+}

@@ -107,7 +107,7 @@ fn run(config: &Config) -> i32 {
             return 1;
         }
     };
-    if let Err((message, code)) = common::wait_for_connack(&mut client, config) {
+    if let Err((message, code)) = common::wait_for_connack(&mut client, config, None) {
         err(config, &message);
         if message.starts_with("Connection error") {
             // mosquitto_pub also reports the error its network loop ended with.

@@ -101,7 +101,7 @@ fn run(config: &Config) -> i32 {
             return 1;
         }
     };
-    if let Err((message, code)) = common::wait_for_connack(&mut client, config) {
+    if let Err((message, code)) = common::wait_for_connack(&mut client, config, deadline) {
         err(config, &message);
         return code;
     }

@@ -153,6 +153,9 @@ pub enum ClientError {
     TopicAliasInvalid(u16),
     /// No PINGRESP within a keep-alive period of our PINGREQ.
     KeepAliveTimeout,
+    /// No CONNACK within a keep-alive period of CONNECT (a client may not send PINGREQ
+    /// before CONNACK, so the keep alive bounds the wait instead).
+    ConnackTimeout,
     /// All 65,535 packet identifiers are in use.
     NoPacketIdentifiers,
     /// A command that needs a connection, while there is none.
@@ -169,6 +172,9 @@ impl fmt::Display for ClientError {
             }
             ClientError::KeepAliveTimeout => {
                 f.write_str("the server did not answer PINGREQ within the keep alive")
+            }
+            ClientError::ConnackTimeout => {
+                f.write_str("the server did not answer CONNECT within the keep alive")
             }
             ClientError::NoPacketIdentifiers => f.write_str("no free packet identifier"),
             ClientError::NotConnected => f.write_str("not connected"),
@@ -367,6 +373,9 @@ impl Session {
         };
         if now < deadline {
             return Ok(());
+        }
+        if self.state == State::Connecting {
+            return Err(ClientError::ConnackTimeout);
         }
         if self.ping_sent.is_some() {
             return Err(ClientError::KeepAliveTimeout);

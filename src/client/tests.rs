@@ -353,6 +353,23 @@ fn keep_alive_sends_pingreq_then_times_out() {
     );
 }
 
+/// No PINGREQ before CONNACK: the keep alive bounds the wait for it instead.
+#[test]
+fn connack_that_never_comes_times_out() {
+    let now = t0();
+    let mut options = Options::new(V311, "c");
+    options.keep_alive = 5;
+    let mut s = Session::new(options);
+    s.connect(now);
+    s.take_outgoing();
+    assert_eq!(s.next_deadline(), Some(now + secs(5)));
+    assert_eq!(
+        s.handle_timeout(now + secs(5)),
+        Err(ClientError::ConnackTimeout)
+    );
+    assert!(!s.has_outgoing());
+}
+
 #[test]
 fn server_keep_alive_replaces_ours() {
     let now = t0();

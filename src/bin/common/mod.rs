@@ -213,6 +213,10 @@ pub fn open(config: &Config) -> Result<Transport, String> {
         .map_err(|_| format!("Error: Invalid TLS server name '{host}'.\n"))?;
     let connection = rustls::ClientConnection::new(tls, name)
         .map_err(|e| format!("Error: Problem setting TLS options: {e}.\n"))?;
+    // A server that accepts TCP and never speaks TLS must not hang the tool.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(
+        u64::from(config.keep_alive).max(1),
+    )));
     let mut tls = rustls::StreamOwned::new(connection, stream);
     // Complete the handshake now, so that a certificate problem is reported as such.
     while tls.conn.is_handshaking() {
@@ -363,6 +367,9 @@ impl Failure {
             Failure::Session(ClientError::KeepAliveTimeout) => {
                 "Error: The connection was lost (keep alive timeout).\n".to_owned()
             }
+            Failure::Session(ClientError::ConnackTimeout) => {
+                "Error: The broker did not answer CONNECT.\n".to_owned()
+            }
             Failure::Session(e) => format!("Error: {e}.\n"),
         }
     }
@@ -504,7 +511,10 @@ impl Client {
         let mut rest = bytes;
         while let Ok(Some(len)) = frame::check(rest, usize::MAX) {
             if let Ok(packet) = Packet::decode(&rest[..len], self.session.version()) {
-                println!("Client {} {verb} {}", self.debug_id(), describe(&packet));
+                // libmosquitto logs a SUBSCRIBE once per filter.
+                for line in describe(&packet).split('\n') {
+                    println!("Client {} {verb} {line}", self.debug_id());
+                }
             }
             rest = &rest[len..];
         }
@@ -544,7 +554,11 @@ fn describe(packet: &Packet<'_>) -> String {
                     )
                 })
                 .collect();
-            format!("SUBSCRIBE ({})", parts.join("; "))
+            parts
+                .iter()
+                .map(|p| format!("SUBSCRIBE ({p})"))
+                .collect::<Vec<_>>()
+                .join("\n")
         }
         Packet::Unsubscribe(u) => format!("UNSUBSCRIBE (Mid: {})", u.packet_id.get()),
         other => other.name().to_owned(),
@@ -592,9 +606,17 @@ pub fn refusal(version: ProtocolVersion, reason: ReasonCode) -> (String, i32) {
 
 /// Drives the client until the CONNACK: `Ok` when accepted (the `Connected` event is
 /// consumed), or the message and exit code to stop with.
-pub fn wait_for_connack(client: &mut Client, config: &Config) -> Result<(), (String, i32)> {
+pub fn wait_for_connack(
+    client: &mut Client,
+    config: &Config,
+    deadline: Option<Instant>,
+) -> Result<(), (String, i32)> {
     loop {
-        match client.poll(None) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            // Mosquitto's MOSQ_ERR_TIMEOUT, as for -W elsewhere.
+            return Err(("Timed out\n".to_owned(), 27));
+        }
+        match client.poll(deadline) {
             Ok(()) => {}
             Err(Failure::Closed) => {
                 // A 3.1.1 broker closes on a 5.0 CONNECT, as Mosquitto's tools say.
