@@ -185,6 +185,14 @@ pub fn open(config: &Config) -> Result<Transport, String> {
             .map(Transport::Unix)
             .map_err(|e| format!("Error: {}\n", strerror(&e)));
     }
+    if config.bind_address.is_some() {
+        // std's TcpStream cannot bind before connecting; accepted so scripts keep
+        // working, and said so.
+        err(
+            config,
+            "Warning: -A is not supported by culex's tools; the system chooses the source address.\n",
+        );
+    }
     let host = config.host.as_deref().unwrap_or("localhost");
     let port = config.port();
     let addrs = (host, port)
