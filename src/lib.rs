@@ -10,6 +10,9 @@
 //! - [`broker`]: the sans-I/O core: sessions, QoS flows, queues, wills, retained, $SYS.
 //!   It is told what happened and answers with bytes in outboxes; it owns no socket and
 //!   reads no clock.
+//! - [`client`]: the MQTT client session as a sans-I/O state machine (3.1, 3.1.1 and
+//!   5.0), and the command lines and output formats of `culex_pub`, `culex_sub` and
+//!   `culex_rr`, Mosquitto's client tools.
 //! - [`net`]: the mio loop: listeners, connections, framing, flushing, signals.
 //! - [`config`]: mosquitto.conf into one typed [`config::Config`].
 //! - [`timer`]: the ordered deadline set behind every timeout.
@@ -27,6 +30,7 @@
 
 pub mod auth;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod notify;

@@ -20,4 +20,5 @@ mod session;
 mod subpub;
 mod sys;
 mod tls;
+mod tools;
 mod will;
