@@ -352,7 +352,11 @@ mod tests {
                 DecodeError::DuplicateProperty(0x11),
                 ReasonCode::PROTOCOL_ERROR,
             ),
-            (DecodeError::PropertyValue(0x23), ReasonCode::PROTOCOL_ERROR),
+            (DecodeError::PropertyValue(0x21), ReasonCode::PROTOCOL_ERROR),
+            (
+                DecodeError::PropertyValue(0x23),
+                ReasonCode::TOPIC_ALIAS_INVALID,
+            ),
             (
                 DecodeError::InvalidReasonCode(0x03),
                 ReasonCode::PROTOCOL_ERROR,
