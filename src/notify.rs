@@ -20,6 +20,32 @@ use std::os::unix::net::UnixDatagram;
 pub const READY: &str = "READY=1";
 /// The broker is shutting down.
 pub const STOPPING: &str = "STOPPING=1";
+/// Still alive (a unit with `WatchdogSec=`): sent from the event loop, so a loop that
+/// hangs stops sending it and systemd restarts the service.
+pub const WATCHDOG: &str = "WATCHDOG=1";
+
+/// How often to send [`WATCHDOG`]: half the `WATCHDOG_USEC` systemd set, as sd_watchdog_enabled(3)
+/// advises; `None` without a watchdog, or if `WATCHDOG_PID` names another process.
+pub fn watchdog_interval() -> Option<std::time::Duration> {
+    let pid = std::env::var("WATCHDOG_PID").ok();
+    watchdog_interval_from(
+        std::env::var("WATCHDOG_USEC").ok().as_deref(),
+        pid.as_deref(),
+        std::process::id(),
+    )
+}
+
+fn watchdog_interval_from(
+    usec: Option<&str>,
+    pid: Option<&str>,
+    own_pid: u32,
+) -> Option<std::time::Duration> {
+    if pid.is_some_and(|p| p.parse::<u32>().ok() != Some(own_pid)) {
+        return None;
+    }
+    let usec: u64 = usec?.parse().ok().filter(|u| *u > 0)?;
+    Some(std::time::Duration::from_micros(usec / 2))
+}
 
 /// Sends `state` (one or more `KEY=VALUE` lines) to the socket in `NOTIFY_SOCKET`.
 /// Returns `Ok(false)` when the variable is unset, `Ok(true)` when the datagram was sent.
@@ -78,6 +104,23 @@ fn send_abstract(_: &UnixDatagram, _: &[u8], _: &str) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watchdog_interval_is_half_of_watchdog_usec_for_this_process() {
+        use std::time::Duration;
+        assert_eq!(
+            watchdog_interval_from(Some("30000000"), None, 7),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            watchdog_interval_from(Some("30000000"), Some("7"), 7),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(watchdog_interval_from(Some("30000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_interval_from(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval_from(Some("x"), None, 7), None);
+        assert_eq!(watchdog_interval_from(None, None, 7), None);
+    }
     use std::path::PathBuf;
     use std::time::Duration;
 

@@ -19,6 +19,7 @@ mod retain;
 mod session;
 mod subpub;
 mod sys;
+mod systemd;
 mod tls;
 mod tools;
 mod will;

@@ -156,6 +156,11 @@ fn main() -> ExitCode {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
+    if let Some(interval) = notify::watchdog_interval() {
+        server.heartbeat_every(interval, || {
+            let _ = notify::notify(notify::WATCHDOG);
+        });
+    }
     // Listeners are bound: a Type=notify unit counts as started from here.
     if let Err(e) = notify::notify(notify::READY) {
         warn!("Cannot notify systemd: {e}");

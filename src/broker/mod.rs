@@ -337,6 +337,8 @@ struct Stats {
 pub struct Broker {
     settings: Settings,
     started: Instant,
+    /// The `now` of the latest `handle_*` call: the time for work done in `poll_*`.
+    last_event: Instant,
     conns: Vec<Option<Conn>>,
     sessions: Vec<Option<Session>>,
     /// Free session slots, lowest first, so the slab stays compact and shrinks.
@@ -379,6 +381,9 @@ enum Timer {
 /// Outbox buffers kept for reuse, and the largest capacity worth keeping: an idle
 /// connection owns no buffer, and the pool does not hoard a burst's memory.
 const POOL_BUFFERS: usize = 16;
+/// An outbox may hold this many times `outbox_limit` (reached only by what the limit does
+/// not shed: retained bursts, QoS 1/2) before its client is disconnected.
+const OUTBOX_HARD_FACTOR: usize = 16;
 const POOL_BUFFER_MAX: usize = 64 * 1024;
 
 impl Broker {
@@ -386,6 +391,7 @@ impl Broker {
         let mut broker = Broker {
             settings,
             started: now,
+            last_event: now,
             conns: Vec::new(),
             sessions: Vec::new(),
             free_sessions: BinaryHeap::new(),
@@ -456,6 +462,7 @@ impl Broker {
     /// A socket was accepted on the loop's listener number `listener` (the index of
     /// `Settings::listeners`).
     pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, listener: usize, now: Instant) {
+        self.last_event = now;
         let slot = conn.0 as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
@@ -490,6 +497,7 @@ impl Broker {
 
     /// One whole packet, as `frame::check` delimited it.
     pub fn handle_frame(&mut self, id: ConnId, frame: &[u8], now: Instant) {
+        self.last_event = now;
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -558,6 +566,7 @@ impl Broker {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_event = now;
         while let Some((at, timer)) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Sys => self.publish_sys(now),
@@ -575,9 +584,26 @@ impl Broker {
     }
 
     pub fn poll_dirty(&mut self) -> Option<ConnId> {
+        let hard_limit = self
+            .settings
+            .outbox_limit
+            .saturating_mul(OUTBOX_HARD_FACTOR);
         while let Some(id) = self.dirty.pop() {
             if let Some(conn) = self.conn_mut(id) {
                 conn.is_dirty = false;
+                if conn.out.len() > hard_limit && matches!(conn.state, ConnState::Active(_)) {
+                    // A client that lets its output pile up this far (retained bursts,
+                    // large QoS 1/2 messages it does not read) is disconnected rather than
+                    // allowed to grow the process: MQTT 5 is told Quota Exceeded (0x97).
+                    let why = "unread output over its limit";
+                    let now = self.last_event;
+                    self.close(
+                        id,
+                        CloseReason::Violation(ReasonCode::QUOTA_EXCEEDED, why),
+                        now,
+                    );
+                    return Some(id);
+                }
                 if !conn.out.is_empty() {
                     return Some(id);
                 }

@@ -2232,3 +2232,30 @@ fn mqtt5_clients_are_told_when_the_server_shuts_down() {
     );
     h.recv_nothing(c3);
 }
+
+/// A client whose unread output grows past 16 x outbox_limit (here through retained
+/// messages, which the limit does not shed) is disconnected; an MQTT 5 client is told
+/// Quota Exceeded (0x97). Other clients are not affected.
+#[test]
+fn mqtt5_client_with_runaway_output_is_disconnected_with_quota_exceeded() {
+    let mut h = Harness::new(|s| s.outbox_limit = 64);
+    let p = h.connect(1, "p", true, 0, None);
+    for i in 0..40 {
+        h.send(p, &retained(publish(&format!("r/{i}"), &[b'v'; 40], Q0, 0)));
+    }
+    let (c, _) = h.connect5(2, "c", true, Properties::default(), None);
+    h.subscribe5(c, 1, "r/#", SubscriptionOptions::new(Q0), None);
+    // The loop learns of it when it collects the connections to write (poll_dirty).
+    let frames = h.recv_frames(c);
+    assert_eq!(h.closed(), [c]);
+    let last = frames.last().expect("output before the close");
+    assert_eq!(
+        decode5(last),
+        Packet::Disconnect(Disconnect {
+            reason: ReasonCode::QUOTA_EXCEEDED,
+            properties: Properties::default()
+        })
+    );
+    h.send(p, &Packet::Pingreq);
+    h.recv(p, &[Packet::Pingresp]);
+}

@@ -139,6 +139,8 @@ pub struct Server {
     /// Most connections open since memory was last released.
     connections_peak: usize,
     open_connections: usize,
+    /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
+    heartbeat: Option<(std::time::Duration, fn(), Instant)>,
 }
 
 impl Server {
@@ -266,6 +268,7 @@ impl Server {
             release_memory: None,
             connections_peak: 0,
             open_connections: 0,
+            heartbeat: None,
         })
     }
 
@@ -349,6 +352,12 @@ impl Server {
         }
     }
 
+    /// Calls `beat` every `interval` from the loop itself: if the loop stalls, the beats
+    /// stop (systemd's WATCHDOG=1).
+    pub fn heartbeat_every(&mut self, interval: std::time::Duration, beat: fn()) {
+        self.heartbeat = Some((interval, beat, Instant::now()));
+    }
+
     /// Installs the password file and ACL.
     pub fn set_auth(&mut self, passwords: Option<PasswordFile>, acl: Option<Acl>) {
         self.broker.set_auth(passwords, acl);
@@ -363,9 +372,11 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.shutdown.flag.load(Ordering::SeqCst) {
             let timeout = if self.unread.is_empty() {
-                self.broker
-                    .next_deadline()
-                    .map(|at| at.saturating_duration_since(Instant::now()))
+                let next = match (self.broker.next_deadline(), self.heartbeat) {
+                    (Some(a), Some((_, _, b))) => Some(a.min(b)),
+                    (a, b) => a.or(b.map(|h| h.2)),
+                };
+                next.map(|at| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(std::time::Duration::ZERO)
             };
@@ -403,6 +414,12 @@ impl Server {
             }
             self.broker.handle_timeout(now);
             self.flush_and_close(now);
+            if let Some((interval, beat, at)) = self.heartbeat.as_mut() {
+                if *at <= now {
+                    beat();
+                    *at = now + *interval;
+                }
+            }
             self.free.extend(self.freed.drain(..).map(Reverse));
             if crate::broker::trim_slab(&mut self.conns) {
                 let len = self.conns.len() as u32;
