@@ -40,6 +40,8 @@ wrapper="$TARGET_DIR/$triple/culex-under-qemu"
 printf '#!/bin/sh\nexec %s %s "$@"\n' "$qemu" "$TARGET_DIR/$triple/debug/culex" >"$wrapper"
 chmod +x "$wrapper"
 export CULEX_TEST_BROKER="$wrapper"
+# The tests that run the other built binaries (the client tools) run them through qemu.
+export CULEX_TEST_RUNNER="$qemu"
 
 case $triple in
     arm-unknown-linux-musleabihf)

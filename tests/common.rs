@@ -22,6 +22,20 @@ use rumqttc::{
     QoS, SubscribeReasonCode,
 };
 
+/// A command that runs one of the crate's built binaries. `CULEX_TEST_RUNNER`, when set,
+/// is the prefix that runs it (cross/test.sh sets `qemu-aarch64 -L ...` for ARM builds).
+pub fn built_binary(path: impl AsRef<std::ffi::OsStr>) -> Command {
+    match std::env::var("CULEX_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().expect("a non-empty runner"));
+            c.args(words).arg(path);
+            c
+        }
+        _ => Command::new(path),
+    }
+}
+
 /// How long a test waits for something it expects to happen.
 pub const WAIT: Duration = Duration::from_secs(3);
 /// How long a test listens to make sure something does not happen.

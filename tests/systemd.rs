@@ -21,7 +21,7 @@ fn broker_notifies_ready_watchdog_and_stopping() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_culex"))
+    let mut child = crate::common::built_binary(env!("CARGO_BIN_EXE_culex"))
         .args(["-p", &port.to_string()])
         .env("NOTIFY_SOCKET", &socket_path)
         .env("WATCHDOG_USEC", "200000")

@@ -29,7 +29,7 @@ fn tool(name: &str) -> PathBuf {
 /// A command for a tool, with an empty defaults directory so the user's
 /// ~/.config/culex_* cannot change the test.
 fn command(name: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(tool(name));
+    let mut c = crate::common::built_binary(tool(name));
     c.args(args)
         .env(
             "XDG_CONFIG_HOME",
