@@ -2259,3 +2259,158 @@ fn mqtt5_client_with_runaway_output_is_disconnected_with_quota_exceeded() {
     h.send(p, &Packet::Pingreq);
     h.recv(p, &[Packet::Pingresp]);
 }
+
+/// Operation sequences (quinn's streams fuzz target, in miniature): seeded random clients
+/// of all three versions connect, subscribe, publish at every QoS, acknowledge, drop,
+/// send garbage and time out, on a virtual clock. The core must never panic, and its
+/// connection count must match the connections the harness holds open.
+#[test]
+fn random_operation_sequences_keep_the_core_consistent() {
+    const FILTERS: [&str; 6] = ["a/#", "a/+", "+/b", "#", "$share/g/a/b", "a/b"];
+    const TOPICS: [&str; 4] = ["a/b", "a/c", "x/b", "a"];
+    for seed in 1..=12u64 {
+        let mut rng = crate::protocol::testing::Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut h = Harness::new(|s| {
+            s.max_inflight_messages = 3;
+            s.max_queued_messages = 5;
+            s.sys_interval = Duration::from_secs(5);
+        });
+        // slot -> (open, connected, version)
+        let mut conns: Vec<(bool, bool, ProtocolVersion)> = vec![(false, false, V311); 6];
+        for _step in 0..1_500 {
+            let slot = rng.below(conns.len());
+            let id = ConnId(slot as u32);
+            let (open, connected, version) = conns[slot];
+            let encode_for = |p: &Packet<'_>, v: ProtocolVersion| {
+                let mut out = Vec::new();
+                p.encode(v, &mut out);
+                out
+            };
+            let action = match (open, connected) {
+                (false, _) => 0,
+                (true, false) => 1,
+                (true, true) => 2 + rng.below(38),
+            };
+            match action {
+                0 => {
+                    h.open(slot as u32);
+                    conns[slot] = (true, false, V311);
+                }
+                1 => {
+                    let version = [ProtocolVersion::V31, V311, V5][rng.below(3)];
+                    let client_id = ["c1", "c2", "c3", ""][rng.below(4)];
+                    let will = rng.bool().then(|| Will {
+                        topic: TOPICS[rng.below(TOPICS.len())],
+                        payload: b"w",
+                        qos: rng.qos(),
+                        retain: rng.bool(),
+                        properties: Properties::default(),
+                    });
+                    let mut properties = Properties::default();
+                    if version == V5 && rng.bool() {
+                        properties.session_expiry_interval = Some(rng.below(30) as u32);
+                    }
+                    let connect = Packet::Connect(Connect {
+                        version,
+                        clean_session: rng.bool(),
+                        keep_alive: rng.below(5) as u16,
+                        client_id,
+                        will,
+                        username: None,
+                        password: None,
+                        properties,
+                    });
+                    h.send_raw(id, &encode_for(&connect, version));
+                    conns[slot] = (true, true, version);
+                }
+                2..=6 => {
+                    let options = SubscriptionOptions {
+                        qos: rng.qos(),
+                        no_local: version == V5 && rng.bool(),
+                        retain_as_published: version == V5 && rng.bool(),
+                        retain_handling: if version == V5 { rng.below(3) as u8 } else { 0 },
+                    };
+                    let filter = FILTERS[rng.below(FILTERS.len())];
+                    let options = if filter.starts_with("$share") {
+                        SubscriptionOptions {
+                            no_local: false,
+                            ..options
+                        }
+                    } else {
+                        options
+                    };
+                    let p = Packet::Subscribe(Subscribe {
+                        packet_id: rng.id(),
+                        filters: vec![(filter, options)],
+                        properties: Properties::default(),
+                    });
+                    h.send_raw(id, &encode_for(&p, version));
+                }
+                7..=22 => {
+                    let qos = rng.qos();
+                    let mut p = match publish(
+                        TOPICS[rng.below(TOPICS.len())],
+                        b"payload",
+                        qos,
+                        rng.id().get(),
+                    ) {
+                        Packet::Publish(p) => p,
+                        _ => unreachable!(),
+                    };
+                    p.retain = rng.below(4) == 0;
+                    if version == V5 && rng.bool() {
+                        p.properties.message_expiry_interval = Some(rng.below(10) as u32 + 1);
+                    }
+                    h.send_raw(id, &encode_for(&Packet::Publish(p), version));
+                }
+                23..=27 => {
+                    let ack = Ack::new(rng.id());
+                    let p = match rng.below(4) {
+                        0 => Packet::Puback(ack),
+                        1 => Packet::Pubrec(ack),
+                        2 => Packet::Pubrel(ack),
+                        _ => Packet::Pubcomp(ack),
+                    };
+                    h.send_raw(id, &encode_for(&p, version));
+                }
+                28 => {
+                    h.drop_socket(id);
+                    conns[slot] = (false, false, V311);
+                }
+                29 => {
+                    // A malformed frame: PUBLISH with QoS 3.
+                    h.send_raw(id, &[0x36, 0x03, 0x00, 0x01, b'a']);
+                }
+                30..=34 => h.advance(Duration::from_millis(rng.below(4_000) as u64)),
+                _ => {
+                    let p = if rng.below(4) != 0 {
+                        Packet::Pingreq
+                    } else {
+                        Packet::Disconnect(Disconnect::default())
+                    };
+                    h.send_raw(id, &encode_for(&p, version));
+                }
+            }
+            for closed in h.closed() {
+                conns[closed.0 as usize] = (false, false, V311);
+            }
+            for (slot, _) in conns.iter().enumerate().filter(|(_, c)| c.0) {
+                h.recv_frames(ConnId(slot as u32));
+            }
+            let connected_now = h
+                .broker
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| matches!(c.state, ConnState::Active(_)))
+                .count();
+            assert_eq!(h.broker.clients_connected(), connected_now, "seed {seed}");
+        }
+        // The sequence did exercise routing, not only connects and drops.
+        assert!(
+            h.broker.stats.publish_sent > 50,
+            "seed {seed}: {:?}",
+            h.broker.stats
+        );
+    }
+}

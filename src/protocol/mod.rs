@@ -42,7 +42,7 @@ mod reader;
 mod reason;
 mod subscribe;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use packet::*;
 pub use properties::{
