@@ -15,6 +15,7 @@
 //!   `culex_rr`, Mosquitto's client tools.
 //! - [`net`]: the mio loop: listeners, connections, framing, flushing, signals.
 //! - [`config`]: mosquitto.conf into one typed [`config::Config`].
+//! - [`log_dest`]: the logger: Mosquitto's `log_dest`, `log_type` and time stamps.
 //! - [`timer`]: the ordered deadline set behind every timeout.
 //! - [`notify`]: sd_notify for systemd's `Type=notify` units, without libsystemd.
 //!
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod log_dest;
 pub mod net;
 pub mod notify;
 pub mod protocol;

@@ -58,6 +58,11 @@ impl Broker {
     /// `allow_anonymous true` and the lines of `extra_conf`, and waits until it accepts TCP
     /// connections.
     pub fn start(extra_conf: &str) -> Broker {
+        Broker::start_with_args(extra_conf, &[])
+    }
+
+    /// As [`Broker::start`], with `args` after `-c FILE` on the command line.
+    pub fn start_with_args(extra_conf: &str, args: &[&str]) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "culex-itest-{}-{}",
             std::process::id(),
@@ -79,6 +84,7 @@ impl Broker {
             let child = Command::new(broker_binary())
                 .arg("-c")
                 .arg(&conf)
+                .args(args)
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("clone the log file handle"))
                 .stderr(log_file)

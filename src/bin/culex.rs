@@ -1,19 +1,19 @@
-//! `culex`: the broker. `culex [-c FILE] [-p PORT] [-v] [-t]`, as `mosquitto`.
+//! `culex`: the broker. `culex [-c FILE] [-p PORT] [-v|-q] [-t]`, as `mosquitto`.
 
 use culex::broker::Settings;
 use culex::config::{Config, LogTypes};
+use culex::log_dest::{self, LogOptions};
 use culex::net::{Reload, Reloader, Server};
 use culex::notify;
 use getopts::Options;
-use log::{error, info, warn, LevelFilter};
-use std::io::Write;
+use log::{error, info, warn};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn usage(opts: &Options) -> String {
     opts.usage(&format!(
         "culex version {}\n\nculex is an MQTT 3.1/3.1.1 broker for edge gateways.\n\n\
-         Usage: culex [-c config_file] [-p port] [-v] [-t]",
+         Usage: culex [-c config_file] [-p port] [-v | -q] [-t]",
         env!("CARGO_PKG_VERSION")
     ))
 }
@@ -29,6 +29,11 @@ fn main() -> ExitCode {
     );
     opts.optmulti("p", "port", "listen on this port on the loopback addresses (ignored if the configuration has listeners)", "PORT");
     opts.optflag("v", "verbose", "log everything (log_type all)");
+    opts.optflag(
+        "q",
+        "quiet",
+        "log nothing, whatever the configuration says (Mosquitto 2.1)",
+    );
     opts.optflag("t", "test-config", "check the configuration and exit");
     opts.optflag(
         "d",
@@ -94,8 +99,12 @@ fn main() -> ExitCode {
     }
     // Every option culex does not implement yet is refused by name; harmless ones are
     // warnings. The same check runs for --test-config and for a normal start.
-    for warning in config.warnings() {
-        eprintln!("Warning: {warning}");
+    let is_quiet = matches.opt_present("q");
+    let is_verbose = matches.opt_present("v");
+    if !is_quiet {
+        for warning in config.warnings() {
+            eprintln!("Warning: {warning}");
+        }
     }
     let unsupported = config.unsupported();
     for e in &unsupported {
@@ -115,10 +124,10 @@ fn main() -> ExitCode {
     if !unsupported.is_empty() {
         return ExitCode::FAILURE;
     }
-    if matches.opt_present("v") {
-        config.log_type = LogTypes::all();
+    if let Err(e) = init_logging(log_options(&config, is_verbose, is_quiet)) {
+        eprintln!("Error: {e}");
+        return ExitCode::FAILURE;
     }
-    init_logging(&config.log_type);
 
     info!("culex version {} starting", env!("CARGO_PKG_VERSION"));
     if config.is_local_only() {
@@ -132,13 +141,28 @@ fn main() -> ExitCode {
         }
     };
     let config_file = matches.opt_str("c").map(PathBuf::from);
+    // SIGHUP also reopens the log file, as Mosquitto's reload does (logrotate's
+    // postrotate), and applies the reloaded log options.
     let reloader: Reloader = Box::new(move || {
-        let Some(path) = &config_file else {
-            return Err("culex was started without a configuration file".into());
+        let loaded = match &config_file {
+            Some(path) => Config::load(path).map_err(|e| e.to_string()).and_then(|c| {
+                match c.unsupported().first() {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(c),
+                }
+            }),
+            None => Err("culex was started without a configuration file".into()),
         };
-        let config = Config::load(path).map_err(|e| e.to_string())?;
-        if let Some(e) = config.unsupported().first() {
-            return Err(e.to_string());
+        let config = match loaded {
+            Ok(config) => config,
+            Err(e) => {
+                reopen_log_file();
+                return Err(e);
+            }
+        };
+        if let Err(e) = log_dest::reconfigure(log_options(&config, is_verbose, is_quiet)) {
+            error!("{e} Keeping the previous log settings.");
+            reopen_log_file();
         }
         let (passwords, acl) = culex::net::load_auth(&config)?;
         Ok(Reload {
@@ -152,6 +176,7 @@ fn main() -> ExitCode {
     if let Err(e) = server
         .stop_on_signals()
         .and_then(|()| server.reload_on_sighup(reloader))
+        .and_then(|()| server.on_signals(&[SIGUSR1, SIGUSR2, SIGRTMIN], Box::new(on_signal)))
     {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
@@ -176,43 +201,55 @@ fn main() -> ExitCode {
     }
 }
 
-/// log_type -> levels and targets: warning -> warn, notice/information -> info,
-/// subscribe/unsubscribe -> the info lines of those targets, debug -> debug. RUST_LOG,
-/// when set, wins.
-fn init_logging(types: &LogTypes) {
-    let level = if types.debug {
-        LevelFilter::Debug
-    } else if types.information || types.notice {
-        LevelFilter::Info
-    } else if types.warning {
-        LevelFilter::Warn
-    } else if types.error {
-        LevelFilter::Error
-    } else {
-        LevelFilter::Off
-    };
-    let topic_level = |on: bool| {
-        if on {
-            LevelFilter::Info
-        } else {
-            LevelFilter::Off
-        }
-    };
-    let mut builder = env_logger::Builder::new();
-    builder
-        .filter_level(level)
-        .filter_module("subscribe", topic_level(types.subscribe))
-        .filter_module("unsubscribe", topic_level(types.unsubscribe))
-        .format(|buf, record| {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            writeln!(buf, "{secs}: {}", record.args())
-        });
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+/// SIGRTMIN is not a constant in C: glibc keeps the first two real-time signals for its
+/// threads (34 is its SIGRTMIN), musl three (35). `kill -s RTMIN` asks the same libc.
+#[cfg(not(target_env = "musl"))]
+const SIGRTMIN: i32 = 34;
+#[cfg(target_env = "musl")]
+const SIGRTMIN: i32 = 35;
+const SIGUSR1: i32 = signal_hook::consts::SIGUSR1;
+const SIGUSR2: i32 = signal_hook::consts::SIGUSR2;
+
+/// Mosquitto's SIGUSR1 (write the persistence file now), SIGUSR2 (print the subscription
+/// tree) and 2.1's SIGRTMIN (reopen the log file).
+fn on_signal(signal: i32) {
+    match signal {
+        SIGUSR1 => info!("culex has no persistence (persistence false): nothing to save."),
+        SIGUSR2 => info!("culex does not print the subscription tree on SIGUSR2."),
+        SIGRTMIN => reopen_log_file(),
+        _ => {}
     }
-    builder.init();
+}
+
+fn reopen_log_file() {
+    if let Err(e) = log_dest::reopen() {
+        // The file is gone from the destinations: say so wherever else lines go, and on
+        // stderr, which a service manager keeps.
+        eprintln!("Error: {e}");
+        error!("{e}");
+    }
+}
+
+/// The log options of `config` with the command line's -v (log_type all) and -q
+/// (nothing at all) applied, as Mosquitto applies them on every (re)load.
+fn log_options(config: &Config, is_verbose: bool, is_quiet: bool) -> LogOptions {
+    if is_quiet {
+        return LogOptions::quiet();
+    }
+    let mut options = LogOptions::from_config(config);
+    if is_verbose {
+        options.types = LogTypes::all();
+    }
+    options
+}
+
+/// Installs culex's logger (`log_dest.rs`). RUST_LOG, when set, chooses the lines
+/// instead of log_type (module filters for debugging culex itself).
+fn init_logging(options: LogOptions) -> std::io::Result<()> {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .map(|spec| env_filter::Builder::new().parse(&spec).build());
+    log_dest::init(options, filter)
 }
 
 /// glibc keeps freed small allocations in its heap; after thousands of clients leave,

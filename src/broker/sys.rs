@@ -81,3 +81,20 @@ impl Broker {
         }
     }
 }
+
+impl Broker {
+    /// Publishes one log line for `log_dest topic` on `topic` (`$SYS/broker/log/N`, ...),
+    /// not retained, at QoS 2 as Mosquitto does (subscribers get it at their granted
+    /// QoS).
+    pub fn publish_log(&mut self, topic: &str, line: &str, now: Instant) {
+        let mut publication = Publication {
+            topic,
+            payload: line.as_bytes(),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            stored: None,
+            publisher: None,
+        };
+        self.route(&mut publication, now);
+    }
+}

@@ -69,7 +69,6 @@ pub struct OptionDef {
 }
 
 const FALSE: &[&str] = &["false", "0"];
-const TRUE: &[&str] = &["true", "1"];
 
 macro_rules! opt {
     ($name:literal $(| $alias:literal)*, $scope:ident, $reload:literal, $support:expr, $doc:literal, $parse:expr) => {
@@ -327,20 +326,21 @@ pub static OPTIONS: &[OptionDef] = &[
         |p, v| { p.config.autosave_on_changes = v.bool()?; Ok(()) }),
 
     // ---- Logging --------------------------------------------------------------------
-    opt!("log_dest", Global, true, Only(&["stderr"]),
+    opt!("log_dest", Global, true,
+        IgnoredUnless(&["stderr", "stdout", "file", "syslog", "topic", "none"],
+            "culex logs to stdout, stderr, a file, syslog or a topic; DLT and Android logging are for those platforms' builds of Mosquitto"),
         "Where logs go: stdout, stderr, syslog, topic, file PATH, dlt, android, none (repeats).",
         |p, v| p.log_dest(v)),
-    opt!("log_facility", Global, true,
-        Ignored("only used with log_dest syslog"),
+    opt!("log_facility", Global, true, Yes,
         "Syslog facility local0..local7.",
         |p, v| { p.config.log_facility = Some(v.int_in(0, 7)? as u8); Ok(()) }),
     opt!("log_type", Global, true, Yes,
         "Which messages to log (repeats; the first line replaces the default set).",
         |p, v| p.log_type(v)),
-    opt!("log_timestamp", Global, true, Only(TRUE),
+    opt!("log_timestamp", Global, true, Yes,
         "Prefix log lines with a time stamp.",
         |p, v| { p.config.log_timestamp = v.bool()?; Ok(()) }),
-    opt!("log_timestamp_format", Global, true, No,
+    opt!("log_timestamp_format", Global, true, Yes,
         "strftime format of the time stamp.",
         |p, v| set_once(&mut p.config.log_timestamp_format, v.string()?, v)),
     opt!("websockets_log_level", Global, true, Ignored("a libwebsockets setting; culex has no libwebsockets"),
@@ -1897,7 +1897,7 @@ mod tests {
     #[test]
     fn unsupported_options_and_values_are_listed_with_file_and_line() {
         let c = parse(
-            "persistence true\npersistence_location /var/lib/mosquitto/\nlog_dest file /var/log/m.log\n\
+            "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
              listener 8883\nciphers HIGH\nprotocol websockets\nlistener 0 /run/s.sock\n\
              connection cloud\naddress h\ntopic # out\n",
         )
@@ -1906,7 +1906,7 @@ mod tests {
             texts(c.unsupported()),
             vec![
                 "t.conf:1: 'persistence true' is a Mosquitto option culex does not support yet",
-                "t.conf:3: 'log_dest file /var/log/m.log' is a Mosquitto option culex does not support yet",
+                "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
                 "t.conf:7: 'listener 0 /run/s.sock' is a Mosquitto option culex does not support yet",

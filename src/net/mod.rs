@@ -40,8 +40,9 @@ const EVENTS_CAPACITY: usize = 1024;
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 const RELOAD_TOKEN: Token = Token(usize::MAX - 2);
+const HOOK_TOKEN: Token = Token(usize::MAX - 3);
 /// Listener tokens count down from here; connection tokens are slab slots from 0.
-const FIRST_LISTENER_TOKEN: usize = usize::MAX - 3;
+const FIRST_LISTENER_TOKEN: usize = usize::MAX - 4;
 
 /// What a configuration reload (SIGHUP) produces: the settings and the password and ACL
 /// files, re-read. Listeners are not reopened, as in Mosquitto.
@@ -53,6 +54,14 @@ pub struct Reload {
 
 /// Re-reads the configuration; an error keeps the running configuration.
 pub type Reloader = Box<dyn FnMut() -> Result<Reload, String>>;
+
+/// Signals the binary handles itself, in the loop: the pipe their handlers write to, a
+/// flag per signal (one pipe cannot say which arrived) and the handler.
+struct SignalHooks {
+    pipe: mio::net::UnixStream,
+    flags: Vec<(i32, Arc<AtomicBool>)>,
+    handler: Box<dyn FnMut(i32)>,
+}
 
 /// Loads `password_file` and `acl_file` of a configuration.
 pub fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
@@ -134,6 +143,7 @@ pub struct Server {
     signal_pipe: Option<mio::net::UnixStream>,
     reload_pipe: Option<mio::net::UnixStream>,
     reloader: Option<Reloader>,
+    hooks: Option<SignalHooks>,
     /// Gives freed heap memory back to the system (the binary's allocator hook).
     release_memory: Option<fn()>,
     /// Most connections open since memory was last released.
@@ -265,6 +275,7 @@ impl Server {
             signal_pipe: None,
             reload_pipe: None,
             reloader: None,
+            hooks: None,
             release_memory: None,
             connections_peak: 0,
             open_connections: 0,
@@ -308,6 +319,45 @@ impl Server {
         self.reload_pipe = Some(reader);
         self.reloader = Some(reloader);
         Ok(())
+    }
+
+    /// Calls `handler` from the loop with the number of each of `signals` that arrived
+    /// (the binary's SIGUSR1, SIGUSR2 and SIGRTMIN).
+    pub fn on_signals(&mut self, signals: &[i32], handler: Box<dyn FnMut(i32)>) -> io::Result<()> {
+        let (reader, writer) = std::os::unix::net::UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        let mut flags = Vec::new();
+        for &signal in signals {
+            let flag = Arc::new(AtomicBool::new(false));
+            // The flag first: the pipe's byte must find it set.
+            signal_hook::flag::register(signal, flag.clone())?;
+            signal_hook::low_level::pipe::register(signal, writer.try_clone()?)?;
+            flags.push((signal, flag));
+        }
+        let mut pipe = mio::net::UnixStream::from_std(reader);
+        self.poll
+            .registry()
+            .register(&mut pipe, HOOK_TOKEN, Interest::READABLE)?;
+        self.hooks = Some(SignalHooks {
+            pipe,
+            flags,
+            handler,
+        });
+        Ok(())
+    }
+
+    fn run_signal_hooks(&mut self) {
+        let Some(hooks) = self.hooks.as_mut() else {
+            return;
+        };
+        let mut bytes = [0u8; 64];
+        while matches!(hooks.pipe.read(&mut bytes), Ok(n) if n > 0) {}
+        for (signal, flag) in &hooks.flags {
+            if flag.swap(false, Ordering::SeqCst) {
+                (hooks.handler)(*signal);
+            }
+        }
     }
 
     fn reload(&mut self) {
@@ -371,7 +421,7 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.shutdown.flag.load(Ordering::SeqCst) {
-            let timeout = if self.unread.is_empty() {
+            let timeout = if self.unread.is_empty() && !crate::log_dest::has_topic_lines() {
                 let next = match (self.broker.next_deadline(), self.heartbeat) {
                     (Some(a), Some((_, _, b))) => Some(a.min(b)),
                     (a, b) => a.or(b.map(|h| h.2)),
@@ -394,6 +444,7 @@ impl Server {
                 match event.token() {
                     WAKER_TOKEN => {}
                     RELOAD_TOKEN => self.reload(),
+                    HOOK_TOKEN => self.run_signal_hooks(),
                     SIGNAL_TOKEN => {
                         info!("Signal received, stopping.");
                         self.shutdown.flag.store(true, Ordering::SeqCst);
@@ -413,6 +464,9 @@ impl Server {
                 }
             }
             self.broker.handle_timeout(now);
+            crate::log_dest::publish_topic_lines(|topic, line| {
+                self.broker.publish_log(topic, line, now)
+            });
             self.flush_and_close(now);
             if let Some((interval, beat, at)) = self.heartbeat.as_mut() {
                 if *at <= now {
