@@ -48,14 +48,10 @@ fn read(path: &Path) -> String {
 }
 
 /// The connection notice for a rumqttc client of `Broker::client` (MQTT 3.1.1, clean
-/// session, keep alive 60 s, no user name), after the peer's port.
-///
-/// Difference: culex writes the protocol level of CONNECT (p4 for 3.1.1); Mosquitto
-/// writes its internal protocol number (`mosq_p_mqtt311` = 2; 3.1 is p1, 5.0 is p5 in
-/// both). Reported to the broker's owners rather than changed here.
+/// session, keep alive 60 s, no user name), after the peer's port: Mosquitto's protocol
+/// number (`mosq_p_mqtt311` = 2), which culex writes too.
 fn connected_suffix(client_id: &str) -> String {
-    let p = if Broker::is_mosquitto() { 2 } else { 4 };
-    format!(" as {client_id} (p{p}, c1, k60).")
+    format!(" as {client_id} (p2, c1, k60).")
 }
 
 /// The line of `text` announcing `client_id`'s connection, once it is there.
@@ -79,7 +75,7 @@ fn connect_line(path: &Path, client_id: &str) -> String {
 }
 
 /// `log_dest file` appends lines stamped with Unix time: "<seconds>: New client connected
-/// from 127.0.0.1:<port> as <id> (p4, c1, k60)." as Mosquitto writes them.
+/// from 127.0.0.1:<port> as <id> (p2, c1, k60)." as Mosquitto writes them.
 #[test]
 fn log_file_gets_mosquitto_style_connection_lines() {
     let dir = LogDir::new();

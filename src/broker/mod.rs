@@ -929,9 +929,15 @@ impl Broker {
                 .username
                 .map(|u| format!(", u'{u}'"))
                 .unwrap_or_default();
+            // Mosquitto's wording and its protocol numbers (p1 3.1, p2 3.1.1, p5 5.0),
+            // which users grep for.
+            let p = match connect.version {
+                ProtocolVersion::V31 => 1,
+                ProtocolVersion::V311 => 2,
+                ProtocolVersion::V5 => 5,
+            };
             info!(
-                "New client connected from {peer} as {client_id} (p{}, c{}, k{keep_alive}{user}).",
-                connect.version.level(),
+                "New client connected from {peer} as {client_id} (p{p}, c{}, k{keep_alive}{user}).",
                 u8::from(connect.clean_session),
             );
         }
