@@ -9,6 +9,7 @@
 //!   `publish/messages/received|sent|dropped`, `publish/bytes/received|sent` (payload bytes);
 //! - gauges: `subscriptions/count`, `shared_subscriptions/count`, `retained messages/count`,
 //!   `store/messages/count` (and the deprecated `messages/stored`), `store/messages/bytes`;
+//! - load averages, see [`Load`];
 //! - 2.1's per-packet counters `mqtt/{type}/received|sent` (only the directions a broker
 //!   has: CONNECT is received, CONNACK sent, and so on), `mqtt/publish/dropped`,
 //!   `packet/out/count|bytes` (packets and bytes written into outboxes that the sockets
@@ -34,6 +35,7 @@ use std::time::Instant;
 #[derive(Debug, Default)]
 pub(super) struct SysState {
     last: HashMap<&'static str, String>,
+    load: Load,
 }
 
 /// Packet types by the high nibble of a fixed header's first byte.
@@ -79,6 +81,104 @@ const SENT: [(&str, usize); 10] = [
     ("$SYS/broker/mqtt/disconnect/sent", DISCONNECT),
     ("$SYS/broker/mqtt/auth/sent", AUTH),
 ];
+
+/// The counters with load averages, as `$SYS/broker/load/{name}/{1min,5min,15min}`.
+const LOADS: [[&str; 3]; 9] = [
+    [
+        "$SYS/broker/load/connections/1min",
+        "$SYS/broker/load/connections/5min",
+        "$SYS/broker/load/connections/15min",
+    ],
+    [
+        "$SYS/broker/load/bytes/received/1min",
+        "$SYS/broker/load/bytes/received/5min",
+        "$SYS/broker/load/bytes/received/15min",
+    ],
+    [
+        "$SYS/broker/load/bytes/sent/1min",
+        "$SYS/broker/load/bytes/sent/5min",
+        "$SYS/broker/load/bytes/sent/15min",
+    ],
+    [
+        "$SYS/broker/load/messages/received/1min",
+        "$SYS/broker/load/messages/received/5min",
+        "$SYS/broker/load/messages/received/15min",
+    ],
+    [
+        "$SYS/broker/load/messages/sent/1min",
+        "$SYS/broker/load/messages/sent/5min",
+        "$SYS/broker/load/messages/sent/15min",
+    ],
+    [
+        "$SYS/broker/load/publish/dropped/1min",
+        "$SYS/broker/load/publish/dropped/5min",
+        "$SYS/broker/load/publish/dropped/15min",
+    ],
+    [
+        "$SYS/broker/load/publish/received/1min",
+        "$SYS/broker/load/publish/received/5min",
+        "$SYS/broker/load/publish/received/15min",
+    ],
+    [
+        "$SYS/broker/load/publish/sent/1min",
+        "$SYS/broker/load/publish/sent/5min",
+        "$SYS/broker/load/publish/sent/15min",
+    ],
+    [
+        "$SYS/broker/load/sockets/1min",
+        "$SYS/broker/load/sockets/5min",
+        "$SYS/broker/load/sockets/15min",
+    ],
+];
+
+/// Averaging periods of the load averages, in seconds: 1, 5 and 15 minutes.
+const PERIODS: [f64; 3] = [60.0, 300.0, 900.0];
+
+/// Load averages: Mosquitto's exponentially decaying moving averages of a counter's rate,
+/// in events per minute (sys_tree.c, `calc_load`). At each update, `dt` seconds after the
+/// previous one, for a counter that grew by `delta` and an averaging period `T` (60, 300 or
+/// 900 s):
+///
+/// ```text
+/// rate = delta * 60 / dt                   the last interval's rate, per minute
+/// new  = rate + exp(-dt / T) * (old - rate)
+///      = old * exp(-dt / T) + rate * (1 - exp(-dt / T))
+/// ```
+///
+/// so a steady rate `r` read every second gives `r * (1 - exp(-t / T))` after `t`
+/// seconds. `connections` follows CONNECT packets received, `sockets` sockets accepted,
+/// the others the counters of the same name. All start at 0 and are printed as "%.2f",
+/// like Mosquitto; one is published again when its printed value changed (Mosquitto: when
+/// it moved by 0.01 since the previous update, so a slow drift may go unpublished there).
+#[derive(Debug, Default)]
+struct Load {
+    /// When the counters were last read; `None` before the first $SYS publication.
+    at: Option<Instant>,
+    /// The counters then, in the order of [`LOADS`].
+    counters: [u64; LOADS.len()],
+    /// The averages, `[counter][period]`.
+    values: [[f64; PERIODS.len()]; LOADS.len()],
+}
+
+impl Load {
+    fn update(&mut self, counters: [u64; LOADS.len()], now: Instant) {
+        if let Some(at) = self.at {
+            let dt = now.saturating_duration_since(at).as_secs_f64();
+            if dt <= 0.0 {
+                return;
+            }
+            for (i, values) in self.values.iter_mut().enumerate() {
+                let delta = counters[i].saturating_sub(self.counters[i]) as f64;
+                let rate = delta * 60.0 / dt;
+                for (value, period) in values.iter_mut().zip(PERIODS) {
+                    *value = rate + (-dt / period).exp() * (*value - rate);
+                }
+            }
+        }
+        self.at = Some(now);
+        self.counters = counters;
+    }
+}
 
 impl Stats {
     /// A packet was written into an outbox.
@@ -257,6 +357,25 @@ impl Broker {
         }
         for (topic, kind) in SENT {
             values.push((topic, s.packets_sent[kind].to_string()));
+        }
+
+        // The order of LOADS.
+        let counters = [
+            s.packets_received[CONNECT],
+            s.bytes_received,
+            s.bytes_sent,
+            s.messages_received,
+            s.messages_sent,
+            s.publish_dropped,
+            s.publish_received,
+            s.publish_sent,
+            s.sockets,
+        ];
+        self.sys.load.update(counters, now);
+        for (topics, averages) in LOADS.iter().zip(&self.sys.load.values) {
+            for (topic, value) in topics.iter().zip(averages) {
+                values.push((topic, format!("{value:.2}")));
+            }
         }
 
         for (topic, value) in values {

@@ -2517,3 +2517,47 @@ fn sys_packet_out_counts_what_the_sockets_have_not_taken() {
         (0, 0)
     );
 }
+
+/// Load averages follow Mosquitto's formula: at a steady rate `r` per minute read every
+/// second, `r * (1 - exp(-t / T))` after `t` seconds for the 1, 5 and 15 minute periods,
+/// then an exponential decay once the traffic stops.
+#[test]
+fn sys_load_averages_follow_a_steady_rate() {
+    let mut h = Harness::new(|s| s.sys_interval = Duration::from_secs(1));
+    for name in ["publish/received", "connections", "sockets", "bytes/sent"] {
+        for period in ["1min", "5min", "15min"] {
+            assert_eq!(
+                sys(&h, &format!("$SYS/broker/load/{name}/{period}")),
+                "0.00"
+            );
+        }
+    }
+    let p = h.connect(1, "p", true, 0, None);
+    // One PUBLISH a second for a minute: 60 a minute.
+    for _ in 0..60 {
+        h.send(p, &publish("t", b"x", Q0, 0));
+        h.advance(Duration::from_secs(1));
+    }
+    let load =
+        |h: &Harness, period: &str| sys(h, &format!("$SYS/broker/load/publish/received/{period}"));
+    let steady = |t: f64, period: f64| 60.0 * (1.0 - (-t / period).exp());
+    assert_eq!(load(&h, "1min"), "37.93");
+    assert_eq!(load(&h, "1min"), format!("{:.2}", steady(60.0, 60.0)));
+    assert_eq!(load(&h, "5min"), format!("{:.2}", steady(60.0, 300.0)));
+    assert_eq!(load(&h, "15min"), format!("{:.2}", steady(60.0, 900.0)));
+    // One CONNECT and one socket in the first second: 60 a minute for one second.
+    let once = 60.0 * (1.0 - (-1.0f64 / 60.0).exp()) * (-59.0f64 / 60.0).exp();
+    assert_eq!(
+        sys(&h, "$SYS/broker/load/connections/1min"),
+        format!("{once:.2}")
+    );
+    assert_eq!(
+        sys(&h, "$SYS/broker/load/sockets/1min"),
+        format!("{once:.2}")
+    );
+    // Silence for a minute: the 1 minute average falls by a factor e.
+    h.advance(Duration::from_secs(60));
+    let decayed = steady(60.0, 60.0) * (-1.0f64).exp();
+    assert_eq!(load(&h, "1min"), format!("{decayed:.2}"));
+    assert_eq!(load(&h, "1min"), "13.95");
+}
