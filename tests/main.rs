@@ -20,6 +20,7 @@ mod retain;
 mod session;
 mod subpub;
 mod sys;
+mod sys21;
 mod systemd;
 mod tls;
 mod tools;

@@ -219,6 +219,10 @@ struct Conn {
     /// and our max_topic_alias_broker).
     out_alias_maximum: u16,
     limits: ListenerLimits,
+    /// Packets in `out` not yet wholly taken by the socket, and how many bytes of the
+    /// first of them are left when the socket took only part of it ($SYS packet/out).
+    out_packets: u64,
+    out_head_left: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +335,21 @@ struct Stats {
     clients_connected: usize,
     clients_maximum: usize,
     clients_expired: u64,
+    /// PUBLISH payload bytes received and sent.
+    publish_bytes_received: u64,
+    publish_bytes_sent: u64,
+    /// Control packets received and sent, by packet type (the first byte's high nibble).
+    packets_received: [u64; 16],
+    packets_sent: [u64; 16],
+    /// Sockets accepted.
+    sockets: u64,
+    /// Packets and bytes in outboxes, not yet taken by the sockets.
+    out_packets: u64,
+    out_bytes: u64,
+    /// Messages held in session queues, inflight windows and the retained store (each
+    /// entry once), and their payload bytes. See `sys.rs`.
+    stored_messages: u64,
+    stored_bytes: u64,
 }
 
 /// See the module documentation for the calling protocol.
@@ -491,7 +510,10 @@ impl Broker {
                 .get(listener)
                 .copied()
                 .unwrap_or_default(),
+            out_packets: 0,
+            out_head_left: 0,
         });
+        self.stats.sockets += 1;
         self.timers.schedule(deadline, Timer::Conn(conn));
     }
 
@@ -508,6 +530,9 @@ impl Broker {
         let (version, state) = (conn.version, conn.state);
         self.stats.messages_received += 1;
         self.stats.bytes_received += frame.len() as u64;
+        if let Some(first) = frame.first() {
+            self.stats.packets_received[usize::from(first >> 4)] += 1;
+        }
         match Packet::decode(frame, version) {
             Ok(packet) => self.dispatch(id, state, packet, now),
             Err(DecodeError::UnsupportedProtocolVersion(level))
@@ -560,6 +585,7 @@ impl Broker {
             self.end_connection(id, CloseReason::SocketLost, now);
         }
         if let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) {
+            self.stats.discard_output(conn.out.len(), conn.out_packets);
             self.recycle(conn.out);
             trim_slab(&mut self.conns);
         }
@@ -627,9 +653,12 @@ impl Broker {
     /// The socket took `n` bytes of [`Broker::output`].
     pub fn consume_output(&mut self, id: ConnId, n: usize) {
         self.stats.bytes_sent += n as u64;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
         };
+        let written = sys::packets_written(&conn.out, n, &mut conn.out_head_left);
+        conn.out_packets = conn.out_packets.saturating_sub(written);
+        self.stats.discard_output(n.min(conn.out.len()), written);
         if n >= conn.out.len() {
             let buf = std::mem::take(&mut conn.out);
             self.recycle(buf);
@@ -1048,6 +1077,7 @@ impl Broker {
 
     fn handle_publish(&mut self, id: ConnId, sid: SessionId, publish: Publish<'_>, now: Instant) {
         self.stats.publish_received += 1;
+        self.stats.publish_bytes_received += publish.payload.len() as u64;
         let is_v5 = self.version(id) == ProtocolVersion::V5;
         if publish.qos > self.conn_limits(id).max_qos {
             // [MQTT-3.2.2-11]: more than Maximum QoS is a protocol error (0x9B).
@@ -1205,11 +1235,15 @@ impl Broker {
 
     /// Stores or clears the retained message of a topic. [MQTT-3.3.1-5] [MQTT-3.3.1-10]
     fn set_retained(&mut self, publication: &mut Publication<'_>) {
-        if publication.payload.is_empty() {
-            self.retained.remove(publication.topic);
+        let old = if publication.payload.is_empty() {
+            self.retained.remove(publication.topic)
         } else {
             let message = publication.stored();
-            self.retained.insert(publication.topic, message);
+            self.stats.hold(&message);
+            self.retained.insert(publication.topic, message)
+        };
+        if let Some(old) = old {
+            self.stats.release(&old);
         }
     }
 
@@ -1407,6 +1441,7 @@ impl Broker {
             return;
         }
         session.queued_bytes += size;
+        self.stats.hold(&message);
         session.queue.push_back(Queued {
             message,
             qos,
@@ -1443,6 +1478,7 @@ impl Broker {
         if !self.write_publish(conn, &out, now) {
             return;
         }
+        self.stats.hold(&message);
         let session = self.session_mut(sid);
         session.inflight.push_back(Inflight {
             packet_id,
@@ -1472,6 +1508,7 @@ impl Broker {
                 return;
             };
             session.queued_bytes -= q.message.queued_size();
+            self.stats.release(&q.message);
             if q.message.is_expired(now) {
                 continue;
             }
@@ -1540,7 +1577,9 @@ impl Broker {
     }
 
     fn remove_inflight(&mut self, sid: SessionId, pos: usize) {
-        self.session_mut(sid).inflight.remove(pos);
+        if let Some(inflight) = self.session_mut(sid).inflight.remove(pos) {
+            self.stats.release(&inflight.message);
+        }
     }
 
     fn handle_pubrec(&mut self, conn: ConnId, sid: SessionId, ack: Ack<'_>, now: Instant) {
@@ -1749,6 +1788,7 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(sid.0 as usize).and_then(Option::take) else {
             return;
         };
+        self.stats.release_session(&session);
         for (filter, _) in &session.subscriptions {
             match parse_shared(filter) {
                 Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
@@ -1984,8 +2024,10 @@ impl Broker {
         let version = conn.version;
         let out = outbox(&mut conn.out, pool);
         out.reserve(packet.encoded_len(version));
+        let start = out.len();
         packet.encode(version, out);
-        self.stats.messages_sent += 1;
+        conn.out_packets += 1;
+        self.stats.count_out(&out[start..]);
         self.mark_dirty(id);
     }
 
@@ -1997,6 +2039,7 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return false;
         };
+        let start = conn.out.len();
         if conn.version == ProtocolVersion::V5 {
             let mut properties = match m.props.map(|p| p.to_properties(now)) {
                 Some(Some(p)) => p,
@@ -2043,8 +2086,10 @@ impl Broker {
             out.reserve(publish_len(m.topic.len(), m.payload.len(), m.qos));
             encode_publish(out, m.topic, m.payload, m.qos, m.retain, m.dup, m.packet_id);
         }
-        self.stats.messages_sent += 1;
+        conn.out_packets += 1;
+        self.stats.count_out(&conn.out[start..]);
         self.stats.publish_sent += 1;
+        self.stats.publish_bytes_sent += m.payload.len() as u64;
         self.mark_dirty(id);
         true
     }
