@@ -6,7 +6,9 @@
 //! a queue of connections to close:
 //!
 //! ```text
-//! handle_open(conn, peer, now)          a socket was accepted
+//! handle_open(conn, peer, listener, now) a socket was accepted
+//! set_certificate_username(conn, name)  its TLS handshake ended (listeners that take
+//!                                       the username from the client certificate)
 //! handle_frame(conn, frame, now)        one whole packet arrived (frame::check said so)
 //! handle_closed(conn, now)              the socket is gone (EOF, error, or after poll_close)
 //! handle_timeout(now)                   time passed; call when next_deadline() is due
@@ -52,6 +54,29 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u32);
 
+/// Who is at the other end of a connection, as log lines name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Inet(SocketAddr),
+    /// A Unix socket listener: its path (the client end has no name).
+    Unix(Rc<str>),
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(address: SocketAddr) -> Peer {
+        Peer::Inet(address)
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Inet(address) => address.fmt(f),
+            Peer::Unix(path) => f.write_str(path),
+        }
+    }
+}
+
 /// A session slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(u32);
@@ -91,7 +116,7 @@ pub struct Settings {
 }
 
 /// The per-listener options the core enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerLimits {
     /// `max_qos`.
     pub max_qos: QoS,
@@ -99,6 +124,10 @@ pub struct ListenerLimits {
     pub max_topic_alias: u16,
     /// `max_topic_alias_broker`: aliases culex sets toward an MQTT 5 client.
     pub max_topic_alias_broker: u16,
+    /// `use_identity_as_username` / `use_subject_as_username` on a TLS listener: the
+    /// username is the one the loop passes to `set_certificate_username`; the CONNECT's
+    /// username and password are ignored and the password file is not consulted.
+    pub username_from_certificate: bool,
 }
 
 impl Default for ListenerLimits {
@@ -107,6 +136,7 @@ impl Default for ListenerLimits {
             max_qos: QoS::ExactlyOnce,
             max_topic_alias: 10,
             max_topic_alias_broker: 10,
+            username_from_certificate: false,
         }
     }
 }
@@ -142,6 +172,8 @@ impl Settings {
                     max_qos: QoS::from_u8(l.max_qos).unwrap_or(QoS::ExactlyOnce),
                     max_topic_alias: l.max_topic_alias,
                     max_topic_alias_broker: l.max_topic_alias_broker,
+                    username_from_certificate: l.tls.certfile.is_some()
+                        && (l.tls.use_identity_as_username || l.tls.use_subject_as_username),
                 })
                 .collect(),
         }
@@ -192,7 +224,7 @@ enum ConnState {
 }
 
 struct Conn {
-    peer: SocketAddr,
+    peer: Peer,
     state: ConnState,
     version: ProtocolVersion,
     keep_alive: u16,
@@ -219,6 +251,8 @@ struct Conn {
     /// and our max_topic_alias_broker).
     out_alias_maximum: u16,
     limits: ListenerLimits,
+    /// The username its client certificate stands for (see `set_certificate_username`).
+    certificate_username: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -461,8 +495,15 @@ impl Broker {
 
     /// A socket was accepted on the loop's listener number `listener` (the index of
     /// `Settings::listeners`).
-    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, listener: usize, now: Instant) {
+    pub fn handle_open(
+        &mut self,
+        conn: ConnId,
+        peer: impl Into<Peer>,
+        listener: usize,
+        now: Instant,
+    ) {
         self.last_event = now;
+        let peer = peer.into();
         let slot = conn.0 as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
@@ -489,10 +530,20 @@ impl Broker {
                 .settings
                 .listeners
                 .get(listener)
-                .copied()
+                .cloned()
                 .unwrap_or_default(),
+            certificate_username: None,
         });
         self.timers.schedule(deadline, Timer::Conn(conn));
+    }
+
+    /// The TLS handshake of `conn` ended: `username` is what its client certificate
+    /// stands for on this listener (common name or subject), `None` if it presented no
+    /// certificate or one without a common name. Called before any packet is handed over.
+    pub fn set_certificate_username(&mut self, conn: ConnId, username: Option<Box<str>>) {
+        if let Some(conn) = self.conn_mut(conn) {
+            conn.certificate_username = username;
+        }
     }
 
     /// One whole packet, as `frame::check` delimited it.
@@ -539,7 +590,7 @@ impl Broker {
         self.conns
             .get(id.0 as usize)
             .and_then(Option::as_ref)
-            .map_or_else(ListenerLimits::default, |c| c.limits)
+            .map_or_else(ListenerLimits::default, |c| c.limits.clone())
     }
 
     /// The connection's protocol version (3.1.1 until its CONNECT says otherwise).
@@ -655,11 +706,16 @@ impl Broker {
                 state: ConnState::Active(sid),
                 version,
                 password,
+                limits,
                 ..
             }) = conn
             else {
                 continue;
             };
+            if limits.username_from_certificate {
+                // Its certificate was verified in the handshake; nothing to check again.
+                continue;
+            }
             let session = self.session(*sid);
             let connect = Connect {
                 version: *version,
@@ -760,9 +816,24 @@ impl Broker {
 
     fn handle_connect(&mut self, id: ConnId, connect: Connect<'_>, now: Instant) {
         let peer = self.peer(id);
+        let from_certificate = self.conn_limits(id).username_from_certificate;
+        let mut certificate_username = None;
         if let Some(conn) = self.conn_mut(id) {
             conn.version = connect.version;
+            certificate_username = conn.certificate_username.take();
         }
+        // Mosquitto: with use_identity_as_username or use_subject_as_username the
+        // CONNECT's username and password are dropped; the certificate's name is the
+        // username, for ACLs too, and the password file is not consulted.
+        let connect = if from_certificate {
+            Connect {
+                username: certificate_username.as_deref(),
+                password: None,
+                ..connect
+            }
+        } else {
+            connect
+        };
         let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
         let refusal = if is_v5 && connect.properties.authentication_method.is_some() {
@@ -793,7 +864,13 @@ impl Broker {
         {
             // [MQTT-3.2.2-13]
             refuse(ReasonCode::RETAIN_NOT_SUPPORTED)
-        } else if let Some(code) = self.authenticate(&connect) {
+        } else if from_certificate && connect.username.is_none() {
+            // Mosquitto: no certificate, or one without a common name, is a bad username.
+            refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        } else if let Some(code) = (!from_certificate)
+            .then(|| self.authenticate(&connect))
+            .flatten()
+        {
             refuse(code)
         } else if connect.will.as_ref().is_some_and(|w| {
             !self.is_allowed(connect.client_id, connect.username, w.topic, Access::Write)

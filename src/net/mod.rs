@@ -13,6 +13,7 @@
 //! - A slot freed during an iteration is reused only after it, so a stale event of a
 //!   closed connection never reaches a new one.
 
+pub mod cert_name;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
@@ -80,6 +81,8 @@ pub struct ListenerSpec {
     pub bind_address: Option<String>,
     pub max_connections: Option<usize>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `use_identity_as_username` / `use_subject_as_username` (TLS listeners only).
+    pub cert_username: Option<cert_name::CertUsername>,
     /// A loopback listener culex adds by default: failing to bind it is a warning.
     pub is_optional: bool,
 }
@@ -92,6 +95,7 @@ struct ListenerSocket {
     max_connections: Option<usize>,
     connections: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
+    cert_username: Option<cert_name::CertUsername>,
 }
 
 struct Connection {
@@ -102,6 +106,9 @@ struct Connection {
     /// TLS state of a connection accepted on a TLS listener. Boxed: it is large, and a
     /// plain TCP connection should not pay for it.
     tls: Option<Box<rustls::ServerConnection>>,
+    /// The broker still has to be told the certificate's username, once the handshake
+    /// is done.
+    pending_cert_username: Option<cert_name::CertUsername>,
 }
 
 /// Stops a running [`Server`] from another thread (tests, signal handlers).
@@ -180,6 +187,15 @@ impl Server {
                 port: l.port,
                 bind_address: l.bind_address,
                 max_connections: l.max_connections,
+                cert_username: if tls.is_none() {
+                    None
+                } else if l.tls.use_identity_as_username {
+                    Some(cert_name::CertUsername::Identity)
+                } else if l.tls.use_subject_as_username {
+                    Some(cert_name::CertUsername::Subject)
+                } else {
+                    None
+                },
                 tls,
             });
         }
@@ -224,6 +240,7 @@ impl Server {
                             max_connections: spec.max_connections,
                             connections: 0,
                             tls: spec.tls.clone(),
+                            cert_username: spec.cert_username,
                         });
                     }
                     Err(e) => {
@@ -495,6 +512,7 @@ impl Server {
                 listener: index,
                 partial: Vec::new(),
                 tls,
+                pending_cert_username: listener.cert_username,
             });
             let limits_index = self.listeners[index].index;
             self.broker
@@ -549,6 +567,7 @@ impl Server {
                 return;
             };
             let Some(tls) = conn.tls.as_mut() else { return };
+            let pending_cert_username = conn.pending_cert_username;
             let is_eof = match tls.read_tls(&mut conn.stream) {
                 Ok(0) => true,
                 Ok(_) => false,
@@ -561,6 +580,21 @@ impl Server {
                 // Send the alert rustls prepared, then close.
                 let _ = tls.write_tls(&mut conn.stream);
                 return self.lose(slot, now);
+            }
+            if let Some(kind) = pending_cert_username.filter(|_| !tls.is_handshaking()) {
+                conn.pending_cert_username = None;
+                let username = tls
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|cert| cert_name::username(cert, kind));
+                if username.is_none() {
+                    info!(
+                        "Client certificate from {} gives no username ({kind:?}).",
+                        peer_of(&conn.stream)
+                    );
+                }
+                self.broker
+                    .set_certificate_username(id, username.map(String::into_boxed_str));
             }
             loop {
                 match tls.reader().read(&mut self.scratch) {
