@@ -58,7 +58,8 @@ pub struct ConnId(pub u32);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     Inet(SocketAddr),
-    /// A Unix socket listener: its path (the client end has no name).
+    /// A client of a Unix socket listener: the listener's path (the client end has no
+    /// name).
     Unix(Rc<str>),
 }
 
@@ -72,7 +73,8 @@ impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Peer::Inet(address) => address.fmt(f),
-            Peer::Unix(path) => f.write_str(path),
+            // Mosquitto's form: the path and port 0.
+            Peer::Unix(path) => write!(f, "{path}:0"),
         }
     }
 }

@@ -351,7 +351,7 @@ pub static OPTIONS: &[OptionDef] = &[
         |p, v| { p.config.websockets_headers_size = Some(v.int_in(0, 65535)? as u16); Ok(()) }),
 
     // ---- Listeners ------------------------------------------------------------------
-    opt!("listener", Global, false, When(|v| !v.starts_with("0 ") && v != "0"),
+    opt!("listener", Global, false, Yes,
         "Open a listener: listener PORT [ADDRESS], or listener 0 SOCKET_PATH.",
         |p, v| p.listener(v)),
     opt!("port", Global, false, Yes,
@@ -1898,7 +1898,7 @@ mod tests {
     fn unsupported_options_and_values_are_listed_with_file_and_line() {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nlog_dest file /var/log/m.log\n\
-             listener 8883\nciphers HIGH\nprotocol websockets\nlistener 0 /run/s.sock\n\
+             listener 8883\nciphers HIGH\nprotocol websockets\n\
              connection cloud\naddress h\ntopic # out\n",
         )
         .unwrap();
@@ -1909,10 +1909,9 @@ mod tests {
                 "t.conf:3: 'log_dest file /var/log/m.log' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
-                "t.conf:7: 'listener 0 /run/s.sock' is a Mosquitto option culex does not support yet",
-                "t.conf:8: 'connection' is a Mosquitto option culex does not support yet",
-                "t.conf:9: 'address' is a Mosquitto option culex does not support yet",
-                "t.conf:10: 'topic' is a Mosquitto option culex does not support yet",
+                "t.conf:7: 'connection' is a Mosquitto option culex does not support yet",
+                "t.conf:8: 'address' is a Mosquitto option culex does not support yet",
+                "t.conf:9: 'topic' is a Mosquitto option culex does not support yet",
             ]
         );
         assert_eq!(

@@ -14,6 +14,7 @@
 //!   closed connection never reaches a new one.
 
 pub mod cert_name;
+mod socket;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
@@ -21,12 +22,14 @@ use crate::broker::{Broker, ConnId, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
 use log::{debug, info, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
+use socket::{Listening, Stream};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +80,8 @@ fn listener_token(index: usize) -> Token {
 #[derive(Clone)]
 pub struct ListenerSpec {
     pub port: u16,
+    /// `listener 0 PATH`: a Unix socket at PATH (port and address are not used).
+    pub unix_socket_path: Option<PathBuf>,
     /// `None`: every address.
     pub bind_address: Option<String>,
     pub max_connections: Option<usize>,
@@ -90,8 +95,7 @@ pub struct ListenerSpec {
 struct ListenerSocket {
     /// Index of its configuration listener (`Settings::listeners`).
     index: usize,
-    socket: TcpListener,
-    address: SocketAddr,
+    socket: Listening,
     max_connections: Option<usize>,
     connections: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -99,7 +103,7 @@ struct ListenerSocket {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     listener: usize,
     /// The bytes of an incomplete packet; empty (and unallocated) otherwise.
     partial: Vec<u8>,
@@ -185,6 +189,7 @@ impl Server {
             specs.push(ListenerSpec {
                 is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
                 port: l.port,
+                unix_socket_path: l.unix_socket_path,
                 bind_address: l.bind_address,
                 max_connections: l.max_connections,
                 cert_username: if tls.is_none() {
@@ -212,6 +217,28 @@ impl Server {
         let mut listeners = Vec::new();
         let mut last_error = None;
         for (spec_index, spec) in specs.into_iter().enumerate() {
+            if let Some(path) = &spec.unix_socket_path {
+                let socket = Listening::bind_unix(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {}: {e}", path.display()),
+                    )
+                })?;
+                info!(
+                    "Opening unix listen socket on path {}{}.",
+                    path.display(),
+                    if spec.tls.is_some() { " (TLS)" } else { "" }
+                );
+                listeners.push(ListenerSocket {
+                    index: spec_index,
+                    socket,
+                    max_connections: spec.max_connections,
+                    connections: 0,
+                    tls: spec.tls.clone(),
+                    cert_username: spec.cert_username,
+                });
+                continue;
+            }
             let addresses = match resolve(spec.bind_address.as_deref(), spec.port) {
                 Ok(a) => a,
                 Err(e) => {
@@ -235,8 +262,7 @@ impl Server {
                         );
                         listeners.push(ListenerSocket {
                             index: spec_index,
-                            socket,
-                            address,
+                            socket: Listening::Tcp(socket),
                             max_connections: spec.max_connections,
                             connections: 0,
                             tls: spec.tls.clone(),
@@ -290,7 +316,10 @@ impl Server {
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.address).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.socket.tcp_address())
+            .collect()
     }
 
     /// Stops the loop cleanly on SIGTERM and SIGINT. signal-hook writes a byte into a
@@ -498,14 +527,12 @@ impl Server {
                 },
                 None => None,
             };
-            // Packets are batched per iteration, so Nagle's delay buys nothing.
-            let _ = stream.set_nodelay(true);
             listener.connections += 1;
             self.open_connections += 1;
             self.connections_peak = self.connections_peak.max(self.open_connections);
             debug!(
-                "New connection from {peer} on port {}.",
-                listener.address.port()
+                "New connection from {peer} on {}.",
+                listener.socket.describe()
             );
             self.conns[slot as usize] = Some(Connection {
                 stream,
@@ -576,7 +603,10 @@ impl Server {
                 Err(_) => return self.lose(slot, now),
             };
             if let Err(e) = tls.process_new_packets() {
-                info!("TLS error from {}: {e}.", peer_of(&conn.stream));
+                info!(
+                    "TLS error from {}: {e}.",
+                    conn.stream.peer(&self.listeners[conn.listener].socket)
+                );
                 // Send the alert rustls prepared, then close.
                 let _ = tls.write_tls(&mut conn.stream);
                 return self.lose(slot, now);
@@ -590,7 +620,7 @@ impl Server {
                 if username.is_none() {
                     info!(
                         "Client certificate from {} gives no username ({kind:?}).",
-                        peer_of(&conn.stream)
+                        conn.stream.peer(&self.listeners[conn.listener].socket)
                     );
                 }
                 self.broker
@@ -682,7 +712,7 @@ impl Server {
             return false;
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        conn.stream.shutdown();
         self.listeners[conn.listener].connections -= 1;
         self.open_connections -= 1;
         self.freed.push(slot);
@@ -697,7 +727,7 @@ fn flush_tls(
     broker: &mut Broker,
     id: ConnId,
     tls: &mut rustls::ServerConnection,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
 ) -> bool {
     loop {
         let mut progressed = false;
@@ -725,12 +755,6 @@ fn flush_tls(
             return true;
         }
     }
-}
-
-fn peer_of(stream: &TcpStream) -> String {
-    stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string())
 }
 
 /// Hands every whole packet in `partial` + `data` to the broker and keeps the incomplete
