@@ -137,3 +137,72 @@ fn mosquitto_clients_use_the_unix_socket() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "u/1 hi\n");
     let _ = std::fs::remove_file(&path);
 }
+
+/// mount_point: a listener's clients live under a prefix. What they publish (and their
+/// will) gets it, what they subscribe to is under it, and they receive topics without it.
+#[test]
+fn mount_point_prefixes_a_listeners_topics() {
+    let path = socket_path();
+    let broker = Broker::start(&format!(
+        "listener 0 {}\nmount_point site/a/\n",
+        path.display()
+    ));
+    let mut outside = broker.subscriber("outside", "#", QoS::AtMostOnce);
+
+    let mut stream = UnixStream::connect(&path).expect("connect to the Unix socket");
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let will = crate::common::Will {
+        topic: "status",
+        payload: b"gone",
+        qos: 0,
+        retain: false,
+    };
+    stream
+        .write_all(&crate::common::connect_packet_with(
+            "mounted",
+            true,
+            30,
+            Some(&will),
+        ))
+        .unwrap();
+    let mut inside = UnixRaw(stream);
+    assert_eq!(inside.read_packet(), [0x20, 0x02, 0x00, 0x00], "CONNACK");
+    inside.send(&subscribe_packet(1, "t/#", 0));
+    assert_eq!(
+        inside.read_packet(),
+        [0x90, 0x03, 0x00, 0x01, 0x00],
+        "SUBACK"
+    );
+
+    // Outside in: only topics under the mount point reach it, without the prefix.
+    outside.publish("t/1", QoS::AtMostOnce, false, b"not mounted");
+    outside.publish("site/a/t/1", QoS::AtMostOnce, false, b"mounted");
+    // Mosquitto 2.0.11 forgets to remove the prefix (its issue #2244, fixed in 2.0.12).
+    let seen_as: &[u8] = if Broker::is_mosquitto() {
+        b"site/a/t/1"
+    } else {
+        b"t/1"
+    };
+    assert_eq!(
+        inside.read_packet(),
+        publish_packet(seen_as, 0, false, false, 0, b"mounted")
+    );
+    // The outside subscriber sees its own two messages first.
+    assert_eq!(outside.expect_publish().topic, "t/1");
+    assert_eq!(outside.expect_publish().topic, "site/a/t/1");
+
+    // Inside out: the prefix is added.
+    inside.send(&publish_packet(b"x", 0, false, false, 0, b"up"));
+    let p = outside.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        ("site/a/x", &b"up"[..])
+    );
+    drop(inside);
+    let p = outside.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        ("site/a/status", &b"gone"[..])
+    );
+    let _ = std::fs::remove_file(&path);
+}

@@ -130,6 +130,10 @@ pub struct ListenerLimits {
     /// username is the one the loop passes to `set_certificate_username`; the CONNECT's
     /// username and password are ignored and the password file is not consulted.
     pub username_from_certificate: bool,
+    /// `mount_point`: prefixed to every topic and filter this listener's clients send
+    /// (wills too, `$SYS` too, as Mosquitto does), and removed from the topics they are
+    /// sent. ACLs see the prefixed topic.
+    pub mount_point: Option<Rc<str>>,
 }
 
 impl Default for ListenerLimits {
@@ -139,6 +143,7 @@ impl Default for ListenerLimits {
             max_topic_alias: 10,
             max_topic_alias_broker: 10,
             username_from_certificate: false,
+            mount_point: None,
         }
     }
 }
@@ -176,6 +181,7 @@ impl Settings {
                     max_topic_alias_broker: l.max_topic_alias_broker,
                     username_from_certificate: l.tls.certfile.is_some()
                         && (l.tls.use_identity_as_username || l.tls.use_subject_as_username),
+                    mount_point: l.mount_point.as_deref().map(Rc::from),
                 })
                 .collect(),
         }
@@ -827,7 +833,7 @@ impl Broker {
         // Mosquitto: with use_identity_as_username or use_subject_as_username the
         // CONNECT's username and password are dropped; the certificate's name is the
         // username, for ACLs too, and the password file is not consulted.
-        let connect = if from_certificate {
+        let mut connect = if from_certificate {
             Connect {
                 username: certificate_username.as_deref(),
                 password: None,
@@ -836,6 +842,13 @@ impl Broker {
         } else {
             connect
         };
+        let mounted_will_topic = connect
+            .will
+            .as_ref()
+            .and_then(|w| self.mount(id, w.topic).ok());
+        if let (Some(will), Some(topic)) = (connect.will.as_mut(), mounted_will_topic.as_ref()) {
+            will.topic = topic;
+        }
         let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
         let refusal = if is_v5 && connect.properties.authentication_method.is_some() {
@@ -1113,6 +1126,41 @@ impl Broker {
         }
     }
 
+    /// A topic name a client sent, with its listener's mount point: `Ok` if prefixed,
+    /// `Err` (the name as it is) without a mount point.
+    fn mount<'t>(&self, id: ConnId, topic: &'t str) -> Result<String, &'t str> {
+        match self.conns.get(id.0 as usize).and_then(Option::as_ref) {
+            Some(Conn {
+                limits:
+                    ListenerLimits {
+                        mount_point: Some(mount_point),
+                        ..
+                    },
+                ..
+            }) => Ok(format!("{mount_point}{topic}")),
+            _ => Err(topic),
+        }
+    }
+
+    /// A topic filter a client sent, with its listener's mount point; for a shared
+    /// subscription the prefix goes before its filter (`$share/g/MOUNTf`; Mosquitto
+    /// prefixes the whole string, which makes it an ordinary subscription that matches
+    /// nothing). `None` if the prefixed filter is not valid.
+    fn mount_filter<'f>(&self, id: ConnId, filter: &'f str) -> Option<std::borrow::Cow<'f, str>> {
+        let mounted = match parse_shared(filter) {
+            Some((name, inner)) => match self.mount(id, inner) {
+                Ok(inner) => std::borrow::Cow::Owned(format!("$share/{name}/{inner}")),
+                Err(_) => std::borrow::Cow::Borrowed(filter),
+            },
+            None => match self.mount(id, filter) {
+                Ok(mounted) => std::borrow::Cow::Owned(mounted),
+                Err(_) => std::borrow::Cow::Borrowed(filter),
+            },
+        };
+        let inner = parse_shared(&mounted).map_or(&*mounted, |(_, inner)| inner);
+        crate::topic::is_valid_filter(inner).then_some(mounted)
+    }
+
     fn send_connack(&mut self, id: ConnId, session_present: bool, reason: ReasonCode) {
         self.send(id, &Packet::Connack(Connack::new(session_present, reason)));
     }
@@ -1176,6 +1224,11 @@ impl Broker {
                 conn.topic_aliases[slot] = Some(publish.topic.into());
             }
         }
+        let mounted = self.mount(id, topic);
+        let topic: &str = match &mounted {
+            Ok(t) => t,
+            Err(t) => t,
+        };
         let is_duplicate_qos2 = match (publish.qos, publish.packet_id) {
             (QoS::ExactlyOnce, Some(pid)) => {
                 let receive_maximum = usize::from(self.receive_maximum());
@@ -1669,10 +1722,17 @@ impl Broker {
             .unwrap_or(0);
         let mut send_retained = Vec::with_capacity(subscribe.filters.len());
         let max_qos = self.conn_limits(conn).max_qos;
+        let is_v5 = self.version(conn) == ProtocolVersion::V5;
         let codes = subscribe
             .filters
             .iter()
             .map(|&(filter, options)| {
+                let filter = match self.mount_filter(conn, filter) {
+                    Some(f) => f,
+                    // A mount point that makes the filter invalid ("a" + "#").
+                    None if is_v5 => return ReasonCode::TOPIC_FILTER_INVALID,
+                    None => return ReasonCode::UNSPECIFIED_ERROR,
+                };
                 // Granted QoS is at most the listener's max_qos. [MQTT-3.8.4-6]
                 let qos = options.qos.min(max_qos);
                 let sub = Sub {
@@ -1681,7 +1741,7 @@ impl Broker {
                     retain_as_published: options.retain_as_published,
                     id,
                 };
-                let existed = self.add_subscription(sid, filter, sub);
+                let existed = self.add_subscription(sid, &filter, sub);
                 log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
                 // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] (MQTT 5); 3.1.1 always [MQTT-3.8.4-3].
@@ -1701,7 +1761,7 @@ impl Broker {
             }),
         );
         for (filter, qos) in send_retained {
-            self.send_retained(sid, filter, qos, now);
+            self.send_retained(sid, &filter, qos, now);
         }
     }
 
@@ -1774,7 +1834,9 @@ impl Broker {
     fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, unsubscribe: Unsubscribe<'_>) {
         let mut unsuback = Unsuback::new(unsubscribe.packet_id);
         for filter in &unsubscribe.filters {
-            let existed = self.remove_subscription(sid, filter);
+            let existed = self
+                .mount_filter(conn, filter)
+                .is_some_and(|filter| self.remove_subscription(sid, &filter));
             log::info!(target: "unsubscribe", "{} {}", self.session(sid).client_id, filter);
             // MQTT 5: one code per filter. [MQTT-3.11.3-1]
             unsuback.codes.push(if existed {
@@ -2069,6 +2131,15 @@ impl Broker {
         let pool = &mut self.pool;
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return false;
+        };
+        // The client sees its topics without its mount point; it only subscribed to
+        // topics under it.
+        let m = &Outgoing {
+            topic: match &conn.limits.mount_point {
+                Some(mount_point) => m.topic.strip_prefix(&**mount_point).unwrap_or(m.topic),
+                None => m.topic,
+            },
+            ..*m
         };
         if conn.version == ProtocolVersion::V5 {
             let mut properties = match m.props.map(|p| p.to_properties(now)) {

@@ -384,7 +384,7 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("mount_point", ListenerOnly, false, No,
+    opt!("mount_point", ListenerOnly, false, Yes,
         "Prefix every topic of this listener's clients.",
         |p, v| {
             let s = v.string()?;
