@@ -363,7 +363,9 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bind_interface", Listener, false, No,
         "Bind the listener to this network interface (Linux).",
         |p, v| { let s = v.word()?.to_string(); set_once(&mut p.listener_mut().bind_interface, s, v) }),
-    opt!("socket_domain", Listener, false, No,
+    // ipv6 needs IPV6_V6ONLY set before bind(2), which std cannot do without socket2 or
+    // unsafe libc calls: refused by value until then.
+    opt!("socket_domain", Listener, false, Only(&["ipv4"]),
         "Restrict the listener to ipv4 or ipv6.",
         |p, v| {
             p.listener_mut().socket_domain = Some(match v.word()? {

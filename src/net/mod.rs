@@ -84,6 +84,8 @@ pub struct ListenerSpec {
     pub unix_socket_path: Option<PathBuf>,
     /// `None`: every address.
     pub bind_address: Option<String>,
+    /// `socket_domain ipv4`: IPv4 addresses only (the wildcard is 0.0.0.0).
+    pub is_ipv4_only: bool,
     pub max_connections: Option<usize>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `use_identity_as_username` / `use_subject_as_username` (TLS listeners only).
@@ -190,6 +192,7 @@ impl Server {
                 is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
                 port: l.port,
                 unix_socket_path: l.unix_socket_path,
+                is_ipv4_only: l.socket_domain == Some(crate::config::SocketDomain::Ipv4),
                 bind_address: l.bind_address,
                 max_connections: l.max_connections,
                 cert_username: if tls.is_none() {
@@ -239,17 +242,18 @@ impl Server {
                 });
                 continue;
             }
-            let addresses = match resolve(spec.bind_address.as_deref(), spec.port) {
-                Ok(a) => a,
-                Err(e) => {
-                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
-                    if spec.is_optional {
-                        last_error = Some(e);
-                        continue;
+            let addresses =
+                match resolve(spec.bind_address.as_deref(), spec.port, spec.is_ipv4_only) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
+                        if spec.is_optional {
+                            last_error = Some(e);
+                            continue;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-            };
+                };
             for address in addresses {
                 match bind_one(address) {
                     Ok(socket) => {
@@ -814,7 +818,24 @@ fn deframe_slice(
     Some(pos)
 }
 
-fn resolve(address: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
+fn resolve(address: Option<&str>, port: u16, is_ipv4_only: bool) -> io::Result<Vec<SocketAddr>> {
+    if is_ipv4_only {
+        // socket_domain ipv4, as Mosquitto's getaddrinfo hint AF_INET.
+        let all: Vec<SocketAddr> = match address {
+            None => vec![SocketAddr::from(([0, 0, 0, 0], port))],
+            Some(host) => (host, port)
+                .to_socket_addrs()?
+                .filter(|a| a.is_ipv4())
+                .collect(),
+        };
+        if all.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no IPv4 address (socket_domain ipv4)",
+            ));
+        }
+        return Ok(all);
+    }
     match address {
         // Every address: IPv6 wildcard, which on Linux also accepts IPv4 unless the host
         // disabled it; then the IPv4 wildcard.
@@ -842,5 +863,38 @@ fn family(address: &SocketAddr) -> &'static str {
         "ipv6"
     } else {
         "ipv4"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_domain_ipv4_restricts_the_wildcard_and_names() {
+        assert_eq!(
+            resolve(None, 1883, true).unwrap(),
+            [SocketAddr::from(([0, 0, 0, 0], 1883))]
+        );
+        assert_eq!(
+            resolve(None, 1883, false).unwrap(),
+            [SocketAddr::from(([0u16; 8], 1883))]
+        );
+        assert!(resolve(Some("::1"), 1883, true).is_err());
+        assert_eq!(
+            resolve(Some("127.0.0.1"), 1883, true).unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 1883))]
+        );
+    }
+
+    #[test]
+    fn socket_domain_ipv6_is_still_refused() {
+        let text = "listener 1883\nsocket_domain ipv6\nlistener 1884\nsocket_domain ipv4\n";
+        let c = Config::parse_str(text, std::path::Path::new("t.conf")).unwrap();
+        let refused: Vec<String> = c.unsupported().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            refused,
+            ["t.conf:2: 'socket_domain ipv6' is a Mosquitto option culex does not support yet"]
+        );
     }
 }
