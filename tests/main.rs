@@ -11,6 +11,7 @@ mod common;
 mod connect;
 mod keepalive;
 mod limits;
+mod listeners;
 mod logging;
 mod malformed;
 mod mqtt5;

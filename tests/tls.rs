@@ -43,6 +43,17 @@ fn leaf(
     expired: bool,
 ) -> (String, String) {
     let mut params = CertificateParams::new(names).expect("leaf params");
+    // "O=Acme/CN=x" style: organisation first, as openssl -subj writes it.
+    let mut parts: Vec<&str> = common_name.split('/').collect();
+    let common_name = parts.pop().unwrap_or_default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    for part in parts {
+        if let Some(org) = part.strip_prefix("O=") {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, org);
+        }
+    }
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
@@ -80,6 +91,16 @@ impl Pki {
                 leaf(
                     &ca,
                     "sensor-7",
+                    vec![],
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                    false,
+                ),
+            ),
+            (
+                "acme",
+                leaf(
+                    &ca,
+                    "O=Acme, Inc./sensor-8",
                     vec![],
                     ExtendedKeyUsagePurpose::ClientAuth,
                     false,
@@ -310,5 +331,137 @@ fn tls_version_sets_the_minimum() {
         accepted.is_ok(),
         "TLS 1.3 client refused: {:?}",
         accepted.err()
+    );
+}
+
+/// Publishes on `topic` after subscribing to `filter`; returns whether it came back.
+fn comes_back(client: &Client, conn: &mut rumqttc::Connection, filter: &str, topic: &str) -> bool {
+    client.subscribe(filter, QoS::AtLeastOnce).unwrap();
+    client
+        .publish(topic, QoS::AtLeastOnce, false, b"x".to_vec())
+        .unwrap();
+    let deadline = std::time::Instant::now() + crate::common::QUIET * 2;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Ok(Event::Incoming(Packet::Publish(p)))) = conn.recv_timeout(crate::common::QUIET)
+        {
+            if p.topic == topic {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn write_file(pki: &Pki, name: &str, contents: &str) -> String {
+    std::fs::write(pki.dir.join(name), contents).unwrap();
+    pki.path(name)
+}
+
+/// use_identity_as_username: the client certificate's common name is the username for
+/// the ACL; the CONNECT's username and password are ignored and the password file is
+/// not consulted (Mosquitto 2).
+#[test]
+fn use_identity_as_username_makes_the_common_name_the_username() {
+    let pki = Pki::new("identity");
+    let acl = write_file(
+        &pki,
+        "acl",
+        "user sensor-7\ntopic readwrite sensors/sensor-7/#\n",
+    );
+    // A password file that does not know sensor-7, nor the CONNECT's "alice".
+    let hash = culex::auth::hash_password(
+        b"builder",
+        culex::auth::HashFormat::Sha512Pbkdf2 {
+            iterations: std::num::NonZeroU32::new(101).unwrap(),
+        },
+        b"twelve bytes",
+    );
+    let passwords = write_file(&pki, "passwd", &format!("bob:{hash}\n"));
+    let conf = pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\nuse_identity_as_username true\n\
+         allow_anonymous false\npassword_file {passwords}\nacl_file {acl}\n",
+        pki.path("ca.pem")
+    ));
+    let broker = Broker::start(&conf);
+    let mut options = tls_options(
+        &broker,
+        "id-7",
+        pki.client_config(Some("client"), &[&rustls::version::TLS13]),
+    );
+    options.set_credentials("alice", "not checked");
+    let (client, mut conn) = try_connect(options).expect("certificate identity accepted");
+    assert!(
+        comes_back(&client, &mut conn, "sensors/#", "sensors/sensor-7/temp"),
+        "sensor-7 could not use its own topics"
+    );
+    assert!(
+        !comes_back(&client, &mut conn, "sensors/#", "sensors/sensor-9/temp"),
+        "sensor-7 published on another sensor's topic"
+    );
+    if !Broker::is_mosquitto() {
+        assert!(
+            broker
+                .log_text()
+                .contains("as id-7 (p2, c1, k30, u'sensor-7')"),
+            "log: {}",
+            broker.log_text()
+        );
+    }
+}
+
+/// use_subject_as_username: the whole subject, in OpenSSL's RFC 2253 form, is the
+/// username.
+#[test]
+fn use_subject_as_username_makes_the_subject_the_username() {
+    let pki = Pki::new("subject");
+    let acl = write_file(
+        &pki,
+        "acl",
+        "user CN=sensor-8,O=Acme\\, Inc.\ntopic readwrite acme/#\n",
+    );
+    let conf = pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\nuse_subject_as_username true\n\
+         allow_anonymous false\nacl_file {acl}\n",
+        pki.path("ca.pem")
+    ));
+    let broker = Broker::start(&conf);
+    let tls13 = [&rustls::version::TLS13];
+    let (client, mut conn) = try_connect(tls_options(
+        &broker,
+        "acme",
+        pki.client_config(Some("acme"), &tls13),
+    ))
+    .expect("certificate subject accepted");
+    assert!(comes_back(&client, &mut conn, "acme/#", "acme/line-1"));
+    // Another certificate is another username, without the grant.
+    let (client, mut conn) = try_connect(tls_options(
+        &broker,
+        "other",
+        pki.client_config(Some("client"), &tls13),
+    ))
+    .expect("certificate subject accepted");
+    assert!(!comes_back(&client, &mut conn, "acme/#", "acme/line-2"));
+}
+
+/// use_identity_as_username on a listener where the certificate is optional: a client
+/// without one has no username and is refused as a bad username (0x04), as Mosquitto does.
+#[test]
+fn use_identity_as_username_refuses_a_client_without_certificate() {
+    let pki = Pki::new("nocert");
+    let conf = pki.listener_conf(&format!(
+        "cafile {}\nuse_identity_as_username true\n",
+        pki.path("ca.pem")
+    ));
+    let broker = Broker::start(&conf);
+    let mut options = tls_options(
+        &broker,
+        "anon",
+        pki.client_config(None, &[&rustls::version::TLS13]),
+    );
+    options.set_credentials("alice", "secret");
+    let refusal = try_connect(options).err().unwrap_or_default();
+    assert!(
+        refusal.contains("BadUserNamePassword"),
+        "expected a refusal with 0x04, got {refusal:?}"
     );
 }

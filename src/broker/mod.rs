@@ -6,7 +6,9 @@
 //! a queue of connections to close:
 //!
 //! ```text
-//! handle_open(conn, peer, now)          a socket was accepted
+//! handle_open(conn, peer, listener, now) a socket was accepted
+//! set_certificate_username(conn, name)  its TLS handshake ended (listeners that take
+//!                                       the username from the client certificate)
 //! handle_frame(conn, frame, now)        one whole packet arrived (frame::check said so)
 //! handle_closed(conn, now)              the socket is gone (EOF, error, or after poll_close)
 //! handle_timeout(now)                   time passed; call when next_deadline() is due
@@ -52,6 +54,31 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId(pub u32);
 
+/// Who is at the other end of a connection, as log lines name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    Inet(SocketAddr),
+    /// A client of a Unix socket listener: the listener's path (the client end has no
+    /// name).
+    Unix(Rc<str>),
+}
+
+impl From<SocketAddr> for Peer {
+    fn from(address: SocketAddr) -> Peer {
+        Peer::Inet(address)
+    }
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Inet(address) => address.fmt(f),
+            // Mosquitto's form: the path and port 0.
+            Peer::Unix(path) => write!(f, "{path}:0"),
+        }
+    }
+}
+
 /// A session slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(u32);
@@ -91,7 +118,7 @@ pub struct Settings {
 }
 
 /// The per-listener options the core enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerLimits {
     /// `max_qos`.
     pub max_qos: QoS,
@@ -99,6 +126,14 @@ pub struct ListenerLimits {
     pub max_topic_alias: u16,
     /// `max_topic_alias_broker`: aliases culex sets toward an MQTT 5 client.
     pub max_topic_alias_broker: u16,
+    /// `use_identity_as_username` / `use_subject_as_username` on a TLS listener: the
+    /// username is the one the loop passes to `set_certificate_username`; the CONNECT's
+    /// username and password are ignored and the password file is not consulted.
+    pub username_from_certificate: bool,
+    /// `mount_point`: prefixed to every topic and filter this listener's clients send
+    /// (wills too, `$SYS` too, as Mosquitto does), and removed from the topics they are
+    /// sent. ACLs see the prefixed topic.
+    pub mount_point: Option<Rc<str>>,
 }
 
 impl Default for ListenerLimits {
@@ -107,6 +142,8 @@ impl Default for ListenerLimits {
             max_qos: QoS::ExactlyOnce,
             max_topic_alias: 10,
             max_topic_alias_broker: 10,
+            username_from_certificate: false,
+            mount_point: None,
         }
     }
 }
@@ -142,6 +179,9 @@ impl Settings {
                     max_qos: QoS::from_u8(l.max_qos).unwrap_or(QoS::ExactlyOnce),
                     max_topic_alias: l.max_topic_alias,
                     max_topic_alias_broker: l.max_topic_alias_broker,
+                    username_from_certificate: l.tls.certfile.is_some()
+                        && (l.tls.use_identity_as_username || l.tls.use_subject_as_username),
+                    mount_point: l.mount_point.as_deref().map(Rc::from),
                 })
                 .collect(),
         }
@@ -192,7 +232,7 @@ enum ConnState {
 }
 
 struct Conn {
-    peer: SocketAddr,
+    peer: Peer,
     state: ConnState,
     version: ProtocolVersion,
     keep_alive: u16,
@@ -223,6 +263,8 @@ struct Conn {
     /// first of them are left when the socket took only part of it ($SYS packet/out).
     out_packets: u64,
     out_head_left: usize,
+    /// The username its client certificate stands for (see `set_certificate_username`).
+    certificate_username: Option<Box<str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,8 +522,15 @@ impl Broker {
 
     /// A socket was accepted on the loop's listener number `listener` (the index of
     /// `Settings::listeners`).
-    pub fn handle_open(&mut self, conn: ConnId, peer: SocketAddr, listener: usize, now: Instant) {
+    pub fn handle_open(
+        &mut self,
+        conn: ConnId,
+        peer: impl Into<Peer>,
+        listener: usize,
+        now: Instant,
+    ) {
         self.last_event = now;
+        let peer = peer.into();
         let slot = conn.0 as usize;
         if self.conns.len() <= slot {
             self.conns.resize_with(slot + 1, || None);
@@ -508,13 +557,23 @@ impl Broker {
                 .settings
                 .listeners
                 .get(listener)
-                .copied()
+                .cloned()
                 .unwrap_or_default(),
             out_packets: 0,
             out_head_left: 0,
+            certificate_username: None,
         });
         self.stats.sockets += 1;
         self.timers.schedule(deadline, Timer::Conn(conn));
+    }
+
+    /// The TLS handshake of `conn` ended: `username` is what its client certificate
+    /// stands for on this listener (common name or subject), `None` if it presented no
+    /// certificate or one without a common name. Called before any packet is handed over.
+    pub fn set_certificate_username(&mut self, conn: ConnId, username: Option<Box<str>>) {
+        if let Some(conn) = self.conn_mut(conn) {
+            conn.certificate_username = username;
+        }
     }
 
     /// One whole packet, as `frame::check` delimited it.
@@ -564,7 +623,7 @@ impl Broker {
         self.conns
             .get(id.0 as usize)
             .and_then(Option::as_ref)
-            .map_or_else(ListenerLimits::default, |c| c.limits)
+            .map_or_else(ListenerLimits::default, |c| c.limits.clone())
     }
 
     /// The connection's protocol version (3.1.1 until its CONNECT says otherwise).
@@ -684,11 +743,16 @@ impl Broker {
                 state: ConnState::Active(sid),
                 version,
                 password,
+                limits,
                 ..
             }) = conn
             else {
                 continue;
             };
+            if limits.username_from_certificate {
+                // Its certificate was verified in the handshake; nothing to check again.
+                continue;
+            }
             let session = self.session(*sid);
             let connect = Connect {
                 version: *version,
@@ -789,8 +853,30 @@ impl Broker {
 
     fn handle_connect(&mut self, id: ConnId, connect: Connect<'_>, now: Instant) {
         let peer = self.peer(id);
+        let from_certificate = self.conn_limits(id).username_from_certificate;
+        let mut certificate_username = None;
         if let Some(conn) = self.conn_mut(id) {
             conn.version = connect.version;
+            certificate_username = conn.certificate_username.take();
+        }
+        // Mosquitto: with use_identity_as_username or use_subject_as_username the
+        // CONNECT's username and password are dropped; the certificate's name is the
+        // username, for ACLs too, and the password file is not consulted.
+        let mut connect = if from_certificate {
+            Connect {
+                username: certificate_username.as_deref(),
+                password: None,
+                ..connect
+            }
+        } else {
+            connect
+        };
+        let mounted_will_topic = connect
+            .will
+            .as_ref()
+            .and_then(|w| self.mount(id, w.topic).ok());
+        if let (Some(will), Some(topic)) = (connect.will.as_mut(), mounted_will_topic.as_ref()) {
+            will.topic = topic;
         }
         let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
@@ -822,7 +908,13 @@ impl Broker {
         {
             // [MQTT-3.2.2-13]
             refuse(ReasonCode::RETAIN_NOT_SUPPORTED)
-        } else if let Some(code) = self.authenticate(&connect) {
+        } else if from_certificate && connect.username.is_none() {
+            // Mosquitto: no certificate, or one without a common name, is a bad username.
+            refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        } else if let Some(code) = (!from_certificate)
+            .then(|| self.authenticate(&connect))
+            .flatten()
+        {
             refuse(code)
         } else if connect.will.as_ref().is_some_and(|w| {
             !self.is_allowed(connect.client_id, connect.username, w.topic, Access::Write)
@@ -1069,6 +1161,41 @@ impl Broker {
         }
     }
 
+    /// A topic name a client sent, with its listener's mount point: `Ok` if prefixed,
+    /// `Err` (the name as it is) without a mount point.
+    fn mount<'t>(&self, id: ConnId, topic: &'t str) -> Result<String, &'t str> {
+        match self.conns.get(id.0 as usize).and_then(Option::as_ref) {
+            Some(Conn {
+                limits:
+                    ListenerLimits {
+                        mount_point: Some(mount_point),
+                        ..
+                    },
+                ..
+            }) => Ok(format!("{mount_point}{topic}")),
+            _ => Err(topic),
+        }
+    }
+
+    /// A topic filter a client sent, with its listener's mount point; for a shared
+    /// subscription the prefix goes before its filter (`$share/g/MOUNTf`; Mosquitto
+    /// prefixes the whole string, which makes it an ordinary subscription that matches
+    /// nothing). `None` if the prefixed filter is not valid.
+    fn mount_filter<'f>(&self, id: ConnId, filter: &'f str) -> Option<std::borrow::Cow<'f, str>> {
+        let mounted = match parse_shared(filter) {
+            Some((name, inner)) => match self.mount(id, inner) {
+                Ok(inner) => std::borrow::Cow::Owned(format!("$share/{name}/{inner}")),
+                Err(_) => std::borrow::Cow::Borrowed(filter),
+            },
+            None => match self.mount(id, filter) {
+                Ok(mounted) => std::borrow::Cow::Owned(mounted),
+                Err(_) => std::borrow::Cow::Borrowed(filter),
+            },
+        };
+        let inner = parse_shared(&mounted).map_or(&*mounted, |(_, inner)| inner);
+        crate::topic::is_valid_filter(inner).then_some(mounted)
+    }
+
     fn send_connack(&mut self, id: ConnId, session_present: bool, reason: ReasonCode) {
         self.send(id, &Packet::Connack(Connack::new(session_present, reason)));
     }
@@ -1133,6 +1260,11 @@ impl Broker {
                 conn.topic_aliases[slot] = Some(publish.topic.into());
             }
         }
+        let mounted = self.mount(id, topic);
+        let topic: &str = match &mounted {
+            Ok(t) => t,
+            Err(t) => t,
+        };
         let is_duplicate_qos2 = match (publish.qos, publish.packet_id) {
             (QoS::ExactlyOnce, Some(pid)) => {
                 let receive_maximum = usize::from(self.receive_maximum());
@@ -1635,10 +1767,17 @@ impl Broker {
             .unwrap_or(0);
         let mut send_retained = Vec::with_capacity(subscribe.filters.len());
         let max_qos = self.conn_limits(conn).max_qos;
+        let is_v5 = self.version(conn) == ProtocolVersion::V5;
         let codes = subscribe
             .filters
             .iter()
             .map(|&(filter, options)| {
+                let filter = match self.mount_filter(conn, filter) {
+                    Some(f) => f,
+                    // A mount point that makes the filter invalid ("a" + "#").
+                    None if is_v5 => return ReasonCode::TOPIC_FILTER_INVALID,
+                    None => return ReasonCode::UNSPECIFIED_ERROR,
+                };
                 // Granted QoS is at most the listener's max_qos. [MQTT-3.8.4-6]
                 let qos = options.qos.min(max_qos);
                 let sub = Sub {
@@ -1647,7 +1786,7 @@ impl Broker {
                     retain_as_published: options.retain_as_published,
                     id,
                 };
-                let existed = self.add_subscription(sid, filter, sub);
+                let existed = self.add_subscription(sid, &filter, sub);
                 log::info!(target: "subscribe", "{} {} {}", self.session(sid).client_id, qos as u8, filter);
                 // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
                 // [MQTT-3.3.1-9] [MQTT-3.3.1-10] (MQTT 5); 3.1.1 always [MQTT-3.8.4-3].
@@ -1667,7 +1806,7 @@ impl Broker {
             }),
         );
         for (filter, qos) in send_retained {
-            self.send_retained(sid, filter, qos, now);
+            self.send_retained(sid, &filter, qos, now);
         }
     }
 
@@ -1740,7 +1879,9 @@ impl Broker {
     fn handle_unsubscribe(&mut self, conn: ConnId, sid: SessionId, unsubscribe: Unsubscribe<'_>) {
         let mut unsuback = Unsuback::new(unsubscribe.packet_id);
         for filter in &unsubscribe.filters {
-            let existed = self.remove_subscription(sid, filter);
+            let existed = self
+                .mount_filter(conn, filter)
+                .is_some_and(|filter| self.remove_subscription(sid, &filter));
             log::info!(target: "unsubscribe", "{} {}", self.session(sid).client_id, filter);
             // MQTT 5: one code per filter. [MQTT-3.11.3-1]
             unsuback.codes.push(if existed {
@@ -2040,6 +2181,15 @@ impl Broker {
             return false;
         };
         let start = conn.out.len();
+        // The client sees its topics without its mount point; it only subscribed to
+        // topics under it.
+        let m = &Outgoing {
+            topic: match &conn.limits.mount_point {
+                Some(mount_point) => m.topic.strip_prefix(&**mount_point).unwrap_or(m.topic),
+                None => m.topic,
+            },
+            ..*m
+        };
         if conn.version == ProtocolVersion::V5 {
             let mut properties = match m.props.map(|p| p.to_properties(now)) {
                 Some(Some(p)) => p,

@@ -2716,3 +2716,63 @@ fn sys_load_averages_follow_a_steady_rate() {
     assert_eq!(load(&h, "1min"), format!("{decayed:.2}"));
     assert_eq!(load(&h, "1min"), "13.95");
 }
+
+/// mount_point: the clients of listener 1 ("m/") publish, subscribe (shared subscriptions
+/// too) and receive retained messages under the prefix, and see topics without it; a
+/// filter the prefix makes invalid is refused (0x80).
+#[test]
+fn mount_point_prefixes_topics_and_filters_of_its_listener() {
+    let mut h = Harness::new(|s| {
+        s.listeners = vec![
+            ListenerLimits::default(),
+            ListenerLimits {
+                mount_point: Some("m/".into()),
+                ..ListenerLimits::default()
+            },
+        ];
+    });
+    let outside = h.connect(1, "outside", true, 0, None);
+    h.subscribe(outside, 1, &[("#", Q0)]);
+    h.send(outside, &retained(publish("m/r", b"kept", Q0, 0)));
+    h.recv(outside, &[publish("m/r", b"kept", Q0, 0)]);
+
+    let inside = ConnId(2);
+    h.broker
+        .handle_open(inside, SocketAddr::from(([192, 0, 2, 9], 1)), 1, h.now);
+    h.send(inside, &connect("inside", true, 0, None));
+    h.recv(inside, &[connack(false, ReasonCode::SUCCESS)]);
+    h.send(inside, &subscribe(1, &[("r", Q0), ("$share/g/t", Q0)]));
+    h.recv(
+        inside,
+        &[
+            Packet::Suback(Suback {
+                packet_id: pid(1),
+                codes: vec![ReasonCode::granted(Q0), ReasonCode::granted(Q0)],
+                properties: Default::default(),
+            }),
+            retained(publish("r", b"kept", Q0, 0)),
+        ],
+    );
+    h.send(outside, &publish("m/t", b"shared", Q0, 0));
+    h.recv(outside, &[publish("m/t", b"shared", Q0, 0)]);
+    h.recv(inside, &[publish("t", b"shared", Q0, 0)]);
+    h.send(inside, &publish("up", b"x", Q0, 0));
+    h.recv(outside, &[publish("m/up", b"x", Q0, 0)]);
+
+    let mut h = Harness::new(|s| {
+        s.listeners = vec![ListenerLimits {
+            mount_point: Some("m".into()),
+            ..ListenerLimits::default()
+        }];
+    });
+    let c = h.connect(1, "c", true, 0, None);
+    h.send(c, &subscribe(1, &[("#", Q0)]));
+    h.recv(
+        c,
+        &[Packet::Suback(Suback {
+            packet_id: pid(1),
+            codes: vec![ReasonCode::UNSPECIFIED_ERROR],
+            properties: Default::default(),
+        })],
+    );
+}

@@ -13,6 +13,8 @@
 //! - A slot freed during an iteration is reused only after it, so a stale event of a
 //!   closed connection never reaches a new one.
 
+pub mod cert_name;
+mod socket;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
@@ -20,12 +22,14 @@ use crate::broker::{Broker, ConnId, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
 use log::{debug, info, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
+use socket::{Listening, Stream};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -85,10 +89,16 @@ fn listener_token(index: usize) -> Token {
 #[derive(Clone)]
 pub struct ListenerSpec {
     pub port: u16,
+    /// `listener 0 PATH`: a Unix socket at PATH (port and address are not used).
+    pub unix_socket_path: Option<PathBuf>,
     /// `None`: every address.
     pub bind_address: Option<String>,
+    /// `socket_domain ipv4`: IPv4 addresses only (the wildcard is 0.0.0.0).
+    pub is_ipv4_only: bool,
     pub max_connections: Option<usize>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// `use_identity_as_username` / `use_subject_as_username` (TLS listeners only).
+    pub cert_username: Option<cert_name::CertUsername>,
     /// A loopback listener culex adds by default: failing to bind it is a warning.
     pub is_optional: bool,
 }
@@ -96,21 +106,24 @@ pub struct ListenerSpec {
 struct ListenerSocket {
     /// Index of its configuration listener (`Settings::listeners`).
     index: usize,
-    socket: TcpListener,
-    address: SocketAddr,
+    socket: Listening,
     max_connections: Option<usize>,
     connections: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
+    cert_username: Option<cert_name::CertUsername>,
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     listener: usize,
     /// The bytes of an incomplete packet; empty (and unallocated) otherwise.
     partial: Vec<u8>,
     /// TLS state of a connection accepted on a TLS listener. Boxed: it is large, and a
     /// plain TCP connection should not pay for it.
     tls: Option<Box<rustls::ServerConnection>>,
+    /// The broker still has to be told the certificate's username, once the handshake
+    /// is done.
+    pending_cert_username: Option<cert_name::CertUsername>,
 }
 
 /// Stops a running [`Server`] from another thread (tests, signal handlers).
@@ -188,8 +201,19 @@ impl Server {
             specs.push(ListenerSpec {
                 is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
                 port: l.port,
+                unix_socket_path: l.unix_socket_path,
+                is_ipv4_only: l.socket_domain == Some(crate::config::SocketDomain::Ipv4),
                 bind_address: l.bind_address,
                 max_connections: l.max_connections,
+                cert_username: if tls.is_none() {
+                    None
+                } else if l.tls.use_identity_as_username {
+                    Some(cert_name::CertUsername::Identity)
+                } else if l.tls.use_subject_as_username {
+                    Some(cert_name::CertUsername::Subject)
+                } else {
+                    None
+                },
                 tls,
             });
         }
@@ -206,17 +230,40 @@ impl Server {
         let mut listeners = Vec::new();
         let mut last_error = None;
         for (spec_index, spec) in specs.into_iter().enumerate() {
-            let addresses = match resolve(spec.bind_address.as_deref(), spec.port) {
-                Ok(a) => a,
-                Err(e) => {
-                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
-                    if spec.is_optional {
-                        last_error = Some(e);
-                        continue;
+            if let Some(path) = &spec.unix_socket_path {
+                let socket = Listening::bind_unix(path).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {}: {e}", path.display()),
+                    )
+                })?;
+                info!(
+                    "Opening unix listen socket on path {}{}.",
+                    path.display(),
+                    if spec.tls.is_some() { " (TLS)" } else { "" }
+                );
+                listeners.push(ListenerSocket {
+                    index: spec_index,
+                    socket,
+                    max_connections: spec.max_connections,
+                    connections: 0,
+                    tls: spec.tls.clone(),
+                    cert_username: spec.cert_username,
+                });
+                continue;
+            }
+            let addresses =
+                match resolve(spec.bind_address.as_deref(), spec.port, spec.is_ipv4_only) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
+                        if spec.is_optional {
+                            last_error = Some(e);
+                            continue;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-            };
+                };
             for address in addresses {
                 match bind_one(address) {
                     Ok(socket) => {
@@ -229,11 +276,11 @@ impl Server {
                         );
                         listeners.push(ListenerSocket {
                             index: spec_index,
-                            socket,
-                            address,
+                            socket: Listening::Tcp(socket),
                             max_connections: spec.max_connections,
                             connections: 0,
                             tls: spec.tls.clone(),
+                            cert_username: spec.cert_username,
                         });
                     }
                     Err(e) => {
@@ -284,7 +331,10 @@ impl Server {
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.address).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.socket.tcp_address())
+            .collect()
     }
 
     /// Stops the loop cleanly on SIGTERM and SIGINT. signal-hook writes a byte into a
@@ -535,20 +585,19 @@ impl Server {
                 },
                 None => None,
             };
-            // Packets are batched per iteration, so Nagle's delay buys nothing.
-            let _ = stream.set_nodelay(true);
             listener.connections += 1;
             self.open_connections += 1;
             self.connections_peak = self.connections_peak.max(self.open_connections);
             debug!(
-                "New connection from {peer} on port {}.",
-                listener.address.port()
+                "New connection from {peer} on {}.",
+                listener.socket.describe()
             );
             self.conns[slot as usize] = Some(Connection {
                 stream,
                 listener: index,
                 partial: Vec::new(),
                 tls,
+                pending_cert_username: listener.cert_username,
             });
             let limits_index = self.listeners[index].index;
             self.broker
@@ -603,6 +652,7 @@ impl Server {
                 return;
             };
             let Some(tls) = conn.tls.as_mut() else { return };
+            let pending_cert_username = conn.pending_cert_username;
             let is_eof = match tls.read_tls(&mut conn.stream) {
                 Ok(0) => true,
                 Ok(_) => false,
@@ -611,10 +661,28 @@ impl Server {
                 Err(_) => return self.lose(slot, now),
             };
             if let Err(e) = tls.process_new_packets() {
-                info!("TLS error from {}: {e}.", peer_of(&conn.stream));
+                info!(
+                    "TLS error from {}: {e}.",
+                    conn.stream.peer(&self.listeners[conn.listener].socket)
+                );
                 // Send the alert rustls prepared, then close.
                 let _ = tls.write_tls(&mut conn.stream);
                 return self.lose(slot, now);
+            }
+            if let Some(kind) = pending_cert_username.filter(|_| !tls.is_handshaking()) {
+                conn.pending_cert_username = None;
+                let username = tls
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|cert| cert_name::username(cert, kind));
+                if username.is_none() {
+                    info!(
+                        "Client certificate from {} gives no username ({kind:?}).",
+                        conn.stream.peer(&self.listeners[conn.listener].socket)
+                    );
+                }
+                self.broker
+                    .set_certificate_username(id, username.map(String::into_boxed_str));
             }
             loop {
                 match tls.reader().read(&mut self.scratch) {
@@ -702,7 +770,7 @@ impl Server {
             return false;
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+        conn.stream.shutdown();
         self.listeners[conn.listener].connections -= 1;
         self.open_connections -= 1;
         self.freed.push(slot);
@@ -717,7 +785,7 @@ fn flush_tls(
     broker: &mut Broker,
     id: ConnId,
     tls: &mut rustls::ServerConnection,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
 ) -> bool {
     loop {
         let mut progressed = false;
@@ -745,12 +813,6 @@ fn flush_tls(
             return true;
         }
     }
-}
-
-fn peer_of(stream: &TcpStream) -> String {
-    stream
-        .peer_addr()
-        .map_or_else(|_| "?".to_string(), |a| a.to_string())
 }
 
 /// Hands every whole packet in `partial` + `data` to the broker and keeps the incomplete
@@ -810,7 +872,24 @@ fn deframe_slice(
     Some(pos)
 }
 
-fn resolve(address: Option<&str>, port: u16) -> io::Result<Vec<SocketAddr>> {
+fn resolve(address: Option<&str>, port: u16, is_ipv4_only: bool) -> io::Result<Vec<SocketAddr>> {
+    if is_ipv4_only {
+        // socket_domain ipv4, as Mosquitto's getaddrinfo hint AF_INET.
+        let all: Vec<SocketAddr> = match address {
+            None => vec![SocketAddr::from(([0, 0, 0, 0], port))],
+            Some(host) => (host, port)
+                .to_socket_addrs()?
+                .filter(|a| a.is_ipv4())
+                .collect(),
+        };
+        if all.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no IPv4 address (socket_domain ipv4)",
+            ));
+        }
+        return Ok(all);
+    }
     match address {
         // Every address: IPv6 wildcard, which on Linux also accepts IPv4 unless the host
         // disabled it; then the IPv4 wildcard.
@@ -838,5 +917,38 @@ fn family(address: &SocketAddr) -> &'static str {
         "ipv6"
     } else {
         "ipv4"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_domain_ipv4_restricts_the_wildcard_and_names() {
+        assert_eq!(
+            resolve(None, 1883, true).unwrap(),
+            [SocketAddr::from(([0, 0, 0, 0], 1883))]
+        );
+        assert_eq!(
+            resolve(None, 1883, false).unwrap(),
+            [SocketAddr::from(([0u16; 8], 1883))]
+        );
+        assert!(resolve(Some("::1"), 1883, true).is_err());
+        assert_eq!(
+            resolve(Some("127.0.0.1"), 1883, true).unwrap(),
+            [SocketAddr::from(([127, 0, 0, 1], 1883))]
+        );
+    }
+
+    #[test]
+    fn socket_domain_ipv6_is_still_refused() {
+        let text = "listener 1883\nsocket_domain ipv6\nlistener 1884\nsocket_domain ipv4\n";
+        let c = Config::parse_str(text, std::path::Path::new("t.conf")).unwrap();
+        let refused: Vec<String> = c.unsupported().iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            refused,
+            ["t.conf:2: 'socket_domain ipv6' is a Mosquitto option culex does not support yet"]
+        );
     }
 }
