@@ -165,10 +165,12 @@ fn main() -> ExitCode {
             reopen_log_file();
         }
         let (passwords, acl) = culex::net::load_auth(&config)?;
+        let listener_tls = culex::net::load_listener_tls(&config)?;
         Ok(Reload {
             settings: Settings::from_config(&config),
             passwords,
             acl,
+            listener_tls,
         })
     });
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

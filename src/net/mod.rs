@@ -54,6 +54,9 @@ pub struct Reload {
     pub settings: Settings,
     pub passwords: Option<PasswordFile>,
     pub acl: Option<Acl>,
+    /// Per configured listener, from [`load_listener_tls`]: certificates are re-read as
+    /// Mosquitto does, for connections accepted from now on.
+    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Re-reads the configuration; an error keeps the running configuration.
@@ -65,6 +68,46 @@ struct SignalHooks {
     pipe: mio::net::UnixStream,
     flags: Vec<(i32, Arc<AtomicBool>)>,
     handler: Box<dyn FnMut(i32)>,
+}
+
+/// The TLS configuration of a listener, or `None` for plain TCP.
+fn listener_tls(l: &crate::config::Listener) -> io::Result<Option<Arc<rustls::ServerConfig>>> {
+    match (&l.tls.certfile, &l.tls.keyfile) {
+        (Some(certfile), Some(keyfile)) => {
+            let options = tls::TlsOptions {
+                certfile: certfile.clone(),
+                keyfile: keyfile.clone(),
+                cafile: l.tls.cafile.clone(),
+                capath: l.tls.capath.clone(),
+                require_certificate: l.tls.require_certificate,
+                tls_version: l.tls.tls_version.map(|v| match v {
+                    crate::config::TlsVersion::V1_3 => "tlsv1.3".to_string(),
+                    _ => "tlsv1.2".to_string(),
+                }),
+                crlfile: l.tls.crlfile.clone(),
+            };
+            let config = tls::server_config(&options)
+                .map_err(|e| io::Error::other(format!("listener {}: {e}", l.port)))?;
+            Ok(Some(config))
+        }
+        (None, None) => Ok(None),
+        _ => Err(io::Error::other(format!(
+            "listener {}: certfile and keyfile must both be given for TLS",
+            l.port
+        ))),
+    }
+}
+
+/// The TLS configurations of a configuration's listeners, in listener order: what a
+/// reload hands to [`Server`] so renewed certificates apply to new connections.
+pub fn load_listener_tls(
+    config: &Config,
+) -> Result<Vec<Option<Arc<rustls::ServerConfig>>>, String> {
+    config
+        .effective_listeners()
+        .iter()
+        .map(|l| listener_tls(l).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Loads `password_file` and `acl_file` of a configuration.
@@ -172,32 +215,7 @@ impl Server {
         let implicit = config.is_local_only();
         let mut specs = Vec::new();
         for l in config.effective_listeners() {
-            let tls = match (&l.tls.certfile, &l.tls.keyfile) {
-                (Some(certfile), Some(keyfile)) => {
-                    let options = tls::TlsOptions {
-                        certfile: certfile.clone(),
-                        keyfile: keyfile.clone(),
-                        cafile: l.tls.cafile.clone(),
-                        capath: l.tls.capath.clone(),
-                        require_certificate: l.tls.require_certificate,
-                        tls_version: l.tls.tls_version.map(|v| match v {
-                            crate::config::TlsVersion::V1_3 => "tlsv1.3".to_string(),
-                            _ => "tlsv1.2".to_string(),
-                        }),
-                        crlfile: l.tls.crlfile.clone(),
-                    };
-                    let config = tls::server_config(&options)
-                        .map_err(|e| io::Error::other(format!("listener {}: {e}", l.port)))?;
-                    Some(config)
-                }
-                (None, None) => None,
-                _ => {
-                    return Err(io::Error::other(format!(
-                        "listener {}: certfile and keyfile must both be given for TLS",
-                        l.port
-                    )))
-                }
-            };
+            let tls = listener_tls(&l)?;
             specs.push(ListenerSpec {
                 is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
                 port: l.port,
@@ -421,6 +439,20 @@ impl Server {
         info!("Reloading config.");
         match reloader() {
             Ok(reload) => {
+                for listener in &mut self.listeners {
+                    match reload.listener_tls.get(listener.index) {
+                        // A listener that was TLS stays TLS (and plain stays plain): turning
+                        // TLS on or off means reopening it, which needs a restart.
+                        Some(Some(tls)) if listener.tls.is_some() => {
+                            listener.tls = Some(tls.clone())
+                        }
+                        Some(new) if new.is_some() != listener.tls.is_some() => warn!(
+                            "Listener {}: switching TLS on or off needs a restart.",
+                            listener.index
+                        ),
+                        _ => {}
+                    }
+                }
                 self.broker.set_settings(reload.settings);
                 self.broker.set_auth(reload.passwords, reload.acl);
                 self.broker.reauthenticate(Instant::now());

@@ -532,6 +532,7 @@ run_paho paho_v5_checks.py
 kill -0 "$BROKER_PID" 2>/dev/null || { broker_log_tail; die "broker died during the paho checks"; }
 
 bash "$HERE/tools.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("tools.sh"); }
+bash "$HERE/security.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("security.sh"); }
 
 # ---------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@
 # what it needs (mosquitto, mosquitto-clients, openssl) if missing; every wait is bounded.
 set -euo pipefail
 
-BROKER=${1:?usage: security.sh BROKER_BINARY}
+BROKER=$(realpath "${1:?usage: security.sh BROKER_BINARY}")
 WAIT=5
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -61,6 +61,10 @@ topic readwrite secret/#
 user bob
 topic readwrite sensors/#
 topic read secret/#
+
+# carol has rules before she has a password: the reload adds her to the password file.
+user carol
+topic write sensors/#
 EOF
 chmod 644 ./*
 
@@ -97,7 +101,7 @@ FAILED=0
 check() {
     local name=$1
     shift
-    if ("$@") >"check-$name.log" 2>&1; then
+    if (set -x; "$@") >"check-$name.log" 2>&1; then
         echo "PASS $name"
         PASSED=$((PASSED + 1))
     else
@@ -172,11 +176,41 @@ check_reload_keeps_clients() {
     [ "$(cat reload.out)" = "$(printf 'before\nafter')" ]
 }
 
+fingerprint() {
+    openssl s_client -connect "127.0.0.1:$TLS_PORT" -CAfile "$WORK/ca.pem" </dev/null 2>/dev/null |
+        openssl x509 -noout -fingerprint -sha256 2>/dev/null
+}
+
+check_sighup_reloads_certificates() {
+    # A renewed server certificate is served to new connections after SIGHUP.
+    local before after
+    before=$(fingerprint)
+    [ -n "$before" ] || { echo "no certificate served"; return 1; }
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$WORK/new.key" -out "$WORK/new.csr" 2>/dev/null
+    openssl x509 -req -in "$WORK/new.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+        -CAcreateserial -days 2 -extfile "$WORK/server.ext" -out "$WORK/new.pem" 2>/dev/null
+    chmod 644 "$WORK/new.pem" "$WORK/new.key"
+    mv "$WORK/new.pem" "$WORK/server.pem"
+    mv "$WORK/new.key" "$WORK/server.key"
+    kill -HUP "$BROKER_PID"
+    for _ in $(seq 1 30); do
+        after=$(fingerprint)
+        [ -n "$after" ] && [ "$after" != "$before" ] && break
+        sleep 0.2
+    done
+    echo "before: $before"
+    echo "after:  $after"
+    [ -n "$after" ] && [ "$after" != "$before" ]
+    mosquitto_pub $(tls) -u alice -P wonderland -t sensors/t -m with-new-certificate
+}
+
 check tls-password check_tls_and_password
 check tls-wrong-password check_wrong_password_is_refused
 check mtls-client-certificate check_client_certificate
 check acl-write-and-read check_acl
 check sighup-reload-keeps-clients check_reload_keeps_clients
+check sighup-reloads-certificates check_sighup_reloads_certificates
 
 kill -0 "$BROKER_PID" 2>/dev/null || { cat broker.log >&2; echo "security: broker died" >&2; exit 1; }
 echo "security: $PASSED passed, $FAILED failed"
