@@ -133,6 +133,24 @@ fn main() -> ExitCode {
     if config.is_local_only() {
         info!("Starting in local only mode. Connections will only be possible from clients running on this machine.");
     }
+    // Signals are caught from before the listeners exist: a client (or a test, or
+    // systemd) that sees the port open may signal at once, and the default action of
+    // SIGHUP, SIGUSR1, SIGUSR2 and SIGRTMIN is to end the process. Until the loop's own
+    // handlers are installed, a stop request is remembered and anything else dropped.
+    let early_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGTERM, SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, early_stop.clone()) {
+            eprintln!("Error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let ignored = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGHUP, SIGUSR1, SIGUSR2, SIGRTMIN] {
+        if let Err(e) = signal_hook::flag::register(signal, ignored.clone()) {
+            eprintln!("Error: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let mut server = match Server::bind(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -183,6 +201,10 @@ fn main() -> ExitCode {
         error!("Cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
+    if early_stop.load(std::sync::atomic::Ordering::SeqCst) {
+        info!("Signal received during start-up, stopping.");
+        return ExitCode::SUCCESS;
+    }
     if let Some(interval) = notify::watchdog_interval() {
         server.heartbeat_every(interval, || {
             let _ = notify::notify(notify::WATCHDOG);
@@ -211,6 +233,9 @@ const SIGRTMIN: i32 = 34;
 const SIGRTMIN: i32 = 35;
 const SIGUSR1: i32 = signal_hook::consts::SIGUSR1;
 const SIGUSR2: i32 = signal_hook::consts::SIGUSR2;
+const SIGHUP: i32 = signal_hook::consts::SIGHUP;
+const SIGTERM: i32 = signal_hook::consts::SIGTERM;
+const SIGINT: i32 = signal_hook::consts::SIGINT;
 
 /// Mosquitto's SIGUSR1 (write the persistence file now), SIGUSR2 (print the subscription
 /// tree) and 2.1's SIGRTMIN (reopen the log file).
