@@ -52,5 +52,9 @@ case $triple in
             RUSTUP_TOOLCHAIN=nightly cargo-zigbuild test -j"$JOBS" -Zbuild-std=std,panic_abort,test \
             --target "$triple" "$@" ;;
     *)
+        # qemu-user keeps the host's real-time signals for itself: a host SIGRTMIN sent
+        # to the emulator never reaches the guest, so the one test that sends SIGRTMIN is
+        # left out here (it runs natively in `cargo test`; SIGHUP's reopen runs here).
+        [ "$#" -gt 0 ] || set -- -- --skip logging::moved_log_file_is_reopened_on_sigrtmin
         cargo test -j"$JOBS" --target "$triple" "$@" ;;
 esac
