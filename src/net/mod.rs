@@ -463,7 +463,7 @@ impl Server {
     }
 
     /// `release` is called when the number of connections falls to a quarter of its peak
-    /// (of at least 1,000): the process gives the memory of departed clients back instead
+    /// (and at least 256 have left): the process gives the memory of departed clients back instead
     /// of staying at its peak. The library has no allocator code of its own; the binary
     /// passes glibc's `malloc_trim`.
     pub fn release_memory_with(&mut self, release: fn()) {
@@ -472,7 +472,7 @@ impl Server {
 
     fn note_connections(&mut self) {
         let open = self.open_connections;
-        if self.connections_peak >= 1_000 && open <= self.connections_peak / 4 {
+        if self.connections_peak - open >= 256 && open <= self.connections_peak / 4 {
             if let Some(release) = self.release_memory {
                 debug!(
                     "{open} connections left of {}: releasing memory.",
