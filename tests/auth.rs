@@ -14,10 +14,10 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A file outside the broker's directory, readable by a broker that dropped root
 /// (Mosquitto switches to its own user).
-struct TempFile(PathBuf);
+pub struct TempFile(PathBuf);
 
 impl TempFile {
-    fn new(name: &str, contents: &str) -> TempFile {
+    pub fn new(name: &str, contents: &str) -> TempFile {
         let path = std::env::temp_dir().join(format!(
             "culex-auth-{}-{}-{name}",
             std::process::id(),
@@ -34,7 +34,7 @@ impl TempFile {
         std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
 
-    fn path(&self) -> String {
+    pub fn path(&self) -> String {
         self.0.display().to_string()
     }
 }
@@ -45,7 +45,7 @@ impl Drop for TempFile {
     }
 }
 
-fn password_line(user: &str, password: &str) -> String {
+pub fn password_line(user: &str, password: &str) -> String {
     let format = HashFormat::Sha512Pbkdf2 {
         iterations: NonZeroU32::new(101).unwrap(),
     };
@@ -56,7 +56,11 @@ fn password_line(user: &str, password: &str) -> String {
 }
 
 /// Connects with credentials and returns the CONNACK code rumqttc saw.
-fn connect_code(broker: &Broker, id: &str, credentials: Option<(&str, &str)>) -> ConnectReturnCode {
+pub fn connect_code(
+    broker: &Broker,
+    id: &str,
+    credentials: Option<(&str, &str)>,
+) -> ConnectReturnCode {
     let mut options = broker.options(id);
     if let Some((user, password)) = credentials {
         options.set_credentials(user, password);

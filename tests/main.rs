@@ -14,6 +14,7 @@ mod limits;
 mod listeners;
 mod logging;
 mod malformed;
+mod mosquitto21;
 mod mqtt5;
 mod mqtt5_raw;
 mod qos;

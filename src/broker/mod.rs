@@ -115,6 +115,9 @@ pub struct Settings {
     pub retain_available: bool,
     /// Per listener, by the index the loop passes to `handle_open`.
     pub listeners: Vec<ListenerLimits>,
+    /// 2.1 `global_max_clients`: sessions, offline persistent ones included; `None`
+    /// unlimited.
+    pub global_max_clients: Option<usize>,
 }
 
 /// The per-listener options the core enforces.
@@ -134,6 +137,14 @@ pub struct ListenerLimits {
     /// (wills too, `$SYS` too, as Mosquitto does), and removed from the topics they are
     /// sent. ACLs see the prefixed topic.
     pub mount_point: Option<Rc<str>>,
+    /// 2.1 `accept_protocol_versions`: MQTT 3.1, 3.1.1 and 5.0 accepted or not.
+    pub accepts_v31: bool,
+    pub accepts_v311: bool,
+    pub accepts_v5: bool,
+    /// 2.1 `listener_allow_anonymous`, overriding `allow_anonymous` for this listener.
+    pub allow_anonymous: Option<bool>,
+    /// `auto_id_prefix` / 2.1 `listener_auto_id_prefix` for assigned client ids.
+    pub auto_id_prefix: Rc<str>,
 }
 
 impl Default for ListenerLimits {
@@ -144,6 +155,11 @@ impl Default for ListenerLimits {
             max_topic_alias_broker: 10,
             username_from_certificate: false,
             mount_point: None,
+            accepts_v31: true,
+            accepts_v311: true,
+            accepts_v5: true,
+            allow_anonymous: None,
+            auto_id_prefix: Rc::from("auto-"),
         }
     }
 }
@@ -182,8 +198,21 @@ impl Settings {
                     username_from_certificate: l.tls.certfile.is_some()
                         && (l.tls.use_identity_as_username || l.tls.use_subject_as_username),
                     mount_point: l.mount_point.as_deref().map(Rc::from),
+                    accepts_v31: l.accept_protocol_versions.is_none_or(|v| v.v3),
+                    accepts_v311: l.accept_protocol_versions.is_none_or(|v| v.v4),
+                    accepts_v5: l.accept_protocol_versions.is_none_or(|v| v.v5),
+                    allow_anonymous: l.listener_allow_anonymous,
+                    auto_id_prefix: Rc::from(
+                        l.listener_auto_id_prefix
+                            .as_deref()
+                            .or(config.auto_id_prefix.as_deref())
+                            .unwrap_or("auto-"),
+                    ),
                 })
                 .collect(),
+            global_max_clients: config
+                .global_max_clients
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         }
     }
 }
@@ -764,7 +793,10 @@ impl Broker {
                 password: password.as_deref(),
                 properties: Default::default(),
             };
-            if self.authenticate(&connect).is_some() {
+            if self
+                .authenticate(&connect, limits.allow_anonymous)
+                .is_some()
+            {
                 revoked.push(ConnId(slot as u32));
             }
         }
@@ -880,7 +912,25 @@ impl Broker {
         }
         let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
-        let refusal = if is_v5 && connect.properties.authentication_method.is_some() {
+        let limits = self.conn_limits(id);
+        let is_accepted_version = match connect.version {
+            ProtocolVersion::V31 => limits.accepts_v31,
+            ProtocolVersion::V311 => limits.accepts_v311,
+            ProtocolVersion::V5 => limits.accepts_v5,
+        };
+        let is_new_session = !self.by_client_id.contains_key(connect.client_id);
+        let refusal = if !is_accepted_version {
+            // 2.1 accept_protocol_versions: as an unsupported level. [MQTT-3.1.2-2]
+            refuse(ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)
+        } else if is_new_session
+            && self
+                .settings
+                .global_max_clients
+                .is_some_and(|max| self.by_client_id.len() >= max)
+        {
+            // 2.1 global_max_clients: no room for another session.
+            refuse(ReasonCode::SERVER_UNAVAILABLE)
+        } else if is_v5 && connect.properties.authentication_method.is_some() {
             // Enhanced authentication is not supported. [MQTT-4.12.0-1]
             refuse(ReasonCode::BAD_AUTHENTICATION_METHOD)
         } else if connect.client_id.is_empty()
@@ -912,7 +962,7 @@ impl Broker {
             // Mosquitto: no certificate, or one without a common name, is a bad username.
             refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         } else if let Some(code) = (!from_certificate)
-            .then(|| self.authenticate(&connect))
+            .then(|| self.authenticate(&connect, limits.allow_anonymous))
             .flatten()
         {
             refuse(code)
@@ -932,6 +982,8 @@ impl Broker {
                     ReasonCode::NOT_AUTHORIZED => "not authorised",
                     ReasonCode::BAD_USER_NAME_OR_PASSWORD => "bad user name or password",
                     ReasonCode::BAD_AUTHENTICATION_METHOD => "unsupported authentication method",
+                    ReasonCode::UNSUPPORTED_PROTOCOL_VERSION => "protocol version not accepted",
+                    ReasonCode::SERVER_UNAVAILABLE => "global_max_clients reached",
                     _ => "identifier rejected",
                 }
             );
@@ -946,7 +998,8 @@ impl Broker {
             loop {
                 self.next_auto_id += 1;
                 let id = format!(
-                    "auto-{:016X}",
+                    "{}{:016X}",
+                    limits.auto_id_prefix,
                     self.next_auto_id
                         ^ (now - self.started).as_nanos() as u64
                         ^ 0x9e37_79b9_7f4a_7c15
@@ -1125,9 +1178,14 @@ impl Broker {
 
     /// Username and password against `password_file` and `allow_anonymous`; `None` when
     /// the client may connect.
-    fn authenticate(&self, connect: &Connect<'_>) -> Option<ReasonCode> {
+    fn authenticate(
+        &self,
+        connect: &Connect<'_>,
+        listener_allow_anonymous: Option<bool>,
+    ) -> Option<ReasonCode> {
+        let allow_anonymous = listener_allow_anonymous.unwrap_or(self.settings.allow_anonymous);
         match (connect.username, &self.passwords) {
-            (None, _) if self.settings.allow_anonymous => None,
+            (None, _) if allow_anonymous => None,
             (None, _) => Some(ReasonCode::NOT_AUTHORIZED),
             (Some(user), Some(passwords)) => {
                 if passwords.check(user, connect.password.unwrap_or_default()) {
@@ -1142,7 +1200,7 @@ impl Broker {
             }
             // A username without a password file is not checked (Mosquitto), but without
             // anonymous access there is nothing to check it against.
-            (Some(_), None) if self.settings.allow_anonymous => None,
+            (Some(_), None) if allow_anonymous => None,
             (Some(_), None) => Some(ReasonCode::NOT_AUTHORIZED),
         }
     }

@@ -2776,3 +2776,65 @@ fn mount_point_prefixes_topics_and_filters_of_its_listener() {
         })],
     );
 }
+
+// ---- Mosquitto 2.1 options --------------------------------------------------------------
+
+/// 2.1 `accept_protocol_versions`: a level the listener does not accept is refused as an
+/// unsupported version (3.1.1: 0x01, MQTT 5: 0x84). [MQTT-3.1.2-2]
+#[test]
+fn accept_protocol_versions_refuses_other_levels() {
+    let mut h = Harness::new(|s| {
+        s.listeners = vec![ListenerLimits {
+            accepts_v311: false,
+            ..ListenerLimits::default()
+        }];
+    });
+    let c = h.open(1);
+    h.send(c, &connect("old", true, 0, None));
+    h.recv(
+        c,
+        &[connack(false, ReasonCode::UNSUPPORTED_PROTOCOL_VERSION)],
+    );
+    assert_eq!(h.closed(), [c]);
+    let (_, frames) = h.connect5(2, "new", true, Properties::default(), None);
+    assert_eq!(connack_of(&frames).reason, ReasonCode::SUCCESS);
+}
+
+/// 2.1 `listener_allow_anonymous` overrides `allow_anonymous` for its listener, and
+/// `listener_auto_id_prefix` names the ids that listener assigns.
+#[test]
+fn listener_allow_anonymous_and_auto_id_prefix() {
+    let mut h = Harness::new(|s| {
+        s.allow_anonymous = false;
+        s.listeners = vec![ListenerLimits {
+            allow_anonymous: Some(true),
+            auto_id_prefix: std::rc::Rc::from("gw7-"),
+            ..ListenerLimits::default()
+        }];
+    });
+    let (_, frames) = h.connect5(1, "", true, Properties::default(), None);
+    let connack = connack_of(&frames);
+    assert_eq!(
+        connack.reason,
+        ReasonCode::SUCCESS,
+        "anonymous allowed here"
+    );
+    let id = connack.properties.assigned_client_identifier.unwrap();
+    assert!(id.starts_with("gw7-"), "{id}");
+}
+
+/// 2.1 `global_max_clients`: a new session beyond the cap is refused; an existing one
+/// may still come back.
+#[test]
+fn global_max_clients_caps_sessions_including_offline_ones() {
+    let mut h = Harness::new(|s| s.global_max_clients = Some(1));
+    let a = h.connect(1, "a", false, 0, None);
+    h.disconnect(a);
+    let b = h.open(2);
+    h.send(b, &connect("b", true, 0, None));
+    h.recv(b, &[connack(false, ReasonCode::SERVER_UNAVAILABLE)]);
+    assert_eq!(h.closed(), [b]);
+    let a = h.open(3);
+    h.send(a, &connect("a", false, 0, None));
+    h.recv(a, &[connack(true, ReasonCode::SUCCESS)]);
+}

@@ -129,10 +129,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("enable_control_api", Global, false, Only(FALSE),
         "2.1: enable the $CONTROL/broker/v1 API.",
         |p, v| { p.config.enable_control_api = v.bool()?; Ok(()) }),
-    opt!("global_max_clients", Global, false, Only(&["-1"]),
+    opt!("global_max_clients", Global, false, Yes,
         "2.1: cap on sessions, offline persistent ones included (-1: unlimited).",
         |p, v| { p.config.global_max_clients = v.limit()?; Ok(()) }),
-    opt!("global_max_connections", Global, false, Only(&["-1"]),
+    opt!("global_max_connections", Global, false, Yes,
         "2.1: cap on live connections broker-wide (-1: unlimited).",
         |p, v| { p.config.global_max_connections = v.limit()?; Ok(()) }),
     opt!("memory_limit", Global, false, Only(&["0"]),
@@ -158,7 +158,7 @@ pub static OPTIONS: &[OptionDef] = &[
             }
             Ok(())
         }),
-    opt!("auto_id_prefix", Security, true, Only(&["auto-"]),
+    opt!("auto_id_prefix", Security, true, Yes,
         "Prefix of assigned client ids (default auto-).",
         |p, v| {
             let s = v.string()?;
@@ -414,7 +414,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("max_topic_alias_broker", Listener, false, Yes,
         "2.1: topic aliases the broker creates toward MQTT 5 clients.",
         |p, v| { p.listener_mut().max_topic_alias_broker = v.int_in(0, 65535)? as u16; Ok(()) }),
-    opt!("accept_protocol_versions", ListenerOnly, false, No,
+    opt!("accept_protocol_versions", ListenerOnly, false, Yes,
         "2.1: protocol levels accepted, e.g. 3, 4 or 5.",
         |p, v| {
             let mut versions = ProtocolVersions { v3: false, v4: false, v5: false };
@@ -449,10 +449,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("proxy_protocol_v2_require_tls", Listener, false, Only(FALSE),
         "2.1: require TLS information in the PROXY v2 header.",
         |p, v| { p.listener_mut().proxy_protocol_v2_require_tls = v.bool()?; Ok(()) }),
-    opt!("listener_allow_anonymous", ListenerOnly, false, No,
+    opt!("listener_allow_anonymous", ListenerOnly, false, Yes,
         "2.1: allow_anonymous for this listener only.",
         |p, v| { p.listener_mut().listener_allow_anonymous = Some(v.bool()?); Ok(()) }),
-    opt!("listener_auto_id_prefix", ListenerOnly, false, No,
+    opt!("listener_auto_id_prefix", ListenerOnly, false, Yes,
         "2.1: auto_id_prefix for this listener only.",
         |p, v| { let s = v.string()?; set_once(&mut p.listener_mut().listener_auto_id_prefix, s, v) }),
 

@@ -205,6 +205,8 @@ pub struct Server {
     /// Most connections open since memory was last released.
     connections_peak: usize,
     open_connections: usize,
+    /// 2.1 `global_max_connections`: live connections broker-wide.
+    global_max_connections: Option<usize>,
     /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
 }
@@ -237,6 +239,9 @@ impl Server {
         }
         let (passwords, acl) = load_auth(config).map_err(io::Error::other)?;
         let mut server = Server::bind_listeners(specs, Settings::from_config(config))?;
+        server.global_max_connections = config
+            .global_max_connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         server.set_auth(passwords, acl);
         Ok(server)
     }
@@ -344,6 +349,7 @@ impl Server {
             release_memory: None,
             connections_peak: 0,
             open_connections: 0,
+            global_max_connections: None,
             heartbeat: None,
         })
     }
@@ -581,6 +587,13 @@ impl Server {
                     return;
                 }
             };
+            if self
+                .global_max_connections
+                .is_some_and(|max| self.open_connections >= max)
+            {
+                info!("Client connection from {peer} denied: global_max_connections exceeded.");
+                continue;
+            }
             let listener = &mut self.listeners[index];
             if listener
                 .max_connections
