@@ -316,7 +316,7 @@ impl<'a> Properties<'a> {
     /// Range checks of the values, once every property is read.
     fn validate(&self, context: PropertyContext) -> Result<(), DecodeError> {
         let bad = |id| Err(DecodeError::PropertyValue(id));
-        let is_bool = |v: Option<u8>| v.map_or(true, |v| v <= 1);
+        let is_bool = |v: Option<u8>| v.is_none_or(|v| v <= 1);
         for (id, value) in [
             (0x01, self.payload_format_indicator),
             (0x17, self.request_problem_information),

@@ -293,7 +293,7 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             let ext_done = plan
                 .external
                 .as_ref()
-                .map_or(true, |e| e.done.load(Ordering::Acquire));
+                .is_none_or(|e| e.done.load(Ordering::Acquire));
             let producing_done = ext_done
                 && conns.iter().all(|c| match &c.role {
                     Role::Pub(p) => p.next_seq >= p.limit,
