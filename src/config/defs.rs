@@ -360,12 +360,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bind_address", Global, false, Yes,
         "Deprecated: the default listener's address.",
         |p, v| set_once(&mut p.config.bind_address, v.word()?.to_string(), v)),
-    opt!("bind_interface", Listener, false, No,
+    opt!("bind_interface", Listener, false, Yes,
         "Bind the listener to this network interface (Linux).",
         |p, v| { let s = v.word()?.to_string(); set_once(&mut p.listener_mut().bind_interface, s, v) }),
-    // ipv6 needs IPV6_V6ONLY set before bind(2), which std cannot do without socket2 or
-    // unsafe libc calls: refused by value until then.
-    opt!("socket_domain", Listener, false, Only(&["ipv4"]),
+    opt!("socket_domain", Listener, false, Yes,
         "Restrict the listener to ipv4 or ipv6.",
         |p, v| {
             p.listener_mut().socket_domain = Some(match v.word()? {

@@ -138,6 +138,10 @@ pub struct ListenerSpec {
     pub bind_address: Option<String>,
     /// `socket_domain ipv4`: IPv4 addresses only (the wildcard is 0.0.0.0).
     pub is_ipv4_only: bool,
+    /// `socket_domain ipv6`: IPv6 addresses only, and IPV6_V6ONLY on the socket.
+    pub is_ipv6_only: bool,
+    /// `bind_interface`: SO_BINDTODEVICE.
+    pub bind_interface: Option<String>,
     pub max_connections: Option<usize>,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `use_identity_as_username` / `use_subject_as_username` (TLS listeners only).
@@ -223,6 +227,8 @@ impl Server {
                 port: l.port,
                 unix_socket_path: l.unix_socket_path,
                 is_ipv4_only: l.socket_domain == Some(crate::config::SocketDomain::Ipv4),
+                is_ipv6_only: l.socket_domain == Some(crate::config::SocketDomain::Ipv6),
+                bind_interface: l.bind_interface.clone(),
                 bind_address: l.bind_address,
                 max_connections: l.max_connections,
                 cert_username: if tls.is_none() {
@@ -275,20 +281,24 @@ impl Server {
                 });
                 continue;
             }
-            let addresses =
-                match resolve(spec.bind_address.as_deref(), spec.port, spec.is_ipv4_only) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
-                        if spec.is_optional {
-                            last_error = Some(e);
-                            continue;
-                        }
-                        return Err(e);
+            let addresses = match resolve(
+                spec.bind_address.as_deref(),
+                spec.port,
+                spec.is_ipv4_only,
+                spec.is_ipv6_only,
+            ) {
+                Ok(a) => a,
+                Err(e) => {
+                    let e = io::Error::new(e.kind(), format!("listener {}: {e}", spec.port));
+                    if spec.is_optional {
+                        last_error = Some(e);
+                        continue;
                     }
-                };
+                    return Err(e);
+                }
+            };
             for address in addresses {
-                match bind_one(address) {
+                match bind_one(address, spec.is_ipv6_only, spec.bind_interface.as_deref()) {
                     Ok(socket) => {
                         let address = socket.local_addr()?;
                         info!(
@@ -917,7 +927,29 @@ fn deframe_slice(
     Some(pos)
 }
 
-fn resolve(address: Option<&str>, port: u16, is_ipv4_only: bool) -> io::Result<Vec<SocketAddr>> {
+fn resolve(
+    address: Option<&str>,
+    port: u16,
+    is_ipv4_only: bool,
+    is_ipv6_only: bool,
+) -> io::Result<Vec<SocketAddr>> {
+    if is_ipv6_only {
+        // socket_domain ipv6, as Mosquitto's getaddrinfo hint AF_INET6.
+        let all: Vec<SocketAddr> = match address {
+            None => vec![SocketAddr::from(([0u16; 8], port))],
+            Some(host) => (host, port)
+                .to_socket_addrs()?
+                .filter(|a| a.is_ipv6())
+                .collect(),
+        };
+        if all.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "no IPv6 address (socket_domain ipv6)",
+            ));
+        }
+        return Ok(all);
+    }
     if is_ipv4_only {
         // socket_domain ipv4, as Mosquitto's getaddrinfo hint AF_INET.
         let all: Vec<SocketAddr> = match address {
@@ -947,14 +979,50 @@ fn resolve(address: Option<&str>, port: u16, is_ipv4_only: bool) -> io::Result<V
     }
 }
 
-fn bind_one(address: SocketAddr) -> io::Result<TcpListener> {
-    match TcpListener::bind(address) {
-        Err(e) if address.ip().is_unspecified() && address.is_ipv6() => {
+fn bind_one(
+    address: SocketAddr,
+    is_ipv6_only: bool,
+    interface: Option<&str>,
+) -> io::Result<TcpListener> {
+    match listen_socket(address, is_ipv6_only, interface) {
+        Err(e) if address.ip().is_unspecified() && address.is_ipv6() && !is_ipv6_only => {
             debug!("IPv6 wildcard unavailable ({e}); listening on IPv4 only.");
-            TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], address.port())))
+            listen_socket(
+                SocketAddr::from(([0, 0, 0, 0], address.port())),
+                false,
+                interface,
+            )
         }
         other => other,
     }
+}
+
+/// A listening socket with the options that must be set before bind; otherwise as mio's
+/// `TcpListener::bind` (SO_REUSEADDR, non-blocking, backlog 1024).
+fn listen_socket(
+    address: SocketAddr,
+    is_ipv6_only: bool,
+    interface: Option<&str>,
+) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if address.is_ipv6() && is_ipv6_only {
+        socket.set_only_v6(true)?;
+    }
+    if let Some(interface) = interface {
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(|e| io::Error::new(e.kind(), format!("bind_interface {interface}: {e}")))?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 fn family(address: &SocketAddr) -> &'static str {
@@ -972,28 +1040,57 @@ mod tests {
     #[test]
     fn socket_domain_ipv4_restricts_the_wildcard_and_names() {
         assert_eq!(
-            resolve(None, 1883, true).unwrap(),
+            resolve(None, 1883, true, false).unwrap(),
             [SocketAddr::from(([0, 0, 0, 0], 1883))]
         );
         assert_eq!(
-            resolve(None, 1883, false).unwrap(),
+            resolve(None, 1883, false, false).unwrap(),
             [SocketAddr::from(([0u16; 8], 1883))]
         );
-        assert!(resolve(Some("::1"), 1883, true).is_err());
+        assert!(resolve(Some("::1"), 1883, true, false).is_err());
         assert_eq!(
-            resolve(Some("127.0.0.1"), 1883, true).unwrap(),
+            resolve(Some("127.0.0.1"), 1883, true, false).unwrap(),
             [SocketAddr::from(([127, 0, 0, 1], 1883))]
         );
     }
 
     #[test]
-    fn socket_domain_ipv6_is_still_refused() {
-        let text = "listener 1883\nsocket_domain ipv6\nlistener 1884\nsocket_domain ipv4\n";
-        let c = Config::parse_str(text, std::path::Path::new("t.conf")).unwrap();
-        let refused: Vec<String> = c.unsupported().iter().map(|e| e.to_string()).collect();
+    fn socket_domain_ipv6_restricts_to_ipv6_and_sets_v6only() {
+        assert!(resolve(Some("127.0.0.1"), 1883, false, true).is_err());
         assert_eq!(
-            refused,
-            ["t.conf:2: 'socket_domain ipv6' is a Mosquitto option culex does not support yet"]
+            resolve(Some("::1"), 1883, false, true).unwrap(),
+            [SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 1883))]
         );
+        // An IPv6-only wildcard does not take IPv4 connections.
+        let Ok(listener) = listen_socket(SocketAddr::from(([0u16; 8], 0)), true, None) else {
+            panic!("this host needs IPv6 for culex's tests");
+        };
+        let port = listener.local_addr().unwrap().port();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(std::net::TcpStream::connect(("::1", port)).is_ok());
+    }
+
+    #[test]
+    fn bind_interface_binds_to_the_device() {
+        // SO_BINDTODEVICE on the loopback device: connections over it still arrive.
+        let listener = listen_socket(SocketAddr::from(([127, 0, 0, 1], 0)), false, Some("lo"))
+            .expect("bind to lo (needs CAP_NET_RAW before Linux 5.7; CI runs as root)");
+        let port = listener.local_addr().unwrap().port();
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let e = listen_socket(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            false,
+            Some("no-such-if0"),
+        )
+        .map(|_| ())
+        .unwrap_err();
+        assert!(e.to_string().contains("bind_interface no-such-if0"), "{e}");
+    }
+
+    #[test]
+    fn socket_domain_and_bind_interface_are_supported_options() {
+        let text = "listener 1883\nsocket_domain ipv6\nlistener 1884\nsocket_domain ipv4\nbind_interface eth0\n";
+        let c = Config::parse_str(text, std::path::Path::new("t.conf")).unwrap();
+        assert!(c.unsupported().is_empty(), "{:?}", c.unsupported());
     }
 }
