@@ -111,7 +111,9 @@ fn main() -> ExitCode {
         eprintln!("Error: {e}");
     }
     if matches.opt_present("t") {
-        if let Err(e) = culex::net::load_auth(&config) {
+        if let Err(e) =
+            culex::net::load_auth(&config).and_then(|_| culex::net::load_listener_auth(&config))
+        {
             eprintln!("Error: {e}");
             return ExitCode::FAILURE;
         }
@@ -184,11 +186,13 @@ fn main() -> ExitCode {
         }
         let (passwords, acl) = culex::net::load_auth(&config)?;
         let listener_tls = culex::net::load_listener_tls(&config)?;
+        let listener_auth = culex::net::load_listener_auth(&config)?;
         Ok(Reload {
             settings: Settings::from_config(&config),
             passwords,
             acl,
             listener_tls,
+            listener_auth,
         })
     });
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -120,6 +120,13 @@ pub struct Settings {
     pub global_max_clients: Option<usize>,
 }
 
+/// A listener's own password file and ACL, with `per_listener_settings true`.
+#[derive(Debug, Default)]
+pub struct ListenerAuth {
+    pub passwords: Option<PasswordFile>,
+    pub acl: Option<Acl>,
+}
+
 /// The per-listener options the core enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerLimits {
@@ -201,10 +208,18 @@ impl Settings {
                     accepts_v31: l.accept_protocol_versions.is_none_or(|v| v.v3),
                     accepts_v311: l.accept_protocol_versions.is_none_or(|v| v.v4),
                     accepts_v5: l.accept_protocol_versions.is_none_or(|v| v.v5),
-                    allow_anonymous: l.listener_allow_anonymous,
+                    // per_listener_settings: the listener's own security options; 2.1's
+                    // listener_* options win over both.
+                    allow_anonymous: l.listener_allow_anonymous.or(config
+                        .per_listener_settings
+                        .then(|| l.security.allow_anonymous.unwrap_or(false))),
                     auto_id_prefix: Rc::from(
                         l.listener_auto_id_prefix
                             .as_deref()
+                            .or(config
+                                .per_listener_settings
+                                .then_some(l.security.auto_id_prefix.as_deref())
+                                .flatten())
                             .or(config.auto_id_prefix.as_deref())
                             .unwrap_or("auto-"),
                     ),
@@ -292,6 +307,8 @@ struct Conn {
     /// first of them are left when the socket took only part of it ($SYS packet/out).
     out_packets: u64,
     out_head_left: usize,
+    /// Its listener's index (`Settings::listeners`).
+    listener: usize,
     /// The username its client certificate stands for (see `set_certificate_username`).
     certificate_username: Option<Box<str>>,
 }
@@ -357,6 +374,8 @@ struct Session {
     username: Option<Box<str>>,
     /// MQTT 5: a will waiting for its Will Delay Interval, and when it is due.
     pending_will: Option<(Rc<Message>, Instant)>,
+    /// The listener of its (last) connection: whose ACL applies with per-listener settings.
+    listener: usize,
 }
 
 /// A publication being routed: borrowed from the inbound frame until something needs to
@@ -453,6 +472,9 @@ pub struct Broker {
     passwords: Option<PasswordFile>,
     /// `acl_file`, loaded by the caller.
     acl: Option<Acl>,
+    /// With `per_listener_settings true`: each listener's own files (by listener index),
+    /// used instead of `passwords` and `acl`.
+    listener_auth: Vec<ListenerAuth>,
     next_auto_id: u64,
 }
 
@@ -499,6 +521,7 @@ impl Broker {
             sys: sys::SysState::default(),
             passwords: None,
             acl: None,
+            listener_auth: Vec::new(),
             next_auto_id: 0,
         };
         if !broker.settings.sys_interval.is_zero() {
@@ -591,6 +614,7 @@ impl Broker {
             out_packets: 0,
             out_head_left: 0,
             certificate_username: None,
+            listener,
         });
         self.stats.sockets += 1;
         self.timers.schedule(deadline, Timer::Conn(conn));
@@ -773,6 +797,7 @@ impl Broker {
                 version,
                 password,
                 limits,
+                listener,
                 ..
             }) = conn
             else {
@@ -794,7 +819,7 @@ impl Broker {
                 properties: Default::default(),
             };
             if self
-                .authenticate(&connect, limits.allow_anonymous)
+                .authenticate(&connect, limits.allow_anonymous, *listener)
                 .is_some()
             {
                 revoked.push(ConnId(slot as u32));
@@ -803,6 +828,25 @@ impl Broker {
         for id in revoked {
             self.close(id, CloseReason::Revoked, now);
         }
+    }
+
+    /// With `per_listener_settings true`: each listener's password file and ACL, by
+    /// listener index (empty: the global ones apply everywhere).
+    pub fn set_listener_auth(&mut self, auth: Vec<ListenerAuth>) {
+        self.listener_auth = auth;
+    }
+
+    /// The password file and ACL that apply to clients of `listener`.
+    fn auth_for(&self, listener: usize) -> (Option<&PasswordFile>, Option<&Acl>) {
+        match self.listener_auth.get(listener) {
+            Some(auth) => (auth.passwords.as_ref(), auth.acl.as_ref()),
+            None if !self.listener_auth.is_empty() => (None, None),
+            None => (self.passwords.as_ref(), self.acl.as_ref()),
+        }
+    }
+
+    fn has_acl(&self) -> bool {
+        self.acl.is_some() || self.listener_auth.iter().any(|a| a.acl.is_some())
     }
 
     /// Replaces the settings that can change on reload.
@@ -913,6 +957,11 @@ impl Broker {
         let is_v5 = connect.version == ProtocolVersion::V5;
         let refuse = |code| Some(code);
         let limits = self.conn_limits(id);
+        let listener = self
+            .conns
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map_or(0, |c| c.listener);
         let is_accepted_version = match connect.version {
             ProtocolVersion::V31 => limits.accepts_v31,
             ProtocolVersion::V311 => limits.accepts_v311,
@@ -962,12 +1011,18 @@ impl Broker {
             // Mosquitto: no certificate, or one without a common name, is a bad username.
             refuse(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         } else if let Some(code) = (!from_certificate)
-            .then(|| self.authenticate(&connect, limits.allow_anonymous))
+            .then(|| self.authenticate(&connect, limits.allow_anonymous, listener))
             .flatten()
         {
             refuse(code)
         } else if connect.will.as_ref().is_some_and(|w| {
-            !self.is_allowed(connect.client_id, connect.username, w.topic, Access::Write)
+            !self.is_allowed(
+                connect.client_id,
+                connect.username,
+                w.topic,
+                Access::Write,
+                listener,
+            )
         }) {
             // Mosquitto 2: a will the client may not publish refuses the connection.
             refuse(ReasonCode::NOT_AUTHORIZED)
@@ -1049,6 +1104,7 @@ impl Broker {
         session.conn = Some(id);
         session.expiry_interval = expiry_interval;
         session.username = connect.username.map(Box::from);
+        session.listener = listener;
         let expires_at = session.expires_at.take();
         // A delayed will is not sent if the session is resumed in time. [MQTT-3.1.3-9]
         let pending_will = session.pending_will.take();
@@ -1059,7 +1115,11 @@ impl Broker {
             self.timers.cancel(at, Timer::WillDelay(sid));
         }
 
-        let password = self.passwords.as_ref().and(connect.password).map(Box::from);
+        let password = self
+            .auth_for(listener)
+            .0
+            .and(connect.password)
+            .map(Box::from);
         let will = connect.will.as_ref().map(|w| {
             let props = MessageProps::from_properties(&w.properties, now);
             Message::with_props(w.topic, w.payload, w.qos, w.retain, props)
@@ -1182,9 +1242,10 @@ impl Broker {
         &self,
         connect: &Connect<'_>,
         listener_allow_anonymous: Option<bool>,
+        listener: usize,
     ) -> Option<ReasonCode> {
         let allow_anonymous = listener_allow_anonymous.unwrap_or(self.settings.allow_anonymous);
-        match (connect.username, &self.passwords) {
+        match (connect.username, self.auth_for(listener).0) {
             (None, _) if allow_anonymous => None,
             (None, _) => Some(ReasonCode::NOT_AUTHORIZED),
             (Some(user), Some(passwords)) => {
@@ -1212,8 +1273,9 @@ impl Broker {
         username: Option<&str>,
         topic: &str,
         access: Access,
+        listener: usize,
     ) -> bool {
-        match &self.acl {
+        match self.auth_for(listener).1 {
             Some(acl) => acl.check(client_id, username, topic, access),
             None => dollar_topic_allowed(topic, access),
         }
@@ -1347,6 +1409,7 @@ impl Broker {
             session.username.as_deref(),
             topic,
             Access::Write,
+            session.listener,
         );
         let reason = if is_denied {
             // Mosquitto (3.1.1): dropped, but the QoS flow completes so the client does
@@ -1472,13 +1535,14 @@ impl Broker {
         // `read` access is checked per delivery, as Mosquitto does (subscriptions are not
         // checked against the ACL file).
         let mut ordinary_left = ordinary;
-        if let Some(acl) = &self.acl {
+        if self.has_acl() {
             let sessions = &self.sessions;
             let topic = publication.topic;
             let mut index = 0;
             matches.retain(|(sid, _)| {
                 let keep = sessions[sid.0 as usize].as_ref().is_some_and(|s| {
-                    acl.check(&s.client_id, s.username.as_deref(), topic, Access::Read)
+                    let user = s.username.as_deref();
+                    self.is_allowed(&s.client_id, user, topic, Access::Read, s.listener)
                 });
                 if !keep && index < ordinary {
                     ordinary_left -= 1;
@@ -1912,11 +1976,13 @@ impl Broker {
         let mut found = Vec::new();
         self.retained
             .for_each_match(filter, |_, m| found.push(m.clone()));
-        if self.acl.is_some() {
+        if self.has_acl() {
             let session = self.session(sid);
             let (client_id, username) = (session.client_id.clone(), session.username.clone());
+            let listener = session.listener;
             found.retain(|m| {
-                self.is_allowed(&client_id, username.as_deref(), m.topic(), Access::Read)
+                let user = username.as_deref();
+                self.is_allowed(&client_id, user, m.topic(), Access::Read, listener)
             });
         }
         let id = self
@@ -1968,6 +2034,7 @@ impl Broker {
             expires_at: None,
             username: None,
             pending_will: None,
+            listener: 0,
         };
         let sid = match self.free_sessions.pop() {
             Some(Reverse(slot)) => {

@@ -2838,3 +2838,66 @@ fn global_max_clients_caps_sessions_including_offline_ones() {
     h.send(a, &connect("a", false, 0, None));
     h.recv(a, &[connack(true, ReasonCode::SUCCESS)]);
 }
+
+/// per_listener_settings: each listener has its own password file, ACL and anonymous
+/// access; a client is judged by the listener it came in on, and deliveries to it by
+/// that listener's ACL.
+#[test]
+fn per_listener_settings_give_each_listener_its_own_security() {
+    use crate::auth::{Acl, PasswordFile};
+    let line = crate::auth::hash_password(
+        b"pw",
+        crate::auth::HashFormat::Sha512Pbkdf2 {
+            iterations: std::num::NonZeroU32::new(101).unwrap(),
+        },
+        b"twelve bytes",
+    );
+    let mut h = Harness::new(|s| {
+        s.allow_anonymous = false;
+        s.listeners = vec![
+            // 0: the sensors' listener, anonymous, may only write sensors/#.
+            ListenerLimits {
+                allow_anonymous: Some(true),
+                ..ListenerLimits::default()
+            },
+            // 1: the operators' listener, with passwords, reads everything.
+            ListenerLimits {
+                allow_anonymous: Some(false),
+                ..ListenerLimits::default()
+            },
+        ];
+    });
+    h.broker.set_listener_auth(vec![
+        ListenerAuth {
+            passwords: None,
+            acl: Some(Acl::parse_str("topic write sensors/#\n").unwrap()),
+        },
+        ListenerAuth {
+            passwords: Some(PasswordFile::parse_str(&format!("op:{line}\n")).unwrap()),
+            acl: Some(Acl::parse_str("user op\ntopic read #\n").unwrap()),
+        },
+    ]);
+    // An operator connects on listener 1 with its password; anonymous there is refused.
+    let op = ConnId(2);
+    h.broker
+        .handle_open(op, SocketAddr::from(([192, 0, 2, 9], 1)), 1, h.now);
+    let mut login = match connect("op", true, 0, None) {
+        Packet::Connect(c) => c,
+        _ => unreachable!(),
+    };
+    login.username = Some("op");
+    login.password = Some(b"pw");
+    h.send(op, &Packet::Connect(login));
+    h.recv(op, &[connack(false, ReasonCode::SUCCESS)]);
+    h.subscribe(op, 1, &[("#", Q0)]);
+    let anon = ConnId(3);
+    h.broker
+        .handle_open(anon, SocketAddr::from(([192, 0, 2, 9], 2)), 1, h.now);
+    h.send(anon, &connect("nobody", true, 0, None));
+    h.recv(anon, &[connack(false, ReasonCode::NOT_AUTHORIZED)]);
+    // A sensor on listener 0 connects anonymously and may write sensors/# only.
+    let sensor = h.connect(1, "s1", true, 0, None);
+    h.send(sensor, &publish("sensors/t", b"21", Q0, 0));
+    h.send(sensor, &publish("config/x", b"no", Q0, 0));
+    h.recv(op, &[publish("sensors/t", b"21", Q0, 0)]);
+}

@@ -257,7 +257,7 @@ pub static OPTIONS: &[OptionDef] = &[
                 None => set_once(&mut p.config.psk_file, path, v),
             }
         }),
-    opt!("per_listener_settings", Global, false, Only(FALSE),
+    opt!("per_listener_settings", Global, false, Yes,
         "Security options apply per listener instead of globally.",
         |p, v| {
             let b = v.bool()?;
@@ -1868,9 +1868,9 @@ mod tests {
         );
         let c = parse("per_listener_settings true\nper_listener_settings false\n").unwrap();
         assert!(c.per_listener_settings);
-        assert_eq!(
-            c.unsupported()[0].to_string(),
-            "t.conf:1: 'per_listener_settings true' is a Mosquitto option culex does not support yet"
+        assert!(
+            c.unsupported().is_empty(),
+            "per_listener_settings is supported"
         );
     }
 

@@ -18,7 +18,7 @@ mod socket;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
-use crate::broker::{Broker, ConnId, Settings};
+use crate::broker::{Broker, ConnId, ListenerAuth, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
 use log::{debug, info, warn};
@@ -57,6 +57,8 @@ pub struct Reload {
     /// Per configured listener, from [`load_listener_tls`]: certificates are re-read as
     /// Mosquitto does, for connections accepted from now on.
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Per listener, from [`load_listener_auth`] (empty without per_listener_settings).
+    pub listener_auth: Vec<ListenerAuth>,
 }
 
 /// Re-reads the configuration; an error keeps the running configuration.
@@ -107,6 +109,30 @@ pub fn load_listener_tls(
         .effective_listeners()
         .iter()
         .map(|l| listener_tls(l).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// With `per_listener_settings true`: each listener's own `password_file` and `acl_file`,
+/// in listener order; empty otherwise.
+pub fn load_listener_auth(config: &Config) -> Result<Vec<ListenerAuth>, String> {
+    if !config.per_listener_settings {
+        return Ok(Vec::new());
+    }
+    config
+        .effective_listeners()
+        .iter()
+        .map(|l| {
+            Ok(ListenerAuth {
+                passwords: match &l.security.password_file {
+                    Some(path) => Some(PasswordFile::load(path).map_err(|e| e.to_string())?),
+                    None => None,
+                },
+                acl: match &l.security.acl_file {
+                    Some(path) => Some(Acl::load(path).map_err(|e| e.to_string())?),
+                    None => None,
+                },
+            })
+        })
         .collect()
 }
 
@@ -249,6 +275,9 @@ impl Server {
             .global_max_connections
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         server.set_auth(passwords, acl);
+        server
+            .broker
+            .set_listener_auth(load_listener_auth(config).map_err(io::Error::other)?);
         Ok(server)
     }
 
@@ -471,6 +500,7 @@ impl Server {
                 }
                 self.broker.set_settings(reload.settings);
                 self.broker.set_auth(reload.passwords, reload.acl);
+                self.broker.set_listener_auth(reload.listener_auth);
                 self.broker.reauthenticate(Instant::now());
                 self.flush_and_close(Instant::now());
             }
