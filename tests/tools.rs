@@ -15,8 +15,15 @@ use std::time::{Duration, Instant};
 
 use crate::common::Broker;
 
-/// Longest a tool may run in a test.
-const LIMIT: Duration = Duration::from_secs(10);
+/// Longest a tool may run in a test: 10 s, three times that under an emulator
+/// (`CULEX_TEST_RUNNER`, qemu in cross/test.sh), where start-up alone takes seconds.
+fn limit() -> Duration {
+    if std::env::var_os("CULEX_TEST_RUNNER").is_some() {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(10)
+    }
+}
 
 fn tool(name: &str) -> PathBuf {
     match name {
@@ -40,7 +47,7 @@ fn command(name: &str, args: &[&str]) -> Command {
     c
 }
 
-/// Runs a tool to completion within `LIMIT`, with `input` on standard input.
+/// Runs a tool to completion within `limit()`, with `input` on standard input.
 fn run_with(mut c: Command, input: &[u8]) -> Output {
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -60,11 +67,11 @@ fn run(name: &str, args: &[&str]) -> Output {
     run_with(command(name, args), b"")
 }
 
-/// Waits for a child within `LIMIT`, collecting its output; kills it and fails after.
+/// Waits for a child within `limit()`, collecting its output; kills it and fails after.
 fn wait_output(mut child: Child) -> Output {
     let out = collect(child.stdout.take());
     let err = collect(child.stderr.take());
-    let deadline = Instant::now() + LIMIT;
+    let deadline = Instant::now() + limit();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the tool") {
             break status;
@@ -73,7 +80,8 @@ fn wait_output(mut child: Child) -> Output {
             let _ = child.kill();
             let _ = child.wait();
             panic!(
-                "the tool did not finish within {LIMIT:?}; stdout: {:?} stderr: {:?}",
+                "the tool did not finish within {:?}; stdout: {:?} stderr: {:?}",
+                limit(),
                 String::from_utf8_lossy(&out.lock().unwrap()),
                 String::from_utf8_lossy(&err.lock().unwrap())
             );
@@ -135,7 +143,7 @@ impl Sub {
         let out = collect(child.stdout.take());
         let err = collect(child.stderr.take());
         let sub = Sub { child, out, err };
-        let deadline = Instant::now() + LIMIT;
+        let deadline = Instant::now() + limit();
         while !sub.stdout_text().contains("Subscribed (mid: ") {
             assert!(
                 Instant::now() < deadline,
@@ -156,7 +164,7 @@ impl Sub {
     fn finish(self) -> (Output, String) {
         let Sub { child, out, err } = self;
         let mut child = child;
-        let deadline = Instant::now() + LIMIT;
+        let deadline = Instant::now() + limit();
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
