@@ -1955,12 +1955,18 @@ impl Broker {
         }
     }
 
-    /// Removes a subscription; returns whether it existed.
-    fn remove_subscription(&mut self, sid: SessionId, filter: &str) -> bool {
+    /// Takes `sid`'s subscription to `filter` out of the subscription tree or its shared
+    /// group; the session's own list is the caller's.
+    fn unsubscribe_in_trees(&mut self, filter: &str, sid: SessionId) {
         match parse_shared(filter) {
             Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
             None => self.subscriptions.unsubscribe(filter, sid),
         };
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    fn remove_subscription(&mut self, sid: SessionId, filter: &str) -> bool {
+        self.unsubscribe_in_trees(filter, sid);
         let subscriptions = &mut self.session_mut(sid).subscriptions;
         let before = subscriptions.len();
         subscriptions.retain(|(f, _)| &**f != filter);
@@ -2056,10 +2062,7 @@ impl Broker {
         };
         self.stats.release_session(&session);
         for (filter, _) in &session.subscriptions {
-            match parse_shared(filter) {
-                Some((name, inner)) => self.shared.unsubscribe(name, inner, sid),
-                None => self.subscriptions.unsubscribe(filter, sid),
-            };
+            self.unsubscribe_in_trees(filter, sid);
         }
         self.by_client_id.remove(&session.client_id);
         self.free_sessions.push(Reverse(sid.0));
