@@ -124,14 +124,15 @@ fn is_durable_topic(topic: &str) -> bool {
 impl Broker {
     /// Starts journaling (after [`Broker::restore`]). `strict`: hold PUBACK/PUBREC until
     /// durable. `next_message`: above every message number of the loaded generation.
-    pub fn enable_journal(&mut self, strict: bool, next_message: u64, now: Instant) {
+    /// `wall` is the wall-clock time at `now`: times are stored as Unix milliseconds.
+    pub fn enable_journal(&mut self, strict: bool, next_message: u64, now: Instant, wall: SystemTime) {
         self.journal = Some(Journal {
             buf: Vec::new(),
             batch: 1,
             durable: 0,
             next_message,
             written: HashMap::new(),
-            clock: (now, SystemTime::now()),
+            clock: (now, wall),
             strict,
             records: 0,
             held: VecDeque::new(),

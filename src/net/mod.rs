@@ -583,7 +583,8 @@ impl Server {
         let (retained, sessions) = (state.retained.len(), state.sessions.len());
         state.finish();
         self.broker.restore(state, now);
-        self.broker.enable_journal(strict, next_message, now);
+        self.broker
+            .enable_journal(strict, next_message, now, std::time::SystemTime::now());
         let mut bytes = Vec::new();
         let batch = self.broker.write_snapshot(&mut bytes);
         store.snapshot(batch, bytes, now);

@@ -78,6 +78,92 @@ impl State {
         self.messages = HashMap::new();
     }
 
+    /// A canonical text of the state (sorted, times relative to the load clock), to
+    /// compare two states in tests and to inspect one.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let base = self.clock.map_or_else(Instant::now, |c| c.1);
+        let rel = |at: Option<Instant>| {
+            at.map_or("never".to_string(), |at| {
+                let ms = at.saturating_duration_since(base).as_millis();
+                format!("+{ms}ms")
+            })
+        };
+        let msg = |m: &Message| {
+            format!(
+                "{:?} {:?} q{} r{} {:?}",
+                m.topic(),
+                String::from_utf8_lossy(m.payload()),
+                m.qos as u8,
+                u8::from(m.retain),
+                m.props.as_ref().map(|p| (
+                    p.payload_format_indicator,
+                    rel(p.expires_at),
+                    &p.content_type,
+                    &p.response_topic,
+                    &p.correlation_data,
+                    &p.user_properties
+                ))
+            )
+        };
+        let mut out = String::new();
+        for (topic, m) in &self.retained {
+            let _ = writeln!(out, "retained {topic}: {}", msg(m));
+        }
+        let mut sessions: Vec<&SessionState> = self.sessions.values().collect();
+        sessions.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        for s in sessions {
+            let _ = writeln!(
+                out,
+                "session {} expiry {} user {:?} listener {} offline {:?}",
+                s.client_id,
+                s.expiry,
+                s.username,
+                s.listener,
+                s.offline_expires.map(rel)
+            );
+            for sub in &s.subscriptions {
+                let _ = writeln!(
+                    out,
+                    "  sub {} q{} nl{} rap{} id{}",
+                    sub.filter,
+                    sub.qos,
+                    u8::from(sub.no_local),
+                    u8::from(sub.retain_as_published),
+                    sub.id
+                );
+            }
+            for i in &s.inflight {
+                let q = &i.queued;
+                let _ = writeln!(
+                    out,
+                    "  inflight {} released {} q{} r{} ids {:?}: {}",
+                    i.packet_id,
+                    i.released,
+                    q.qos,
+                    u8::from(q.retain),
+                    q.sub_ids,
+                    msg(&q.message)
+                );
+            }
+            for q in &s.queue {
+                let _ = writeln!(
+                    out,
+                    "  queued q{} r{} ids {:?}: {}",
+                    q.qos,
+                    u8::from(q.retain),
+                    q.sub_ids,
+                    msg(&q.message)
+                );
+            }
+            let _ = writeln!(out, "  awaiting release {:?}", s.awaiting_release);
+            if let Some((m, due)) = &s.will {
+                let _ = writeln!(out, "  will {} at {}", msg(m), rel(Some(*due)));
+            }
+        }
+        out
+    }
+
     fn instant(&self, ms: u64) -> Option<Instant> {
         if ms == 0 {
             return None;
