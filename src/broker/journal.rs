@@ -125,7 +125,13 @@ impl Broker {
     /// Starts journaling (after [`Broker::restore`]). `strict`: hold PUBACK/PUBREC until
     /// durable. `next_message`: above every message number of the loaded generation.
     /// `wall` is the wall-clock time at `now`: times are stored as Unix milliseconds.
-    pub fn enable_journal(&mut self, strict: bool, next_message: u64, now: Instant, wall: SystemTime) {
+    pub fn enable_journal(
+        &mut self,
+        strict: bool,
+        next_message: u64,
+        now: Instant,
+        wall: SystemTime,
+    ) {
         self.journal = Some(Journal {
             buf: Vec::new(),
             batch: 1,
@@ -370,11 +376,21 @@ impl Broker {
                 self.retained.insert(&topic, m);
             }
         }
-        for (_, s) in state.sessions {
-            if s.expiry == 0 || self.by_client_id.contains_key(&s.client_id) {
+        // Each session keeps the number its records use, so the journal continues.
+        for (slot, s) in state.sessions {
+            let index = slot as usize;
+            if s.expiry == 0
+                || self.by_client_id.contains_key(&s.client_id)
+                || self.sessions.get(index).is_some_and(Option::is_some)
+            {
                 continue;
             }
-            let sid = self.create_session(s.client_id);
+            if self.sessions.len() <= index {
+                self.sessions.resize_with(index + 1, || None);
+            }
+            let sid = SessionId(slot);
+            self.sessions[index] = Some(super::Session::new(s.client_id.clone()));
+            self.by_client_id.insert(s.client_id, sid);
             for sub in &s.subscriptions {
                 let sub_opts = Sub {
                     qos: crate::persist::record::qos(sub.qos),
@@ -447,12 +463,21 @@ impl Broker {
                 self.stats.hold(&m);
             }
         }
+        self.free_sessions = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(slot, _)| std::cmp::Reverse(slot as u32))
+            .collect();
     }
 }
 
-/// A session's whole state as records.
+/// A session's whole state as records. It starts with an end: whatever the replay knew
+/// under this number before (a session restart did not restore) is gone.
 fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
     let sid = sid.0;
+    j.push(&Record::SessionEnd { sid });
     j.push(&Record::Session {
         sid,
         client_id: &s.client_id,

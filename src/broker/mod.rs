@@ -2089,22 +2089,7 @@ impl Broker {
     // ---- sessions ------------------------------------------------------------------
 
     fn create_session(&mut self, client_id: Box<str>) -> SessionId {
-        let session = Session {
-            client_id: client_id.clone(),
-            conn: None,
-            expiry_interval: 0,
-            subscriptions: Vec::new(),
-            inflight: VecDeque::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            last_packet_id: 0,
-            awaiting_pubrel: Vec::new(),
-            expires_at: None,
-            username: None,
-            pending_will: None,
-            listener: 0,
-            persisted: false,
-        };
+        let session = Session::new(client_id.clone());
         let sid = match self.free_sessions.pop() {
             Some(Reverse(slot)) => {
                 self.sessions[slot as usize] = Some(session);
@@ -2118,7 +2103,30 @@ impl Broker {
         self.by_client_id.insert(client_id, sid);
         sid
     }
+}
 
+impl Session {
+    fn new(client_id: Box<str>) -> Session {
+        Session {
+            client_id,
+            conn: None,
+            expiry_interval: 0,
+            subscriptions: Vec::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            last_packet_id: 0,
+            awaiting_pubrel: Vec::new(),
+            expires_at: None,
+            username: None,
+            pending_will: None,
+            listener: 0,
+            persisted: false,
+        }
+    }
+}
+
+impl Broker {
     fn remove_session(&mut self, sid: SessionId) {
         self.journal_session(sid, |j, sid| j.record(Record::SessionEnd { sid }));
         let Some(session) = self.sessions.get_mut(sid.0 as usize).and_then(Option::take) else {

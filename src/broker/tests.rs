@@ -2920,7 +2920,11 @@ fn per_listener_settings_give_each_listener_its_own_security() {
 // ---- persistence: the journal says what the state is ----------------------------------
 
 /// Replays journal batches (and a snapshot) into a state, as start-up does.
-fn replay_bytes(chunks: &[&[u8]], wall: std::time::SystemTime, now: Instant) -> crate::persist::State {
+fn replay_bytes(
+    chunks: &[&[u8]],
+    wall: std::time::SystemTime,
+    now: Instant,
+) -> crate::persist::State {
     let mut state = crate::persist::State::new(wall, now);
     for chunk in chunks {
         let mut rest: &[u8] = chunk;
@@ -2931,7 +2935,10 @@ fn replay_bytes(chunks: &[&[u8]], wall: std::time::SystemTime, now: Instant) -> 
             rest = &rest[n..];
         }
     }
-    assert_eq!(state.inconsistencies, 0, "every record refers to known state");
+    assert_eq!(
+        state.inconsistencies, 0,
+        "every record refers to known state"
+    );
     state
 }
 

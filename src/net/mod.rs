@@ -265,6 +265,8 @@ pub struct Server {
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
     /// The journal and snapshot files, with `persistence true`.
     store: Option<Store>,
+    /// Scratch list of the sockets that became writable in one iteration.
+    writable: Vec<u32>,
 }
 
 impl Server {
@@ -420,6 +422,7 @@ impl Server {
             global_max_connections: None,
             heartbeat: None,
             store: None,
+            writable: Vec::new(),
         })
     }
 
@@ -571,13 +574,12 @@ impl Server {
         self.broker.set_auth(passwords, acl);
     }
 
-    /// Loads the saved state into the broker and starts journaling. The first thing
-    /// written is a snapshot of what was loaded: a fresh generation, and a journal
-    /// cleaned of any damaged tail.
+    /// Loads the saved state into the broker and starts journaling, appending to the
+    /// loaded journal.
     pub fn enable_persistence(&mut self, options: StoreOptions) -> io::Result<()> {
         let now = Instant::now();
         let strict = options.sync == SyncMode::Ack;
-        let (mut store, loaded) = Store::open(options, now).map_err(io::Error::other)?;
+        let (store, loaded) = Store::open(options, now).map_err(io::Error::other)?;
         let mut state = loaded.state;
         let next_message = state.max_message_id();
         let (retained, sessions) = (state.retained.len(), state.sessions.len());
@@ -585,9 +587,6 @@ impl Server {
         self.broker.restore(state, now);
         self.broker
             .enable_journal(strict, next_message, now, std::time::SystemTime::now());
-        let mut bytes = Vec::new();
-        let batch = self.broker.write_snapshot(&mut bytes);
-        store.snapshot(batch, bytes, now);
         store.set_waker(self.shutdown.waker.clone());
         info!(
             "Persistence: {} ({} snapshot and {} journal records: {retained} retained messages, {sessions} sessions) loaded in {} ms.",
@@ -664,7 +663,7 @@ impl Server {
                             self.read(slot, now);
                         }
                         if event.is_writable() {
-                            self.flush(ConnId(slot));
+                            self.writable.push(slot);
                         }
                     }
                 }
@@ -673,7 +672,10 @@ impl Server {
             crate::log_dest::publish_topic_lines(|topic, line| {
                 self.broker.publish_log(topic, line, now)
             });
+            // Output is written only once this iteration's records are in the journal:
+            // an acknowledgement never leaves before what it acknowledges is stored.
             self.persist(now);
+            self.flush_writable(now);
             self.flush_and_close(now);
             if let Some((interval, beat, at)) = self.heartbeat.as_mut() {
                 if *at <= now {
@@ -876,8 +878,9 @@ impl Server {
             if is_eof {
                 return self.lose(slot, now);
             }
-            if tls.wants_write() && !self.flush(id) {
-                return self.lose(slot, now);
+            if tls.wants_write() {
+                // Handshake and alert records; written with the rest after persist().
+                self.writable.push(slot);
             }
         }
         self.unread.push(slot);
@@ -904,6 +907,19 @@ impl Server {
                 Err(_) => return false,
             }
         }
+    }
+
+    /// Writes the sockets that became writable (or have TLS records to send) in this
+    /// iteration.
+    fn flush_writable(&mut self, now: Instant) {
+        let mut writable = std::mem::take(&mut self.writable);
+        for slot in writable.drain(..) {
+            let is_open = self.conns.get(slot as usize).is_some_and(Option::is_some);
+            if is_open && !self.flush(ConnId(slot)) {
+                self.lose(slot, now);
+            }
+        }
+        self.writable = writable;
     }
 
     fn flush_and_close(&mut self, now: Instant) {

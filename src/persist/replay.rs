@@ -217,6 +217,14 @@ impl State {
                 username,
                 listener,
             } => {
+                // The same number with another client id: the old session ended.
+                if self
+                    .sessions
+                    .get(sid)
+                    .is_some_and(|s| *s.client_id != **client_id)
+                {
+                    self.sessions.remove(sid);
+                }
                 let s = self.sessions.entry(*sid).or_insert_with(|| SessionState {
                     client_id: Box::from(*client_id),
                     expiry: 0,
@@ -229,9 +237,6 @@ impl State {
                     awaiting_release: Vec::new(),
                     will: None,
                 });
-                if *s.client_id != **client_id {
-                    return None;
-                }
                 s.expiry = *expiry;
                 s.username = username.map(Box::from);
                 s.listener = *listener;
@@ -243,7 +248,8 @@ impl State {
                 self.sessions.get_mut(sid)?.offline_expires = Some(at);
             }
             Record::SessionEnd { sid } => {
-                self.sessions.remove(sid)?;
+                // Also written before a session's whole state, when nothing may be known.
+                self.sessions.remove(sid);
             }
             Record::Subscribe {
                 sid,

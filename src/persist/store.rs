@@ -1,25 +1,28 @@
-//! The files and the thread that writes them.
+//! The files and the thread that syncs them.
 //!
-//! Two files in `persistence_location`: the snapshot (`persistence_file`, default
-//! `culex.db`) and its journal (`culex.db.journal`). The loop never touches them: it
-//! sends batches of records and snapshots over a channel to one writer thread, which
-//! appends, calls `fdatasync` within the sync window (or at once, for `persistence_sync
-//! ack`, batching every record that arrived meanwhile into one sync: group commit), and
-//! reports the last durable batch back through the loop's waker.
+//! Files in `persistence_location`: the snapshot (`persistence_file`, default
+//! `culex.db`) and its journal (`culex.db.journal`). The loop appends each iteration's
+//! records to the journal itself (a `write` into the page cache: a process crash or
+//! `kill -9` loses nothing acknowledged) and never waits for the disk: one writer thread
+//! calls `fdatasync` within the sync window (or at once, for `persistence_sync ack`,
+//! with every batch that arrived meanwhile in one sync: group commit), reports the last
+//! durable batch through the loop's waker, and writes snapshots.
 //!
-//! A snapshot is written to a temporary file, synced, renamed over the old one, and the
-//! directory synced; then a new journal (its header names the snapshot's generation)
-//! replaces the old one the same way. A crash between the two leaves the new snapshot and
-//! the old journal, whose older generation tells start-up to ignore it.
+//! Compaction: the loop starts a new journal (`culex.db.journal.next`, generation N+1)
+//! and goes on appending there, and hands the snapshot to the writer, which syncs the old
+//! journal, writes the snapshot to a temporary file, syncs it, renames it over the old
+//! one, syncs the directory, then syncs the new journal and renames it over the old
+//! journal. Whatever a crash interrupts, start-up finds a consistent set: the old
+//! snapshot and journal followed by the next journal, or the new snapshot followed by the
+//! next journal.
 //!
-//! A write error (a full disk, a failing card) is logged, raises [`Store::healthy`] to
-//! false, and stops journal writes until a snapshot succeeds; the loop asks for one every
-//! few seconds. The broker keeps serving meanwhile.
+//! A write error (a full disk, a failing card) is logged, makes [`Store::healthy`] false
+//! and stops journal writes until a snapshot succeeds; the loop asks for one every few
+//! seconds. The broker keeps serving meanwhile.
 
 use super::record::{self, decode, decode_header, encode_header, FileKind, HeaderError, Record};
 use super::replay::State;
 use log::{error, info, warn};
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -50,14 +53,17 @@ pub struct StoreOptions {
 }
 
 enum Command {
-    Append {
+    /// The loop wrote batches up to `batch` into `file` (`None`: it could not).
+    Written {
         batch: u64,
-        bytes: Vec<u8>,
+        file: Option<Arc<File>>,
     },
     Snapshot {
         generation: u64,
         batch: u64,
         bytes: Vec<u8>,
+        old: Option<Arc<File>>,
+        new: Arc<File>,
     },
     Stop,
 }
@@ -66,6 +72,7 @@ enum Command {
 struct Shared {
     durable: AtomicU64,
     healthy: AtomicBool,
+    compacting: AtomicBool,
     bytes_written: AtomicU64,
     waker: Mutex<Option<Arc<mio::Waker>>>,
 }
@@ -88,11 +95,14 @@ pub struct Store {
     shared: Arc<Shared>,
     options: StoreOptions,
     snapshot_path: PathBuf,
+    next_path: PathBuf,
+    /// The journal the loop appends to; `None` after a write error.
+    journal: Option<Arc<File>>,
     generation: u64,
     journal_bytes: u64,
     snapshot_bytes: u64,
     last_snapshot: Instant,
-    /// Set after a write error until a snapshot has been sent.
+    /// When to try a snapshot after a write error.
     resync_after: Option<Instant>,
 }
 
@@ -106,14 +116,16 @@ pub struct Loaded {
 }
 
 const JOURNAL_SUFFIX: &str = ".journal";
+const NEXT_SUFFIX: &str = ".next";
 const TMP_SUFFIX: &str = ".tmp";
 /// A journal this large (or as large as the snapshot, if that is larger) is compacted.
 const MIN_COMPACT_BYTES: u64 = 1 << 20;
 const RESYNC_DELAY: Duration = Duration::from_secs(5);
 
 impl Store {
-    /// Loads the snapshot and replays its journal, then starts the writer thread. The
-    /// first thing to send is a snapshot ([`Store::snapshot`]) of the restored state.
+    /// Loads the snapshot and replays its journal (cut after its last good record), then
+    /// starts the writer thread; records are appended to that journal. The broker must
+    /// restore sessions under the numbers the records gave them (`Broker::restore` does).
     pub fn open(options: StoreOptions, now: Instant) -> Result<(Store, Loaded), String> {
         fs::create_dir_all(&options.dir).map_err(|e| {
             format!(
@@ -132,15 +144,14 @@ impl Store {
             snapshot_path = culex;
         }
         let journal_path = with_suffix(&snapshot_path, JOURNAL_SUFFIX);
+        let next_path = with_suffix(&journal_path, NEXT_SUFFIX);
         for stale in [
             with_suffix(&snapshot_path, TMP_SUFFIX),
             with_suffix(&journal_path, TMP_SUFFIX),
         ] {
             let _ = fs::remove_file(stale);
         }
-        let loaded = load(&snapshot_path, &journal_path, now)?;
-        let (state, generation, snapshot_bytes, mut loaded) = loaded;
-        loaded.state = state;
+        let found = load(&snapshot_path, &journal_path, &next_path, now)?;
         let shared = Arc::new(Shared {
             healthy: AtomicBool::new(true),
             ..Shared::default()
@@ -151,13 +162,13 @@ impl Store {
             shared: shared.clone(),
             snapshot_path: snapshot_path.clone(),
             journal_path,
-            journal: None,
+            next_path: next_path.clone(),
             sync: options.sync,
             sync_interval: options.sync_interval,
-            pending: VecDeque::new(),
+            pending: None,
+            dirty: None,
             dirty_since: None,
             written_batch: 0,
-            failed: false,
         };
         let thread = std::thread::Builder::new()
             .name("culex-persist".into())
@@ -170,13 +181,15 @@ impl Store {
                 shared,
                 options,
                 snapshot_path,
-                generation,
-                journal_bytes: 0,
-                snapshot_bytes,
+                next_path,
+                journal: Some(Arc::new(found.journal)),
+                generation: found.generation,
+                journal_bytes: found.journal_len,
+                snapshot_bytes: found.snapshot_len,
                 last_snapshot: now,
                 resync_after: None,
             },
-            loaded,
+            found.loaded,
         ))
     }
 
@@ -184,38 +197,80 @@ impl Store {
         &self.snapshot_path
     }
 
-    /// Wakes the loop when a batch becomes durable (strict mode) .
+    /// Wakes the loop when a batch becomes durable.
     pub fn set_waker(&self, waker: Arc<mio::Waker>) {
         if let Ok(mut w) = self.shared.waker.lock() {
             *w = Some(waker);
         }
     }
 
+    /// Appends a batch of records to the journal (into the page cache; the writer thread
+    /// syncs it).
     pub fn append(&mut self, batch: u64, bytes: Vec<u8>) {
-        self.journal_bytes += bytes.len() as u64;
-        let _ = self.tx.send(Command::Append { batch, bytes });
+        if let Some(f) = self.journal.as_ref() {
+            match (&**f).write_all(&bytes) {
+                Ok(()) => {
+                    self.journal_bytes += bytes.len() as u64;
+                    self.shared
+                        .bytes_written
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    degrade(
+                        &self.shared,
+                        "write to the journal next to",
+                        &self.snapshot_path,
+                        &e,
+                    );
+                    self.journal = None;
+                }
+            }
+        }
+        let file = self.journal.clone();
+        let _ = self.tx.send(Command::Written { batch, file });
     }
 
-    /// A snapshot's records (from `Broker::write_snapshot`) covering batches up to
-    /// `batch`; it starts a new generation.
+    /// Starts a new generation with a snapshot's records (from `Broker::write_snapshot`)
+    /// covering batches up to `batch`: later batches go to a new journal.
     pub fn snapshot(&mut self, batch: u64, bytes: Vec<u8>, now: Instant) {
-        self.generation += 1;
+        let generation = self.generation + 1;
+        let new = match File::create(&self.next_path).and_then(|mut f| {
+            f.write_all(&encode_header(FileKind::Journal, generation))?;
+            Ok(f)
+        }) {
+            Ok(f) => Arc::new(f),
+            Err(e) => {
+                degrade(&self.shared, "create", &self.next_path, &e);
+                self.journal = None;
+                self.resync_after = Some(now + RESYNC_DELAY);
+                return;
+            }
+        };
+        self.generation = generation;
         self.snapshot_bytes = bytes.len() as u64;
-        self.journal_bytes = 0;
+        self.journal_bytes = record::HEADER_LEN as u64;
         self.last_snapshot = now;
         self.resync_after = None;
+        self.shared.compacting.store(true, Ordering::Release);
+        let old = self.journal.replace(new.clone());
         let _ = self.tx.send(Command::Snapshot {
-            generation: self.generation,
+            generation,
             batch,
             bytes,
+            old,
+            new,
         });
     }
 
     /// Whether it is time to compact: the journal is as large as the snapshot (at least
     /// 1 MiB), `autosave_interval` passed (seconds, or records with
     /// `autosave_on_changes`), or a write failed and a snapshot should resync the files.
+    /// Never while a snapshot is being written.
     pub fn wants_snapshot(&mut self, records: u64, now: Instant) -> bool {
-        if !self.healthy() {
+        if self.shared.compacting.load(Ordering::Acquire) {
+            return false;
+        }
+        if !self.healthy() || self.journal.is_none() {
             let at = *self.resync_after.get_or_insert(now + RESYNC_DELAY);
             return now >= at;
         }
@@ -250,12 +305,23 @@ impl Store {
         self.shared.bytes_written.load(Ordering::Relaxed)
     }
 
-    /// Writes and syncs everything sent, then stops the thread.
+    /// Syncs everything appended and waits for a snapshot in progress, then stops the
+    /// thread.
     pub fn stop(mut self) {
         let _ = self.tx.send(Command::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+fn degrade(shared: &Shared, what: &str, path: &Path, e: &io::Error) {
+    if shared.healthy.swap(false, Ordering::AcqRel) {
+        error!(
+            "Persistence degraded: cannot {what} {}: {e}. Changes are kept in memory only until a snapshot succeeds (retried every {} s).",
+            path.display(),
+            RESYNC_DELAY.as_secs()
+        );
     }
 }
 
@@ -306,9 +372,60 @@ fn replay(state: &mut State, bytes: &[u8]) -> (u64, usize, Option<record::Damage
     }
 }
 
-type LoadResult = (State, u64, u64, Loaded);
+/// State, generation, snapshot size, what was loaded, and the journal to append to.
+/// What `load` found, and the journal to continue.
+struct Found {
+    loaded: Loaded,
+    generation: u64,
+    snapshot_len: u64,
+    journal: File,
+    journal_len: u64,
+}
 
-fn load(snapshot_path: &Path, journal_path: &Path, now: Instant) -> Result<LoadResult, String> {
+/// A journal file's records after its header, if it belongs to this load.
+fn read_journal(path: &Path) -> Result<Option<(u64, Vec<u8>)>, String> {
+    match fs::read(path) {
+        Ok(bytes) => match decode_header(&bytes) {
+            // Cut inside its header: it was being created, nothing is in it.
+            Err(HeaderError::TooShort) => Ok(None),
+            Err(e) => Err(header_error(path, e)),
+            Ok(h) if h.kind != FileKind::Journal => {
+                Err(format!("{} is not a journal", path.display()))
+            }
+            Ok(h) => Ok(Some((
+                h.generation,
+                bytes.get(record::HEADER_LEN..).unwrap_or_default().to_vec(),
+            ))),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Replays a journal's records; returns the good ones' bytes, setting aside the rest.
+fn replay_journal(state: &mut State, path: &Path, body: &[u8], loaded: &mut Loaded) -> Vec<u8> {
+    let (count, at, damage, _) = replay(state, body);
+    loaded.journal_records += count;
+    if let Some(damage) = damage {
+        let tail = body.get(at..).unwrap_or_default();
+        loaded.damaged_bytes += tail.len() as u64;
+        let aside = set_aside(path, tail);
+        warn!(
+            "The journal {} ends with {} damaged bytes after {count} good records ({damage}; a write cut short by a crash?); they were set aside in {}.",
+            path.display(),
+            tail.len(),
+            aside.display()
+        );
+    }
+    body.get(..at).unwrap_or_default().to_vec()
+}
+
+fn load(
+    snapshot_path: &Path,
+    journal_path: &Path,
+    next_path: &Path,
+    now: Instant,
+) -> Result<Found, String> {
     let mut state = State::new(SystemTime::now(), now);
     let mut loaded = Loaded {
         state: State::default(),
@@ -317,7 +434,8 @@ fn load(snapshot_path: &Path, journal_path: &Path, now: Instant) -> Result<LoadR
         damaged_bytes: 0,
     };
     let mut generation = 0;
-    let mut snapshot_bytes = 0;
+    let mut snapshot_len = 0;
+    let mut has_snapshot = false;
     match fs::read(snapshot_path) {
         Ok(bytes) => {
             let header = decode_header(&bytes).map_err(|e| header_error(snapshot_path, e))?;
@@ -327,8 +445,9 @@ fn load(snapshot_path: &Path, journal_path: &Path, now: Instant) -> Result<LoadR
                     snapshot_path.display()
                 ));
             }
+            has_snapshot = true;
             generation = header.generation;
-            snapshot_bytes = bytes.len() as u64;
+            snapshot_len = bytes.len() as u64;
             let body = bytes.get(record::HEADER_LEN..).unwrap_or_default();
             let (count, at, damage, ended) = replay(&mut state, body);
             loaded.snapshot_records = count;
@@ -347,75 +466,112 @@ fn load(snapshot_path: &Path, journal_path: &Path, now: Instant) -> Result<LoadR
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", snapshot_path.display())),
     }
-    match fs::read(journal_path) {
-        Ok(bytes) => {
-            let header = decode_header(&bytes);
-            match header {
-                // A journal cut inside its header was being created: nothing in it.
-                Err(HeaderError::TooShort) => {}
-                Err(e) => return Err(header_error(journal_path, e)),
-                Ok(h) if h.kind != FileKind::Journal => {
-                    return Err(format!("{} is not a journal", journal_path.display()))
-                }
-                // Its records are in the snapshot (a crash during compaction).
-                Ok(h) if h.generation < generation => {
-                    info!(
-                        "Ignoring {}: the snapshot is newer.",
-                        journal_path.display()
-                    )
-                }
-                Ok(_) => {
-                    let body = bytes.get(record::HEADER_LEN..).unwrap_or_default();
-                    let (count, at, damage, _) = replay(&mut state, body);
-                    loaded.journal_records = count;
-                    if let Some(damage) = damage {
-                        let tail = body.get(at..).unwrap_or_default();
-                        loaded.damaged_bytes += tail.len() as u64;
-                        let aside = set_aside(journal_path, tail);
-                        warn!(
-                            "The journal {} ends with {} damaged bytes after {count} good records ({damage}; a write cut short by a crash?); they were set aside in {}.",
-                            journal_path.display(),
-                            tail.len(),
-                            aside.display()
-                        );
-                    }
-                }
-            }
+    // The records to keep, in order: the journal of this snapshot, then a next journal
+    // (a compaction that a crash interrupted, before or after the snapshot's rename).
+    let mut kept = Vec::new();
+    let mut rewrite = false;
+    let mut journal_current = false;
+    if let Some((g, body)) = read_journal(journal_path)? {
+        if g >= generation || !has_snapshot {
+            generation = g;
+            let good = replay_journal(&mut state, journal_path, &body, &mut loaded);
+            rewrite |= good.len() != body.len();
+            kept = good;
+            journal_current = true;
+        } else {
+            info!(
+                "Ignoring {}: the snapshot is newer.",
+                journal_path.display()
+            );
+            rewrite = true;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", journal_path.display())),
+    } else {
+        rewrite = true;
     }
+    if let Some((g, body)) = read_journal(next_path)? {
+        let after_rename = g == generation && !journal_current;
+        let before_rename = g == generation + 1 && journal_current;
+        if after_rename || before_rename {
+            info!(
+                "Continuing an interrupted compaction with {}.",
+                next_path.display()
+            );
+            let good = replay_journal(&mut state, next_path, &body, &mut loaded);
+            kept.extend_from_slice(&good);
+            rewrite = true;
+        }
+    }
+    let _ = fs::remove_file(next_path);
     if state.inconsistencies > 0 {
         warn!(
             "{} records referred to state that was not there; they were skipped.",
             state.inconsistencies
         );
     }
-    Ok((state, generation, snapshot_bytes, loaded))
+    // Continue the journal after its last good record.
+    let cannot = |e: io::Error| format!("cannot write {}: {e}", journal_path.display());
+    let journal = if rewrite {
+        new_journal(journal_path, generation, &kept).map_err(cannot)?
+    } else {
+        OpenOptions::new()
+            .append(true)
+            .open(journal_path)
+            .map_err(cannot)?
+    };
+    loaded.state = state;
+    Ok(Found {
+        loaded,
+        generation,
+        snapshot_len,
+        journal,
+        journal_len: (record::HEADER_LEN + kept.len()) as u64,
+    })
 }
 
-/// The writer thread.
+/// A journal of `generation` holding `records`, made durable (temporary file, sync,
+/// rename, directory sync) and opened for appending.
+fn new_journal(path: &Path, generation: u64, records: &[u8]) -> io::Result<File> {
+    let tmp = with_suffix(path, TMP_SUFFIX);
+    let mut f = File::create(&tmp)?;
+    f.write_all(&encode_header(FileKind::Journal, generation))?;
+    f.write_all(records)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)?;
+    sync_dir(path)?;
+    OpenOptions::new().append(true).open(path)
+}
+
+/// Syncs the directory holding `path`, so a rename in it is durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// The writer thread: syncs and snapshots.
 struct Writer {
     rx: Receiver<Command>,
     shared: Arc<Shared>,
     snapshot_path: PathBuf,
     journal_path: PathBuf,
-    journal: Option<File>,
+    next_path: PathBuf,
     sync: SyncMode,
     sync_interval: Duration,
-    /// Commands received while batching a group commit, not yet handled.
-    pending: VecDeque<Command>,
-    /// When the first unsynced write happened.
+    /// A command received while batching a group commit, not yet handled.
+    pending: Option<Command>,
+    /// The journal with unsynced writes.
+    dirty: Option<Arc<File>>,
     dirty_since: Option<Instant>,
     written_batch: u64,
-    /// A write failed: journal writes stop until a snapshot succeeds.
-    failed: bool,
 }
 
 impl Writer {
     fn run(mut self) {
         loop {
-            let command = match self.pending.pop_front() {
+            let command = match self.pending.take() {
                 Some(c) => Ok(c),
                 None => match self.dirty_since {
                     Some(since) => {
@@ -427,15 +583,15 @@ impl Writer {
                 },
             };
             match command {
-                Ok(Command::Append { batch, bytes }) => {
-                    self.append(batch, &bytes);
+                Ok(Command::Written { batch, file }) => {
+                    self.written(batch, file);
                     if self.sync == SyncMode::Ack {
-                        // Group commit: everything that arrived meanwhile shares the sync.
+                        // Group commit: what arrived meanwhile shares the sync.
                         while let Ok(c) = self.rx.try_recv() {
                             match c {
-                                Command::Append { batch, bytes } => self.append(batch, &bytes),
+                                Command::Written { batch, file } => self.written(batch, file),
                                 other => {
-                                    self.pending.push_back(other);
+                                    self.pending = Some(other);
                                     break;
                                 }
                             }
@@ -447,7 +603,9 @@ impl Writer {
                     generation,
                     batch,
                     bytes,
-                }) => self.snapshot(generation, batch, &bytes),
+                    old,
+                    new,
+                }) => self.snapshot(generation, batch, &bytes, old, new),
                 Err(RecvTimeoutError::Timeout) => self.sync(),
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     self.sync();
@@ -457,77 +615,64 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, batch: u64, bytes: &[u8]) {
+    fn written(&mut self, batch: u64, file: Option<Arc<File>>) {
         self.written_batch = batch;
-        if self.failed {
-            return;
-        }
-        let result = match self.journal.as_mut() {
-            Some(f) => f.write_all(bytes),
-            None => Err(io::Error::other("no journal file is open")),
-        };
-        match result {
-            Ok(()) => {
-                self.shared
-                    .bytes_written
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                self.dirty_since.get_or_insert_with(Instant::now);
-            }
-            Err(e) => self.fail("write to", &self.journal_path.clone(), e),
+        if let Some(f) = file {
+            self.dirty = Some(f);
+            self.dirty_since.get_or_insert_with(Instant::now);
+        } else {
+            // Nothing will be synced (degraded); acknowledgements must not wait forever.
+            self.shared.set_durable(batch);
         }
     }
 
     fn sync(&mut self) {
-        if self.dirty_since.take().is_some() && !self.failed {
-            if let Some(f) = self.journal.as_ref() {
-                if let Err(e) = f.sync_data() {
-                    self.fail("sync", &self.journal_path.clone(), e);
-                }
+        self.dirty_since = None;
+        if let Some(f) = self.dirty.take() {
+            if let Err(e) = f.sync_data() {
+                degrade(&self.shared, "sync", &self.journal_path, &e);
             }
         }
-        // After a failure the batches are lost to disk, but acknowledgements must not
-        // wait forever: the broker keeps serving, degraded (and says so).
+        // After a failure the batches are not on disk, but acknowledgements must not wait
+        // forever: the broker keeps serving, degraded (and says so in $SYS and the log).
         self.shared.set_durable(self.written_batch);
     }
 
-    fn fail(&mut self, what: &str, path: &Path, e: io::Error) {
-        error!(
-            "Persistence degraded: cannot {what} {}: {e}. Changes are kept in memory only until a snapshot succeeds (retried every {} s).",
-            path.display(),
-            RESYNC_DELAY.as_secs()
-        );
-        self.failed = true;
-        self.journal = None;
-        self.shared.healthy.store(false, Ordering::Release);
-    }
-
-    fn snapshot(&mut self, generation: u64, batch: u64, bytes: &[u8]) {
-        // What the old journal has unsynced is in the snapshot.
-        self.dirty_since = None;
-        match self.write_snapshot(generation, bytes) {
-            Ok(journal) => {
-                self.shared.bytes_written.fetch_add(
-                    (bytes.len() + 2 * record::HEADER_LEN) as u64,
-                    Ordering::Relaxed,
-                );
-                self.journal = Some(journal);
-                if self.failed {
+    fn snapshot(
+        &mut self,
+        generation: u64,
+        batch: u64,
+        bytes: &[u8],
+        old: Option<Arc<File>>,
+        new: Arc<File>,
+    ) {
+        // The old journal first: until the rename, it and the next journal are the state.
+        if let Some(old) = old {
+            if let Err(e) = old.sync_data() {
+                degrade(&self.shared, "sync", &self.journal_path, &e);
+            }
+        }
+        self.dirty = Some(new.clone());
+        match self.write_snapshot(generation, bytes, &new) {
+            Ok(()) => {
+                self.shared
+                    .bytes_written
+                    .fetch_add((bytes.len() + record::HEADER_LEN) as u64, Ordering::Relaxed);
+                if !self.shared.healthy.swap(true, Ordering::AcqRel) {
                     info!(
                         "Persistence recovered: wrote {}.",
                         self.snapshot_path.display()
                     );
                 }
-                self.failed = false;
-                self.shared.healthy.store(true, Ordering::Release);
             }
-            Err(e) => self.fail("write the snapshot", &self.snapshot_path.clone(), e),
+            Err(e) => degrade(&self.shared, "write the snapshot", &self.snapshot_path, &e),
         }
+        self.shared.compacting.store(false, Ordering::Release);
         self.written_batch = self.written_batch.max(batch);
-        self.shared.set_durable(self.written_batch);
+        self.sync();
     }
 
-    fn write_snapshot(&self, generation: u64, bytes: &[u8]) -> io::Result<File> {
-        let dir = self.snapshot_path.parent().unwrap_or(Path::new("."));
+    fn write_snapshot(&self, generation: u64, bytes: &[u8], new: &File) -> io::Result<()> {
         let tmp = with_suffix(&self.snapshot_path, TMP_SUFFIX);
         let mut f = File::create(&tmp)?;
         f.write_all(&encode_header(FileKind::Snapshot, generation))?;
@@ -535,18 +680,9 @@ impl Writer {
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, &self.snapshot_path)?;
-        sync_dir(dir)?;
-        let tmp = with_suffix(&self.journal_path, TMP_SUFFIX);
-        let mut f = File::create(&tmp)?;
-        f.write_all(&encode_header(FileKind::Journal, generation))?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &self.journal_path)?;
-        sync_dir(dir)?;
-        OpenOptions::new().append(true).open(&self.journal_path)
+        sync_dir(&self.snapshot_path)?;
+        new.sync_all()?;
+        fs::rename(&self.next_path, &self.journal_path)?;
+        sync_dir(&self.journal_path)
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
