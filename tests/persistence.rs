@@ -524,3 +524,62 @@ fn acknowledged_messages_survive_random_kills() {
         assert!(lost.is_empty(), "{mode}: acknowledged but lost: {lost:?}");
     }
 }
+
+/// Compaction under load: with `autosave_on_changes` every 20 changes make a snapshot;
+/// the state after many compactions and a crash is whole. $SYS says the store is ok.
+#[test]
+fn compactions_keep_everything_across_a_crash() {
+    let dir = Dir::new();
+    let mut broker = Broker::start(
+        &dir.conf("autosave_on_changes true\nautosave_interval 20\nsys_interval 1\n"),
+    );
+    let mut p = broker.raw_connected("pub");
+    for i in 0..200u16 {
+        let topic = format!("r/{}", i % 50);
+        p.send(&publish_packet(
+            topic.as_bytes(),
+            1,
+            true,
+            false,
+            i + 1,
+            &i.to_be_bytes(),
+        ));
+        p.expect(&puback(i + 1));
+    }
+    let snapshot = dir.0.join("culex.db");
+    assert!(
+        crate::common::eventually(Duration::from_secs(3), || snapshot.exists()),
+        "snapshots were written"
+    );
+    let mut s = broker.raw_connected("sys");
+    s.send(&subscribe_packet(1, "$SYS/broker/persistence/state", 0));
+    // Published with the next $SYS round (sys_interval 1).
+    let mut state = None;
+    let started = Instant::now();
+    while state.is_none() && started.elapsed() < Duration::from_secs(3) {
+        if let Some(p) = s.try_read_packet(Duration::from_millis(200)) {
+            if p[0] & 0xF0 == 0x30 {
+                state = Some(parse_publish(&p).1);
+            }
+        }
+    }
+    assert_eq!(state.as_deref(), Some(&b"ok"[..]));
+    broker.restart(Stop::Kill);
+    let mut s = broker.raw_connected("sub");
+    s.send(&subscribe_packet(1, "r/#", 0));
+    let mut got: Vec<(String, Vec<u8>)> = s
+        .read_until_quiet()
+        .iter()
+        .filter(|p| p[0] & 0xF0 == 0x30)
+        .map(|p| {
+            let (t, v, ..) = parse_publish(p);
+            (t, v)
+        })
+        .collect();
+    got.sort();
+    let mut expected: Vec<(String, Vec<u8>)> = (150..200u16)
+        .map(|i| (format!("r/{}", i % 50), i.to_be_bytes().to_vec()))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected, "the last value of each topic");
+}
