@@ -3,6 +3,7 @@
 //! owns the files and the thread that writes and syncs them). The broker writes records
 //! (`broker::Journal`); the loop hands them to the store.
 
+pub mod fuzz;
 pub mod record;
 pub mod replay;
 pub mod store;
