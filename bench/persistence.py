@@ -153,8 +153,16 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def write_volume(broker, duration, sensors):
+def write_volume(broker, duration, sensors, background):
     broker.start()
+    if background:
+        # State that does not change during the workload (other devices' retained values).
+        loader = connect(broker.port, "loader")
+        for base in range(0, background, 5000):
+            publish_batch(loader, [("other/%d/%d" % (i // 1000, i), b"x" * 64)
+                                   for i in range(base, min(background, base + 5000))])
+        loader.close()
+        time.sleep(2.5)
     sub = connect(broker.port, "cloud-bridge", clean=False)
     subscribe(sub, "sensors/#", 1)
     sub.close()
@@ -207,6 +215,8 @@ def main():
     ap.add_argument("--sensors", type=int, default=1000)
     ap.add_argument("--retained", type=int, default=100000)
     ap.add_argument("--sessions", type=int, default=10000)
+    ap.add_argument("--background", type=int, default=0,
+                    help="retained messages stored before the workload, unchanged by it")
     ap.add_argument("--culex", default="target/release/culex")
     ap.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     a = ap.parse_args()
@@ -216,8 +226,8 @@ def main():
     if not os.path.exists(culex):
         sys.exit("%s not found: cargo build --release" % culex)
 
-    print("## Write volume: %d sensors, retained QoS 1 every second for %d s, a persistent subscriber offline"
-          % (a.sensors, a.duration))
+    print("## Write volume: %d sensors, retained QoS 1 every second for %d s, a persistent subscriber offline,"
+          " %d other retained messages stored" % (a.sensors, a.duration, a.background))
     print("| broker | durability window | messages | bytes written | bytes/message |")
     print("|---|---|---|---|---|")
     results = {}
@@ -228,7 +238,7 @@ def main():
     ]:
         b = Broker(name, argv, extra)
         try:
-            sent, written = write_volume(b, a.duration, a.sensors)
+            sent, written = write_volume(b, a.duration, a.sensors, a.background)
         finally:
             b.cleanup()
         results[name] = written
@@ -237,6 +247,8 @@ def main():
         print("\nMosquitto (same 1 s window) / culex bytes written: %.1fx"
               % (results["mosquitto"] / results["culex"]))
 
+    if a.retained == 0:
+        return
     print("\n## Start-up with %d retained messages and %d persistent sessions" % (a.retained, a.sessions))
     print("| broker | files on disk | start to first connection |")
     print("|---|---|---|")

@@ -583,3 +583,80 @@ fn compactions_keep_everything_across_a_crash() {
     expected.sort();
     assert_eq!(got, expected, "the last value of each topic");
 }
+
+/// MQTT 5 state survives a crash: a retained message's properties and its remaining
+/// Message Expiry Interval [MQTT-3.3.2-6], and a session's subscription with its
+/// Subscription Identifier [MQTT-3.3.4-3] and the queued message's properties.
+#[test]
+fn mqtt5_properties_expiry_and_subscription_identifiers_survive_a_crash() {
+    use crate::mqtt5::Peer5;
+    use rumqttc::v5::mqttbytes::v5::{PublishProperties, SubscribeProperties};
+    use rumqttc::v5::mqttbytes::QoS;
+    let dir = Dir::new();
+    let mut broker = Broker::start(&dir.conf(""));
+    let (mut sub, _) = Peer5::connect(&broker, "v5sub", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(600));
+    });
+    let ids = SubscribeProperties {
+        id: Some(7),
+        user_properties: vec![],
+    };
+    sub.client
+        .subscribe_with_properties("q5/#", QoS::AtLeastOnce, ids)
+        .unwrap();
+    sub.subscribed();
+    sub.client.disconnect().unwrap();
+    let _ = sub.conn.recv_timeout(Duration::from_millis(300));
+    drop(sub);
+    let (mut publisher, _) = Peer5::connect(&broker, "v5pub", |_| {});
+    let properties = PublishProperties {
+        content_type: Some("application/json".into()),
+        user_properties: vec![("unit".into(), "C".into())],
+        message_expiry_interval: Some(3600),
+        ..Default::default()
+    };
+    publisher
+        .client
+        .publish_with_properties(
+            "r5/t",
+            QoS::AtLeastOnce,
+            true,
+            b"21.5".to_vec(),
+            properties.clone(),
+        )
+        .unwrap();
+    publisher.wait(|p| matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)));
+    publisher.publish("q5/x", QoS::AtLeastOnce, b"queued", properties);
+    broker.restart(Stop::Kill);
+
+    let (mut sub, ack) = Peer5::connect(&broker, "v5sub", |o| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(600));
+    });
+    assert!(ack.session_present);
+    let got = sub.expect_publish();
+    assert_eq!(
+        (&got.topic[..], &got.payload[..]),
+        (&b"q5/x"[..], &b"queued"[..])
+    );
+    let p = got.properties.expect("properties");
+    assert_eq!(p.subscription_identifiers, vec![7]);
+    assert_eq!(p.content_type.as_deref(), Some("application/json"));
+
+    let (mut reader, _) = Peer5::connect(&broker, "v5reader", |_| {});
+    reader.client.subscribe("r5/#", QoS::AtLeastOnce).unwrap();
+    let got = reader.expect_publish();
+    assert!(got.retain);
+    assert_eq!(&got.payload[..], b"21.5");
+    let p = got.properties.expect("properties");
+    assert_eq!(p.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        p.user_properties,
+        vec![("unit".to_string(), "C".to_string())]
+    );
+    let left = p
+        .message_expiry_interval
+        .expect("expiry counted down, not dropped");
+    assert!((3590..=3600).contains(&left), "{left}");
+}
