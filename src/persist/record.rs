@@ -2,14 +2,16 @@
 //! journals. No I/O; decoding never panics and never trusts a length.
 //!
 //! ```text
-//! header  "CULEXDB\0" | version u32 | kind u8 | 0 0 0 | generation u64      (24 bytes)
-//! record  body length u32 | CRC-32 of the body u32 | body
+//! header  "CULEXDB\0" | version u32 LE | kind u8 | 0 0 0 | generation u64 LE  (24 bytes)
+//! record  body length (varint) | CRC-32 of the body (u32 LE) | body
 //! body    type u8 | fields
 //! ```
 //!
-//! Integers are little-endian. Strings and byte strings are a u32 length and the bytes;
-//! optional ones use length `u32::MAX` for "absent". Times are milliseconds since the Unix
-//! epoch, 0 for "none". A snapshot ends with an [`Record::End`]; a journal just stops.
+//! Integers in records are LEB128 varints (a packet id or a small count is one byte:
+//! the journal is written for every change, and an SD card pays for every byte).
+//! Strings and byte strings are a varint length and the bytes; optional ones store
+//! length + 1, with 0 for "absent". Times are milliseconds since the Unix epoch, 0 for
+//! "none". A snapshot ends with an [`Record::End`]; a journal just stops.
 //!
 //! Sessions are named by a number (`sid`) that is unique among the live sessions of one
 //! generation (the broker's session slot), so a record does not repeat the client id.
@@ -22,8 +24,8 @@ pub const MAGIC: &[u8; 8] = b"CULEXDB\0";
 /// The format this build writes and the only one it reads.
 pub const VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 24;
-/// Bytes before a record's body.
-pub const FRAME_LEN: usize = 8;
+/// Most bytes before a record's body: a 5-byte varint length and the CRC.
+pub const FRAME_MAX: usize = 9;
 /// Mosquitto's database magic (`mosquitto.db`), recognised to give a clear message.
 pub const MOSQUITTO_MAGIC: &[u8; 15] = b"\x00\xB5\x00mosquitto db";
 
@@ -87,17 +89,21 @@ pub fn decode_header(bytes: &[u8]) -> Result<Header, HeaderError> {
     if !h.starts_with(MAGIC) {
         return Err(HeaderError::NotCulex);
     }
-    let mut r = Reader(&h[8..]);
-    let version = r.u32().unwrap_or(0);
+    let fixed = |at: usize, n: usize| {
+        h.get(at..at + n).map_or(0, |b| {
+            b.iter().rev().fold(0u64, |v, x| v << 8 | u64::from(*x))
+        })
+    };
+    let version = fixed(8, 4) as u32;
     if version != VERSION {
         return Err(HeaderError::Version(version));
     }
-    let kind = match r.u8() {
+    let kind = match h.get(12) {
         Some(1) => FileKind::Snapshot,
         Some(2) => FileKind::Journal,
-        other => return Err(HeaderError::Kind(other.unwrap_or(0))),
+        other => return Err(HeaderError::Kind(other.copied().unwrap_or(0))),
     };
-    let generation = Reader(&h[16..]).u64().unwrap_or(0);
+    let generation = fixed(16, 8);
     Ok(Header { kind, generation })
 }
 
@@ -250,7 +256,7 @@ mod tag {
 /// Appends `record`, framed, to `out`.
 pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(&[0; FRAME_LEN]);
+    out.extend_from_slice(&[0; FRAME_MAX]);
     let mut w = Writer(out);
     match record {
         Record::Message { id, message: m } => {
@@ -358,11 +364,28 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
         }
         Record::End => w.u8(tag::END),
     }
-    let body = &out[start + FRAME_LEN..];
-    let len = (body.len() as u32).to_le_bytes();
-    let crc = crc32fast::hash(body).to_le_bytes();
-    out[start..start + 4].copy_from_slice(&len);
-    out[start + 4..start + 8].copy_from_slice(&crc);
+    // The frame is written in front of the body, which moves left over the space the
+    // length did not need: no allocation per record.
+    let body_start = start + FRAME_MAX;
+    let body_len = out.len() - body_start;
+    let crc = crc32fast::hash(&out[body_start..]).to_le_bytes();
+    let mut frame = [0u8; FRAME_MAX];
+    let mut n = 0;
+    let mut len = body_len as u64;
+    loop {
+        let byte = (len & 0x7F) as u8;
+        len >>= 7;
+        frame[n] = byte | if len != 0 { 0x80 } else { 0 };
+        n += 1;
+        if len == 0 {
+            break;
+        }
+    }
+    frame[n..n + 4].copy_from_slice(&crc);
+    n += 4;
+    out.copy_within(body_start.., start + n);
+    out[start..start + n].copy_from_slice(&frame[..n]);
+    out.truncate(start + n + body_len);
 }
 
 /// Why the records stop before the end of the bytes.
@@ -392,9 +415,15 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> {
         return Ok(None);
     }
     let mut frame = Reader(bytes);
-    let (Some(len), Some(crc)) = (frame.u32(), frame.u32()) else {
+    let len = match frame.varint() {
+        Ok(len) => len,
+        Err(VarintError::Short) => return Err(Damage::Truncated),
+        Err(VarintError::Overlong) => return Err(Damage::Malformed),
+    };
+    let Some(crc) = frame.take(4) else {
         return Err(Damage::Truncated);
     };
+    let crc = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
     let Some(body) = usize::try_from(len).ok().and_then(|len| frame.0.get(..len)) else {
         return Err(Damage::Truncated);
     };
@@ -402,7 +431,7 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> {
         return Err(Damage::Checksum);
     }
     let record = decode_body(body).ok_or(Damage::Malformed)?;
-    Ok(Some((record, FRAME_LEN + body.len())))
+    Ok(Some((record, bytes.len() - frame.0.len() + body.len())))
 }
 
 fn decode_body(body: &[u8]) -> Option<Record<'_>> {
@@ -419,8 +448,8 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             let response_topic = r.opt_str()?;
             let correlation_data = r.opt_bytes()?;
             let n = r.u32()?;
-            // Each pair takes at least 8 bytes: a count larger than that is a lie.
-            if usize::try_from(n).ok()? > r.0.len() / 8 {
+            // Each pair takes at least 2 bytes: a count larger than that is a lie.
+            if usize::try_from(n).ok()? > r.0.len() / 2 {
                 return None;
             }
             let mut user_properties = Vec::with_capacity(n as usize);
@@ -535,27 +564,38 @@ impl Writer<'_> {
         self.0.push(v);
     }
     fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.u64(v.into());
     }
     fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.u64(v.into());
     }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+    /// LEB128.
+    fn u64(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7F) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.0.push(byte);
+                return;
+            }
+            self.0.push(byte | 0x80);
+        }
     }
-    /// Lengths fit a u32: topics and strings are at most 65,535 bytes, payloads at most
-    /// 256 MB (the MQTT remaining length).
     fn bytes(&mut self, v: &[u8]) {
-        self.u32(v.len() as u32);
+        self.u64(v.len() as u64);
         self.0.extend_from_slice(v);
     }
     fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
+    /// Length + 1, or 0 for absent.
     fn opt_bytes(&mut self, v: Option<&[u8]>) {
         match v {
-            Some(v) => self.bytes(v),
-            None => self.u32(u32::MAX),
+            Some(v) => {
+                self.u64(v.len() as u64 + 1);
+                self.0.extend_from_slice(v);
+            }
+            None => self.u64(0),
         }
     }
     fn sid_pid(&mut self, tag: u8, sid: u32, packet_id: u16) {
@@ -573,6 +613,13 @@ impl Writer<'_> {
     }
 }
 
+enum VarintError {
+    /// The bytes end inside it.
+    Short,
+    /// More than 64 bits.
+    Overlong,
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -584,17 +631,33 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1)?.first().copied()
     }
+    /// LEB128, at most 10 bytes for a u64.
+    fn varint(&mut self) -> Result<u64, VarintError> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let byte = self.u8().ok_or(VarintError::Short)?;
+            let bits = u64::from(byte & 0x7F);
+            if i == 9 && bits > 1 {
+                return Err(VarintError::Overlong);
+            }
+            v |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(VarintError::Overlong)
+    }
     fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+        self.u64()?.try_into().ok()
     }
     fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        self.u64()?.try_into().ok()
     }
     fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        self.varint().ok()
     }
     fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.u32()?;
+        let n = self.u64()?;
         self.take(usize::try_from(n).ok()?)
     }
     fn str(&mut self) -> Option<&'a str> {
@@ -602,11 +665,10 @@ impl<'a> Reader<'a> {
     }
     /// `Some(None)` for an absent value; `None` for bad bytes.
     fn opt_bytes(&mut self) -> Option<Option<&'a [u8]>> {
-        let n = self.u32()?;
-        if n == u32::MAX {
-            return Some(None);
+        match self.u64()? {
+            0 => Some(None),
+            n => Some(Some(self.take(usize::try_from(n - 1).ok()?)?)),
         }
-        Some(Some(self.take(usize::try_from(n).ok()?)?))
     }
     fn opt_str(&mut self) -> Option<Option<&'a str>> {
         match self.opt_bytes()? {
@@ -621,7 +683,7 @@ impl<'a> Reader<'a> {
             return None;
         }
         let n = usize::try_from(self.u32()?).ok()?;
-        if n > self.0.len() / 4 {
+        if n > self.0.len() {
             return None;
         }
         let mut sub_ids = Vec::with_capacity(n);
@@ -772,7 +834,8 @@ mod tests {
                 "cut at {cut}"
             );
         }
-        for i in FRAME_LEN..bytes.len() {
+        // A small record: a 1-byte length and the CRC before its body.
+        for i in 5..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x10;
             assert_eq!(decode(&b), Err(Damage::Checksum), "flip at {i}");
