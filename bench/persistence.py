@@ -201,9 +201,11 @@ def startup(broker, retained, sessions):
     time.sleep(1.0)
     broker.stop()
     size = broker.disk_bytes()
-    seconds = broker.start()
-    # Check the state came back: a retained message and a session.
+    # Until the first CONNACK: culex listens before it has loaded its state.
+    started = time.monotonic()
+    broker.start()
     s = connect(broker.port, "dev-%d" % (sessions - 1), clean=False)
+    seconds = time.monotonic() - started
     s.close()
     broker.stop()
     return seconds, size
@@ -250,7 +252,7 @@ def main():
     if a.retained == 0:
         return
     print("\n## Start-up with %d retained messages and %d persistent sessions" % (a.retained, a.sessions))
-    print("| broker | files on disk | start to first connection |")
+    print("| broker | files on disk | start to first CONNACK |")
     print("|---|---|---|")
     for name, argv, extra in [
         ("culex", [culex], ""),
