@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    culex::persist::fuzz::fuzz_journal(data);
+    let _ = culex::persist::fuzz::fuzz_journal(data);
 });

@@ -8,7 +8,8 @@ use std::time::{Instant, SystemTime};
 /// Reads arbitrary bytes as a journal or snapshot file, as start-up does: the header is
 /// checked, records are decoded and replayed until the first damage. Nothing may panic,
 /// and every record that decodes must encode back to the same bytes.
-pub fn fuzz_journal(data: &[u8]) {
+/// Returns how many records decoded.
+pub fn fuzz_journal(data: &[u8]) -> usize {
     let body = match decode_header(data) {
         Ok(_) => data.get(HEADER_LEN..).unwrap_or_default(),
         // Headerless input still exercises the record decoder.
@@ -16,7 +17,9 @@ pub fn fuzz_journal(data: &[u8]) {
     };
     let mut state = State::new(SystemTime::UNIX_EPOCH, Instant::now());
     let mut rest = body;
+    let mut count = 0;
     while let Ok(Some((record, n))) = decode(rest) {
+        count += 1;
         let mut again = Vec::new();
         encode(&record, &mut again);
         assert_eq!(again, rest[..n], "a decoded record re-encodes to its bytes");
@@ -24,6 +27,7 @@ pub fn fuzz_journal(data: &[u8]) {
         rest = &rest[n..];
     }
     let _ = state.describe();
+    count
 }
 
 #[cfg(test)]
@@ -33,12 +37,15 @@ mod tests {
     fn journal_corpus_replays() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/journal");
         let mut replayed = 0;
+        let mut records = 0;
         for entry in std::fs::read_dir(dir).expect("fuzz/corpus/journal exists") {
             let path = entry.expect("readable corpus entry").path();
             let data = std::fs::read(&path).expect("readable corpus file");
-            super::fuzz_journal(&data);
+            records += super::fuzz_journal(&data);
             replayed += 1;
         }
         assert!(replayed >= 4, "only {replayed} corpus files in {dir}");
+        // The seeds are in the current format (a format change must renew them).
+        assert!(records >= 30, "only {records} records decode from the seeds");
     }
 }
