@@ -311,6 +311,23 @@ impl Raw {
         packet
     }
 
+    /// Packets arriving with pauses shorter than `timeout`, until a longer pause or the
+    /// end of the connection; unlike the other readers, a closed connection is no error
+    /// (for connections to a broker that is killed).
+    pub fn read_until_closed(&mut self, timeout: Duration) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        loop {
+            self.stream
+                .set_read_timeout(Some(timeout))
+                .expect("set a read timeout");
+            let mut first = [0; 1];
+            match self.stream.peek(&mut first) {
+                Ok(n) if n > 0 => packets.push(self.read_packet()),
+                _ => return packets,
+            }
+        }
+    }
+
     /// The next whole packet if one starts arriving within `timeout`.
     pub fn try_read_packet(&mut self, timeout: Duration) -> Option<Vec<u8>> {
         self.stream
@@ -690,4 +707,59 @@ pub fn eventually(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(20));
     }
     ready()
+}
+
+/// How [`Broker::restart`] stops the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: a clean stop.
+    Term,
+    /// SIGKILL: a crash, as far as the process can tell.
+    Kill,
+}
+
+impl Broker {
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the broker process and starts it again with the same configuration and
+    /// port, its log appended to the same file; waits until it listens again.
+    pub fn restart(&mut self, how: Stop) {
+        match how {
+            Stop::Term => self.signal("TERM"),
+            Stop::Kill => {
+                let _ = self.child.kill();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not stop within 10 s"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        let log_file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open the broker log");
+        self.child = Command::new(broker_binary())
+            .arg("-c")
+            .arg(self.dir.join("broker.conf"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone the log file handle"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn the broker");
+        assert!(
+            self.wait_until_listening(),
+            "the broker did not start again:\n{}",
+            self.log_text()
+        );
+    }
 }

@@ -26,15 +26,19 @@
 //! # Persistence seam
 //! Every change of durable state goes through a handful of methods: `set_retained`,
 //! `add_subscription`/`remove_subscription`, `enqueue`/`remove_inflight` and
-//! `create_session`/`remove_session`. The journal of the persistence issue hooks there.
+//! `create_session`/`remove_session`, and the QoS state changes next to them; each writes
+//! a record to the journal (`journal.rs`) when persistence is on.
 
+mod journal;
 mod message;
 mod sys;
 
+pub use journal::Journal;
 pub use message::{Message, MessageProps};
 
 use crate::auth::{dollar_topic_allowed, Access, Acl, PasswordFile};
 use crate::config::Config;
+use crate::persist::record::Record;
 use crate::protocol::{
     encode_publish, encode_publish_v5, publish_len, publish_v5_len, Ack, Connack, Connect,
     DecodeError, Disconnect, Packet, PacketId, Properties, ProtocolVersion, Publish, QoS,
@@ -376,6 +380,8 @@ struct Session {
     pending_will: Option<(Rc<Message>, Instant)>,
     /// The listener of its (last) connection: whose ACL applies with per-listener settings.
     listener: usize,
+    /// Written to the journal: it outlived (or will outlive) a connection.
+    persisted: bool,
 }
 
 /// A publication being routed: borrowed from the inbound frame until something needs to
@@ -476,6 +482,10 @@ pub struct Broker {
     /// used instead of `passwords` and `acl`.
     listener_auth: Vec<ListenerAuth>,
     next_auto_id: u64,
+    /// Records of durable changes, when persistence is on.
+    journal: Option<Journal>,
+    /// With persistence: whether the files are being written, and bytes written ($SYS).
+    persistence_status: Option<(bool, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -523,6 +533,8 @@ impl Broker {
             acl: None,
             listener_auth: Vec::new(),
             next_auto_id: 0,
+            journal: None,
+            persistence_status: None,
         };
         if !broker.settings.sys_interval.is_zero() {
             broker.publish_sys(now);
@@ -696,6 +708,7 @@ impl Broker {
         if conn.state != ConnState::Closing {
             self.end_connection(id, CloseReason::SocketLost, now);
         }
+        self.forget_held_acks(id);
         if let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::take) {
             self.stats.discard_output(conn.out.len(), conn.out_packets);
             self.recycle(conn.out);
@@ -1114,6 +1127,7 @@ impl Broker {
         if let Some((_, at)) = pending_will {
             self.timers.cancel(at, Timer::WillDelay(sid));
         }
+        self.journal_connected(sid, pending_will.is_some());
 
         let password = self
             .auth_for(listener)
@@ -1227,6 +1241,7 @@ impl Broker {
                 );
             }
             session.expiry_interval = expiry;
+            self.journal_session_params(sid);
         }
         let reason = if d.reason == ReasonCode::DISCONNECT_WITH_WILL_MESSAGE {
             CloseReason::DisconnectedWithWill
@@ -1325,6 +1340,9 @@ impl Broker {
     fn handle_publish(&mut self, id: ConnId, sid: SessionId, publish: Publish<'_>, now: Instant) {
         self.stats.publish_received += 1;
         self.stats.publish_bytes_received += publish.payload.len() as u64;
+        // Whether handling this PUBLISH writes records decides when it is acknowledged
+        // in strict persistence mode.
+        let mark = self.journal_mark();
         let is_v5 = self.version(id) == ProtocolVersion::V5;
         if publish.qos > self.conn_limits(id).max_qos {
             // [MQTT-3.2.2-11]: more than Maximum QoS is a protocol error (0x9B).
@@ -1398,6 +1416,10 @@ impl Broker {
                     return self.close(id, CloseReason::Violation(reason, why), now);
                 } else {
                     session.awaiting_pubrel.push(pid);
+                    let packet_id = pid.get();
+                    self.journal_session(sid, |j, sid| {
+                        j.record(Record::AwaitRelease { sid, packet_id })
+                    });
                     false
                 }
             }
@@ -1468,19 +1490,18 @@ impl Broker {
                 _ => ReasonCode::SUCCESS,
             }
         };
-        let ack = |packet_id| Ack {
-            packet_id,
-            reason,
-            properties: Properties::default(),
-        };
         match (publish.qos, publish.packet_id) {
-            (QoS::AtLeastOnce, Some(pid)) => self.send(id, &Packet::Puback(ack(pid))),
+            (QoS::AtLeastOnce, Some(pid)) => self.send_publish_ack(id, false, pid, reason, mark),
             (QoS::ExactlyOnce, Some(pid)) => {
                 if reason.is_error() {
                     // An error PUBREC ends the exchange: no PUBREL will come. [MQTT-4.3.3]
                     self.session_mut(sid).awaiting_pubrel.retain(|p| *p != pid);
+                    let packet_id = pid.get();
+                    self.journal_session(sid, |j, sid| {
+                        j.record(Record::Released { sid, packet_id })
+                    });
                 }
-                self.send(id, &Packet::Pubrec(ack(pid)))
+                self.send_publish_ack(id, true, pid, reason, mark)
             }
             _ => {}
         }
@@ -1489,10 +1510,12 @@ impl Broker {
     /// Stores or clears the retained message of a topic. [MQTT-3.3.1-5] [MQTT-3.3.1-10]
     fn set_retained(&mut self, publication: &mut Publication<'_>) {
         let old = if publication.payload.is_empty() {
+            self.journal_retained(publication.topic, None);
             self.retained.remove(publication.topic)
         } else {
             let message = publication.stored();
             self.stats.hold(&message);
+            self.journal_retained(publication.topic, Some(&message));
             self.retained.insert(publication.topic, message)
         };
         if let Some(old) = old {
@@ -1645,7 +1668,7 @@ impl Broker {
                 let sub_ids: Box<[u32]> = sub_ids.into();
                 match online {
                     Some(conn) if !full => {
-                        self.send_inflight(sid, conn, message, qos, retain, sub_ids, now)
+                        self.send_inflight(sid, conn, message, qos, retain, sub_ids, false, now)
                     }
                     _ => self.enqueue(sid, message, qos, retain, sub_ids),
                 }
@@ -1696,6 +1719,11 @@ impl Broker {
         }
         session.queued_bytes += size;
         self.stats.hold(&message);
+        if session.persisted {
+            if let Some(j) = self.journal.as_mut() {
+                j.enqueue(sid.0, &message, qos, retain, &sub_ids);
+            }
+        }
         session.queue.push_back(Queued {
             message,
             qos,
@@ -1713,6 +1741,7 @@ impl Broker {
         qos: QoS,
         retain: bool,
         sub_ids: Box<[u32]>,
+        from_queue: bool,
         now: Instant,
     ) {
         let session = self.session_mut(sid);
@@ -1730,9 +1759,19 @@ impl Broker {
         // A message the client cannot take (too large for it, expired) is treated as
         // delivered [MQTT-3.1.2-25]: it does not occupy the window.
         if !self.write_publish(conn, &out, now) {
+            if from_queue {
+                self.journal_session(sid, |j, sid| j.record(Record::Dequeue { sid }));
+            }
             return;
         }
         self.stats.hold(&message);
+        self.journal_session(sid, |j, sid| match from_queue {
+            true => j.record(Record::Send {
+                sid,
+                packet_id: packet_id.get(),
+            }),
+            false => j.inflight(sid, packet_id, &message, qos, retain, &sub_ids),
+        });
         let session = self.session_mut(sid);
         session.inflight.push_back(Inflight {
             packet_id,
@@ -1764,9 +1803,10 @@ impl Broker {
             session.queued_bytes -= q.message.queued_size();
             self.stats.release(&q.message);
             if q.message.is_expired(now) {
+                self.journal_session(sid, |j, sid| j.record(Record::Dequeue { sid }));
                 continue;
             }
-            self.send_inflight(sid, conn, q.message, q.qos, q.retain, q.sub_ids, now);
+            self.send_inflight(sid, conn, q.message, q.qos, q.retain, q.sub_ids, true, now);
         }
     }
 
@@ -1833,6 +1873,8 @@ impl Broker {
     fn remove_inflight(&mut self, sid: SessionId, pos: usize) {
         if let Some(inflight) = self.session_mut(sid).inflight.remove(pos) {
             self.stats.release(&inflight.message);
+            let packet_id = inflight.packet_id.get();
+            self.journal_session(sid, |j, sid| j.record(Record::Acked { sid, packet_id }));
         }
     }
 
@@ -1853,6 +1895,8 @@ impl Broker {
         }
         if let Some(pos) = found {
             session.inflight[pos].state = InflightState::Pubcomp;
+            let packet_id = pid.get();
+            self.journal_session(sid, |j, sid| j.record(Record::Pubrec { sid, packet_id }));
         }
         // [MQTT-4.3.3-1]: PUBREL answers PUBREC (again, if the PUBREC was repeated).
         self.send(conn, &Packet::Pubrel(Ack::new(pid)));
@@ -1862,6 +1906,10 @@ impl Broker {
         let session = self.session_mut(sid);
         let was_known = session.awaiting_pubrel.contains(&pid);
         session.awaiting_pubrel.retain(|p| *p != pid);
+        if was_known {
+            let packet_id = pid.get();
+            self.journal_session(sid, |j, sid| j.record(Record::Released { sid, packet_id }));
+        }
         // [MQTT-4.3.3-2]: PUBCOMP answers PUBREL, even for an id no longer known (MQTT 5
         // says so with 0x92).
         let mut ack = Ack::new(pid);
@@ -1938,6 +1986,16 @@ impl Broker {
             Some((name, inner)) => self.shared.subscribe(name, inner, sid, sub),
             None => self.subscriptions.subscribe(filter, sid, sub),
         };
+        self.journal_session(sid, |j, sid| {
+            j.record(Record::Subscribe {
+                sid,
+                filter,
+                qos: sub.qos as u8,
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                id: sub.id,
+            })
+        });
         let session = self.session_mut(sid);
         match session
             .subscriptions
@@ -1970,7 +2028,11 @@ impl Broker {
         let subscriptions = &mut self.session_mut(sid).subscriptions;
         let before = subscriptions.len();
         subscriptions.retain(|(f, _)| &**f != filter);
-        subscriptions.len() != before
+        let existed = subscriptions.len() != before;
+        if existed {
+            self.journal_session(sid, |j, sid| j.record(Record::Unsubscribe { sid, filter }));
+        }
+        existed
     }
 
     fn send_retained(&mut self, sid: SessionId, filter: &str, granted: QoS, now: Instant) {
@@ -2027,21 +2089,7 @@ impl Broker {
     // ---- sessions ------------------------------------------------------------------
 
     fn create_session(&mut self, client_id: Box<str>) -> SessionId {
-        let session = Session {
-            client_id: client_id.clone(),
-            conn: None,
-            expiry_interval: 0,
-            subscriptions: Vec::new(),
-            inflight: VecDeque::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            last_packet_id: 0,
-            awaiting_pubrel: Vec::new(),
-            expires_at: None,
-            username: None,
-            pending_will: None,
-            listener: 0,
-        };
+        let session = Session::new(client_id.clone());
         let sid = match self.free_sessions.pop() {
             Some(Reverse(slot)) => {
                 self.sessions[slot as usize] = Some(session);
@@ -2055,8 +2103,32 @@ impl Broker {
         self.by_client_id.insert(client_id, sid);
         sid
     }
+}
 
+impl Session {
+    fn new(client_id: Box<str>) -> Session {
+        Session {
+            client_id,
+            conn: None,
+            expiry_interval: 0,
+            subscriptions: Vec::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            last_packet_id: 0,
+            awaiting_pubrel: Vec::new(),
+            expires_at: None,
+            username: None,
+            pending_will: None,
+            listener: 0,
+            persisted: false,
+        }
+    }
+}
+
+impl Broker {
     fn remove_session(&mut self, sid: SessionId) {
+        self.journal_session(sid, |j, sid| j.record(Record::SessionEnd { sid }));
         let Some(session) = self.sessions.get_mut(sid.0 as usize).and_then(Option::take) else {
             return;
         };
@@ -2114,6 +2186,7 @@ impl Broker {
             return;
         };
         self.timers.cancel(at, Timer::WillDelay(sid));
+        self.journal_session(sid, |j, sid| j.record(Record::WillDone { sid }));
         self.publish_will(&will, now);
     }
 
@@ -2219,6 +2292,7 @@ impl Broker {
             } else {
                 let delay = will_delay.min(expiry_interval);
                 let at = now + Duration::from_secs(u64::from(delay));
+                self.journal_session(sid, |j, sid| j.will(sid, &will, at));
                 self.session_mut(sid).pending_will = Some((will, at));
                 self.timers.schedule(at, Timer::WillDelay(sid));
             }
@@ -2239,8 +2313,9 @@ impl Broker {
                 let at = now + after;
                 session.expires_at = Some(at);
                 self.timers.schedule(at, Timer::SessionExpiry(sid));
+                self.journal_session(sid, |j, sid| j.offline(sid, Some(at)));
             }
-            None => {}
+            None => self.journal_session(sid, |j, sid| j.offline(sid, None)),
         }
     }
 

@@ -86,7 +86,6 @@ macro_rules! opt {
 
 use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
 
-const NO_PERSISTENCE: &str = "culex has no persistence yet ('persistence true' is refused)";
 const NO_WEBSOCKETS: &str = "only used by websockets listeners, which culex refuses";
 
 /// Every option of Mosquitto 2.0 and 2.1, alphabetically by section.
@@ -309,21 +308,43 @@ pub static OPTIONS: &[OptionDef] = &[
         |p, v| { let b = v.bool()?; p.current_plugin(v)?.auth_plugin_deny_special_chars = b; Ok(()) }),
 
     // ---- Persistence ----------------------------------------------------------------
-    opt!("persistence" | "retained_persistence", Global, true, Only(FALSE),
-        "Save sessions, subscriptions and retained messages to disk.",
+    opt!("persistence" | "retained_persistence", Global, false, Yes,
+        "Save sessions, subscriptions and retained messages to disk (a journal and snapshots).",
         |p, v| { p.config.persistence = v.bool()?; Ok(()) }),
-    opt!("persistence_location", Global, true, Ignored(NO_PERSISTENCE),
+    opt!("persistence_location", Global, false, Yes,
         "Directory of the persistence file.",
         |p, v| set_once(&mut p.config.persistence_location, v.path()?, v)),
-    opt!("persistence_file", Global, true, Ignored(NO_PERSISTENCE),
-        "Name of the persistence file (default mosquitto.db).",
+    opt!("persistence_file", Global, false, Yes,
+        "Name of the snapshot file (default culex.db); its journal is NAME.journal.",
         |p, v| set_once(&mut p.config.persistence_file, v.string()?, v)),
-    opt!("autosave_interval", Global, true, Ignored(NO_PERSISTENCE),
-        "Seconds (or changes) between saves; 0: only at exit.",
+    opt!("autosave_interval", Global, true, Yes,
+        "Most seconds (or changes) between snapshots; changes are journaled at once anyway.",
         |p, v| { p.config.autosave_interval = v.int()?.clamp(0, u32::MAX.into()) as u32; Ok(()) }),
-    opt!("autosave_on_changes", Global, true, Ignored(NO_PERSISTENCE),
+    opt!("autosave_on_changes", Global, true, Yes,
         "Count autosave_interval in changes rather than seconds.",
         |p, v| { p.config.autosave_on_changes = v.bool()?; Ok(()) }),
+    opt!("persistence_sync", Global, false, Yes,
+        "culex: 'periodic' (default) syncs the journal within persistence_sync_interval; 'ack' acknowledges QoS 1/2 only once durable.",
+        |p, v| {
+            p.config.persistence_sync_ack = match v.word()? {
+                "periodic" => false,
+                "ack" => true,
+                w => return Err(v.invalid(&format!("'{w}' is not periodic or ack"))),
+            };
+            Ok(())
+        }),
+    opt!("persistence_sync_interval", Global, false, Yes,
+        "culex: most seconds between a change and its fsync (default 1; decimals allowed).",
+        |p, v| {
+            let w = v.word()?;
+            match w.parse::<f64>() {
+                Ok(secs) if secs > 0.0 && secs <= 3600.0 => {
+                    p.config.persistence_sync_interval = Duration::from_secs_f64(secs);
+                    Ok(())
+                }
+                _ => Err(v.invalid(&format!("'{w}' is not a number of seconds in (0, 3600]"))),
+            }
+        }),
 
     // ---- Logging --------------------------------------------------------------------
     opt!("log_dest", Global, true,
@@ -1569,6 +1590,9 @@ mod tests {
             ("persistence_file m.db", |c| c.persistence_file.as_deref() == Some("m.db")),
             ("autosave_interval -3", |c| c.autosave_interval == 0),
             ("autosave_on_changes true", |c| c.autosave_on_changes),
+            ("persistence_sync ack", |c| c.persistence_sync_ack),
+            ("persistence_sync periodic", |c| !c.persistence_sync_ack),
+            ("persistence_sync_interval 0.25", |c| c.persistence_sync_interval == Duration::from_millis(250)),
             ("log_dest stderr", |c| c.log_dest == LogDest::default()),
             ("log_dest stdout\nlog_dest syslog", |c| c.log_dest.stdout && c.log_dest.syslog && !c.log_dest.stderr),
             ("log_dest file /var/log/mosquitto/my log.txt", |c| c.log_dest.file == Some("/var/log/mosquitto/my log.txt".into()) && !c.log_dest.stderr),
@@ -1739,6 +1763,8 @@ mod tests {
             ("max_packet_size 19", "invalid value for 'max_packet_size': 19 is not between 20 and 4294967295"),
             ("message_size_limit 268435456", "invalid value for 'message_size_limit': 268435456 is not between 0 and 268435455"),
             ("sys_interval 1o", "invalid value for 'sys_interval': '1o' is not a number"),
+            ("persistence_sync always", "invalid value for 'persistence_sync': 'always' is not periodic or ack"),
+            ("persistence_sync_interval 0", "invalid value for 'persistence_sync_interval': '0' is not a number of seconds in (0, 3600]"),
             ("listener", "'listener' needs a value"),
             ("listener abc", "invalid value for 'listener': 'abc' is not a number; expected 'listener PORT [ADDRESS]' or 'listener 0 SOCKET_PATH'"),
             ("listener 70000", "invalid value for 'listener': port 70000 is not between 1 and 65535"),
@@ -1905,7 +1931,6 @@ mod tests {
         assert_eq!(
             texts(c.unsupported()),
             vec![
-                "t.conf:1: 'persistence true' is a Mosquitto option culex does not support yet",
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
@@ -1914,10 +1939,8 @@ mod tests {
                 "t.conf:9: 'topic' is a Mosquitto option culex does not support yet",
             ]
         );
-        assert_eq!(
-            texts(c.warnings()),
-            vec!["t.conf:2: 'persistence_location' is ignored: culex has no persistence yet ('persistence true' is refused)"]
-        );
+        // Persistence is implemented: lines 1 and 2 are neither.
+        assert_eq!(texts(c.warnings()), Vec::<String>::new());
     }
 
     #[test]

@@ -596,6 +596,10 @@ pub struct Config {
     pub persistence_file: Option<String>,
     pub autosave_interval: u32,
     pub autosave_on_changes: bool,
+    /// culex's `persistence_sync ack`.
+    pub persistence_sync_ack: bool,
+    /// culex's `persistence_sync_interval`.
+    pub persistence_sync_interval: Duration,
 
     // Logging.
     pub log_dest: LogDest,
@@ -660,6 +664,8 @@ impl Default for Config {
             persistence_file: None,
             autosave_interval: 1800,
             autosave_on_changes: false,
+            persistence_sync_ack: false,
+            persistence_sync_interval: Duration::from_secs(1),
             log_dest: LogDest::default(),
             log_facility: None,
             log_type: LogTypes::default(),

@@ -20,6 +20,7 @@ pub mod tls;
 use crate::auth::{Acl, PasswordFile};
 use crate::broker::{Broker, ConnId, ListenerAuth, Settings};
 use crate::config::Config;
+use crate::persist::{Store, StoreOptions, SyncMode};
 use crate::protocol::frame;
 use log::{debug, info, warn};
 use mio::net::TcpListener;
@@ -149,6 +150,29 @@ pub fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>),
     Ok((passwords, acl))
 }
 
+/// `persistence_location` (default: the working directory, as Mosquitto),
+/// `persistence_file` (default `culex.db`) and the sync and autosave options.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        dir: config
+            .persistence_location
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".")),
+        file: config
+            .persistence_file
+            .clone()
+            .unwrap_or_else(|| "culex.db".to_string()),
+        sync: if config.persistence_sync_ack {
+            SyncMode::Ack
+        } else {
+            SyncMode::Periodic
+        },
+        sync_interval: config.persistence_sync_interval,
+        autosave_interval: config.autosave_interval,
+        autosave_on_changes: config.autosave_on_changes,
+    }
+}
+
 fn listener_token(index: usize) -> Token {
     Token(FIRST_LISTENER_TOKEN - index)
 }
@@ -239,6 +263,10 @@ pub struct Server {
     global_max_connections: Option<usize>,
     /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
+    /// The journal and snapshot files, with `persistence true`.
+    store: Option<Store>,
+    /// Scratch list of the sockets that became writable in one iteration.
+    writable: Vec<u32>,
 }
 
 impl Server {
@@ -278,6 +306,9 @@ impl Server {
         server
             .broker
             .set_listener_auth(load_listener_auth(config).map_err(io::Error::other)?);
+        if config.persistence {
+            server.enable_persistence(store_options(config))?;
+        }
         Ok(server)
     }
 
@@ -390,6 +421,8 @@ impl Server {
             open_connections: 0,
             global_max_connections: None,
             heartbeat: None,
+            store: None,
+            writable: Vec::new(),
         })
     }
 
@@ -541,6 +574,50 @@ impl Server {
         self.broker.set_auth(passwords, acl);
     }
 
+    /// Loads the saved state into the broker and starts journaling, appending to the
+    /// loaded journal.
+    pub fn enable_persistence(&mut self, options: StoreOptions) -> io::Result<()> {
+        let now = Instant::now();
+        let strict = options.sync == SyncMode::Ack;
+        let (store, loaded) = Store::open(options, now).map_err(io::Error::other)?;
+        let mut state = loaded.state;
+        let next_message = state.max_message_id();
+        let (retained, sessions) = (state.retained.len(), state.sessions.len());
+        state.finish();
+        self.broker.restore(state, now);
+        self.broker
+            .enable_journal(strict, next_message, now, std::time::SystemTime::now());
+        store.set_waker(self.shutdown.waker.clone());
+        info!(
+            "Persistence: {} ({} snapshot and {} journal records: {retained} retained messages, {sessions} sessions) loaded in {} ms.",
+            store.path().display(),
+            loaded.snapshot_records,
+            loaded.journal_records,
+            now.elapsed().as_millis()
+        );
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// Hands this iteration's journal records to the store, compacts when it is time,
+    /// and releases acknowledgements whose records are durable.
+    fn persist(&mut self, now: Instant) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if let Some((batch, bytes)) = self.broker.take_journal() {
+            store.append(batch, bytes);
+        }
+        if store.wants_snapshot(self.broker.journal_records(), now) {
+            let mut bytes = Vec::new();
+            let batch = self.broker.write_snapshot(&mut bytes);
+            store.snapshot(batch, bytes, now);
+        }
+        self.broker.set_durable(store.durable());
+        self.broker
+            .set_persistence_status(store.healthy(), store.bytes_written());
+    }
+
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
@@ -586,7 +663,7 @@ impl Server {
                             self.read(slot, now);
                         }
                         if event.is_writable() {
-                            self.flush(ConnId(slot));
+                            self.writable.push(slot);
                         }
                     }
                 }
@@ -595,6 +672,10 @@ impl Server {
             crate::log_dest::publish_topic_lines(|topic, line| {
                 self.broker.publish_log(topic, line, now)
             });
+            // Output is written only once this iteration's records are in the journal:
+            // an acknowledgement never leaves before what it acknowledges is stored.
+            self.persist(now);
+            self.flush_writable(now);
             self.flush_and_close(now);
             if let Some((interval, beat, at)) = self.heartbeat.as_mut() {
                 if *at <= now {
@@ -610,6 +691,11 @@ impl Server {
             self.note_connections();
         }
         self.broker.shutdown();
+        self.persist(Instant::now());
+        if let Some(store) = self.store.take() {
+            // Everything journaled is written and synced before the process ends.
+            store.stop();
+        }
         self.flush_and_close(Instant::now());
         info!("culex shutting down.");
         Ok(())
@@ -792,8 +878,9 @@ impl Server {
             if is_eof {
                 return self.lose(slot, now);
             }
-            if tls.wants_write() && !self.flush(id) {
-                return self.lose(slot, now);
+            if tls.wants_write() {
+                // Handshake and alert records; written with the rest after persist().
+                self.writable.push(slot);
             }
         }
         self.unread.push(slot);
@@ -820,6 +907,19 @@ impl Server {
                 Err(_) => return false,
             }
         }
+    }
+
+    /// Writes the sockets that became writable (or have TLS records to send) in this
+    /// iteration.
+    fn flush_writable(&mut self, now: Instant) {
+        let mut writable = std::mem::take(&mut self.writable);
+        for slot in writable.drain(..) {
+            let is_open = self.conns.get(slot as usize).is_some_and(Option::is_some);
+            if is_open && !self.flush(ConnId(slot)) {
+                self.lose(slot, now);
+            }
+        }
+        self.writable = writable;
     }
 
     fn flush_and_close(&mut self, now: Instant) {
