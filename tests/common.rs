@@ -63,6 +63,16 @@ impl Broker {
 
     /// As [`Broker::start`], with `args` after `-c FILE` on the command line.
     pub fn start_with_args(extra_conf: &str, args: &[&str]) -> Broker {
+        Broker::start_binary(broker_binary(), extra_conf, args)
+    }
+
+    /// As [`Broker::start`], always culex whatever `CULEX_TEST_BROKER` says: for culex's
+    /// own options, which Mosquitto refuses.
+    pub fn start_culex(extra_conf: &str) -> Broker {
+        Broker::start_binary(PathBuf::from(env!("CARGO_BIN_EXE_culex")), extra_conf, &[])
+    }
+
+    fn start_binary(binary: PathBuf, extra_conf: &str, args: &[&str]) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "culex-itest-{}-{}",
             std::process::id(),
@@ -82,7 +92,7 @@ impl Broker {
             .expect("write the broker configuration");
             let log = dir.join("broker.log");
             let log_file = File::create(&log).expect("create the broker log");
-            let child = Command::new(broker_binary())
+            let child = Command::new(&binary)
                 .arg("-c")
                 .arg(&conf)
                 .args(args)
@@ -143,6 +153,32 @@ impl Broker {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The broker's resident set size in KiB, from /proc/PID/status (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS")
+    }
+
+    /// The broker's virtual memory size in KiB (VmSize): memory allocated but not yet
+    /// touched shows here and not in the RSS.
+    pub fn vm_size_kib(&self) -> u64 {
+        self.proc_status_kib("VmSize")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status of the broker");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("a {field} line in /proc/PID/status"))
+    }
+
+    /// Whether the broker process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// A directory of this test's own, removed with the broker.
@@ -308,11 +344,19 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+        Raw::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker"))
+    }
+
+    /// A raw-byte client on a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).expect("set TCP_NODELAY");
         stream
             .set_read_timeout(Some(WAIT))
             .expect("set a read timeout");
+        // A broker that stops reading fails a test's `send`, it does not hang it.
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .expect("set a write timeout");
         Raw { stream }
     }
 

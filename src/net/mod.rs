@@ -14,11 +14,12 @@
 //!   closed connection never reaches a new one.
 
 pub mod cert_name;
+mod rate;
 mod socket;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
-use crate::broker::{Broker, ConnId, ListenerAuth, Settings};
+use crate::broker::{Broker, ConnId, ListenerAuth, Peer, Settings};
 use crate::config::Config;
 use crate::protocol::frame;
 use log::{debug, info, warn};
@@ -237,6 +238,8 @@ pub struct Server {
     open_connections: usize,
     /// 2.1 `global_max_connections`: live connections broker-wide.
     global_max_connections: Option<usize>,
+    /// `max_connection_rate`: new connections per second per IP address.
+    connection_rate: Option<rate::ConnectionRate>,
     /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
 }
@@ -274,6 +277,7 @@ impl Server {
         server.global_max_connections = config
             .global_max_connections
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        server.connection_rate = config.max_connection_rate.map(rate::ConnectionRate::new);
         server.set_auth(passwords, acl);
         server
             .broker
@@ -389,6 +393,7 @@ impl Server {
             connections_peak: 0,
             open_connections: 0,
             global_max_connections: None,
+            connection_rate: None,
             heartbeat: None,
         })
     }
@@ -633,6 +638,12 @@ impl Server {
             {
                 info!("Client connection from {peer} denied: global_max_connections exceeded.");
                 continue;
+            }
+            if let (Some(rate), Peer::Inet(address)) = (&mut self.connection_rate, &peer) {
+                if !rate.admit(address.ip(), now) {
+                    info!("Client connection from {peer} denied: max_connection_rate exceeded.");
+                    continue;
+                }
             }
             let listener = &mut self.listeners[index];
             if listener
