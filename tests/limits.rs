@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use rumqttc::QoS;
 
-use crate::common::{connect_packet, subscribe_packet, Broker, Raw};
+use crate::common::{
+    connect_packet, connect_packet_with, publish_packet, subscribe_packet, Broker, Raw, Will,
+};
 
 /// `message_size_limit 100`: a PUBLISH whose payload is larger is not delivered while one
 /// of exactly 100 bytes is. Mosquitto 2.0 drops it silently for 3.1.1 clients, still
@@ -172,7 +174,7 @@ fn stalled_qos0_reader_costs_at_most_its_output_limit() {
     let before = broker.rss_kib();
     // A raw publisher: rumqttc's QoS 0 path is slower than the broker.
     let mut publisher = broker.raw_connected("pub");
-    let message = crate::common::publish_packet(b"z/t", 0, false, false, 0, &[0x5a; 8 * 1024]);
+    let message = publish_packet(b"z/t", 0, false, false, 0, &[0x5a; 8 * 1024]);
     let mut burst = Vec::new();
     for _ in 0..64 {
         burst.extend_from_slice(&message);
@@ -187,9 +189,7 @@ fn stalled_qos0_reader_costs_at_most_its_output_limit() {
         started.elapsed()
     );
     let mut sub = broker.subscriber("after", "z/after", QoS::AtMostOnce);
-    publisher.send(&crate::common::publish_packet(
-        b"z/after", 0, false, false, 0, b"ok",
-    ));
+    publisher.send(&publish_packet(b"z/after", 0, false, false, 0, b"ok"));
     assert_eq!(&sub.expect_publish().payload[..], b"ok");
     let after = broker.rss_kib();
     assert!(
@@ -241,9 +241,7 @@ fn max_connection_rate_refuses_a_connection_storm_from_one_address() {
     let mut elsewhere = raw_from(&broker, [127, 0, 0, 2]);
     elsewhere.send(&connect_packet("elsewhere", true, 60));
     elsewhere.expect(&[0x20, 0x02, 0x00, 0x00]);
-    elsewhere.send(&crate::common::publish_packet(
-        b"rate/t", 0, false, false, 0, b"hi",
-    ));
+    elsewhere.send(&publish_packet(b"rate/t", 0, false, false, 0, b"hi"));
     assert_eq!(&sub.expect_publish().payload[..], b"hi");
     std::thread::sleep(Duration::from_millis(1_100));
     let _again = broker.raw_connected("again");
@@ -269,4 +267,59 @@ fn raw_from(broker: &Broker, source: [u8; 4]) -> Raw {
         .connect_timeout(&to.into(), Duration::from_secs(3))
         .expect("connect");
     Raw::from_stream(socket.into())
+}
+
+/// Topic depth: as Mosquitto's `TOPIC_HIERARCHY_LIMIT`, a filter or topic name with at
+/// most 200 `/` (201 levels) is served and one with 201 closes the connection (measured
+/// on Mosquitto 2.0.11: "Invalid subscription string" / "protocol error"). Without the
+/// limit one 64 KB filter of 32,000 levels costs the broker 4 MB. Topic length has the
+/// protocol's own limit: a flat 65,535-byte topic name is delivered. Other clients are
+/// served throughout.
+#[test]
+fn topics_deeper_than_201_levels_close_the_connection() {
+    let broker = Broker::start("");
+    let deepest_ok = format!("{}b", "a/".repeat(200));
+    let too_deep = format!("{}b", "a/".repeat(201));
+    let mut sub = broker.raw_connected("sub");
+    sub.send(&subscribe_packet(1, &deepest_ok, 0));
+    sub.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
+    let long = "x".repeat(65_535);
+    sub.send(&subscribe_packet(2, &long, 0));
+    sub.expect(&[0x90, 0x03, 0x00, 0x02, 0x00]);
+    let mut publisher = broker.raw_connected("pub");
+    let ok = publish_packet(deepest_ok.as_bytes(), 0, false, false, 0, b"deep");
+    publisher.send(&ok);
+    assert_eq!(sub.read_packet(), ok);
+    let flat = publish_packet(long.as_bytes(), 0, false, false, 0, b"long");
+    publisher.send(&flat);
+    assert_eq!(sub.read_packet(), flat);
+    publisher.send(&publish_packet(
+        too_deep.as_bytes(),
+        0,
+        false,
+        false,
+        0,
+        b"no",
+    ));
+    publisher.expect_closed();
+    let mut deep_sub = broker.raw_connected("deep-sub");
+    deep_sub.send(&subscribe_packet(1, &too_deep, 0));
+    deep_sub.expect_closed();
+    // A will is published like a PUBLISH: culex refuses the CONNECT (3.1.1 return code
+    // 3, MQTT 5 0x90); Mosquitto 2.0.11 closes the connection without a CONNACK.
+    let mut will = broker.raw();
+    let will_topic = Will {
+        topic: &too_deep,
+        payload: b"gone",
+        qos: 0,
+        retain: false,
+    };
+    will.send(&connect_packet_with("will", true, 60, Some(&will_topic)));
+    if !Broker::is_mosquitto() {
+        will.expect(&[0x20, 0x02, 0x00, 0x03]);
+    }
+    will.expect_closed();
+    let mut other = broker.raw_connected("other");
+    other.send(&ok);
+    assert_eq!(sub.read_packet(), ok);
 }
