@@ -323,3 +323,33 @@ fn topics_deeper_than_201_levels_close_the_connection() {
     other.send(&ok);
     assert_eq!(sub.read_packet(), ok);
 }
+
+/// `max_subscriptions_per_client 3` (culex's option; Mosquitto has no such limit, so a
+/// client can grow its subscription list, and the broker's memory, without bound): a
+/// fourth filter is refused with the SUBACK failure code 0x80 while a filter the client
+/// already has is still granted (it replaces, it does not add), the three work, and
+/// another client may subscribe as usual.
+#[test]
+fn max_subscriptions_per_client_refuses_further_filters() {
+    let broker = Broker::start_culex("max_subscriptions_per_client 3");
+    let mut sub = broker.raw_connected("sub");
+    for (i, filter) in ["s/1", "s/2", "s/3"].iter().enumerate() {
+        sub.send(&subscribe_packet(i as u16 + 1, filter, 0));
+        sub.expect(&[0x90, 0x03, 0x00, i as u8 + 1, 0x00]);
+    }
+    sub.send(&subscribe_packet(4, "s/4", 0));
+    sub.expect(&[0x90, 0x03, 0x00, 0x04, 0x80]);
+    sub.send(&subscribe_packet(5, "s/2", 1));
+    sub.expect(&[0x90, 0x03, 0x00, 0x05, 0x01]);
+    let mut other = broker.raw_connected("other");
+    other.send(&subscribe_packet(1, "s/4", 0));
+    other.expect(&[0x90, 0x03, 0x00, 0x01, 0x00]);
+    let mut publisher = broker.raw_connected("pub");
+    let to_3 = publish_packet(b"s/3", 0, false, false, 0, b"three");
+    let to_4 = publish_packet(b"s/4", 0, false, false, 0, b"four");
+    publisher.send(&to_3);
+    publisher.send(&to_4);
+    assert_eq!(sub.read_packet(), to_3);
+    assert_eq!(other.read_packet(), to_4);
+    sub.expect_silence(Duration::from_millis(300));
+}

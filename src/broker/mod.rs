@@ -133,6 +133,8 @@ pub struct Settings {
     /// 2.1 `global_max_clients`: sessions, offline persistent ones included; `None`
     /// unlimited.
     pub global_max_clients: Option<usize>,
+    /// culex's `max_subscriptions_per_client`: filters one session may hold; 0 unlimited.
+    pub max_subscriptions_per_client: usize,
 }
 
 /// A listener's own password file and ACL, with `per_listener_settings true`.
@@ -240,6 +242,7 @@ impl Settings {
                     ),
                 })
                 .collect(),
+            max_subscriptions_per_client: config.max_subscriptions_per_client,
             global_max_clients: config
                 .global_max_clients
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -1940,6 +1943,21 @@ impl Broker {
                     None if is_v5 => return ReasonCode::TOPIC_FILTER_INVALID,
                     None => return ReasonCode::UNSPECIFIED_ERROR,
                 };
+                let limit = self.settings.max_subscriptions_per_client;
+                let session = self.session(sid);
+                if limit != 0
+                    && session.subscriptions.len() >= limit
+                    && !session.subscriptions.iter().any(|(f, _)| **f == *filter)
+                {
+                    // A new filter over max_subscriptions_per_client: refused alone, the
+                    // session keeps what it has (3.1.1: the failure code 0x80).
+                    debug!("Subscription limit reached for client {}.", session.client_id);
+                    return if is_v5 {
+                        ReasonCode::QUOTA_EXCEEDED
+                    } else {
+                        ReasonCode::UNSPECIFIED_ERROR
+                    };
+                }
                 // Granted QoS is at most the listener's max_qos. [MQTT-3.8.4-6]
                 let qos = options.qos.min(max_qos);
                 let sub = Sub {

@@ -144,6 +144,9 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
+    opt!("max_subscriptions_per_client", Global, true, Yes,
+        "culex only: topic filters one client may hold; a SUBSCRIBE over it is refused per filter (0 or -1: unlimited).",
+        |p, v| { p.config.max_subscriptions_per_client = v.int()?.max(0) as usize; Ok(()) }),
     opt!("memory_limit", Global, false, Only(&["0"]),
         "Heap cap in bytes; 0: none.",
         |p, v| { p.config.memory_limit = v.int_in(0, i64::MAX)? as u64; Ok(()) }),
@@ -1541,6 +1544,8 @@ mod tests {
             ("global_max_connections 50", |c| c.global_max_connections == Some(50)),
             ("max_connection_rate 20", |c| c.max_connection_rate == Some(20)),
             ("max_connection_rate 0", |c| c.max_connection_rate.is_none()),
+            ("max_subscriptions_per_client 100", |c| c.max_subscriptions_per_client == 100),
+            ("max_subscriptions_per_client -1", |c| c.max_subscriptions_per_client == 0),
             ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
             ("retain_available false", |c| !c.retain_available),
             ("retain_expiry_interval 60", |c| c.retain_expiry_interval == 60),

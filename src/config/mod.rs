@@ -567,6 +567,8 @@ pub struct Config {
     /// culex's `max_connection_rate`: new connections per second per IP address; `None`:
     /// unlimited.
     pub max_connection_rate: Option<u32>,
+    /// culex's `max_subscriptions_per_client`: 0 unlimited.
+    pub max_subscriptions_per_client: usize,
     /// Bytes; 0: no limit.
     pub memory_limit: u64,
     pub retain_available: bool,
@@ -648,6 +650,7 @@ impl Default for Config {
             global_max_clients: None,
             global_max_connections: None,
             max_connection_rate: None,
+            max_subscriptions_per_client: 0,
             memory_limit: 0,
             retain_available: true,
             retain_expiry_interval: 0,
