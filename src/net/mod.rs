@@ -21,7 +21,7 @@ pub mod tls;
 use crate::auth::{Acl, PasswordFile};
 use crate::broker::{Broker, ConnId, ListenerAuth, Peer, Settings};
 use crate::config::Config;
-use crate::protocol::frame;
+use crate::protocol::{frame, DecodeError};
 use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -926,7 +926,8 @@ fn deframe(
             Some(n) => n,
             None => return false,
         };
-        partial.extend_from_slice(&data[consumed..]);
+        // `consumed` <= data.len(): deframe_slice counts bytes it took from `data`.
+        partial.extend_from_slice(data.get(consumed..).unwrap_or_default());
         return true;
     }
     partial.extend_from_slice(data);
@@ -944,6 +945,10 @@ fn deframe(
 }
 
 /// Returns how many bytes of whole packets were handed over, or None on a framing error.
+///
+/// `frame::check` promises a length of at least 2 that the buffer holds (fuzzed by
+/// `protocol::fuzz`); should it ever break that promise, this connection gets a framing
+/// error, and the loop neither panics on a slice nor spins on an empty frame.
 fn deframe_slice(
     broker: &mut Broker,
     id: ConnId,
@@ -951,12 +956,16 @@ fn deframe_slice(
     max_packet_size: usize,
     now: Instant,
 ) -> Option<usize> {
-    let mut pos = 0;
-    while pos < data.len() {
-        match frame::check(&data[pos..], max_packet_size) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        match frame::check(rest, max_packet_size) {
             Ok(Some(len)) => {
-                broker.handle_frame(id, &data[pos..pos + len], now);
-                pos += len;
+                let Some((frame, tail)) = rest.split_at_checked(len).filter(|_| len > 0) else {
+                    broker.handle_framing_error(id, DecodeError::UnexpectedEnd, now);
+                    return None;
+                };
+                broker.handle_frame(id, frame, now);
+                rest = tail;
             }
             Ok(None) => break,
             Err(e) => {
@@ -965,7 +974,7 @@ fn deframe_slice(
             }
         }
     }
-    Some(pos)
+    Some(data.len() - rest.len())
 }
 
 fn resolve(
