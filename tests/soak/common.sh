@@ -47,7 +47,7 @@ start_broker() {
     "$BROKER" -c "$WORK/broker.conf" >"$WORK/broker.log" 2>&1 &
     BROKER_PID=$!
     for _ in $(seq 1 100); do
-        grep -q "listen socket on port $PORT" "$WORK/broker.log" && return
+        grep -qs "listen socket on port $PORT" "$WORK/broker.log" && return
         kill -0 "$BROKER_PID" 2>/dev/null || break
         sleep 0.05
     done
