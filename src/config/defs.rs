@@ -134,6 +134,18 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("global_max_connections", Global, false, Yes,
         "2.1: cap on live connections broker-wide (-1: unlimited).",
         |p, v| { p.config.global_max_connections = v.limit()?; Ok(()) }),
+    opt!("max_connection_rate", Global, false, Yes,
+        "culex only: new connections accepted per second from one IP address, in bursts of as many (0: unlimited).",
+        |p, v| {
+            p.config.max_connection_rate = match v.int_in(0, u32::MAX.into())? {
+                0 => None,
+                n => Some(n as u32),
+            };
+            Ok(())
+        }),
+    opt!("max_subscriptions_per_client", Global, true, Yes,
+        "culex only: topic filters one client may hold; a SUBSCRIBE over it is refused per filter (0 or -1: unlimited).",
+        |p, v| { p.config.max_subscriptions_per_client = v.int()?.max(0) as usize; Ok(()) }),
     opt!("memory_limit", Global, false, Only(&["0"]),
         "Heap cap in bytes; 0: none.",
         |p, v| { p.config.memory_limit = v.int_in(0, i64::MAX)? as u64; Ok(()) }),
@@ -1551,6 +1563,10 @@ mod tests {
             ("global_max_clients 100", |c| c.global_max_clients == Some(100)),
             ("global_max_clients -1", |c| c.global_max_clients.is_none()),
             ("global_max_connections 50", |c| c.global_max_connections == Some(50)),
+            ("max_connection_rate 20", |c| c.max_connection_rate == Some(20)),
+            ("max_connection_rate 0", |c| c.max_connection_rate.is_none()),
+            ("max_subscriptions_per_client 100", |c| c.max_subscriptions_per_client == 100),
+            ("max_subscriptions_per_client -1", |c| c.max_subscriptions_per_client == 0),
             ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
             ("retain_available false", |c| !c.retain_available),
             ("retain_expiry_interval 60", |c| c.retain_expiry_interval == 60),

@@ -14,14 +14,15 @@
 //!   closed connection never reaches a new one.
 
 pub mod cert_name;
+mod rate;
 mod socket;
 pub mod tls;
 
 use crate::auth::{Acl, PasswordFile};
-use crate::broker::{Broker, ConnId, ListenerAuth, Settings};
+use crate::broker::{Broker, ConnId, ListenerAuth, Peer, Settings};
 use crate::config::Config;
 use crate::persist::{Store, StoreOptions, SyncMode};
-use crate::protocol::frame;
+use crate::protocol::{frame, DecodeError};
 use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -261,6 +262,8 @@ pub struct Server {
     open_connections: usize,
     /// 2.1 `global_max_connections`: live connections broker-wide.
     global_max_connections: Option<usize>,
+    /// `max_connection_rate`: new connections per second per IP address.
+    connection_rate: Option<rate::ConnectionRate>,
     /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
     /// The journal and snapshot files, with `persistence true`.
@@ -302,6 +305,7 @@ impl Server {
         server.global_max_connections = config
             .global_max_connections
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        server.connection_rate = config.max_connection_rate.map(rate::ConnectionRate::new);
         server.set_auth(passwords, acl);
         server
             .broker
@@ -420,6 +424,7 @@ impl Server {
             connections_peak: 0,
             open_connections: 0,
             global_max_connections: None,
+            connection_rate: None,
             heartbeat: None,
             store: None,
             writable: Vec::new(),
@@ -720,6 +725,12 @@ impl Server {
                 info!("Client connection from {peer} denied: global_max_connections exceeded.");
                 continue;
             }
+            if let (Some(rate), Peer::Inet(address)) = (&mut self.connection_rate, &peer) {
+                if !rate.admit(address.ip(), now) {
+                    info!("Client connection from {peer} denied: max_connection_rate exceeded.");
+                    continue;
+                }
+            }
             let listener = &mut self.listeners[index];
             if listener
                 .max_connections
@@ -1015,7 +1026,8 @@ fn deframe(
             Some(n) => n,
             None => return false,
         };
-        partial.extend_from_slice(&data[consumed..]);
+        // `consumed` <= data.len(): deframe_slice counts bytes it took from `data`.
+        partial.extend_from_slice(data.get(consumed..).unwrap_or_default());
         return true;
     }
     partial.extend_from_slice(data);
@@ -1033,6 +1045,10 @@ fn deframe(
 }
 
 /// Returns how many bytes of whole packets were handed over, or None on a framing error.
+///
+/// `frame::check` promises a length of at least 2 that the buffer holds (fuzzed by
+/// `protocol::fuzz`); should it ever break that promise, this connection gets a framing
+/// error, and the loop neither panics on a slice nor spins on an empty frame.
 fn deframe_slice(
     broker: &mut Broker,
     id: ConnId,
@@ -1040,12 +1056,16 @@ fn deframe_slice(
     max_packet_size: usize,
     now: Instant,
 ) -> Option<usize> {
-    let mut pos = 0;
-    while pos < data.len() {
-        match frame::check(&data[pos..], max_packet_size) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        match frame::check(rest, max_packet_size) {
             Ok(Some(len)) => {
-                broker.handle_frame(id, &data[pos..pos + len], now);
-                pos += len;
+                let Some((frame, tail)) = rest.split_at_checked(len).filter(|_| len > 0) else {
+                    broker.handle_framing_error(id, DecodeError::UnexpectedEnd, now);
+                    return None;
+                };
+                broker.handle_frame(id, frame, now);
+                rest = tail;
             }
             Ok(None) => break,
             Err(e) => {
@@ -1054,7 +1074,7 @@ fn deframe_slice(
             }
         }
     }
-    Some(pos)
+    Some(data.len() - rest.len())
 }
 
 fn resolve(

@@ -46,6 +46,9 @@ mod tests {
         }
         assert!(replayed >= 4, "only {replayed} corpus files in {dir}");
         // The seeds are in the current format (a format change must renew them).
-        assert!(records >= 30, "only {records} records decode from the seeds");
+        assert!(
+            records >= 30,
+            "only {records} records decode from the seeds"
+        );
     }
 }
