@@ -373,6 +373,10 @@ impl Broker {
         for (topic, m) in state.retained {
             if !m.is_expired(now) {
                 self.stats.hold(&m);
+                if !topic.starts_with("$SYS") {
+                    self.retained_count += 1;
+                    self.retained_bytes += m.payload().len();
+                }
                 self.retained.insert(&topic, m);
             }
         }

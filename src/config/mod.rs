@@ -569,6 +569,9 @@ pub struct Config {
     pub max_connection_rate: Option<u32>,
     /// culex's `max_subscriptions_per_client`: 0 unlimited.
     pub max_subscriptions_per_client: usize,
+    /// culex's `max_retained_messages` and `max_retained_bytes`: 0 unlimited.
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
     /// Bytes; 0: no limit.
     pub memory_limit: u64,
     pub retain_available: bool,
@@ -655,6 +658,8 @@ impl Default for Config {
             global_max_connections: None,
             max_connection_rate: None,
             max_subscriptions_per_client: 0,
+            max_retained_messages: 0,
+            max_retained_bytes: 0,
             memory_limit: 0,
             retain_available: true,
             retain_expiry_interval: 0,
