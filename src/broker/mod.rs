@@ -466,6 +466,9 @@ pub struct Broker {
     sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
+    /// Bytes of outbox buffers too large for the pool dropped since the loop last asked
+    /// (see [`Broker::take_dropped_output`]).
+    dropped_output: usize,
     stats: Stats,
     sys: sys::SysState,
     /// `password_file`, loaded by the caller.
@@ -517,6 +520,7 @@ impl Broker {
             matches: Vec::new(),
             sub_ids: Vec::new(),
             pool: Vec::new(),
+            dropped_output: 0,
             stats: Stats::default(),
             sys: sys::SysState::default(),
             passwords: None,
@@ -752,6 +756,13 @@ impl Broker {
 
     pub fn poll_close(&mut self) -> Option<ConnId> {
         self.closing.pop_front()
+    }
+
+    /// Bytes of large outbox buffers (a burst of retained messages to a new `#`
+    /// subscriber, a slow reader's backlog) freed since the last call: worth handing back
+    /// to the system once they reach megabytes, since the allocator keeps them otherwise.
+    pub fn take_dropped_output(&mut self) -> usize {
+        std::mem::take(&mut self.dropped_output)
     }
 
     /// The bytes waiting to be written to `id`.
@@ -2386,6 +2397,8 @@ impl Broker {
         {
             buf.clear();
             self.pool.push(buf);
+        } else if buf.capacity() > POOL_BUFFER_MAX {
+            self.dropped_output += buf.capacity();
         }
     }
 }

@@ -38,6 +38,8 @@ use std::time::Instant;
 const SCRATCH_SIZE: usize = 64 * 1024;
 /// Reads of one connection per loop iteration before others get their turn.
 const READS_PER_TURN: usize = 16;
+/// Freed outbox bytes (buffers too large for the pool) after which memory is released.
+const RELEASE_AFTER_OUTPUT: usize = 4 * 1024 * 1024;
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -232,6 +234,8 @@ pub struct Server {
     hooks: Option<SignalHooks>,
     /// Gives freed heap memory back to the system (the binary's allocator hook).
     release_memory: Option<fn()>,
+    /// Bytes of large outboxes freed since memory was last released.
+    dropped_output: usize,
     /// Most connections open since memory was last released.
     connections_peak: usize,
     open_connections: usize,
@@ -386,6 +390,7 @@ impl Server {
             reloader: None,
             hooks: None,
             release_memory: None,
+            dropped_output: 0,
             connections_peak: 0,
             open_connections: 0,
             global_max_connections: None,
@@ -517,6 +522,16 @@ impl Server {
     }
 
     fn note_connections(&mut self) {
+        // A burst's outbox of megabytes (100,000 retained messages to a new subscriber
+        // are 9 MB) leaves its pages in the heap once written: give them back too.
+        self.dropped_output += self.broker.take_dropped_output();
+        if self.dropped_output >= RELEASE_AFTER_OUTPUT {
+            self.dropped_output = 0;
+            if let Some(release) = self.release_memory {
+                debug!("A large outbox was written: releasing memory.");
+                release();
+            }
+        }
         let open = self.open_connections;
         if self.connections_peak - open >= 256 && open <= self.connections_peak / 4 {
             if let Some(release) = self.release_memory {
