@@ -22,6 +22,8 @@
 //! to the current listener instead.
 
 mod defs;
+#[cfg(test)]
+mod man;
 mod lexer;
 
 pub use defs::{OptionDef, Scope, Support, OPTIONS};
