@@ -35,9 +35,7 @@ fn roff(text: &str) -> String {
 fn scope(scope: Scope) -> &'static str {
     match scope {
         Scope::Global => "Global.",
-        Scope::Security => {
-            "Global, or the current listener's with per_listener_settings true."
-        }
+        Scope::Security => "Global, or the current listener's with per_listener_settings true.",
         Scope::Listener => {
             "Applies to the most recent listener; before any listener, to the default listener."
         }
@@ -78,13 +76,20 @@ fn sections() -> Vec<(String, Vec<&'static OptionDef>)> {
             sections.push((title.trim_end_matches(['-', ' ']).to_owned(), Vec::new()));
         } else if let Some(rest) = line.strip_prefix("opt!(\"") {
             let name = rest.split('"').next().unwrap_or("");
-            let def = options.next().expect("defs.rs has more opt! lines than OPTIONS");
+            let def = options
+                .next()
+                .expect("defs.rs has more opt! lines than OPTIONS");
             assert_eq!(def.name, name, "defs.rs and OPTIONS disagree");
-            let (_, list) = sections.last_mut().expect("an opt! line before any section");
+            let (_, list) = sections
+                .last_mut()
+                .expect("an opt! line before any section");
             list.push(def);
         }
     }
-    assert!(options.next().is_none(), "an option of OPTIONS not found in defs.rs");
+    assert!(
+        options.next().is_none(),
+        "an option of OPTIONS not found in defs.rs"
+    );
     sections
 }
 

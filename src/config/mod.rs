@@ -22,9 +22,9 @@
 //! to the current listener instead.
 
 mod defs;
+mod lexer;
 #[cfg(test)]
 mod man;
-mod lexer;
 
 pub use defs::{OptionDef, Scope, Support, OPTIONS};
 pub use lexer::{FileSystem, Includes, NoIncludes};
