@@ -196,10 +196,7 @@ fn main() -> ExitCode {
         })
     });
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        keep_heap_top();
-        server.release_memory_with(release_memory);
-    }
+    server.release_memory_with(release_memory);
     if let Err(e) = server
         .stop_on_signals()
         .and_then(|()| server.reload_on_sighup(reloader))
@@ -284,31 +281,6 @@ fn init_logging(options: LogOptions) -> std::io::Result<()> {
         .ok()
         .map(|spec| env_filter::Builder::new().parse(&spec).build());
     log_dest::init(options, filter)
-}
-
-/// glibc gives the top of its heap back to the system whenever more than 128 KiB of it is
-/// free, and serves allocations of 128 KiB or more with mmap. An outbox that grows past
-/// that under load (1 to 3 MB for a fast subscriber) and is freed once written then costs
-/// a brk or munmap, and page faults
-/// when the next one grows: 17 % of the broker's time in the fan-through QoS 0 profile
-/// (docs/PERFORMANCE.md). Keeping up to 4 MiB lets outboxes reuse it; memory is still
-/// given back on purpose (`release_memory`) after bursts and when clients leave.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_heap_top() {
-    extern "C" {
-        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-    }
-    // From glibc's malloc.h.
-    const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
-    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-    const KEEP: std::ffi::c_int = 4 * 1024 * 1024;
-    // SAFETY: mallopt(3) takes two integers and no pointers; it only changes glibc's own
-    // allocator thresholds, before the loop starts, and cannot affect a live allocation.
-    #[allow(unsafe_code)]
-    unsafe {
-        mallopt(M_TRIM_THRESHOLD, KEEP);
-        mallopt(M_MMAP_THRESHOLD, KEEP);
-    }
 }
 
 /// glibc keeps freed small allocations in its heap; after thousands of clients leave,

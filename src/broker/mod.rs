@@ -466,7 +466,7 @@ pub struct Broker {
     sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
-    /// Bytes of outbox buffers too large for the pool dropped since the loop last asked
+    /// The largest outbox buffer too large for the pool dropped since the loop last asked
     /// (see [`Broker::take_dropped_output`]).
     dropped_output: usize,
     stats: Stats,
@@ -758,9 +758,10 @@ impl Broker {
         self.closing.pop_front()
     }
 
-    /// Bytes of large outbox buffers (a burst of retained messages to a new `#`
-    /// subscriber, a slow reader's backlog) freed since the last call: worth handing back
-    /// to the system once they reach megabytes, since the allocator keeps them otherwise.
+    /// The capacity of the largest outbox buffer freed since the last call (a burst of
+    /// retained messages to a new `#` subscriber, a slow reader's backlog): worth handing
+    /// back to the system when it was many megabytes, since the allocator keeps it
+    /// otherwise. 0 if none was freed.
     pub fn take_dropped_output(&mut self) -> usize {
         std::mem::take(&mut self.dropped_output)
     }
@@ -2398,7 +2399,7 @@ impl Broker {
             buf.clear();
             self.pool.push(buf);
         } else if buf.capacity() > POOL_BUFFER_MAX {
-            self.dropped_output += buf.capacity();
+            self.dropped_output = self.dropped_output.max(buf.capacity());
         }
     }
 }
