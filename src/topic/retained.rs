@@ -186,7 +186,7 @@ impl<V: Named> RetainedTree<V> {
     /// Calls `f(name, value)` for every stored name that `filter` (valid) matches, with the
     /// `$` rule of [`super::matches`], in the order of the names' levels. `name` may be
     /// rebuilt from the levels into a scratch string, so callers copy it if they keep it.
-    pub fn for_each_match<'a>(&'a self, filter: &str, mut f: impl FnMut(&str, &V)) {
+    pub fn for_each_match(&self, filter: &str, mut f: impl FnMut(&str, &V)) {
         /// What is left to match below an entry.
         #[derive(Clone, Copy)]
         enum Task {
