@@ -501,6 +501,9 @@ pub struct Broker {
     sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
+    /// The largest outbox buffer too large for the pool dropped since the loop last asked
+    /// (see [`Broker::take_dropped_output`]).
+    dropped_output: usize,
     stats: Stats,
     sys: sys::SysState,
     /// `password_file`, loaded by the caller.
@@ -558,6 +561,7 @@ impl Broker {
             matches: Vec::new(),
             sub_ids: Vec::new(),
             pool: Vec::new(),
+            dropped_output: 0,
             stats: Stats::default(),
             sys: sys::SysState::default(),
             passwords: None,
@@ -796,6 +800,14 @@ impl Broker {
 
     pub fn poll_close(&mut self) -> Option<ConnId> {
         self.closing.pop_front()
+    }
+
+    /// The capacity of the largest outbox buffer freed since the last call (a burst of
+    /// retained messages to a new `#` subscriber, a slow reader's backlog): worth handing
+    /// back to the system when it was many megabytes, since the allocator keeps it
+    /// otherwise. 0 if none was freed.
+    pub fn take_dropped_output(&mut self) -> usize {
+        std::mem::take(&mut self.dropped_output)
     }
 
     /// The bytes waiting to be written to `id`.
@@ -2579,6 +2591,8 @@ impl Broker {
         {
             buf.clear();
             self.pool.push(buf);
+        } else if buf.capacity() > POOL_BUFFER_MAX {
+            self.dropped_output = self.dropped_output.max(buf.capacity());
         }
     }
 }

@@ -25,6 +25,8 @@ mod defs;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 mod lexer;
+#[cfg(test)]
+mod man;
 
 pub use defs::{OptionDef, Scope, Support, OPTIONS};
 pub use lexer::{FileSystem, Includes, NoIncludes};
