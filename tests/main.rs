@@ -26,4 +26,5 @@ mod sys21;
 mod systemd;
 mod tls;
 mod tools;
+mod websockets;
 mod will;
