@@ -787,6 +787,85 @@ impl Sender {
     }
 }
 
+/// Fuzz target bodies (`fuzz/fuzz_targets/ws_frames.rs`), replayed on the seed corpus
+/// by `cargo test`.
+#[cfg(any(test, fuzzing))]
+pub mod fuzz {
+    use super::*;
+
+    /// Everything culex decodes from a WebSocket peer, on arbitrary bytes: the request
+    /// head (parsed and judged, with and without an origin list) and the frames.
+    /// Oracles: no panic; the frames decode to the same events and the same verdict
+    /// however the bytes are split (the first byte picks the split size); unmasked data
+    /// is never longer than the input.
+    pub fn fuzz_ws(data: &[u8]) {
+        let policy = Policy {
+            origins: vec!["http://a".into()],
+            http_dir: None,
+            max_headers: 256,
+        };
+        if let Ok(Some((request, len))) = parse_request(data, 4096) {
+            assert!(len <= data.len());
+            let _ = decide(&request, &policy);
+            let _ = decide(&request, &Policy::default());
+        }
+        let Some((&split, frames)) = data.split_first() else {
+            return;
+        };
+        let whole = events(frames, frames.len().max(1));
+        let pieces = events(frames, usize::from(split % 16) + 1);
+        assert_eq!(whole, pieces, "split {}", split % 16 + 1);
+        let data_len: usize = whole
+            .0
+            .iter()
+            .filter_map(|e| e.strip_prefix(b"D"))
+            .map(<[u8]>::len)
+            .sum();
+        assert!(data_len <= frames.len());
+    }
+
+    /// Events as bytes (data merged), and the verdict.
+    fn events(data: &[u8], piece: usize) -> (Vec<Vec<u8>>, Result<(), Violation>) {
+        let mut d = Deframer::default();
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut data = data.to_vec();
+        for chunk in data.chunks_mut(piece) {
+            let r = d.feed(chunk, 1 << 16, |e| {
+                match e {
+                    Event::Data(b) => match out.last_mut() {
+                        Some(last) if last.first() == Some(&b'D') => last.extend_from_slice(b),
+                        _ => out.push([b"D", b].concat()),
+                    },
+                    Event::Ping(b) => out.push([b"P", b].concat()),
+                    Event::Pong => out.push(b"O".to_vec()),
+                    Event::Close(c) => out.push(format!("C{c:?}").into_bytes()),
+                }
+                true
+            });
+            if r.is_err() {
+                return (out, r);
+            }
+        }
+        (out, Ok(()))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        /// Replays the cargo-fuzz seed corpus (and whatever the fuzzer added to it).
+        #[test]
+        fn ws_corpus_replays() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/ws_frames");
+            let mut replayed = 0;
+            for entry in std::fs::read_dir(dir).expect("fuzz/corpus/ws_frames exists") {
+                let data = std::fs::read(entry.expect("corpus entry").path()).expect("corpus file");
+                super::fuzz_ws(&data);
+                replayed += 1;
+            }
+            assert!(replayed >= 8, "only {replayed} corpus files in {dir}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
