@@ -222,9 +222,15 @@ enum WsPhase {
     Handshake,
     /// Upgraded: frames carry MQTT.
     Open,
-    /// A response, a file or a close frame is going out; input is dropped, and the
-    /// socket is closed once the output is written.
+    /// A close frame is going out (after the output before it); input is dropped, and
+    /// the socket is closed once it is written (RFC 6455 7.1.1: the server closes first).
     Closing,
+    /// An HTTP response (a file or an error) is going out; input is dropped. Once it is
+    /// written the socket is half-closed: [`WsPhase::Lingering`].
+    HttpDone,
+    /// Waiting for the client to close after the response (input dropped), within the
+    /// broker's CONNECT timeout, which still runs for this connection.
+    Lingering,
 }
 
 /// Stops a running [`Server`] from another thread (tests, signal handlers).
@@ -290,7 +296,16 @@ impl Server {
                     },
                     max_headers: usize::from(config.websockets_headers_size.unwrap_or(0)),
                 }),
-                _ => None,
+                _ => {
+                    if l.http_dir.is_some() || !l.websockets_origin.is_empty() {
+                        warn!(
+                            "Listener {}: http_dir and websockets_origin apply to \
+                             'protocol websockets' listeners only; ignored here.",
+                            l.port
+                        );
+                    }
+                    None
+                }
             };
             specs.push(ListenerSpec {
                 websocket,
@@ -1050,9 +1065,10 @@ fn flush_tls(
         }
         if !progressed {
             // A closing WebSocket connection is done once all is sent.
-            return !ws.is_some_and(|ws| {
-                ws.phase == WsPhase::Closing && ws.sender.is_done() && !tls.wants_write()
-            });
+            return match ws {
+                Some(ws) if ws.sender.is_done() && !tls.wants_write() => ws_output_done(ws, stream),
+                _ => true,
+            };
         }
     }
 }
@@ -1068,13 +1084,26 @@ fn flush_ws(broker: &mut Broker, id: ConnId, ws: &mut WsConn, stream: &mut Strea
                     broker.consume_output(id, consumed);
                 }
             }
-            Ok(websocket::Step::Idle) => {
-                return !(ws.phase == WsPhase::Closing && ws.sender.is_done())
-            }
+            Ok(websocket::Step::Idle) if ws.sender.is_done() => return ws_output_done(ws, stream),
+            Ok(websocket::Step::Idle) => return true,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return false,
         }
+    }
+}
+
+/// Everything queued is written: a closing connection ends (false), an HTTP response
+/// is followed by a half-close and lingering; otherwise nothing happens (true).
+fn ws_output_done(ws: &mut WsConn, stream: &Stream) -> bool {
+    match ws.phase {
+        WsPhase::Closing => false,
+        WsPhase::HttpDone => {
+            stream.shutdown_write();
+            ws.phase = WsPhase::Lingering;
+            true
+        }
+        WsPhase::Handshake | WsPhase::Open | WsPhase::Lingering => true,
     }
 }
 
@@ -1104,7 +1133,7 @@ fn ws_input(
         listener,
     } = parts;
     match ws.phase {
-        WsPhase::Closing => return,
+        WsPhase::Closing | WsPhase::HttpDone | WsPhase::Lingering => return,
         WsPhase::Open => return ws_frames(broker, id, ws, partial, data, max_packet_size, now),
         WsPhase::Handshake => {}
     }
@@ -1138,7 +1167,7 @@ fn ws_input(
             Ok(response) => {
                 debug!("HTTP {} to {}.", path.display(), stream.peer(listener));
                 ws.sender.queue(&response);
-                ws.phase = WsPhase::Closing;
+                ws.phase = WsPhase::HttpDone;
                 return;
             }
             Err(status) => status,
@@ -1151,7 +1180,7 @@ fn ws_input(
         status.code()
     );
     ws.sender.queue(&status.response());
-    ws.phase = WsPhase::Closing;
+    ws.phase = WsPhase::HttpDone;
 }
 
 /// WebSocket frames of an open connection.

@@ -485,9 +485,7 @@ impl Deframer {
             let available = data.len() - pos;
             let n = usize::try_from(frame.left).map_or(available, |left| left.min(available));
             let chunk = &mut data[pos..pos + n];
-            for (i, byte) in chunk.iter_mut().enumerate() {
-                *byte ^= frame.mask[(usize::from(frame.offset) + i) % 4];
-            }
+            unmask(chunk, frame.mask, usize::from(frame.offset));
             pos += n;
             frame.left -= n as u64;
             frame.offset = ((usize::from(frame.offset) + n) % 4) as u8;
@@ -619,6 +617,23 @@ impl Deframer {
             }
             _ => Ok(true),
         }
+    }
+}
+
+/// XORs `data` with the mask (RFC 6455 5.3), `offset` bytes into the payload: eight
+/// bytes at a time (fan-in over WebSockets spent a fifth more broker CPU than over TCP
+/// with a byte loop here).
+fn unmask(data: &mut [u8], mask: [u8; 4], offset: usize) {
+    let m: [u8; 4] = std::array::from_fn(|i| mask[(offset + i) % 4]);
+    let word = u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[0], m[1], m[2], m[3]]);
+    let mut chunks = data.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        chunk.copy_from_slice(&(u64::from_ne_bytes(bytes) ^ word).to_ne_bytes());
+    }
+    for (i, byte) in chunks.into_remainder().iter_mut().enumerate() {
+        *byte ^= m[i % 4];
     }
 }
 
@@ -1016,6 +1031,25 @@ mod tests {
                 events,
                 vec![format!("data {}", String::from_utf8_lossy(&payload))]
             );
+        }
+    }
+
+    /// The word-wise unmasking equals the byte-wise definition at every offset and length.
+    #[test]
+    fn unmask_matches_the_definition() {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let data: Vec<u8> = (0..61u8).map(|i| i.wrapping_mul(37)).collect();
+        for offset in 0..8 {
+            for len in 0..data.len() {
+                let mut fast = data[..len].to_vec();
+                unmask(&mut fast, mask, offset);
+                let slow: Vec<u8> = data[..len]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| b ^ mask[(offset + i) % 4])
+                    .collect();
+                assert_eq!(fast, slow, "offset {offset} len {len}");
+            }
         }
     }
 
