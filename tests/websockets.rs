@@ -6,7 +6,7 @@
 
 use crate::auth::{password_line, TempFile};
 use crate::common::{
-    connect_packet, free_port, hex, publish_packet, subscribe_packet, Broker, WAIT,
+    candidate_port, connect_packet, hex, publish_packet, subscribe_packet, Broker, WAIT,
 };
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS, Transport};
 use std::io::{ErrorKind, Read, Write};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// A broker with its usual TCP listener and a websockets listener (with `extra`'s lines
 /// after `protocol websockets`).
 fn ws_broker(extra_listener: &str, global: &str) -> (Broker, u16) {
-    let port = free_port();
+    let port = candidate_port();
     let broker = Broker::start(&format!(
         "{global}\nlistener {port} 127.0.0.1\nprotocol websockets\n{extra_listener}\n"
     ));
@@ -704,7 +704,7 @@ fn http_dir_serves_static_files_inside_it_only() {
 #[test]
 fn secure_websockets_carry_mqtt() {
     let pki = crate::tls::Pki::new("wss");
-    let port = free_port();
+    let port = candidate_port();
     let _broker = Broker::start(&format!(
         "listener {port} 127.0.0.1\nprotocol websockets\n{}",
         pki.listener_conf("")

@@ -345,6 +345,11 @@ impl Broker {
                 "$SYS/broker/mqtt/publish/dropped",
                 s.publish_dropped.to_string(),
             ),
+            // culex's own: retained messages kept out by max_retained_messages/bytes.
+            (
+                "$SYS/broker/retained messages/refused",
+                s.retained_refused.to_string(),
+            ),
             ("$SYS/broker/packet/out/count", s.out_packets.to_string()),
             ("$SYS/broker/packet/out/bytes", s.out_bytes.to_string()),
             (
@@ -352,6 +357,12 @@ impl Broker {
                 s.sockets.to_string(),
             ),
         ];
+        if let Some((healthy, written)) = self.persistence_status {
+            // culex's own: "degraded" after a write error until a snapshot succeeds.
+            let state = if healthy { "ok" } else { "degraded" };
+            values.push(("$SYS/broker/persistence/state", state.to_string()));
+            values.push(("$SYS/broker/persistence/bytes/written", written.to_string()));
+        }
         for (topic, kind) in RECEIVED {
             values.push((topic, s.packets_received[kind].to_string()));
         }
