@@ -724,3 +724,33 @@ fn secure_websockets_carry_mqtt() {
     let p = wait_publish(&mut conn, |_| true).expect("message over wss");
     assert_eq!(p.payload.len(), 20_000);
 }
+
+/// With `persistence_sync ack`, a QoS 1 PUBLISH over WebSockets is acknowledged once its
+/// record is synced, like over TCP: the PUBACK frame comes, and the journal holds it.
+#[test]
+fn qos1_over_websockets_is_acknowledged_with_persistence_sync_ack() {
+    let dir = std::env::temp_dir().join(format!("culex-ws-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = candidate_port();
+    let _broker = Broker::start_culex(&format!(
+        "persistence true\npersistence_location {}\npersistence_sync ack\n\
+         listener {port} 127.0.0.1\nprotocol websockets\n",
+        dir.display()
+    ));
+    let mut ws = WsRaw::open(port);
+    ws.send_frame(0x82, &connect_packet("ws-durable", true, 60), true);
+    assert_eq!(ws.read_mqtt(4), CONNACK_OK);
+    ws.send_frame(
+        0x82,
+        &publish_packet(b"kept/ws", 1, true, false, 7, b"on disk"),
+        true,
+    );
+    assert_eq!(hex(&ws.read_mqtt(4)), hex(&[0x40, 0x02, 0x00, 0x07]));
+    let journal = std::fs::read(dir.join("culex.db.journal")).expect("the journal");
+    assert!(
+        journal.windows(7).any(|w| w == b"on disk"),
+        "the acknowledged message is in the journal"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
