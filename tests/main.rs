@@ -27,4 +27,5 @@ mod sys21;
 mod systemd;
 mod tls;
 mod tools;
+mod websockets;
 mod will;

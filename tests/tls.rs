@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// A CA, a server certificate for 127.0.0.1/localhost and client certificates, as PEM
 /// files in a directory.
-struct Pki {
+pub struct Pki {
     dir: PathBuf,
 }
 
@@ -69,7 +69,7 @@ fn leaf(
 }
 
 impl Pki {
-    fn new(tag: &str) -> Pki {
+    pub fn new(tag: &str) -> Pki {
         let dir = std::env::temp_dir().join(format!("culex-tls-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("PKI directory");
         let (ca_cert, ca) = new_ca("culex test CA");
@@ -138,7 +138,7 @@ impl Pki {
         self.dir.join(name).display().to_string()
     }
 
-    fn listener_conf(&self, extra: &str) -> String {
+    pub fn listener_conf(&self, extra: &str) -> String {
         format!(
             "certfile {}\nkeyfile {}\n{extra}",
             self.path("server.pem"),
@@ -148,7 +148,7 @@ impl Pki {
 
     /// A rustls client configuration (ring provider, named explicitly) trusting our CA,
     /// optionally presenting the client certificate `client` (e.g. "client", "rogue").
-    fn client_config(
+    pub fn client_config(
         &self,
         client: Option<&str>,
         versions: &[&'static rustls::SupportedProtocolVersion],

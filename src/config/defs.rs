@@ -86,8 +86,6 @@ macro_rules! opt {
 
 use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
 
-const NO_WEBSOCKETS: &str = "only used by websockets listeners, which culex refuses";
-
 /// Every option of Mosquitto 2.0 and 2.1, alphabetically by section.
 pub static OPTIONS: &[OptionDef] = &[
     // ---- General and process -------------------------------------------------------
@@ -385,8 +383,8 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("websockets_log_level", Global, true, Ignored("a libwebsockets setting; culex has no libwebsockets"),
         "libwebsockets log bitmask.",
         |p, v| { p.config.websockets_log_level = Some(v.int_in(i32::MIN.into(), i32::MAX.into())? as i32); Ok(()) }),
-    opt!("websockets_headers_size", Global, false, Ignored(NO_WEBSOCKETS),
-        "WebSockets header buffer size.",
+    opt!("websockets_headers_size", Global, false, Yes,
+        "Largest HTTP request head of a websockets listener, in bytes (0: 4096).",
         |p, v| { p.config.websockets_headers_size = Some(v.int_in(0, 65535)? as u16); Ok(()) }),
 
     // ---- Listeners ------------------------------------------------------------------
@@ -412,7 +410,7 @@ pub static OPTIONS: &[OptionDef] = &[
             });
             Ok(())
         }),
-    opt!("protocol", Listener, false, Only(&["mqtt"]),
+    opt!("protocol", Listener, false, Only(&["mqtt", "websockets"]),
         "Listener transport: mqtt, websockets or http_api (2.1).",
         |p, v| {
             p.listener_mut().protocol = match v.word()? {
@@ -474,10 +472,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("use_username_as_clientid", Listener, false, Only(FALSE),
         "Replace the client id by the username.",
         |p, v| { p.listener_mut().use_username_as_clientid = v.bool()?; Ok(()) }),
-    opt!("http_dir", Listener, false, No,
-        "Serve static files from this directory (websockets, http_api).",
+    opt!("http_dir", Listener, false, Yes,
+        "Serve static files from this directory (websockets listeners).",
         |p, v| { let s = v.path()?; set_once(&mut p.listener_mut().http_dir, s, v) }),
-    opt!("websockets_origin", Listener, false, No,
+    opt!("websockets_origin", Listener, false, Yes,
         "2.1: an allowed WebSockets Origin (repeats).",
         |p, v| { let s = v.string()?; p.listener_mut().websockets_origin.push(s); Ok(()) }),
     opt!("enable_proxy_protocol", Listener, false, No,
@@ -1948,7 +1946,7 @@ mod tests {
     fn unsupported_options_and_values_are_listed_with_file_and_line() {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
-             listener 8883\nciphers HIGH\nprotocol websockets\n\
+             listener 8883\nciphers HIGH\nprotocol http_api\n\
              connection cloud\naddress h\ntopic # out\n",
         )
         .unwrap();
@@ -1957,7 +1955,7 @@ mod tests {
             vec![
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
-                "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
+                "t.conf:6: 'protocol http_api' is a Mosquitto option culex does not support yet",
                 "t.conf:7: 'connection' is a Mosquitto option culex does not support yet",
                 "t.conf:8: 'address' is a Mosquitto option culex does not support yet",
                 "t.conf:9: 'topic' is a Mosquitto option culex does not support yet",

@@ -17,6 +17,7 @@ pub mod cert_name;
 mod rate;
 mod socket;
 pub mod tls;
+pub mod websocket;
 
 use crate::auth::{Acl, PasswordFile};
 use crate::broker::{Broker, ConnId, ListenerAuth, Peer, Settings};
@@ -32,6 +33,7 @@ use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -204,6 +206,8 @@ pub struct ListenerSpec {
     pub cert_username: Option<cert_name::CertUsername>,
     /// A loopback listener culex adds by default: failing to bind it is a warning.
     pub is_optional: bool,
+    /// `protocol websockets`: MQTT over WebSockets with this policy (origins, http_dir).
+    pub websocket: Option<websocket::Policy>,
 }
 
 struct ListenerSocket {
@@ -214,6 +218,7 @@ struct ListenerSocket {
     connections: usize,
     tls: Option<Arc<rustls::ServerConfig>>,
     cert_username: Option<cert_name::CertUsername>,
+    websocket: Option<Rc<websocket::Policy>>,
 }
 
 struct Connection {
@@ -227,6 +232,35 @@ struct Connection {
     /// The broker still has to be told the certificate's username, once the handshake
     /// is done.
     pending_cert_username: Option<cert_name::CertUsername>,
+    /// WebSocket state of a connection accepted on a websockets listener (between TLS,
+    /// if any, and MQTT). Boxed for the same reason as `tls`.
+    ws: Option<Box<WsConn>>,
+}
+
+/// A WebSocket connection: its phase and the sans-I/O framing state, which keeps no
+/// buffer while the connection is idle.
+struct WsConn {
+    policy: Rc<websocket::Policy>,
+    phase: WsPhase,
+    deframer: websocket::Deframer,
+    sender: websocket::Sender,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WsPhase {
+    /// Reading the HTTP request head (kept in `partial` while incomplete).
+    Handshake,
+    /// Upgraded: frames carry MQTT.
+    Open,
+    /// A close frame is going out (after the output before it); input is dropped, and
+    /// the socket is closed once it is written (RFC 6455 7.1.1: the server closes first).
+    Closing,
+    /// An HTTP response (a file or an error) is going out; input is dropped. Once it is
+    /// written the socket is half-closed: [`WsPhase::Lingering`].
+    HttpDone,
+    /// Waiting for the client to close after the response (input dropped), within the
+    /// broker's CONNECT timeout, which still runs for this connection.
+    Lingering,
 }
 
 /// Stops a running [`Server`] from another thread (tests, signal handlers).
@@ -284,7 +318,33 @@ impl Server {
         let mut specs = Vec::new();
         for l in config.effective_listeners() {
             let tls = listener_tls(&l)?;
+            let websocket = match l.protocol {
+                crate::config::Protocol::Websockets => Some(websocket::Policy {
+                    origins: l.websockets_origin.clone(),
+                    http_dir: match &l.http_dir {
+                        Some(dir) => Some(dir.canonicalize().map_err(|e| {
+                            io::Error::new(
+                                e.kind(),
+                                format!("listener {}: http_dir {}: {e}", l.port, dir.display()),
+                            )
+                        })?),
+                        None => None,
+                    },
+                    max_headers: usize::from(config.websockets_headers_size.unwrap_or(0)),
+                }),
+                _ => {
+                    if l.http_dir.is_some() || !l.websockets_origin.is_empty() {
+                        warn!(
+                            "Listener {}: http_dir and websockets_origin apply to \
+                             'protocol websockets' listeners only; ignored here.",
+                            l.port
+                        );
+                    }
+                    None
+                }
+            };
             specs.push(ListenerSpec {
+                websocket,
                 is_optional: implicit || l.bind_address.as_deref() == Some("::1"),
                 port: l.port,
                 unix_socket_path: l.unix_socket_path,
@@ -336,7 +396,12 @@ impl Server {
                     )
                 })?;
                 info!(
-                    "Opening unix listen socket on path {}{}.",
+                    "Opening {} listen socket on path {}{}.",
+                    if spec.websocket.is_some() {
+                        "websockets"
+                    } else {
+                        "unix"
+                    },
                     path.display(),
                     if spec.tls.is_some() { " (TLS)" } else { "" }
                 );
@@ -347,6 +412,7 @@ impl Server {
                     connections: 0,
                     tls: spec.tls.clone(),
                     cert_username: spec.cert_username,
+                    websocket: spec.websocket.clone().map(Rc::new),
                 });
                 continue;
             }
@@ -370,9 +436,14 @@ impl Server {
                 match bind_one(address, spec.is_ipv6_only, spec.bind_interface.as_deref()) {
                     Ok(socket) => {
                         let address = socket.local_addr()?;
+                        // Mosquitto: "Opening websockets listen socket on port 8080."
                         info!(
                             "Opening {} listen socket on port {}{}.",
-                            family(&address),
+                            if spec.websocket.is_some() {
+                                "websockets"
+                            } else {
+                                family(&address)
+                            },
                             address.port(),
                             if spec.tls.is_some() { " (TLS)" } else { "" }
                         );
@@ -383,6 +454,7 @@ impl Server {
                             connections: 0,
                             tls: spec.tls.clone(),
                             cert_username: spec.cert_username,
+                            websocket: spec.websocket.clone().map(Rc::new),
                         });
                     }
                     Err(e) => {
@@ -793,6 +865,14 @@ impl Server {
                 partial: Vec::new(),
                 tls,
                 pending_cert_username: listener.cert_username,
+                ws: listener.websocket.as_ref().map(|policy| {
+                    Box::new(WsConn {
+                        policy: policy.clone(),
+                        phase: WsPhase::Handshake,
+                        deframer: websocket::Deframer::default(),
+                        sender: websocket::Sender::default(),
+                    })
+                }),
             });
             let limits_index = self.listeners[index].index;
             self.broker
@@ -817,6 +897,34 @@ impl Server {
             };
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => return self.lose(slot, now),
+                Ok(n) if conn.ws.is_some() => {
+                    let Connection {
+                        stream,
+                        listener,
+                        partial,
+                        ws: Some(ws),
+                        ..
+                    } = conn
+                    else {
+                        return;
+                    };
+                    ws_input(
+                        &mut self.broker,
+                        id,
+                        WsParts {
+                            ws,
+                            partial,
+                            stream,
+                            listener: &self.listeners[*listener].socket,
+                        },
+                        &mut self.scratch[..n],
+                        self.max_packet_size,
+                        now,
+                    );
+                    // The handshake response or control frames; written after persist(),
+                    // with the MQTT output.
+                    self.writable.push(slot);
+                }
                 Ok(n) => {
                     let ok = deframe(
                         &mut self.broker,
@@ -879,9 +987,35 @@ impl Server {
                 self.broker
                     .set_certificate_username(id, username.map(String::into_boxed_str));
             }
+            let is_ws = conn.ws.is_some();
             loop {
                 match tls.reader().read(&mut self.scratch) {
                     Ok(0) => return self.lose(slot, now),
+                    Ok(n) if is_ws => {
+                        let Connection {
+                            stream,
+                            listener,
+                            partial,
+                            ws: Some(ws),
+                            ..
+                        } = conn
+                        else {
+                            return;
+                        };
+                        ws_input(
+                            &mut self.broker,
+                            id,
+                            WsParts {
+                                ws,
+                                partial,
+                                stream,
+                                listener: &self.listeners[*listener].socket,
+                            },
+                            &mut self.scratch[..n],
+                            self.max_packet_size,
+                            now,
+                        );
+                    }
                     Ok(n) => {
                         let ok = deframe(
                             &mut self.broker,
@@ -902,8 +1036,9 @@ impl Server {
             if is_eof {
                 return self.lose(slot, now);
             }
-            if tls.wants_write() {
-                // Handshake and alert records; written with the rest after persist().
+            if tls.wants_write() || is_ws {
+                // Handshake and alert records, and a WebSocket connection's response or
+                // control frames; written with the rest after persist().
                 self.writable.push(slot);
             }
         }
@@ -916,7 +1051,16 @@ impl Server {
             return false;
         };
         if let Some(tls) = conn.tls.as_mut() {
-            return flush_tls(&mut self.broker, id, tls, &mut conn.stream);
+            return flush_tls(
+                &mut self.broker,
+                id,
+                tls,
+                &mut conn.stream,
+                conn.ws.as_deref_mut(),
+            );
+        }
+        if let Some(ws) = conn.ws.as_mut() {
+            return flush_ws(&mut self.broker, id, ws, &mut conn.stream);
         }
         loop {
             let out = self.broker.output(id);
@@ -957,6 +1101,16 @@ impl Server {
             }
             while let Some(id) = self.broker.poll_close() {
                 progressed = true;
+                if let Some(ws) = self
+                    .conns
+                    .get_mut(id.0 as usize)
+                    .and_then(Option::as_mut)
+                    .and_then(|c| c.ws.as_mut())
+                {
+                    // RFC 6455 7.1.1: a close frame before the TCP close.
+                    ws.sender.close(websocket::close_code::NORMAL);
+                    ws.phase = WsPhase::Closing;
+                }
                 self.flush(id);
                 self.remove(id.0);
                 self.broker.handle_closed(id, now);
@@ -995,11 +1149,27 @@ fn flush_tls(
     id: ConnId,
     tls: &mut rustls::ServerConnection,
     stream: &mut Stream,
+    mut ws: Option<&mut WsConn>,
 ) -> bool {
     loop {
         let mut progressed = false;
         let out = broker.output(id);
-        if !out.is_empty() {
+        if let Some(ws) = ws.as_deref_mut() {
+            // WebSocket frames into rustls's plaintext buffer, until it is full.
+            for _ in 0..64 {
+                match ws.sender.write_step(&mut tls.writer(), broker.output(id)) {
+                    Ok(websocket::Step::Wrote { written: 0, .. }) => break,
+                    Ok(websocket::Step::Wrote { consumed, .. }) => {
+                        if consumed > 0 {
+                            broker.consume_output(id, consumed);
+                        }
+                        progressed = true;
+                    }
+                    Ok(websocket::Step::Idle) => break,
+                    Err(_) => return false,
+                }
+            }
+        } else if !out.is_empty() {
             match tls.writer().write(out) {
                 Ok(0) => {}
                 Ok(n) => {
@@ -1019,9 +1189,166 @@ fn flush_tls(
             }
         }
         if !progressed {
-            return true;
+            // A closing WebSocket connection is done once all is sent.
+            return match ws {
+                Some(ws) if ws.sender.is_done() && !tls.wants_write() => ws_output_done(ws, stream),
+                _ => true,
+            };
         }
     }
+}
+
+/// Moves the broker's output to the socket in WebSocket frames. Returns false if the
+/// connection failed, or was closing and everything is written.
+fn flush_ws(broker: &mut Broker, id: ConnId, ws: &mut WsConn, stream: &mut Stream) -> bool {
+    loop {
+        match ws.sender.write_step(stream, broker.output(id)) {
+            Ok(websocket::Step::Wrote { written: 0, .. }) => return false,
+            Ok(websocket::Step::Wrote { consumed, .. }) => {
+                if consumed > 0 {
+                    broker.consume_output(id, consumed);
+                }
+            }
+            Ok(websocket::Step::Idle) if ws.sender.is_done() => return ws_output_done(ws, stream),
+            Ok(websocket::Step::Idle) => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Everything queued is written: a closing connection ends (false), an HTTP response
+/// is followed by a half-close and lingering; otherwise nothing happens (true).
+fn ws_output_done(ws: &mut WsConn, stream: &Stream) -> bool {
+    match ws.phase {
+        WsPhase::Closing => false,
+        WsPhase::HttpDone => {
+            stream.shutdown_write();
+            ws.phase = WsPhase::Lingering;
+            true
+        }
+        WsPhase::Handshake | WsPhase::Open | WsPhase::Lingering => true,
+    }
+}
+
+/// The parts of a connection the WebSocket input needs.
+struct WsParts<'a> {
+    ws: &'a mut WsConn,
+    partial: &'a mut Vec<u8>,
+    stream: &'a Stream,
+    listener: &'a Listening,
+}
+
+/// Bytes read from a WebSocket connection (after TLS, if any): the HTTP request while
+/// in the handshake, then frames whose MQTT bytes go to [`deframe`]. What must be sent
+/// (the response, a pong, a close) is queued in the connection's sender.
+fn ws_input(
+    broker: &mut Broker,
+    id: ConnId,
+    parts: WsParts<'_>,
+    data: &mut [u8],
+    max_packet_size: usize,
+    now: Instant,
+) {
+    let WsParts {
+        ws,
+        partial,
+        stream,
+        listener,
+    } = parts;
+    match ws.phase {
+        WsPhase::Closing | WsPhase::HttpDone | WsPhase::Lingering => return,
+        WsPhase::Open => return ws_frames(broker, id, ws, partial, data, max_packet_size, now),
+        WsPhase::Handshake => {}
+    }
+    // The head is parsed where it lies: in `data` if it came in one read, else in the
+    // bytes kept so far (bounded by the head's limit, which parse_request enforces).
+    let mut head = std::mem::take(partial);
+    let is_whole_read = head.is_empty();
+    if !is_whole_read {
+        head.extend_from_slice(data);
+    }
+    let buf: &mut [u8] = if is_whole_read { data } else { &mut head };
+    let result = websocket::parse_request(buf, ws.policy.max_headers())
+        .map(|r| r.map(|(request, len)| (websocket::decide(&request, &ws.policy), len)));
+    let status = match result {
+        Ok(None) => {
+            *partial = if is_whole_read { buf.to_vec() } else { head };
+            return;
+        }
+        Ok(Some((websocket::Outcome::Upgrade(response), len))) => {
+            debug!("WebSocket connection from {}.", stream.peer(listener));
+            ws.sender.queue(&response);
+            ws.sender.open();
+            ws.phase = WsPhase::Open;
+            let rest = &mut buf[len..];
+            if !rest.is_empty() {
+                ws_frames(broker, id, ws, partial, rest, max_packet_size, now);
+            }
+            return;
+        }
+        Ok(Some((websocket::Outcome::File(path), _))) => match websocket::file_response(&path) {
+            Ok(response) => {
+                debug!("HTTP {} to {}.", path.display(), stream.peer(listener));
+                ws.sender.queue(&response);
+                ws.phase = WsPhase::HttpDone;
+                return;
+            }
+            Err(status) => status,
+        },
+        Ok(Some((websocket::Outcome::Reject(status), _))) | Err(status) => status,
+    };
+    info!(
+        "HTTP request from {} refused: {}.",
+        stream.peer(listener),
+        status.code()
+    );
+    ws.sender.queue(&status.response());
+    ws.phase = WsPhase::HttpDone;
+}
+
+/// WebSocket frames of an open connection.
+fn ws_frames(
+    broker: &mut Broker,
+    id: ConnId,
+    ws: &mut WsConn,
+    partial: &mut Vec<u8>,
+    data: &mut [u8],
+    max_packet_size: usize,
+    now: Instant,
+) {
+    use websocket::{close_code, opcode, Event};
+    let sender = &mut ws.sender;
+    let mut peer_close = None;
+    let result = ws
+        .deframer
+        .feed(data, max_packet_size as u64, |event| match event {
+            Event::Data(bytes) => deframe(broker, id, partial, bytes, max_packet_size, now),
+            Event::Ping(payload) => {
+                sender.queue(&websocket::control_frame(opcode::PONG, payload));
+                true
+            }
+            Event::Pong => true,
+            Event::Close(code) => {
+                peer_close = Some(code.unwrap_or(close_code::NORMAL));
+                false
+            }
+        });
+    let code = match (result, peer_close) {
+        (Err(websocket::Violation(code)), _) => {
+            debug!(
+                "WebSocket protocol error on connection {}: closing with {code}.",
+                id.0
+            );
+            code
+        }
+        // RFC 6455 5.5.1: answer a close with a close, echoing its code.
+        (Ok(()), Some(code)) => code,
+        (Ok(()), None) => return,
+    };
+    ws.sender.close(code);
+    ws.phase = WsPhase::Closing;
 }
 
 /// Hands every whole packet in `partial` + `data` to the broker and keeps the incomplete

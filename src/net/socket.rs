@@ -87,6 +87,15 @@ impl Stream {
         };
     }
 
+    /// Sends FIN and keeps reading: an HTTP error response is followed by a lingering
+    /// close, so the client reads the response before any reset its unread bytes cause.
+    pub(super) fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
     /// The peer as the broker's log lines name it.
     pub(super) fn peer(&self, listener: &Listening) -> String {
         match (self, listener) {

@@ -16,7 +16,7 @@ const V311: ProtocolVersion = ProtocolVersion::V311;
 pub type OnPacket<'f, R> = dyn FnMut(Packet<'_>, &mut Vec<u8>) -> Result<R, String> + 'f;
 
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: crate::ws::Stream<TcpStream>,
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
@@ -27,12 +27,11 @@ impl Client {
     /// Connects and buffers a CONNECT (not yet sent). Reads and writes give up after
     /// `timeout`, so a stuck broker cannot hang the tool.
     pub fn connect(addr: SocketAddr, client_id: &str, timeout: Duration) -> Result<Client, String> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let stream = crate::ws::connect(addr, timeout)?;
         stream
+            .get_ref()
             .set_read_timeout(Some(timeout))
-            .and_then(|()| stream.set_write_timeout(Some(timeout)))
+            .and_then(|()| stream.get_ref().set_write_timeout(Some(timeout)))
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
         let mut wbuf = Vec::with_capacity(READ_CHUNK);
         Packet::Connect(crate::engine::connect_packet(client_id)).encode(V311, &mut wbuf);
@@ -60,7 +59,15 @@ impl Client {
             }
         }
         self.wbuf.clear();
-        Ok(())
+        // A WebSocket frame the socket took only part of.
+        loop {
+            match self.stream.flush_pending() {
+                Ok(true) => return Ok(()),
+                Ok(false) => std::thread::sleep(Duration::from_micros(50)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write failed: {e}")),
+            }
+        }
     }
 
     /// Reads once. Ok(false): nothing arrived (a non-blocking socket had nothing, or a

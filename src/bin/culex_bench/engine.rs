@@ -138,7 +138,7 @@ enum Role {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: crate::ws::Stream<TcpStream>,
     rbuf: Vec<u8>,
     rstart: usize,
     rend: usize,
@@ -441,9 +441,14 @@ fn finish(out: &mut Outcome, shared: &mut Shared, conns: &[Conn], start: Instant
 }
 
 fn open(plan: &Plan, client_id: &str) -> Result<Conn, String> {
-    let stream = TcpStream::connect(plan.addr)
-        .map_err(|e| format!("cannot connect to {}: {e}", plan.addr))?;
-    let _ = stream.set_nodelay(true);
+    let stream = if crate::ws::is_enabled() {
+        crate::ws::connect_mio(plan.addr, plan.timeout)?
+    } else {
+        let stream = TcpStream::connect(plan.addr)
+            .map_err(|e| format!("cannot connect to {}: {e}", plan.addr))?;
+        let _ = stream.set_nodelay(true);
+        crate::ws::Stream::Plain(stream)
+    };
     let mut wbuf = Vec::with_capacity(FILL + 1024);
     Packet::Connect(connect_packet(client_id)).encode(V311, &mut wbuf);
     Ok(Conn {
@@ -479,6 +484,12 @@ pub fn connect_packet(client_id: &str) -> Connect<'_> {
 
 /// Writes what is buffered. Ok(true) if everything went out (the socket can take more).
 fn flush(c: &mut Conn) -> Result<bool, String> {
+    match c.stream.flush_pending() {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+        Err(e) => return Err(format!("write failed: {e}")),
+    }
     while c.wpos < c.wbuf.len() {
         match c.stream.write(&c.wbuf[c.wpos..]) {
             Ok(0) => return Err("the broker closed the connection".into()),

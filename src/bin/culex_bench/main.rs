@@ -8,6 +8,7 @@ mod engine;
 mod hist;
 mod payload;
 mod scenario;
+mod ws;
 
 use getopts::Options;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -146,6 +147,11 @@ fn main() -> ExitCode {
         "json",
         "print one JSON object per run instead of a table",
     );
+    opts.optflag(
+        "",
+        "ws",
+        "connect over WebSockets (-p must be a 'protocol websockets' listener)",
+    );
     opts.optflag("", "help", "print this help");
     let m = match opts.parse(&args) {
         Ok(m) => m,
@@ -180,6 +186,9 @@ fn main() -> ExitCode {
         }
     }
     let json = m.opt_present("json");
+    if m.opt_present("ws") {
+        ws::enable();
+    }
     if !json {
         println!("{}", Report::table_header());
     }

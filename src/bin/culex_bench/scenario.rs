@@ -402,6 +402,7 @@ impl Paced {
             std::thread::sleep(Duration::from_millis(1));
         }
         c.stream
+            .get_ref()
             .set_nonblocking(true)
             .map_err(|e| format!("cannot make the socket non-blocking: {e}"))?;
         let mut body = vec![0u8; self.payload];
