@@ -28,9 +28,11 @@
 //! `add_subscription`/`remove_subscription`, `enqueue`/`remove_inflight` and
 //! `create_session`/`remove_session`. The journal of the persistence issue hooks there.
 
+mod bridge;
 mod message;
 mod sys;
 
+pub use bridge::BRIDGE_LISTENER;
 pub use message::{Message, MessageProps};
 
 use crate::auth::{dollar_topic_allowed, Access, Acl, PasswordFile};
@@ -61,6 +63,8 @@ pub enum Peer {
     /// A client of a Unix socket listener: the listener's path (the client end has no
     /// name).
     Unix(Rc<str>),
+    /// The local side of a bridge (`connection NAME`), opened by the bridge itself.
+    Bridge(Rc<str>),
 }
 
 impl From<SocketAddr> for Peer {
@@ -75,6 +79,7 @@ impl std::fmt::Display for Peer {
             Peer::Inet(address) => address.fmt(f),
             // Mosquitto's form: the path and port 0.
             Peer::Unix(path) => write!(f, "{path}:0"),
+            Peer::Bridge(name) => write!(f, "bridge {name}"),
         }
     }
 }
@@ -1244,6 +1249,9 @@ impl Broker {
         listener_allow_anonymous: Option<bool>,
         listener: usize,
     ) -> Option<ReasonCode> {
+        if listener == BRIDGE_LISTENER {
+            return None;
+        }
         let allow_anonymous = listener_allow_anonymous.unwrap_or(self.settings.allow_anonymous);
         match (connect.username, self.auth_for(listener).0) {
             (None, _) if allow_anonymous => None,
@@ -1275,6 +1283,9 @@ impl Broker {
         access: Access,
         listener: usize,
     ) -> bool {
+        if listener == BRIDGE_LISTENER {
+            return true;
+        }
         match self.auth_for(listener).1 {
             Some(acl) => acl.check(client_id, username, topic, access),
             None => dollar_topic_allowed(topic, access),

@@ -529,7 +529,7 @@ pub static OPTIONS: &[OptionDef] = &[
         }),
 
     // ---- Bridges --------------------------------------------------------------------
-    opt!("connection", Global, true, No,
+    opt!("connection", Global, true, Yes,
         "Start a bridge to another broker: connection NAME.",
         |p, v| {
             let name = v.word()?;
@@ -540,7 +540,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge_lines.push(p.at.clone());
             Ok(())
         }),
-    opt!("address" | "addresses", Bridge, true, No,
+    opt!("address" | "addresses", Bridge, true, Yes,
         "Remote broker(s): host[:port] ... (default port 1883).",
         |p, v| {
             let mut addresses = Vec::new();
@@ -564,28 +564,28 @@ pub static OPTIONS: &[OptionDef] = &[
             b.addresses = addresses;
             Ok(())
         }),
-    opt!("round_robin", Bridge, true, No,
+    opt!("round_robin", Bridge, true, Yes,
         "false: the first address is the primary; true: keep whichever works.",
         |p, v| { p.bridge().round_robin = v.bool()?; Ok(()) }),
-    opt!("topic", Bridge, true, No,
+    opt!("topic", Bridge, true, Yes,
         "Bridge a topic: topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]].",
         |p, v| { let t = bridge_topic(v)?; p.bridge().topics.push(t); Ok(()) }),
-    opt!("cleansession", Bridge, true, No,
+    opt!("cleansession", Bridge, true, Yes,
         "Clean session toward the remote broker (default false).",
         |p, v| { p.bridge().cleansession = v.bool()?; Ok(()) }),
-    opt!("local_cleansession", Bridge, true, No,
+    opt!("local_cleansession", Bridge, true, Yes,
         "Clean session of the local side (default: cleansession).",
         |p, v| { p.bridge().local_cleansession = Some(v.bool()?); Ok(()) }),
-    opt!("remote_clientid" | "clientid", Bridge, true, No,
+    opt!("remote_clientid" | "clientid", Bridge, true, Yes,
         "Client id toward the remote (default <hostname>.<name>).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_clientid, s, v) }),
-    opt!("remote_username" | "username", Bridge, true, No,
+    opt!("remote_username" | "username", Bridge, true, Yes,
         "Username toward the remote.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_username, s, v) }),
-    opt!("remote_password" | "password", Bridge, true, No,
+    opt!("remote_password" | "password", Bridge, true, Yes,
         "Password toward the remote.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_password, s, v) }),
-    opt!("local_clientid", Bridge, true, No,
+    opt!("local_clientid", Bridge, true, Yes,
         "Client id of the local side (default local.<remote_clientid>).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_clientid, s, v) }),
     opt!("local_username", Bridge, true, No,
@@ -594,7 +594,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("local_password", Bridge, true, No,
         "Password of the local side.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_password, s, v) }),
-    opt!("keepalive_interval", Bridge, true, No,
+    opt!("keepalive_interval", Bridge, true, Yes,
         "MQTT keep alive toward the remote, seconds (at least 5).",
         |p, v| {
             let mut n = v.int_in(i64::MIN, 65535)?;
@@ -605,7 +605,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().keepalive_interval = n as u16;
             Ok(())
         }),
-    opt!("restart_timeout", Bridge, true, No,
+    opt!("restart_timeout", Bridge, true, Yes,
         "Reconnect delay: restart_timeout SECONDS, or BASE CAP [STABLE] for backoff.",
         |p, v| {
             let words = v.words();
@@ -639,7 +639,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().restart_timeout = timeout;
             Ok(())
         }),
-    opt!("start_type", Bridge, true, No,
+    opt!("start_type", Bridge, true, Only(&["automatic", "once"]),
         "automatic (default), lazy or once.",
         |p, v| {
             p.bridge().start_type = match v.word()? {
@@ -673,19 +673,19 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().idle_timeout = n.min(u32::MAX.into()) as u32;
             Ok(())
         }),
-    opt!("notifications", Bridge, true, No,
+    opt!("notifications", Bridge, true, Yes,
         "Publish the bridge state as retained 1/0 messages (default true).",
         |p, v| { p.bridge().notifications = v.bool()?; Ok(()) }),
-    opt!("notifications_local_only", Bridge, true, No,
+    opt!("notifications_local_only", Bridge, true, Yes,
         "Publish the bridge state locally only.",
         |p, v| { p.bridge().notifications_local_only = v.bool()?; Ok(()) }),
-    opt!("notification_topic", Bridge, true, No,
+    opt!("notification_topic", Bridge, true, Yes,
         "Topic of the state messages.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().notification_topic, s, v) }),
-    opt!("try_private", Bridge, true, No,
+    opt!("try_private", Bridge, true, Yes,
         "Announce a bridge to the remote for loop detection (default true).",
         |p, v| { p.bridge().try_private = v.bool()?; Ok(()) }),
-    opt!("bridge_protocol_version", Bridge, true, No,
+    opt!("bridge_protocol_version", Bridge, true, Yes,
         "mqttv50, mqttv311 (default) or mqttv31.",
         |p, v| {
             p.bridge().bridge_protocol_version = match v.word()? {
@@ -696,13 +696,13 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("bridge_attempt_unsubscribe", Bridge, true, No,
+    opt!("bridge_attempt_unsubscribe", Bridge, true, Yes,
         "Unsubscribe from out-only topics on the remote (default true).",
         |p, v| { p.bridge().bridge_attempt_unsubscribe = v.bool()?; Ok(()) }),
-    opt!("bridge_outgoing_retain", Bridge, true, No,
+    opt!("bridge_outgoing_retain", Bridge, true, Yes,
         "Keep the retain flag on outgoing messages (default true).",
         |p, v| { p.bridge().bridge_outgoing_retain = v.bool()?; Ok(()) }),
-    opt!("bridge_max_packet_size", Bridge, true, No,
+    opt!("bridge_max_packet_size", Bridge, true, Yes,
         "Largest packet sent to the remote (0: unlimited).",
         |p, v| { p.bridge().bridge_max_packet_size = v.int()?.clamp(0, u32::MAX.into()) as u32; Ok(()) }),
     opt!("bridge_bind_address", Bridge, true, No,
@@ -711,10 +711,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bridge_max_topic_alias", Bridge, true, No,
         "2.1: topic aliases the remote may create (default 10).",
         |p, v| { p.bridge().bridge_max_topic_alias = v.int_in(0, 65535)? as u16; Ok(()) }),
-    opt!("bridge_receive_maximum", Bridge, true, No,
+    opt!("bridge_receive_maximum", Bridge, true, Yes,
         "2.1: MQTT 5 receive maximum toward the remote (1..65535).",
         |p, v| { p.bridge().bridge_receive_maximum = Some(v.int_in(1, 65535)? as u16); Ok(()) }),
-    opt!("bridge_session_expiry_interval", Bridge, true, No,
+    opt!("bridge_session_expiry_interval", Bridge, true, Yes,
         "2.1: MQTT 5 session expiry toward the remote, seconds.",
         |p, v| { p.bridge().bridge_session_expiry_interval = v.int_in(0, u32::MAX.into())? as u32; Ok(()) }),
     opt!("bridge_tcp_keepalive", Bridge, true, No,
@@ -747,31 +747,31 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("bridge_cafile", Bridge, true, No,
+    opt!("bridge_cafile", Bridge, true, Yes,
         "CA certificates for the remote; enables TLS.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.cafile, s, v) }),
-    opt!("bridge_capath", Bridge, true, No,
+    opt!("bridge_capath", Bridge, true, Yes,
         "Directory of CA certificates for the remote.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.capath, s, v) }),
-    opt!("bridge_tls_use_os_certs", Bridge, true, No,
+    opt!("bridge_tls_use_os_certs", Bridge, true, Yes,
         "2.1: trust the system's CA certificates; enables TLS.",
         |p, v| { p.bridge().tls.tls_use_os_certs = v.bool()?; Ok(()) }),
-    opt!("bridge_certfile", Bridge, true, No,
+    opt!("bridge_certfile", Bridge, true, Yes,
         "Client certificate for the remote (mutual TLS).",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.certfile, s, v) }),
-    opt!("bridge_keyfile", Bridge, true, No,
+    opt!("bridge_keyfile", Bridge, true, Yes,
         "Client key for the remote.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.keyfile, s, v) }),
-    opt!("bridge_alpn", Bridge, true, No,
+    opt!("bridge_alpn", Bridge, true, Yes,
         "ALPN protocol, e.g. x-amzn-mqtt-ca.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().tls.alpn, s, v) }),
-    opt!("bridge_insecure", Bridge, true, No,
+    opt!("bridge_insecure", Bridge, true, Yes,
         "Skip the remote's hostname check (testing only).",
         |p, v| { p.bridge().tls.insecure = v.bool()?; Ok(()) }),
     opt!("bridge_require_ocsp", Bridge, true, No,
         "Require an OCSP status from the remote.",
         |p, v| { p.bridge().tls.require_ocsp = v.bool()?; Ok(()) }),
-    opt!("bridge_tls_version", Bridge, true, No,
+    opt!("bridge_tls_version", Bridge, true, Yes,
         "Minimum TLS version toward the remote.",
         |p, v| { let t = v.tls_version()?; p.bridge().tls.tls_version = Some(t); Ok(()) }),
     opt!("bridge_ciphers", Bridge, true, No,

@@ -1,0 +1,898 @@
+//! Bridges: an outbound MQTT client connection to another broker per `connection` block,
+//! relaying messages both ways with Mosquitto's topic mapping.
+//!
+//! A bridge is two MQTT client connections joined back to back:
+//!
+//! ```text
+//!   local Broker  <-- virtual connection (MQTT 5) -->  Link  <-- socket -->  remote broker
+//!   (bridge's session: subscribed to the           (maps topics,        (3.1, 3.1.1 or 5.0,
+//!    `out`/`both` topics, No Local)                 relays QoS flows)    subscribed to `in`)
+//! ```
+//!
+//! The local side is an ordinary session of the [`Broker`], opened with
+//! [`Broker::handle_open`] under [`BRIDGE_LISTENER`] (no password, no ACL: Mosquitto does
+//! not check its bridges either) only while the remote link is up. While the cloud is
+//! unreachable the session is offline, so the broker queues its QoS 1/2 messages (and
+//! QoS 0 with `queue_qos0_messages`) within `max_queued_messages`/`max_queued_bytes`,
+//! exactly as for any persistent client; when the link returns, the broker resends its
+//! inflight messages and drains the queue in order.
+//!
+//! QoS flows are relayed packet for packet and keep their packet identifiers: a local
+//! PUBLISH id 7 goes to the remote as id 7, and the remote's PUBACK 7 goes back to the
+//! local session as PUBACK 7. So a local message is acknowledged to the local session
+//! (and leaves its store) only once the remote acknowledged it: nothing acknowledged is
+//! lost, and no second store of messages exists in the bridge. The identifier spaces are
+//! disjoint per direction in MQTT ([MQTT-2.2.1-4]), so the one-to-one mapping is sound;
+//! SUBSCRIBE/UNSUBSCRIBE toward the remote use identifiers from the top of the range.
+//!
+//! This module owns no socket and reads no clock: `net` resolves, connects, reads and
+//! writes, and calls the `handle_*` methods of [`Link`] with `now`.
+
+use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER};
+use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
+use crate::protocol::{
+    frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion,
+    Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe, Will,
+};
+use log::{debug, info, warn};
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long a TCP connect, TLS handshake and CONNACK may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes waiting for the remote socket above which the local session's output is left
+/// in the broker (whose outbox limits then apply) instead of being moved here.
+pub const REMOTE_OUT_HIGH: usize = 256 * 1024;
+/// Packet identifiers of the SUBSCRIBE and UNSUBSCRIBE sent to the remote, and to the
+/// local session. They are only echoed in SUBACK/UNSUBACK, which no other packet is.
+const SUBSCRIBE_ID: u16 = 0xffff;
+const UNSUBSCRIBE_ID: u16 = 0xfffe;
+
+/// One `topic` line, resolved into the filters subscribed on each side and the prefixes
+/// swapped on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMap {
+    pub direction: Direction,
+    pub qos: QoS,
+    /// Subscribed locally (`out`, `both`): `local_prefix` + pattern.
+    pub local_filter: String,
+    /// Subscribed on the remote (`in`, `both`): `remote_prefix` + pattern.
+    pub remote_filter: String,
+    pub local_prefix: String,
+    pub remote_prefix: String,
+}
+
+impl TopicMap {
+    /// Mosquitto's rules: the pattern with each side's prefix in front; a `""` pattern
+    /// makes the prefix itself the topic on that side.
+    pub fn new(t: &config::BridgeTopic) -> TopicMap {
+        let local_prefix = t.local_prefix.clone().unwrap_or_default();
+        let remote_prefix = t.remote_prefix.clone().unwrap_or_default();
+        let pattern = t.pattern.as_deref().unwrap_or("");
+        TopicMap {
+            direction: t.direction,
+            qos: QoS::from_u8(t.qos).unwrap_or(QoS::AtMostOnce),
+            local_filter: format!("{local_prefix}{pattern}"),
+            remote_filter: format!("{remote_prefix}{pattern}"),
+            local_prefix,
+            remote_prefix,
+        }
+    }
+
+    fn is_out(&self) -> bool {
+        matches!(self.direction, Direction::Out | Direction::Both)
+    }
+
+    fn is_in(&self) -> bool {
+        matches!(self.direction, Direction::In | Direction::Both)
+    }
+}
+
+/// The remote topic of a local message: the first `out`/`both` line whose local filter
+/// matches has its local prefix taken off and its remote prefix put on (Mosquitto's
+/// `send__publish`). A topic no line matches is sent unchanged.
+///
+/// ```
+/// use culex::bridge::{map_out, TopicMap};
+/// use culex::config::{BridgeTopic, Direction};
+/// let line = BridgeTopic {
+///     pattern: Some("sensors/#".into()), direction: Direction::Out, qos: 1,
+///     local_prefix: Some("gw/".into()), remote_prefix: Some("site7/".into()),
+/// };
+/// let maps = [TopicMap::new(&line)];
+/// assert_eq!(map_out(&maps, "gw/sensors/t1"), "site7/sensors/t1");
+/// ```
+pub fn map_out<'t>(maps: &[TopicMap], topic: &'t str) -> Cow<'t, str> {
+    for m in maps.iter().filter(|m| m.is_out()) {
+        if crate::topic::matches(&m.local_filter, topic) {
+            let rest = topic.strip_prefix(m.local_prefix.as_str()).unwrap_or(topic);
+            return Cow::Owned(format!("{}{rest}", m.remote_prefix));
+        }
+    }
+    Cow::Borrowed(topic)
+}
+
+/// The local topic of a remote message: as [`map_out`], the other way.
+pub fn map_in<'t>(maps: &[TopicMap], topic: &'t str) -> Cow<'t, str> {
+    for m in maps.iter().filter(|m| m.is_in()) {
+        if crate::topic::matches(&m.remote_filter, topic) {
+            let rest = topic
+                .strip_prefix(m.remote_prefix.as_str())
+                .unwrap_or(topic);
+            return Cow::Owned(format!("{}{rest}", m.local_prefix));
+        }
+    }
+    Cow::Borrowed(topic)
+}
+
+/// This machine's host name, for the default remote client id (Mosquitto's
+/// `<hostname>.<connection name>`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Where the link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not connected; the next attempt is due then.
+    Waiting(Instant),
+    /// `net` is resolving and connecting (TCP, TLS), until the deadline.
+    Connecting(Instant),
+    /// CONNECT sent; CONNACK due by the deadline.
+    AwaitingConnack(Instant),
+    /// Connected: messages flow.
+    Up,
+    /// `start_type once` after its one connection ended: never again.
+    Stopped,
+}
+
+/// Counters published under `$SYS/broker/connection/<name>/`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkStats {
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub connects: u64,
+}
+
+/// One bridge's MQTT state on both sides.
+pub struct Link {
+    config: config::Bridge,
+    pub maps: Vec<TopicMap>,
+    pub remote_clientid: String,
+    pub local_clientid: String,
+    notification_topic: String,
+    version: ProtocolVersion,
+    /// The virtual connection of the local session (a slot `net` reserved).
+    local: ConnId,
+    state: State,
+    is_local_open: bool,
+    /// Index into the configured addresses of the current or next attempt.
+    address: usize,
+    /// The current backoff (restart_timeout BASE CAP), seconds.
+    sleep: u32,
+    rng: u64,
+    up_since: Option<Instant>,
+    remote_partial: Vec<u8>,
+    /// Bytes for the remote socket; `net` writes them and calls [`Link::consume_remote`].
+    remote_out: Vec<u8>,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    /// The remote's limits (MQTT 5 CONNACK) and ours.
+    max_packet_size: u32,
+    scratch: Vec<u8>,
+    pub stats: LinkStats,
+}
+
+impl Link {
+    pub fn new(config: &config::Bridge, local: ConnId, now: Instant) -> Link {
+        let remote_clientid = config
+            .remote_clientid
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", hostname(), config.name));
+        let local_clientid = config
+            .local_clientid
+            .clone()
+            .unwrap_or_else(|| format!("local.{remote_clientid}"));
+        let notification_topic = config
+            .notification_topic
+            .clone()
+            .unwrap_or_else(|| format!("$SYS/broker/connection/{remote_clientid}/state"));
+        let base = match config.restart_timeout {
+            RestartTimeout::Constant(n) => n,
+            RestartTimeout::Backoff { base, .. } => base,
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32
+            ^ u64::from(local.0);
+        Link {
+            maps: config.topics.iter().map(TopicMap::new).collect(),
+            remote_clientid,
+            local_clientid,
+            notification_topic,
+            version: match config.bridge_protocol_version {
+                BridgeProtocol::Mqtt31 => ProtocolVersion::V31,
+                BridgeProtocol::Mqtt311 => ProtocolVersion::V311,
+                BridgeProtocol::Mqtt50 => ProtocolVersion::V5,
+            },
+            local,
+            state: State::Waiting(now),
+            is_local_open: false,
+            address: 0,
+            sleep: base,
+            rng: seed | 1,
+            up_since: None,
+            remote_partial: Vec::new(),
+            remote_out: Vec::new(),
+            last_sent: now,
+            ping_sent: None,
+            max_packet_size: config.bridge_max_packet_size,
+            scratch: Vec::new(),
+            stats: LinkStats::default(),
+            config: config.clone(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn local_conn(&self) -> ConnId {
+        self.local
+    }
+
+    pub fn is_local_open(&self) -> bool {
+        self.is_local_open
+    }
+
+    /// The bytes to write to the remote socket.
+    pub fn remote_output(&self) -> &[u8] {
+        &self.remote_out
+    }
+
+    /// The socket took `n` bytes of [`Link::remote_output`].
+    pub fn consume_remote(&mut self, n: usize) {
+        if n >= self.remote_out.len() {
+            self.remote_out = Vec::new();
+        } else {
+            self.remote_out.drain(..n);
+        }
+    }
+
+    /// Whether the local session's output may be moved here now.
+    pub fn has_room(&self) -> bool {
+        self.remote_out.len() < REMOTE_OUT_HIGH
+    }
+
+    pub fn notification_topic(&self) -> &str {
+        &self.notification_topic
+    }
+
+    /// Local start-up: the state notification says "not connected" until the link is up
+    /// (Mosquitto publishes "0" locally before each attempt).
+    pub fn start(&mut self, broker: &mut Broker, now: Instant) {
+        self.notify_local(broker, false, now);
+    }
+
+    /// If an attempt is due: the address to connect to, and the link is `Connecting`.
+    pub fn poll_connect(&mut self, now: Instant) -> Option<config::BridgeAddress> {
+        match self.state {
+            State::Waiting(at) if at <= now && !self.config.addresses.is_empty() => {
+                let address =
+                    self.config.addresses[self.address % self.config.addresses.len()].clone();
+                info!(
+                    "Connecting bridge {} ({}:{})",
+                    self.config.name, address.host, address.port
+                );
+                self.set_state(State::Connecting(now + CONNECT_TIMEOUT));
+                Some(address)
+            }
+            _ => None,
+        }
+    }
+
+    /// The TCP connection is established (TLS may still be handshaking; rustls holds the
+    /// CONNECT until it is done): CONNECT goes out.
+    pub fn handle_connected(&mut self, now: Instant) {
+        let will_payload = [b'0'];
+        let will =
+            (self.config.notifications && !self.config.notifications_local_only).then(|| Will {
+                topic: &self.notification_topic,
+                payload: &will_payload,
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: Properties::default(),
+            });
+        let mut properties = Properties::default();
+        if self.version == ProtocolVersion::V5 {
+            if self.config.bridge_session_expiry_interval != 0 {
+                properties.session_expiry_interval =
+                    Some(self.config.bridge_session_expiry_interval);
+            }
+            properties.receive_maximum = self.config.bridge_receive_maximum;
+            if self.config.bridge_max_packet_size != 0 {
+                properties.maximum_packet_size = Some(self.config.bridge_max_packet_size);
+            }
+        }
+        let connect = Connect {
+            version: self.version,
+            clean_session: self.config.cleansession,
+            keep_alive: self.config.keepalive_interval,
+            client_id: &self.remote_clientid,
+            will,
+            username: self.config.remote_username.as_deref(),
+            password: self.config.remote_password.as_deref().map(str::as_bytes),
+            properties,
+        };
+        let start = self.remote_out.len();
+        Packet::Connect(connect).encode(self.version, &mut self.remote_out);
+        if self.config.try_private && self.version != ProtocolVersion::V5 {
+            // Mosquitto's bridge bit: protocol level | 0x80, so a Mosquitto remote treats
+            // us as a bridge (no echo of our own messages, retain as published).
+            // Fixed header (1 byte + Remaining Length), name (2 + 4 or 6 bytes), level.
+            let header = 1 + frame::remaining_length_len(self.remote_out.len() - start - 2);
+            let name_len = if self.version == ProtocolVersion::V31 {
+                6
+            } else {
+                4
+            };
+            let level = start + header + 2 + name_len;
+            if let Some(byte) = self.remote_out.get_mut(level) {
+                *byte |= 0x80;
+            }
+        }
+        self.last_sent = now;
+        self.set_state(State::AwaitingConnack(now + CONNECT_TIMEOUT));
+    }
+
+    /// Bytes from the remote socket. `Err` (with why, for the log) ends the link; the
+    /// caller then calls [`Link::handle_lost`].
+    pub fn handle_remote_data(
+        &mut self,
+        broker: &mut Broker,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        let mut buf = std::mem::take(&mut self.remote_partial);
+        buf.extend_from_slice(data);
+        let mut pos = 0;
+        let result = loop {
+            match frame::check(&buf[pos..], frame::MAX_REMAINING_LENGTH + 5) {
+                Ok(Some(len)) => {
+                    let end = pos + len;
+                    if let Err(e) = self.handle_remote_frame(broker, &buf[pos..end], now) {
+                        break Err(e);
+                    }
+                    pos = end;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("malformed packet from the remote: {e}")),
+            }
+        };
+        if result.is_ok() && pos < buf.len() {
+            buf.drain(..pos);
+            self.remote_partial = buf;
+        }
+        result
+    }
+
+    fn handle_remote_frame(
+        &mut self,
+        broker: &mut Broker,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        self.ping_sent = None;
+        let packet = Packet::decode(bytes, self.version)
+            .map_err(|e| format!("malformed packet from the remote: {e}"))?;
+        match (self.state, packet) {
+            (State::AwaitingConnack(_), Packet::Connack(connack)) => {
+                self.handle_connack(broker, connack, now)
+            }
+            (State::Up, Packet::Publish(publish)) => {
+                self.stats.messages_received += 1;
+                let topic = map_in(&self.maps, publish.topic);
+                let properties = relayed_properties(&publish.properties);
+                let local = Publish {
+                    topic: &topic,
+                    properties,
+                    ..publish
+                };
+                self.to_local(broker, &Packet::Publish(local), now);
+                Ok(())
+            }
+            (State::Up, Packet::Puback(ack)) => {
+                self.to_local(broker, &Packet::Puback(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubrec(ack)) => {
+                self.to_local(broker, &Packet::Pubrec(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubrel(ack)) => {
+                self.to_local(broker, &Packet::Pubrel(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubcomp(ack)) => {
+                self.to_local(broker, &Packet::Pubcomp(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Suback(suback)) => {
+                for (code, m) in suback
+                    .codes
+                    .iter()
+                    .zip(self.maps.iter().filter(|m| m.is_in()))
+                {
+                    if code.0 >= 0x80 {
+                        warn!(
+                            "Bridge {}: the remote refused the subscription to {} (0x{:02x}).",
+                            self.config.name, m.remote_filter, code.0
+                        );
+                    }
+                }
+                Ok(())
+            }
+            (State::Up, Packet::Unsuback(_) | Packet::Pingresp) => Ok(()),
+            (_, Packet::Disconnect(d)) => Err(format!(
+                "the remote disconnected (reason 0x{:02x})",
+                d.reason.0
+            )),
+            (_, packet) => Err(format!("unexpected {} from the remote", packet.name())),
+        }
+    }
+
+    fn handle_connack(
+        &mut self,
+        broker: &mut Broker,
+        connack: Connack<'_>,
+        now: Instant,
+    ) -> Result<(), String> {
+        if connack.reason != ReasonCode::SUCCESS {
+            return Err(format!(
+                "connection refused by the remote (0x{:02x})",
+                connack.reason.0
+            ));
+        }
+        info!(
+            "Bridge {} connected to the remote as {}.",
+            self.config.name, self.remote_clientid
+        );
+        self.stats.connects += 1;
+        if let Some(max) = connack.properties.maximum_packet_size {
+            self.max_packet_size = match self.max_packet_size {
+                0 => max,
+                ours => ours.min(max),
+            };
+        }
+        let remote_receive_maximum = connack.properties.receive_maximum;
+        self.set_state(State::Up);
+        self.up_since = Some(now);
+
+        // Toward the remote: subscribe to the `in` topics, drop stale out-only ones.
+        let v5 = self.version == ProtocolVersion::V5;
+        let filters: Vec<(&str, SubscriptionOptions)> = self
+            .maps
+            .iter()
+            .filter(|m| m.is_in())
+            .map(|m| {
+                (
+                    m.remote_filter.as_str(),
+                    SubscriptionOptions {
+                        qos: m.qos,
+                        no_local: v5,
+                        retain_as_published: v5,
+                        retain_handling: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut out = std::mem::take(&mut self.remote_out);
+        if !filters.is_empty() {
+            Packet::Subscribe(Subscribe {
+                packet_id: packet_id(SUBSCRIBE_ID),
+                filters,
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        let out_only: Vec<&str> = self
+            .maps
+            .iter()
+            .filter(|m| m.direction == Direction::Out)
+            .map(|m| m.remote_filter.as_str())
+            .collect();
+        if self.config.bridge_attempt_unsubscribe && !out_only.is_empty() {
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: packet_id(UNSUBSCRIBE_ID),
+                filters: out_only,
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        if self.config.notifications && !self.config.notifications_local_only {
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: true,
+                topic: &self.notification_topic,
+                packet_id: None,
+                payload: b"1",
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        self.remote_out = out;
+        self.last_sent = now;
+
+        // The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
+        let local_clean = self
+            .config
+            .local_cleansession
+            .unwrap_or(self.config.cleansession);
+        broker.handle_open(
+            self.local,
+            Peer::Bridge(Rc::from(self.config.name.as_str())),
+            BRIDGE_LISTENER,
+            now,
+        );
+        self.is_local_open = true;
+        let properties = Properties {
+            session_expiry_interval: Some(if local_clean { 0 } else { u32::MAX }),
+            receive_maximum: remote_receive_maximum,
+            ..Properties::default()
+        };
+        let connect = Connect {
+            version: ProtocolVersion::V5,
+            clean_session: local_clean,
+            keep_alive: 0,
+            client_id: &self.local_clientid,
+            will: None,
+            username: self.config.local_username.as_deref(),
+            password: None,
+            properties,
+        };
+        let frame = encode_v5(&Packet::Connect(connect));
+        broker.handle_frame(self.local, &frame, now);
+        let filters: Vec<(&str, SubscriptionOptions)> = self
+            .maps
+            .iter()
+            .filter(|m| m.is_out())
+            .map(|m| {
+                (
+                    m.local_filter.as_str(),
+                    SubscriptionOptions {
+                        qos: m.qos,
+                        // Not our own messages from `in` topics [MQTT-3.8.3-3]; the
+                        // retain flag as published, for bridge_outgoing_retain; retained
+                        // messages only for a new subscription (Mosquitto sends them
+                        // once, when the bridge is created).
+                        no_local: true,
+                        retain_as_published: true,
+                        retain_handling: 1,
+                    },
+                )
+            })
+            .collect();
+        if !filters.is_empty() {
+            let subscribe = Packet::Subscribe(Subscribe {
+                packet_id: packet_id(SUBSCRIBE_ID),
+                filters,
+                properties: Properties::default(),
+            });
+            let frame = encode_v5(&subscribe);
+            broker.handle_frame(self.local, &frame, now);
+        }
+        self.notify_local(broker, true, now);
+        Ok(())
+    }
+
+    /// Encodes `packet` as MQTT 5 and hands it to the local session.
+    fn to_local(&mut self, broker: &mut Broker, packet: &Packet<'_>, now: Instant) {
+        if !self.is_local_open {
+            return;
+        }
+        self.scratch.clear();
+        packet.encode(ProtocolVersion::V5, &mut self.scratch);
+        broker.handle_frame(self.local, &self.scratch, now);
+    }
+
+    /// Moves what the local session sent (its output) to the remote, mapped. Call when
+    /// `poll_dirty` names the local connection, and when the remote took its output.
+    pub fn pump_local(&mut self, broker: &mut Broker, now: Instant) {
+        if !self.is_local_open || self.state != State::Up {
+            return;
+        }
+        let mut consumed = 0;
+        {
+            let out = broker.output(self.local);
+            while consumed < out.len() && self.remote_out.len() < REMOTE_OUT_HIGH {
+                let Ok(Some(len)) = frame::check(&out[consumed..], usize::MAX) else {
+                    // The broker's own output is always whole, valid packets.
+                    break;
+                };
+                let bytes = &out[consumed..consumed + len];
+                consumed += len;
+                match Packet::decode(bytes, ProtocolVersion::V5) {
+                    Ok(packet) => relay_out(
+                        &self.maps,
+                        &self.config,
+                        self.version,
+                        self.max_packet_size,
+                        &mut self.stats,
+                        &mut self.remote_out,
+                        packet,
+                    ),
+                    Err(e) => debug!("Bridge {}: local packet not relayed: {e}", self.name()),
+                }
+            }
+        }
+        if consumed > 0 {
+            broker.consume_output(self.local, consumed);
+            self.last_sent = now;
+        }
+    }
+
+    /// The remote connection failed or ended (or could not be made): the local session
+    /// goes offline (its messages now wait in the broker) and the next attempt is planned.
+    pub fn handle_lost(&mut self, broker: &mut Broker, why: &str, now: Instant) {
+        let was_up = self.state == State::Up;
+        match self.state {
+            State::Up => info!("Bridge {} disconnected: {why}.", self.config.name),
+            State::Stopped | State::Waiting(_) => return,
+            _ => info!("Bridge {}: connection failed: {why}.", self.config.name),
+        }
+        self.close_local(broker, now);
+        self.remote_partial = Vec::new();
+        self.remote_out = Vec::new();
+        self.ping_sent = None;
+        if was_up {
+            self.notify_local(broker, false, now);
+            let stable = match self.config.restart_timeout {
+                RestartTimeout::Backoff {
+                    stable: Some(s), ..
+                } => Duration::from_secs(u64::from(s)),
+                _ => Duration::ZERO,
+            };
+            if self.up_since.is_some_and(|t| now >= t + stable) {
+                self.sleep = match self.config.restart_timeout {
+                    RestartTimeout::Constant(n) => n,
+                    RestartTimeout::Backoff { base, .. } => base,
+                };
+            }
+            if !self.config.round_robin {
+                // The first address is the primary: go back to it.
+                self.address = 0;
+            }
+        } else {
+            // Failover: the next address on the next attempt.
+            self.address = self.address.wrapping_add(1);
+        }
+        self.up_since = None;
+        if self.config.start_type == StartType::Once && was_up {
+            self.set_state(State::Stopped);
+            return;
+        }
+        let delay = self.next_delay();
+        debug!("Bridge {}: next attempt in {delay} s.", self.config.name);
+        self.set_state(State::Waiting(now + Duration::from_secs(u64::from(delay))));
+    }
+
+    /// A clean stop: the remote is told "0" on the state topic (DISCONNECT discards the
+    /// will that would say it) and DISCONNECT.
+    pub fn send_disconnect(&mut self) {
+        if self.state != State::Up {
+            return;
+        }
+        if self.config.notifications && !self.config.notifications_local_only {
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: true,
+                topic: &self.notification_topic,
+                packet_id: None,
+                payload: b"0",
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut self.remote_out);
+        }
+        Packet::Disconnect(Disconnect::default()).encode(self.version, &mut self.remote_out);
+    }
+
+    fn close_local(&mut self, broker: &mut Broker, now: Instant) {
+        if self.is_local_open {
+            self.to_local(broker, &Packet::Disconnect(Disconnect::default()), now);
+            self.is_local_open = false;
+            broker.handle_closed(self.local, now);
+        }
+    }
+
+    /// The broker closed the local session's connection itself (a client took its id
+    /// over, or a protocol error): the remote link ends with it.
+    pub fn handle_local_closed(&mut self, broker: &mut Broker, now: Instant) -> bool {
+        if !self.is_local_open {
+            return false;
+        }
+        self.is_local_open = false;
+        broker.handle_closed(self.local, now);
+        self.handle_lost(broker, "its local session was closed", now);
+        true
+    }
+
+    /// Restart delay: constant, or Mosquitto's "decorrelated jitter" backoff between
+    /// BASE and CAP (sleep = min(cap, random(base, sleep * 3))).
+    fn next_delay(&mut self) -> u32 {
+        match self.config.restart_timeout {
+            RestartTimeout::Constant(n) => n,
+            RestartTimeout::Backoff { base, cap, .. } => {
+                let high = self.sleep.saturating_mul(3).max(base + 1);
+                let span = u64::from(high - base);
+                let delay = base + (self.random() % span) as u32;
+                self.sleep = delay.min(cap);
+                self.sleep
+            }
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64: jitter only, not security.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// When [`Link::handle_timeout`] is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting(at) | State::Connecting(at) | State::AwaitingConnack(at) => Some(at),
+            State::Up => {
+                let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
+                Some(match self.ping_sent {
+                    Some(sent) => sent + keep_alive,
+                    None => self.last_sent + keep_alive,
+                })
+            }
+            State::Stopped => None,
+        }
+    }
+
+    /// Time passed: keep alive (PINGREQ; no answer within another keep-alive period ends
+    /// the link) and connect timeouts. `Err` means the link is dead; the caller closes the
+    /// socket and calls [`Link::handle_lost`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+        let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
+        match self.state {
+            State::Connecting(at) | State::AwaitingConnack(at) if at <= now => {
+                Err("timed out".to_string())
+            }
+            State::Up => match self.ping_sent {
+                Some(sent) if now >= sent + keep_alive => {
+                    Err("no answer from the remote within the keep alive".to_string())
+                }
+                None if now >= self.last_sent + keep_alive => {
+                    Packet::Pingreq.encode(self.version, &mut self.remote_out);
+                    self.last_sent = now;
+                    self.ping_sent = Some(now);
+                    Ok(())
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// The state notification on the local broker (retained "1"/"0").
+    fn notify_local(&mut self, broker: &mut Broker, is_up: bool, now: Instant) {
+        if self.config.notifications {
+            let payload: &[u8] = if is_up { b"1" } else { b"0" };
+            broker.publish_retained(&self.notification_topic, payload, QoS::AtLeastOnce, now);
+        }
+    }
+
+    fn set_state(&mut self, state: State) {
+        debug!(
+            "Bridge {}: state={:?}=>{:?}",
+            self.config.name, self.state, state
+        );
+        self.state = state;
+    }
+}
+
+/// A local packet of the bridge session, sent on to the remote.
+fn relay_out(
+    maps: &[TopicMap],
+    config: &config::Bridge,
+    version: ProtocolVersion,
+    max_packet_size: u32,
+    stats: &mut LinkStats,
+    out: &mut Vec<u8>,
+    packet: Packet<'_>,
+) {
+    let v5 = version == ProtocolVersion::V5;
+    fn ack<'a>(a: &Ack<'a>, v5: bool) -> Ack<'a> {
+        if v5 {
+            local_ack(a)
+        } else {
+            Ack::new(a.packet_id)
+        }
+    }
+    let packet = match packet {
+        Packet::Publish(p) => {
+            let topic = map_out(maps, p.topic);
+            let publish = Publish {
+                retain: p.retain && config.bridge_outgoing_retain,
+                topic: &topic,
+                properties: if v5 {
+                    relayed_properties(&p.properties)
+                } else {
+                    Properties::default()
+                },
+                ..p
+            };
+            let packet = Packet::Publish(publish);
+            if max_packet_size != 0 && packet.encoded_len(version) > max_packet_size as usize {
+                warn!(
+                    "Bridge {}: a message on {topic} is larger than the remote's maximum packet size; dropped.",
+                    config.name
+                );
+                return;
+            }
+            stats.messages_sent += 1;
+            packet.encode(version, out);
+            return;
+        }
+        Packet::Puback(a) => Packet::Puback(ack(&a, v5)),
+        Packet::Pubrec(a) => Packet::Pubrec(ack(&a, v5)),
+        Packet::Pubrel(a) => Packet::Pubrel(ack(&a, v5)),
+        Packet::Pubcomp(a) => Packet::Pubcomp(ack(&a, v5)),
+        // CONNACK, SUBACK, UNSUBACK, DISCONNECT of the local session: nothing for the
+        // remote.
+        _ => return,
+    };
+    packet.encode(version, out);
+}
+
+/// An acknowledgement from the remote, for the (MQTT 5) local session.
+fn local_ack<'a>(a: &Ack<'a>) -> Ack<'a> {
+    Ack {
+        packet_id: a.packet_id,
+        reason: a.reason,
+        properties: relayed_properties(&a.properties),
+    }
+}
+
+/// The properties that travel on with a message: everything but those that belong to
+/// one connection (Topic Alias, Subscription Identifiers).
+fn relayed_properties<'a>(p: &Properties<'a>) -> Properties<'a> {
+    Properties {
+        topic_alias: None,
+        subscription_identifiers: Vec::new(),
+        ..p.clone()
+    }
+}
+
+fn encode_v5(packet: &Packet<'_>) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(packet.encoded_len(ProtocolVersion::V5));
+    packet.encode(ProtocolVersion::V5, &mut frame);
+    frame
+}
+
+fn packet_id(id: u16) -> PacketId {
+    PacketId::new(id).unwrap_or(PacketId(std::num::NonZeroU16::MIN))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,395 @@
+//! Bridges (`connection` blocks): two broker processes, one the gateway and one the
+//! "cloud", real sockets between them, rumqttc clients on both ends. Outages are made by
+//! a TCP proxy in the test that cuts the link or black-holes it without closing.
+//!
+//! Every wait is bounded; the longest (keep alive noticing a black hole) is a few
+//! keep-alive periods of 5 s, Mosquitto's minimum `keepalive_interval`.
+
+use crate::common::{eventually, Broker, Peer, WAIT};
+use rumqttc::QoS;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The gateway's bridge toward `port`, named `cloud`, remote client id `gw1`, reconnecting
+/// after 1 s, with `lines` (topic lines and other options) after it.
+fn gateway(port: u16, lines: &str) -> Broker {
+    Broker::start(&format!(
+        "connection cloud\naddress 127.0.0.1:{port}\nremote_clientid gw1\nrestart_timeout 1\n{lines}\n"
+    ))
+}
+
+const STATE_TOPIC: &str = "$SYS/broker/connection/gw1/state";
+
+/// A client of `broker` subscribed to the bridge's state notification.
+fn state_watcher(broker: &Broker, id: &str) -> Peer {
+    let mut peer = broker.client(id);
+    peer.subscribe(STATE_TOPIC, QoS::AtLeastOnce);
+    peer
+}
+
+/// Waits (up to `limit`) until the state topic says `state` ("1" up, "0" down).
+fn wait_state(watcher: &mut Peer, state: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(p) = watcher.next_publish(deadline - Instant::now()) {
+            if p.topic == STATE_TOPIC && p.payload.as_ref() == state.as_bytes() {
+                return;
+            }
+        }
+    }
+    panic!("the bridge state did not become {state} within {limit:?}");
+}
+
+/// Collects `n` messages (topic, payload) within `limit`.
+fn collect(peer: &mut Peer, n: usize, limit: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        if let Some(p) = peer.next_publish(deadline - Instant::now()) {
+            got.push((
+                p.topic.clone(),
+                String::from_utf8_lossy(&p.payload).into_owned(),
+            ));
+        }
+    }
+    got
+}
+
+/// Messages published at the gateway arrive at the cloud with the local prefix replaced
+/// by the remote one, and the other way round; a `""` pattern maps one topic to another;
+/// topics outside every line stay where they are.
+#[test]
+fn topics_are_mapped_with_prefixes_in_every_direction() {
+    let cloud = Broker::start("");
+    let gw = gateway(
+        cloud.port,
+        "topic sensors/# out 1 gw/ site7/\n\
+         topic cmd/# in 1 gw/ site7/\n\
+         topic sync/# both 1 local/ remote/\n\
+         topic \"\" out 1 alarm/here alarm/there\n\
+         bridge_protocol_version mqttv50",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+
+    let mut cloud_sub = cloud.client("cloud-sub");
+    for f in ["site7/#", "remote/#", "alarm/#", "gw/#", "sensors/#"] {
+        cloud_sub.subscribe(f, QoS::AtLeastOnce);
+    }
+    let mut gw_sub = gw.client("gw-sub");
+    for f in ["gw/cmd/#", "local/#", "cmd/#"] {
+        gw_sub.subscribe(f, QoS::AtLeastOnce);
+    }
+    let mut gw_pub = gw.client("gw-pub");
+    let mut cloud_pub = cloud.client("cloud-pub");
+
+    gw_pub.publish("gw/sensors/t1", QoS::AtLeastOnce, false, b"21.5");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("site7/sensors/t1".into(), "21.5".into())]
+    );
+    gw_pub.publish("alarm/here", QoS::AtLeastOnce, false, b"fire");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("alarm/there".into(), "fire".into())]
+    );
+    cloud_pub.publish("site7/cmd/reboot", QoS::AtLeastOnce, false, b"now");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("gw/cmd/reboot".into(), "now".into())]
+    );
+    // The cloud's own subscriber sees it directly.
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("site7/cmd/reboot".into(), "now".into())]
+    );
+    // both: each way, and no echo (MQTT 5 No Local on both sides).
+    gw_pub.publish("local/sync/a", QoS::AtLeastOnce, false, b"up");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("remote/sync/a".into(), "up".into())]
+    );
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("local/sync/a".into(), "up".into())]
+    );
+    cloud_pub.publish("remote/sync/b", QoS::AtLeastOnce, false, b"down");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("local/sync/b".into(), "down".into())]
+    );
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("remote/sync/b".into(), "down".into())]
+    );
+    // Nothing else moved: not the echoes, not unmapped topics.
+    gw_pub.publish("other/x", QoS::AtLeastOnce, false, b"stay");
+    cloud_pub.publish("cmd/x", QoS::AtLeastOnce, false, b"stay");
+    cloud_sub.expect_no_publish();
+    gw_sub.expect_no_publish();
+}
+
+/// Each QoS travels at the lower of the message's and the topic line's QoS, and a QoS 2
+/// message arrives exactly once.
+#[test]
+fn qos_levels_cross_the_bridge() {
+    let cloud = Broker::start("");
+    let gw = gateway(cloud.port, "topic q/# out 2\ntopic low/# out 0");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("#", QoS::ExactlyOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        gw_pub.publish(&format!("q/{i}"), qos, false, b"m");
+        let p = cloud_sub.expect_publish();
+        assert_eq!((p.topic.as_str(), p.qos), (format!("q/{i}").as_str(), qos));
+    }
+    gw_pub.publish("low/1", QoS::ExactlyOnce, false, b"m");
+    let p = cloud_sub.expect_publish();
+    assert_eq!((p.topic.as_str(), p.qos), ("low/1", QoS::AtMostOnce));
+    cloud_sub.expect_no_publish();
+}
+
+/// The state notification: retained "1" on both brokers when the link is up; "0" at the
+/// cloud (the bridge's will) when the gateway dies.
+#[test]
+fn notifications_announce_the_link_state() {
+    let cloud = Broker::start("");
+    let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
+    let gw = gateway(cloud.port, "topic x/# out 0");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    wait_state(&mut cloud_watch, "1", WAIT);
+    // Retained on both: a late subscriber gets "1".
+    let mut late = state_watcher(&cloud, "late");
+    let p = late.expect_publish();
+    assert!(p.retain);
+    assert_eq!(p.payload.as_ref(), b"1");
+    drop(gw); // SIGKILL: the cloud publishes the will.
+    wait_state(&mut cloud_watch, "0", WAIT);
+}
+
+/// A TCP proxy between the gateway and the cloud that the test can cut (close every
+/// connection, refuse new ones) or turn into a black hole (keep connections, drop bytes).
+struct Proxy {
+    port: u16,
+    /// 0 pass, 1 cut, 2 black hole.
+    mode: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+const PASS: u8 = 0;
+const CUT: u8 = 1;
+const BLACK_HOLE: u8 = 2;
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (mode.clone(), stop.clone());
+        let accept = thread::spawn(move || {
+            let mut pumps = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if m.load(Ordering::SeqCst) == CUT {
+                            continue; // Dropped: closed at once.
+                        }
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                            continue;
+                        };
+                        client.set_nonblocking(false).unwrap();
+                        for (from, to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            let (m, s) = (m.clone(), s.clone());
+                            pumps.push(thread::spawn(move || pump(from, to, &m, &s)));
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for p in pumps {
+                let _ = p.join();
+            }
+        });
+        Proxy {
+            port,
+            mode,
+            stop,
+            threads: Mutex::new(vec![accept]),
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.lock().unwrap().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, the proxy stops, or the link is cut; in
+/// black-hole mode the bytes are read and dropped.
+fn pump(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU8, stop: &AtomicBool) {
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if stop.load(Ordering::SeqCst) || mode.load(Ordering::SeqCst) == CUT {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if mode.load(Ordering::SeqCst) == BLACK_HOLE {
+                    continue;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Asserts that `got` holds payloads 0..n in order, allowing QoS 1 duplicates (a message
+/// in flight when the link went down is sent again), and none missing.
+fn assert_all_in_order(got: &[(String, String)], n: usize) {
+    let mut expected = 0;
+    for (_, payload) in got {
+        let i: usize = payload.parse().expect("numbered payloads");
+        if i == expected {
+            expected += 1;
+        } else {
+            assert!(
+                i < expected,
+                "message {i} arrived before {expected}: {got:?}"
+            );
+        }
+    }
+    assert_eq!(expected, n, "messages missing at the cloud: {got:?}");
+}
+
+/// Store and forward: with the link cut, messages the gateway acknowledged wait in the
+/// bridge's local session; when the link returns, all arrive at the cloud, in order.
+#[test]
+fn messages_published_during_an_outage_arrive_after_it() {
+    const N: usize = 50;
+    let cloud = Broker::start("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+
+    proxy.set(CUT);
+    wait_state(&mut watcher, "0", WAIT);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    cloud_sub.expect_no_publish();
+    proxy.set(PASS);
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+    assert!(gw
+        .log_text()
+        .contains("Connecting bridge cloud (127.0.0.1:"));
+}
+
+/// A link that silently stops carrying packets (no FIN, no RST) is noticed by keep alive;
+/// the messages sent into the black hole are sent again after reconnecting.
+#[test]
+fn a_black_holed_link_is_detected_by_keep_alive_and_nothing_is_lost() {
+    const N: usize = 30;
+    let cloud = Broker::start("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+
+    proxy.set(BLACK_HOLE);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    // Keep alive: a PINGREQ after 5 s of silence, the link declared dead 5 s later.
+    let started = Instant::now();
+    wait_state(&mut watcher, "0", Duration::from_secs(20));
+    let detected = started.elapsed();
+    assert!(
+        detected <= Duration::from_secs(16),
+        "took {detected:?} to notice"
+    );
+    proxy.set(PASS);
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+}
+
+/// Failover: with the first address dead, the bridge connects to the second.
+#[test]
+fn a_dead_first_address_fails_over_to_the_next() {
+    let cloud = Broker::start("");
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let gw = Broker::start(&format!(
+        "connection cloud\naddresses 127.0.0.1:{dead} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
+        cloud.port
+    ));
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("f/#", QoS::AtLeastOnce);
+    gw.client("gw-pub")
+        .publish("f/1", QoS::AtLeastOnce, false, b"over");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("f/1".into(), "over".into())]
+    );
+    assert!(eventually(WAIT, || gw.log_text().contains(&format!(
+        "Connecting bridge cloud (127.0.0.1:{dead})"
+    ))));
+}
