@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// A CA, a server certificate for 127.0.0.1/localhost and client certificates, as PEM
 /// files in a directory.
-struct Pki {
+pub(crate) struct Pki {
     dir: PathBuf,
 }
 
@@ -69,7 +69,7 @@ fn leaf(
 }
 
 impl Pki {
-    fn new(tag: &str) -> Pki {
+    pub(crate) fn new(tag: &str) -> Pki {
         let dir = std::env::temp_dir().join(format!("culex-tls-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("PKI directory");
         let (ca_cert, ca) = new_ca("culex test CA");
@@ -134,11 +134,11 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 
-    fn listener_conf(&self, extra: &str) -> String {
+    pub(crate) fn listener_conf(&self, extra: &str) -> String {
         format!(
             "certfile {}\nkeyfile {}\n{extra}",
             self.path("server.pem"),
@@ -148,7 +148,7 @@ impl Pki {
 
     /// A rustls client configuration (ring provider, named explicitly) trusting our CA,
     /// optionally presenting the client certificate `client` (e.g. "client", "rogue").
-    fn client_config(
+    pub(crate) fn client_config(
         &self,
         client: Option<&str>,
         versions: &[&'static rustls::SupportedProtocolVersion],
@@ -185,7 +185,11 @@ impl Drop for Pki {
     }
 }
 
-fn tls_options(broker: &Broker, id: &str, config: Arc<rustls::ClientConfig>) -> MqttOptions {
+pub(crate) fn tls_options(
+    broker: &Broker,
+    id: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> MqttOptions {
     let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));

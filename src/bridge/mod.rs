@@ -409,23 +409,23 @@ impl Link {
                     properties,
                     ..publish
                 };
-                self.to_local(broker, &Packet::Publish(local), now);
+                self.send_local(broker, &Packet::Publish(local), now);
                 Ok(())
             }
             (State::Up, Packet::Puback(ack)) => {
-                self.to_local(broker, &Packet::Puback(local_ack(&ack)), now);
+                self.send_local(broker, &Packet::Puback(local_ack(&ack)), now);
                 Ok(())
             }
             (State::Up, Packet::Pubrec(ack)) => {
-                self.to_local(broker, &Packet::Pubrec(local_ack(&ack)), now);
+                self.send_local(broker, &Packet::Pubrec(local_ack(&ack)), now);
                 Ok(())
             }
             (State::Up, Packet::Pubrel(ack)) => {
-                self.to_local(broker, &Packet::Pubrel(local_ack(&ack)), now);
+                self.send_local(broker, &Packet::Pubrel(local_ack(&ack)), now);
                 Ok(())
             }
             (State::Up, Packet::Pubcomp(ack)) => {
-                self.to_local(broker, &Packet::Pubcomp(local_ack(&ack)), now);
+                self.send_local(broker, &Packet::Pubcomp(local_ack(&ack)), now);
                 Ok(())
             }
             (State::Up, Packet::Suback(suback)) => {
@@ -598,7 +598,7 @@ impl Link {
     }
 
     /// Encodes `packet` as MQTT 5 and hands it to the local session.
-    fn to_local(&mut self, broker: &mut Broker, packet: &Packet<'_>, now: Instant) {
+    fn send_local(&mut self, broker: &mut Broker, packet: &Packet<'_>, now: Instant) {
         if !self.is_local_open {
             return;
         }
@@ -711,7 +711,7 @@ impl Link {
 
     fn close_local(&mut self, broker: &mut Broker, now: Instant) {
         if self.is_local_open {
-            self.to_local(broker, &Packet::Disconnect(Disconnect::default()), now);
+            self.send_local(broker, &Packet::Disconnect(Disconnect::default()), now);
             self.is_local_open = false;
             broker.handle_closed(self.local, now);
         }

@@ -1887,7 +1887,19 @@ mod tests {
              log_type all\nlog_dest stderr\nconnection_messages true\npersistence false\n\
              max_qos 2\nauto_id_prefix auto-\nqueue_qos0_messages false\nper_listener_settings false\n\
              listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\ncapath /etc/ssl/certs\n\
-             crlfile /crl.pem\nrequire_certificate true\ntls_version tlsv1.3\n",
+             crlfile /crl.pem\nrequire_certificate true\ntls_version tlsv1.3\n\
+             connection cloud\naddresses a.example:8883 b.example\nround_robin true\n\
+             topic sensors/# out 1 gw/ site/\ntopic cmd/# in 2\ntopic \"\" both 0 a/b c/d\n\
+             cleansession false\nlocal_cleansession false\nremote_clientid gw\n\
+             remote_username u\nremote_password p\nlocal_clientid lgw\nkeepalive_interval 30\n\
+             restart_timeout 5 60\nstart_type once\nnotifications true\n\
+             notifications_local_only false\nnotification_topic gw/state\ntry_private false\n\
+             bridge_protocol_version mqttv50\nbridge_attempt_unsubscribe false\n\
+             bridge_outgoing_retain false\nbridge_max_packet_size 10000\n\
+             bridge_receive_maximum 10\nbridge_session_expiry_interval 60\n\
+             bridge_cafile /ca.pem\nbridge_capath /etc/ssl/certs\nbridge_tls_use_os_certs true\n\
+             bridge_certfile /c.pem\nbridge_keyfile /k.pem\nbridge_alpn x-amzn-mqtt-ca\n\
+             bridge_insecure false\nbridge_tls_version tlsv1.2\n",
         )
         .unwrap();
         assert_eq!(texts(c.unsupported()), Vec::<String>::new());
@@ -1899,7 +1911,7 @@ mod tests {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
              listener 8883\nciphers HIGH\nprotocol websockets\n\
-             connection cloud\naddress h\ntopic # out\n",
+             connection cloud\naddress h\ntopic # out\nstart_type lazy\nbridge_bind_address 10.0.0.1\n",
         )
         .unwrap();
         assert_eq!(
@@ -1909,9 +1921,8 @@ mod tests {
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
-                "t.conf:7: 'connection' is a Mosquitto option culex does not support yet",
-                "t.conf:8: 'address' is a Mosquitto option culex does not support yet",
-                "t.conf:9: 'topic' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'start_type lazy' is a Mosquitto option culex does not support yet",
+                "t.conf:11: 'bridge_bind_address' is a Mosquitto option culex does not support yet",
             ]
         );
         assert_eq!(
