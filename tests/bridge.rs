@@ -451,3 +451,128 @@ fn a_bridge_without_the_client_certificate_is_refused_by_the_cloud() {
         .contains("Bridge cloud: connection failed")));
     assert!(!gw.log_text().contains("Bridge cloud connected"));
 }
+
+/// A 3.1.1 bridge announces itself with the protocol level's top bit (try_private, the
+/// default); the cloud then gives its subscriptions No Local, as Mosquitto does, so a
+/// `both` topic does not bring a message back to where it came from.
+#[test]
+fn a_3_1_1_bridge_with_try_private_does_not_echo() {
+    let cloud = Broker::start("");
+    let gw = gateway(cloud.port, "topic sync/# both 1");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("sync/#", QoS::AtLeastOnce);
+    let mut gw_sub = gw.client("gw-sub");
+    gw_sub.subscribe("sync/#", QoS::AtLeastOnce);
+    gw.client("gw-pub")
+        .publish("sync/a", QoS::AtLeastOnce, false, b"once");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("sync/a".into(), "once".into())]
+    );
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("sync/a".into(), "once".into())]
+    );
+    gw_sub.expect_no_publish();
+    cloud
+        .client("cloud-pub")
+        .publish("sync/b", QoS::AtLeastOnce, false, b"back");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("sync/b".into(), "back".into())]
+    );
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("sync/b".into(), "back".into())]
+    );
+    cloud_sub.expect_no_publish();
+}
+
+/// The local session exists from start-up: messages published while the cloud has never
+/// been reachable are kept and delivered once it is.
+#[test]
+fn messages_wait_for_a_cloud_that_was_never_reachable() {
+    const N: usize = 20;
+    let cloud = Broker::start("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let gw = gateway(proxy.port, "topic data/# out 1");
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+}
+
+/// start_type lazy: no connection until `threshold` messages wait; then they are sent,
+/// and after `idle_timeout` seconds without messages the link is closed again.
+#[test]
+fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
+    let cloud = Broker::start("");
+    let gw = gateway(
+        cloud.port,
+        "topic data/# out 1\nstart_type lazy\nthreshold 3\nidle_timeout 2",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..2 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    cloud_sub.expect_no_publish();
+    assert!(!gw.log_text().contains("Connecting bridge cloud"));
+    gw_pub.publish("data/seq", QoS::AtLeastOnce, false, b"2");
+    wait_state(&mut watcher, "1", WAIT * 2);
+    assert_all_in_order(&collect(&mut cloud_sub, 3, WAIT), 3);
+    wait_state(&mut watcher, "0", WAIT * 2);
+    assert!(gw.log_text().contains("stopping (start_type lazy)"));
+}
+
+/// $SYS/broker/connection/NAME/...: whether connected, messages sent, and the backlog.
+#[test]
+fn sys_topics_show_the_bridge_progress() {
+    let cloud = Broker::start("");
+    let gw = gateway(cloud.port, "topic data/# out 1\nsys_interval 1");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..3 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    let mut sys = gw.client("sys");
+    sys.subscribe(
+        "$SYS/broker/connection/cloud/messages/sent",
+        QoS::AtMostOnce,
+    );
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    while last != "3" && Instant::now() < deadline {
+        if let Some(p) = sys.next_publish(deadline - Instant::now()) {
+            last = String::from_utf8_lossy(&p.payload).into_owned();
+        }
+    }
+    assert_eq!(last, "3");
+}

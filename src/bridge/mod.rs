@@ -39,6 +39,9 @@ use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// How often a lazy bridge looks at its backlog, and the least interval of its $SYS
+/// values.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a TCP connect, TLS handshake and CONNACK may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes waiting for the remote socket above which the local session's output is left
@@ -150,6 +153,8 @@ pub enum State {
     Up,
     /// `start_type once` after its one connection ended: never again.
     Stopped,
+    /// `start_type lazy`: not connected until `threshold` messages wait for the remote.
+    Idle,
 }
 
 /// Counters published under `$SYS/broker/connection/<name>/`.
@@ -187,10 +192,26 @@ pub struct Link {
     max_packet_size: u32,
     scratch: Vec<u8>,
     pub stats: LinkStats,
+    /// When a message last crossed (lazy bridges stop after `idle_timeout` without).
+    last_activity: Instant,
+    /// The link is being ended because it was idle: back to `Idle`, not to a retry.
+    is_stopping_idle: bool,
+    /// The next backlog check of a lazy bridge, and the next $SYS update.
+    next_check: Instant,
+    /// `sys_interval`; zero: no $SYS values.
+    sys_interval: Duration,
+    next_sys: Instant,
+    /// The $SYS values last published, to publish only changes.
+    last_sys: Vec<String>,
 }
 
 impl Link {
-    pub fn new(config: &config::Bridge, local: ConnId, now: Instant) -> Link {
+    pub fn new(
+        config: &config::Bridge,
+        local: ConnId,
+        sys_interval: Duration,
+        now: Instant,
+    ) -> Link {
         let remote_clientid = config
             .remote_clientid
             .clone()
@@ -236,6 +257,12 @@ impl Link {
             max_packet_size: config.bridge_max_packet_size,
             scratch: Vec::new(),
             stats: LinkStats::default(),
+            last_activity: now,
+            is_stopping_idle: false,
+            next_check: now,
+            sys_interval,
+            next_sys: now,
+            last_sys: Vec::new(),
             config: config.clone(),
         }
     }
@@ -281,8 +308,19 @@ impl Link {
 
     /// Local start-up: the state notification says "not connected" until the link is up
     /// (Mosquitto publishes "0" locally before each attempt).
+    ///
+    /// With a persistent local session (`local_cleansession false`, the default), the
+    /// session and its subscriptions are created now and left offline, so messages for
+    /// the remote are kept from the start, even if the remote is not reachable yet.
     pub fn start(&mut self, broker: &mut Broker, now: Instant) {
         self.notify_local(broker, false, now);
+        if !self.is_local_clean() {
+            self.open_local(broker, None, now);
+            self.close_local(broker, now);
+        }
+        if self.config.start_type == StartType::Lazy {
+            self.set_state(State::Idle);
+        }
     }
 
     /// If an attempt is due: the address to connect to, and the link is `Connecting`.
@@ -402,6 +440,7 @@ impl Link {
             }
             (State::Up, Packet::Publish(publish)) => {
                 self.stats.messages_received += 1;
+                self.last_activity = now;
                 let topic = map_in(&self.maps, publish.topic);
                 let properties = relayed_properties(&publish.properties);
                 let local = Publish {
@@ -478,6 +517,7 @@ impl Link {
         let remote_receive_maximum = connack.properties.receive_maximum;
         self.set_state(State::Up);
         self.up_since = Some(now);
+        self.last_activity = now;
 
         // Toward the remote: subscribe to the `in` topics, drop stale out-only ones.
         let v5 = self.version == ProtocolVersion::V5;
@@ -535,11 +575,20 @@ impl Link {
         self.remote_out = out;
         self.last_sent = now;
 
-        // The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
-        let local_clean = self
-            .config
+        self.open_local(broker, remote_receive_maximum, now);
+        self.notify_local(broker, true, now);
+        Ok(())
+    }
+
+    fn is_local_clean(&self) -> bool {
+        self.config
             .local_cleansession
-            .unwrap_or(self.config.cleansession);
+            .unwrap_or(self.config.cleansession)
+    }
+
+    /// The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
+    fn open_local(&mut self, broker: &mut Broker, receive_maximum: Option<u16>, now: Instant) {
+        let local_clean = self.is_local_clean();
         broker.handle_open(
             self.local,
             Peer::Bridge(Rc::from(self.config.name.as_str())),
@@ -549,7 +598,7 @@ impl Link {
         self.is_local_open = true;
         let properties = Properties {
             session_expiry_interval: Some(if local_clean { 0 } else { u32::MAX }),
-            receive_maximum: remote_receive_maximum,
+            receive_maximum,
             ..Properties::default()
         };
         let connect = Connect {
@@ -593,8 +642,6 @@ impl Link {
             let frame = encode_v5(&subscribe);
             broker.handle_frame(self.local, &frame, now);
         }
-        self.notify_local(broker, true, now);
-        Ok(())
     }
 
     /// Encodes `packet` as MQTT 5 and hands it to the local session.
@@ -640,6 +687,7 @@ impl Link {
         if consumed > 0 {
             broker.consume_output(self.local, consumed);
             self.last_sent = now;
+            self.last_activity = now;
         }
     }
 
@@ -649,7 +697,7 @@ impl Link {
         let was_up = self.state == State::Up;
         match self.state {
             State::Up => info!("Bridge {} disconnected: {why}.", self.config.name),
-            State::Stopped | State::Waiting(_) => return,
+            State::Stopped | State::Waiting(_) | State::Idle => return,
             _ => info!("Bridge {}: connection failed: {why}.", self.config.name),
         }
         self.close_local(broker, now);
@@ -679,6 +727,12 @@ impl Link {
             self.address = self.address.wrapping_add(1);
         }
         self.up_since = None;
+        if std::mem::take(&mut self.is_stopping_idle) {
+            self.address = 0;
+            self.next_check = now + CHECK_INTERVAL;
+            self.set_state(State::Idle);
+            return;
+        }
         if self.config.start_type == StartType::Once && was_up {
             self.set_state(State::Stopped);
             return;
@@ -760,21 +814,62 @@ impl Link {
             State::Waiting(at) | State::Connecting(at) | State::AwaitingConnack(at) => Some(at),
             State::Up => {
                 let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
-                Some(match self.ping_sent {
+                let ping = match self.ping_sent {
                     Some(sent) => sent + keep_alive,
                     None => self.last_sent + keep_alive,
+                };
+                Some(match self.config.start_type {
+                    StartType::Lazy => ping.min(self.last_activity + self.idle_timeout()),
+                    _ => ping,
                 })
             }
+            State::Idle => Some(self.next_check),
             State::Stopped => None,
         }
+        .into_iter()
+        .chain((!self.sys_interval.is_zero()).then_some(self.next_sys))
+        .min()
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.idle_timeout))
     }
 
     /// Time passed: keep alive (PINGREQ; no answer within another keep-alive period ends
     /// the link) and connect timeouts. `Err` means the link is dead; the caller closes the
     /// socket and calls [`Link::handle_lost`].
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+    pub fn handle_timeout(&mut self, broker: &mut Broker, now: Instant) -> Result<(), String> {
+        if !self.sys_interval.is_zero() && now >= self.next_sys {
+            self.next_sys = now + self.sys_interval.max(CHECK_INTERVAL);
+            self.publish_sys(broker, now);
+        }
         let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
         match self.state {
+            State::Idle if now >= self.next_check => {
+                self.next_check = now + CHECK_INTERVAL;
+                let backlog = broker
+                    .session_backlog(&self.local_clientid)
+                    .map_or(0, |(queued, inflight)| queued + inflight);
+                if backlog >= self.config.threshold as usize {
+                    info!(
+                        "Bridge {}: {backlog} messages waiting, starting (start_type lazy).",
+                        self.config.name
+                    );
+                    self.set_state(State::Waiting(now));
+                }
+                Ok(())
+            }
+            State::Up
+                if self.config.start_type == StartType::Lazy
+                    && now >= self.last_activity + self.idle_timeout() =>
+            {
+                self.send_disconnect();
+                self.is_stopping_idle = true;
+                Err(format!(
+                    "no messages for {} s, stopping (start_type lazy)",
+                    self.config.idle_timeout
+                ))
+            }
             State::Connecting(at) | State::AwaitingConnack(at) if at <= now => {
                 Err("timed out".to_string())
             }
@@ -791,6 +886,34 @@ impl Link {
                 _ => Ok(()),
             },
             _ => Ok(()),
+        }
+    }
+
+    /// `$SYS/broker/connection/<name>/...`: the link's progress and how many messages
+    /// wait for the remote (the bridge's local session: queued and in flight), retained,
+    /// published when they change.
+    fn publish_sys(&mut self, broker: &mut Broker, now: Instant) {
+        let (queued, inflight) = broker
+            .session_backlog(&self.local_clientid)
+            .unwrap_or((0, 0));
+        let values = [
+            ("connected", u64::from(self.state == State::Up)),
+            ("messages/sent", self.stats.messages_sent),
+            ("messages/received", self.stats.messages_received),
+            ("messages/queued", queued as u64),
+            ("messages/inflight", inflight as u64),
+            ("connects", self.stats.connects),
+        ];
+        if self.last_sys.len() != values.len() {
+            self.last_sys = vec![String::new(); values.len()];
+        }
+        for ((name, value), last) in values.iter().zip(self.last_sys.iter_mut()) {
+            let value = value.to_string();
+            if *last != value {
+                let topic = format!("$SYS/broker/connection/{}/{name}", self.config.name);
+                broker.publish_retained(&topic, value.as_bytes(), QoS::AtMostOnce, now);
+                *last = value;
+            }
         }
     }
 

@@ -316,6 +316,10 @@ struct Conn {
     listener: usize,
     /// The username its client certificate stands for (see `set_certificate_username`).
     certificate_username: Option<Box<str>>,
+    /// A Mosquitto bridge (`try_private`: protocol level | 0x80): its 3.1/3.1.1
+    /// subscriptions get No Local and Retain As Published, as Mosquitto gives them, so
+    /// its own messages do not come back to it.
+    is_bridge: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -620,6 +624,7 @@ impl Broker {
             out_head_left: 0,
             certificate_username: None,
             listener,
+            is_bridge: false,
         });
         self.stats.sockets += 1;
         self.timers.schedule(deadline, Timer::Conn(conn));
@@ -644,6 +649,9 @@ impl Broker {
             return;
         }
         conn.last_seen = now;
+        if conn.state == ConnState::Connecting && crate::protocol::is_bridge_connect(frame) {
+            conn.is_bridge = true;
+        }
         let (version, state) = (conn.version, conn.state);
         self.stats.messages_received += 1;
         self.stats.bytes_received += frame.len() as u64;
@@ -1901,6 +1909,12 @@ impl Broker {
         let mut send_retained = Vec::with_capacity(subscribe.filters.len());
         let max_qos = self.conn_limits(conn).max_qos;
         let is_v5 = self.version(conn) == ProtocolVersion::V5;
+        let is_v3_bridge = !is_v5
+            && self
+                .conns
+                .get(conn.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.is_bridge);
         let codes = subscribe
             .filters
             .iter()
@@ -1915,8 +1929,8 @@ impl Broker {
                 let qos = options.qos.min(max_qos);
                 let sub = Sub {
                     qos,
-                    no_local: options.no_local,
-                    retain_as_published: options.retain_as_published,
+                    no_local: options.no_local || is_v3_bridge,
+                    retain_as_published: options.retain_as_published || is_v3_bridge,
                     id,
                 };
                 let existed = self.add_subscription(sid, &filter, sub);

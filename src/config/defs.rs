@@ -639,7 +639,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().restart_timeout = timeout;
             Ok(())
         }),
-    opt!("start_type", Bridge, true, Only(&["automatic", "once"]),
+    opt!("start_type", Bridge, true, Yes,
         "automatic (default), lazy or once.",
         |p, v| {
             p.bridge().start_type = match v.word()? {
@@ -651,7 +651,7 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("threshold", Bridge, true, No,
+    opt!("threshold", Bridge, true, Yes,
         "Queued messages that start a lazy bridge (default 10).",
         |p, v| {
             let mut n = v.int()?;
@@ -662,7 +662,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().threshold = n.min(u32::MAX.into()) as u32;
             Ok(())
         }),
-    opt!("idle_timeout", Bridge, true, No,
+    opt!("idle_timeout", Bridge, true, Yes,
         "Seconds without traffic before a lazy bridge stops (default 60).",
         |p, v| {
             let mut n = v.int()?;
@@ -1892,7 +1892,7 @@ mod tests {
              topic sensors/# out 1 gw/ site/\ntopic cmd/# in 2\ntopic \"\" both 0 a/b c/d\n\
              cleansession false\nlocal_cleansession false\nremote_clientid gw\n\
              remote_username u\nremote_password p\nlocal_clientid lgw\nkeepalive_interval 30\n\
-             restart_timeout 5 60\nstart_type once\nnotifications true\n\
+             restart_timeout 5 60\nstart_type lazy\nthreshold 5\nidle_timeout 30\nnotifications true\n\
              notifications_local_only false\nnotification_topic gw/state\ntry_private false\n\
              bridge_protocol_version mqttv50\nbridge_attempt_unsubscribe false\n\
              bridge_outgoing_retain false\nbridge_max_packet_size 10000\n\
@@ -1911,7 +1911,7 @@ mod tests {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
              listener 8883\nciphers HIGH\nprotocol websockets\n\
-             connection cloud\naddress h\ntopic # out\nstart_type lazy\nbridge_bind_address 10.0.0.1\n",
+             connection cloud\naddress h\ntopic # out\nbridge_bind_address 10.0.0.1\n",
         )
         .unwrap();
         assert_eq!(
@@ -1921,8 +1921,7 @@ mod tests {
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
-                "t.conf:10: 'start_type lazy' is a Mosquitto option culex does not support yet",
-                "t.conf:11: 'bridge_bind_address' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'bridge_bind_address' is a Mosquitto option culex does not support yet",
             ]
         );
         assert_eq!(

@@ -53,7 +53,8 @@ impl Server {
             if self.conns.len() <= index {
                 self.conns.resize_with(index + 1, || None);
             }
-            let mut link = Link::new(bridge, ConnId(index as u32), now);
+            let sys_interval = std::time::Duration::from_secs(u64::from(config.sys_interval));
+            let mut link = Link::new(bridge, ConnId(index as u32), sys_interval, now);
             link.start(&mut self.broker, now);
             self.bridges.push(BridgeConn {
                 link,
@@ -98,7 +99,12 @@ impl Server {
                     Err(e) => self.bridge_drop(index, &format!("cannot resolve: {e}"), now),
                 }
             }
-            if let Err(why) = self.bridges[index].link.handle_timeout(now) {
+            if let Err(why) = self.bridges[index]
+                .link
+                .handle_timeout(&mut self.broker, now)
+            {
+                // A lazy bridge's DISCONNECT goes out first; a dead link just fails.
+                let _ = self.bridge_flush(index);
                 self.bridge_drop(index, &why, now);
             }
             if let Some(address) = self.bridges[index].link.poll_connect(now) {

@@ -37,6 +37,33 @@ const USERNAME: u8 = 0x80;
 /// we, so such a bridge can connect. [`Connect`] does not record it yet.
 const BRIDGE_BIT: u8 = 0x80;
 
+/// Whether a whole CONNECT frame carries Mosquitto's bridge bit (protocol level 0x83 or
+/// 0x84, `try_private true`). `false` for anything else, malformed frames included.
+pub fn is_bridge_connect(frame: &[u8]) -> bool {
+    if frame.first().map(|b| b >> 4) != Some(super::packet::CONNECT) {
+        return false;
+    }
+    // The Remaining Length: 1 to 4 bytes, the last without the continuation bit.
+    let Some(len_bytes) = frame[1..]
+        .iter()
+        .take(4)
+        .position(|b| b & 0x80 == 0)
+        .map(|i| i + 1)
+    else {
+        return false;
+    };
+    let at = 1 + len_bytes;
+    let Some(name_len) = frame
+        .get(at..at + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    else {
+        return false;
+    };
+    frame
+        .get(at + 2 + name_len)
+        .is_some_and(|level| level & BRIDGE_BIT != 0 && level & !BRIDGE_BIT != 5)
+}
+
 pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
     let name = r.binary()?;
     let level = r.u8()? & !BRIDGE_BIT;
@@ -360,6 +387,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_bridge_bit_is_seen_only_on_a_3_1_1_or_3_1_connect() {
+        let mut frame = connect_with(8, 0x84);
+        assert!(is_bridge_connect(&frame));
+        frame = connect_with(8, 0x04);
+        assert!(!is_bridge_connect(&frame));
+        assert!(!is_bridge_connect(&frame[..8]));
+        assert!(!is_bridge_connect(&[0x30, 0x00]));
+        assert!(!is_bridge_connect(&[]));
     }
 
     /// Mosquitto bridges (`try_private true`) send level 0x84; accepted as 3.1.1.
