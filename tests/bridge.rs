@@ -576,3 +576,37 @@ fn sys_topics_show_the_bridge_progress() {
     }
     assert_eq!(last, "3");
 }
+
+/// culex's bridge_outbox_messages and bridge_outbox_full: while the cloud is away at most
+/// that many messages wait; with drop_oldest the newest are the ones kept.
+#[test]
+fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
+    let cloud = Broker::start("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1\nbridge_outbox_messages 5\nbridge_outbox_full drop_oldest",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(CUT);
+    wait_state(&mut watcher, "0", WAIT);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..20 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    proxy.set(PASS);
+    let got: Vec<String> = collect(&mut cloud_sub, 5, WAIT * 3)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(got, ["15", "16", "17", "18", "19"]);
+    cloud_sub.expect_no_publish();
+}

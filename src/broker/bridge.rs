@@ -7,6 +7,17 @@ use super::{Broker, Publication};
 use crate::protocol::QoS;
 use std::time::Instant;
 
+/// Limits of one session's queue instead of `max_queued_messages`/`max_queued_bytes`
+/// (0: unlimited), and which end gives way when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    /// `true`: the oldest queued message is dropped for a new one; `false`: the new
+    /// one is dropped (Mosquitto's behaviour for every client).
+    pub drop_oldest: bool,
+}
+
 /// The listener index of bridges' local connections: no listener's limits, no
 /// authentication, no ACL.
 pub const BRIDGE_LISTENER: usize = usize::MAX;
@@ -26,6 +37,12 @@ impl Broker {
         };
         self.set_retained(&mut publication);
         self.route(&mut publication, now);
+    }
+
+    /// Gives the session of `client_id` (existing or future) its own queue limits: a
+    /// bridge's outbox.
+    pub fn set_queue_limits(&mut self, client_id: &str, limits: QueueLimits) {
+        self.queue_limits.insert(client_id.into(), limits);
     }
 
     /// Messages waiting for the session of `client_id` (queued, then inflight), or `None`

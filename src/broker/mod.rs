@@ -32,7 +32,7 @@ mod bridge;
 mod message;
 mod sys;
 
-pub use bridge::BRIDGE_LISTENER;
+pub use bridge::{QueueLimits, BRIDGE_LISTENER};
 pub use message::{Message, MessageProps};
 
 use crate::auth::{dollar_topic_allowed, Access, Acl, PasswordFile};
@@ -485,6 +485,8 @@ pub struct Broker {
     /// used instead of `passwords` and `acl`.
     listener_auth: Vec<ListenerAuth>,
     next_auto_id: u64,
+    /// Queue limits of particular sessions (bridges' outboxes), by client id.
+    queue_limits: HashMap<Box<str>, QueueLimits>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -532,6 +534,7 @@ impl Broker {
             acl: None,
             listener_auth: Vec::new(),
             next_auto_id: 0,
+            queue_limits: HashMap::new(),
         };
         if !broker.settings.sys_interval.is_zero() {
             broker.publish_sys(now);
@@ -1695,7 +1698,7 @@ impl Broker {
         retain: bool,
         sub_ids: Box<[u32]>,
     ) {
-        let (max_messages, max_bytes) = (
+        let (mut max_messages, mut max_bytes) = (
             self.settings.max_queued_messages,
             self.settings.max_queued_bytes,
         );
@@ -1703,6 +1706,22 @@ impl Broker {
             .as_mut()
             .expect("a SessionId held by the tree names a live session");
         let size = message.queued_size();
+        if let Some(limits) = self.queue_limits.get(&session.client_id) {
+            (max_messages, max_bytes) = (limits.max_messages, limits.max_bytes);
+            if limits.drop_oldest {
+                // A bridge's outbox keeps the newest messages: the oldest make room.
+                while !session.queue.is_empty()
+                    && ((max_messages != 0 && session.queue.len() >= max_messages)
+                        || (max_bytes != 0 && session.queued_bytes + size > max_bytes))
+                {
+                    if let Some(old) = session.queue.pop_front() {
+                        session.queued_bytes -= old.message.queued_size();
+                        self.stats.release(&old.message);
+                        self.stats.publish_dropped += 1;
+                    }
+                }
+            }
+        }
         if (max_messages != 0 && session.queue.len() >= max_messages)
             || (max_bytes != 0 && session.queued_bytes + size > max_bytes)
         {

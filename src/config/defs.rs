@@ -747,6 +747,22 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
+    opt!("bridge_outbox_messages", Bridge, true, Yes,
+        "culex: messages kept for the remote while it is unreachable (default max_queued_messages; 0: unlimited).",
+        |p, v| { let n = v.int_in(0, i64::MAX)?; p.bridge().outbox_messages = Some(usize::try_from(n).unwrap_or(usize::MAX)); Ok(()) }),
+    opt!("bridge_outbox_bytes", Bridge, true, Yes,
+        "culex: payload bytes kept for the remote while it is unreachable (default max_queued_bytes; 0: unlimited).",
+        |p, v| { let n = v.int_in(0, i64::MAX)?; p.bridge().outbox_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX)); Ok(()) }),
+    opt!("bridge_outbox_full", Bridge, true, Yes,
+        "culex: drop_newest (default, as Mosquitto) or drop_oldest when the bridge's outbox is full.",
+        |p, v| {
+            p.bridge().outbox_drop_oldest = match v.word()? {
+                "drop_newest" => false,
+                "drop_oldest" => true,
+                w => return Err(v.invalid(&format!("'{w}' is not drop_newest or drop_oldest"))),
+            };
+            Ok(())
+        }),
     opt!("bridge_cafile", Bridge, true, Yes,
         "CA certificates for the remote; enables TLS.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.cafile, s, v) }),

@@ -55,6 +55,19 @@ impl Server {
             }
             let sys_interval = std::time::Duration::from_secs(u64::from(config.sys_interval));
             let mut link = Link::new(bridge, ConnId(index as u32), sys_interval, now);
+            if bridge.outbox_messages.is_some()
+                || bridge.outbox_bytes.is_some()
+                || bridge.outbox_drop_oldest
+            {
+                self.broker.set_queue_limits(
+                    &link.local_clientid,
+                    crate::broker::QueueLimits {
+                        max_messages: bridge.outbox_messages.unwrap_or(config.max_queued_messages),
+                        max_bytes: bridge.outbox_bytes.unwrap_or(config.max_queued_bytes),
+                        drop_oldest: bridge.outbox_drop_oldest,
+                    },
+                );
+            }
             link.start(&mut self.broker, now);
             self.bridges.push(BridgeConn {
                 link,
