@@ -610,3 +610,19 @@ fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
     assert_eq!(got, ["15", "16", "17", "18", "19"]);
     cloud_sub.expect_no_publish();
 }
+
+/// bridge_bind_address picks the local address of the bridge's socket (the cloud sees
+/// it); bridge_tcp_keepalive and bridge_tcp_user_timeout are set on the same socket.
+#[test]
+fn bridge_bind_address_and_tcp_options_shape_the_socket() {
+    let cloud = Broker::start("");
+    let gw = gateway(
+        cloud.port,
+        "topic x/# out 1\nbridge_bind_address 127.0.0.2\nbridge_tcp_keepalive 30 5 3\nbridge_tcp_user_timeout 10000",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    assert!(eventually(WAIT, || cloud
+        .log_text()
+        .contains("New client connected from 127.0.0.2:")));
+}

@@ -87,6 +87,7 @@ macro_rules! opt {
 use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
 
 const NO_PERSISTENCE: &str = "culex has no persistence yet ('persistence true' is refused)";
+const BRIDGE_LOCAL_AUTH: &str = "culex checks no password or ACL for its own bridges, as Mosquitto's password_file and acl_file do not (only plugins saw this name)";
 const NO_WEBSOCKETS: &str = "only used by websockets listeners, which culex refuses";
 
 /// Every option of Mosquitto 2.0 and 2.1, alphabetically by section.
@@ -588,10 +589,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("local_clientid", Bridge, true, Yes,
         "Client id of the local side (default local.<remote_clientid>).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_clientid, s, v) }),
-    opt!("local_username", Bridge, true, No,
+    opt!("local_username", Bridge, true, Ignored(BRIDGE_LOCAL_AUTH),
         "Username of the local side, for the local ACLs.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_username, s, v) }),
-    opt!("local_password", Bridge, true, No,
+    opt!("local_password", Bridge, true, Ignored(BRIDGE_LOCAL_AUTH),
         "Password of the local side.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_password, s, v) }),
     opt!("keepalive_interval", Bridge, true, Yes,
@@ -705,7 +706,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bridge_max_packet_size", Bridge, true, Yes,
         "Largest packet sent to the remote (0: unlimited).",
         |p, v| { p.bridge().bridge_max_packet_size = v.int()?.clamp(0, u32::MAX.into()) as u32; Ok(()) }),
-    opt!("bridge_bind_address", Bridge, true, No,
+    opt!("bridge_bind_address", Bridge, true, Yes,
         "Local address of the bridge connection.",
         |p, v| { let s = v.word()?.to_string(); set_once(&mut p.bridge().bridge_bind_address, s, v) }),
     opt!("bridge_max_topic_alias", Bridge, true, No,
@@ -717,7 +718,7 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bridge_session_expiry_interval", Bridge, true, Yes,
         "2.1: MQTT 5 session expiry toward the remote, seconds.",
         |p, v| { p.bridge().bridge_session_expiry_interval = v.int_in(0, u32::MAX.into())? as u32; Ok(()) }),
-    opt!("bridge_tcp_keepalive", Bridge, true, No,
+    opt!("bridge_tcp_keepalive", Bridge, true, Yes,
         "2.1: TCP keepalive: bridge_tcp_keepalive IDLE INTERVAL COUNT.",
         |p, v| {
             let words = v.words();
@@ -734,7 +735,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().bridge_tcp_keepalive = Some(TcpKeepalive { idle: n[0], interval: n[1], count: n[2] });
             Ok(())
         }),
-    opt!("bridge_tcp_user_timeout", Bridge, true, No,
+    opt!("bridge_tcp_user_timeout", Bridge, true, Yes,
         "2.1: TCP_USER_TIMEOUT in milliseconds (Linux).",
         |p, v| { p.bridge().bridge_tcp_user_timeout = Some(v.int_in(0, u32::MAX.into())? as u32); Ok(()) }),
     opt!("bridge_reload_type", Bridge, true, No,
@@ -1705,6 +1706,10 @@ mod tests {
                 t.tls_version == Some(TlsVersion::V1_2) && t.ciphers.as_deref() == Some("HIGH") && t.ciphers_tls13.is_some()
             }),
             ("bridge_identity gw\nbridge_psk 0a1b2c", |c| c.bridges[0].tls.identity.as_deref() == Some("gw") && c.bridges[0].tls.psk.as_deref() == Some("0a1b2c")),
+            ("bridge_outbox_messages 5000\nbridge_outbox_bytes 1000000\nbridge_outbox_full drop_oldest", |c| {
+                let b = &c.bridges[0];
+                b.outbox_messages == Some(5000) && b.outbox_bytes == Some(1_000_000) && b.outbox_drop_oldest
+            }),
         ];
         out.extend(bridge.into_iter().map(|(t, f)| (format!("{BRIDGE}{t}"), f)));
         out
@@ -1915,7 +1920,9 @@ mod tests {
              bridge_receive_maximum 10\nbridge_session_expiry_interval 60\n\
              bridge_cafile /ca.pem\nbridge_capath /etc/ssl/certs\nbridge_tls_use_os_certs true\n\
              bridge_certfile /c.pem\nbridge_keyfile /k.pem\nbridge_alpn x-amzn-mqtt-ca\n\
-             bridge_insecure false\nbridge_tls_version tlsv1.2\n",
+             bridge_insecure false\nbridge_tls_version tlsv1.2\nbridge_bind_address 10.0.0.1\n\
+             bridge_tcp_keepalive 60 10 3\nbridge_tcp_user_timeout 20000\n\
+             bridge_outbox_messages 100000\nbridge_outbox_bytes 0\nbridge_outbox_full drop_oldest\n",
         )
         .unwrap();
         assert_eq!(texts(c.unsupported()), Vec::<String>::new());
@@ -1927,7 +1934,7 @@ mod tests {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
              listener 8883\nciphers HIGH\nprotocol websockets\n\
-             connection cloud\naddress h\ntopic # out\nbridge_bind_address 10.0.0.1\n",
+             connection cloud\naddress h\ntopic # out\nbridge_ciphers HIGH\n",
         )
         .unwrap();
         assert_eq!(
@@ -1937,7 +1944,7 @@ mod tests {
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
-                "t.conf:10: 'bridge_bind_address' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex does not support yet",
             ]
         );
         assert_eq!(

@@ -34,6 +34,52 @@ pub(super) struct BridgeConn {
     /// A resolver thread's answer, and the host it resolves (for SNI).
     resolving: Option<mpsc::Receiver<io::Result<Vec<SocketAddr>>>>,
     host: String,
+    options: SocketOptions,
+}
+
+/// Socket options of a bridge: `bridge_bind_address`, `bridge_tcp_keepalive`,
+/// `bridge_tcp_user_timeout` (2.1).
+#[derive(Debug, Clone, Default)]
+struct SocketOptions {
+    bind_address: Option<IpAddr>,
+    tcp_keepalive: Option<crate::config::TcpKeepalive>,
+    tcp_user_timeout_ms: Option<u32>,
+}
+
+/// A non-blocking connect with the bridge's socket options set first (mio's
+/// `TcpStream::connect` cannot bind or set them before connecting).
+fn connect_socket(options: &SocketOptions, address: SocketAddr) -> io::Result<mio::net::TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::time::Duration;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ip) = options.bind_address {
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+            .map_err(|e| io::Error::new(e.kind(), format!("bridge_bind_address {ip}: {e}")))?;
+    }
+    if let Some(k) = options.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(u64::from(k.idle)))
+            .with_interval(Duration::from_secs(u64::from(k.interval)))
+            .with_retries(k.count);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    if let Some(ms) = options.tcp_user_timeout_ms {
+        socket.set_tcp_user_timeout(Some(Duration::from_millis(u64::from(ms))))?;
+    }
+    match socket.connect(&SockAddr::from(address)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(115) /* EINPROGRESS */ => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mio::net::TcpStream::from_std(socket.into()))
 }
 
 impl Server {
@@ -77,6 +123,19 @@ impl Server {
                 is_connected: false,
                 resolving: None,
                 host: String::new(),
+                options: SocketOptions {
+                    bind_address: match &bridge.bridge_bind_address {
+                        Some(a) => Some(a.parse().map_err(|_| {
+                            io::Error::other(format!(
+                                "bridge {}: bridge_bind_address {a} is not an IP address",
+                                bridge.name
+                            ))
+                        })?),
+                        None => None,
+                    },
+                    tcp_keepalive: bridge.bridge_tcp_keepalive,
+                    tcp_user_timeout_ms: bridge.bridge_tcp_user_timeout,
+                },
             });
         }
         Ok(())
@@ -153,7 +212,7 @@ impl Server {
     }
 
     fn bridge_connect(&mut self, index: usize, address: SocketAddr, now: Instant) {
-        let mut socket = match mio::net::TcpStream::connect(address) {
+        let mut socket = match connect_socket(&self.bridges[index].options, address) {
             Ok(s) => s,
             Err(e) => return self.bridge_drop(index, &format!("{address}: {e}"), now),
         };
