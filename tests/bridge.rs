@@ -626,3 +626,19 @@ fn bridge_bind_address_and_tcp_options_shape_the_socket() {
         .log_text()
         .contains("New client connected from 127.0.0.2:")));
 }
+
+/// A clean stop (SIGTERM) tells the cloud "0" before DISCONNECT (which discards the will
+/// that would otherwise say it).
+#[test]
+fn a_clean_stop_tells_the_cloud_the_link_is_down() {
+    let cloud = Broker::start("");
+    let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
+    let gw = gateway(cloud.port, "topic x/# out 0");
+    wait_state(&mut cloud_watch, "1", WAIT * 3);
+    gw.signal("TERM");
+    wait_state(&mut cloud_watch, "0", WAIT);
+    assert!(eventually(WAIT, || cloud
+        .log_text()
+        .contains("Client gw1 disconnected.")
+        || cloud.log_text().contains("gw1 closed its connection")));
+}

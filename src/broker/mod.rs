@@ -1148,7 +1148,9 @@ impl Broker {
         // MQTT 5: a keep alive over max_keepalive (or none) is replaced by the server's,
         // told in CONNACK. [MQTT-3.2.2-21]
         let max_keepalive = self.settings.max_keepalive;
+        // A bridge's local side is in-process: no keep alive (its link has its own).
         let server_keep_alive = (is_v5
+            && listener != BRIDGE_LISTENER
             && max_keepalive != 0
             && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
             .then_some(max_keepalive);
