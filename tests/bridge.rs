@@ -642,3 +642,38 @@ fn a_clean_stop_tells_the_cloud_the_link_is_down() {
         .log_text()
         .contains("Client gw1 disconnected.")));
 }
+
+/// bridge_max_packet_size: a message too large for the remote is dropped (and logged),
+/// and the local session is done with it: it does not stay in flight to be sent again.
+#[test]
+fn a_message_over_bridge_max_packet_size_is_dropped_not_kept() {
+    let cloud = Broker::start("");
+    let gw = gateway(
+        cloud.port,
+        "topic d/# out 1\nbridge_max_packet_size 100\nsys_interval 1",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("d/#", QoS::AtLeastOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    gw_pub.publish("d/big", QoS::AtLeastOnce, false, &[b'x'; 500]);
+    gw_pub.publish("d/small", QoS::AtLeastOnce, false, b"fits");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("d/small".into(), "fits".into())]
+    );
+    cloud_sub.expect_no_publish();
+    assert!(gw
+        .log_text()
+        .contains("larger than the remote's maximum packet size"));
+    // After a $SYS interval the retained value is current: nothing in flight.
+    thread::sleep(Duration::from_millis(1500));
+    let mut sys = gw.client("sys");
+    sys.subscribe(
+        "$SYS/broker/connection/cloud/messages/inflight",
+        QoS::AtMostOnce,
+    );
+    let p = sys.expect_publish();
+    assert_eq!(p.payload.as_ref(), b"0");
+}

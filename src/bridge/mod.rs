@@ -402,27 +402,37 @@ impl Link {
         data: &[u8],
         now: Instant,
     ) -> Result<(), String> {
+        // As the loop does for clients: only an incomplete packet's bytes are kept, and
+        // nothing larger than the local broker would accept is buffered.
+        if self.remote_partial.is_empty() {
+            let consumed = self.deframe(broker, data, now)?;
+            self.remote_partial.extend_from_slice(&data[consumed..]);
+            return Ok(());
+        }
         let mut buf = std::mem::take(&mut self.remote_partial);
         buf.extend_from_slice(data);
-        let mut pos = 0;
-        let result = loop {
-            match frame::check(&buf[pos..], frame::MAX_REMAINING_LENGTH + 5) {
-                Ok(Some(len)) => {
-                    let end = pos + len;
-                    if let Err(e) = self.handle_remote_frame(broker, &buf[pos..end], now) {
-                        break Err(e);
-                    }
-                    pos = end;
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("malformed packet from the remote: {e}")),
-            }
-        };
-        if result.is_ok() && pos < buf.len() {
-            buf.drain(..pos);
+        let consumed = self.deframe(broker, &buf, now)?;
+        if consumed < buf.len() {
+            buf.drain(..consumed);
             self.remote_partial = buf;
         }
-        result
+        Ok(())
+    }
+
+    /// Handles every whole packet of `data`; returns how many bytes they took.
+    fn deframe(&mut self, broker: &mut Broker, data: &[u8], now: Instant) -> Result<usize, String> {
+        let max = broker.max_packet_size();
+        let mut pos = 0;
+        loop {
+            match frame::check(&data[pos..], max) {
+                Ok(Some(len)) => {
+                    self.handle_remote_frame(broker, &data[pos..pos + len], now)?;
+                    pos += len;
+                }
+                Ok(None) => return Ok(pos),
+                Err(e) => return Err(format!("packet from the remote refused: {e}")),
+            }
+        }
     }
 
     fn handle_remote_frame(
@@ -661,6 +671,7 @@ impl Link {
             return;
         }
         let mut consumed = 0;
+        let mut dropped = Vec::new();
         {
             let out = broker.output(self.local);
             while consumed < out.len() && self.remote_out.len() < REMOTE_OUT_HIGH {
@@ -671,15 +682,19 @@ impl Link {
                 let bytes = &out[consumed..consumed + len];
                 consumed += len;
                 match Packet::decode(bytes, ProtocolVersion::V5) {
-                    Ok(packet) => relay_out(
-                        &self.maps,
-                        &self.config,
-                        self.version,
-                        self.max_packet_size,
-                        &mut self.stats,
-                        &mut self.remote_out,
-                        packet,
-                    ),
+                    Ok(packet) => {
+                        if let Some(ack) = relay_out(
+                            &self.maps,
+                            &self.config,
+                            self.version,
+                            self.max_packet_size,
+                            &mut self.stats,
+                            &mut self.remote_out,
+                            packet,
+                        ) {
+                            dropped.push(ack);
+                        }
+                    }
                     Err(e) => debug!("Bridge {}: local packet not relayed: {e}", self.name()),
                 }
             }
@@ -688,6 +703,11 @@ impl Link {
             broker.consume_output(self.local, consumed);
             self.last_sent = now;
             self.last_activity = now;
+        }
+        // A message the remote cannot take is done with: the local session is told so,
+        // or it would hold its window slot and be sent again on every reconnect.
+        for packet in dropped {
+            self.send_local(broker, &packet, now);
         }
     }
 
@@ -934,7 +954,9 @@ impl Link {
     }
 }
 
-/// A local packet of the bridge session, sent on to the remote.
+/// A local packet of the bridge session, sent on to the remote. A QoS 1/2 message too
+/// large for the remote is dropped; the acknowledgement to give the local session for it
+/// is returned.
 fn relay_out(
     maps: &[TopicMap],
     config: &config::Bridge,
@@ -943,7 +965,7 @@ fn relay_out(
     stats: &mut LinkStats,
     out: &mut Vec<u8>,
     packet: Packet<'_>,
-) {
+) -> Option<Packet<'static>> {
     let v5 = version == ProtocolVersion::V5;
     fn ack<'a>(a: &Ack<'a>, v5: bool) -> Ack<'a> {
         if v5 {
@@ -971,11 +993,15 @@ fn relay_out(
                     "Bridge {}: a message on {topic} is larger than the remote's maximum packet size; dropped.",
                     config.name
                 );
-                return;
+                return match (p.qos, p.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => Some(Packet::Puback(Ack::new(id))),
+                    (QoS::ExactlyOnce, Some(id)) => Some(Packet::Pubrec(Ack::new(id))),
+                    _ => None,
+                };
             }
             stats.messages_sent += 1;
             packet.encode(version, out);
-            return;
+            return None;
         }
         Packet::Puback(a) => Packet::Puback(ack(&a, v5)),
         Packet::Pubrec(a) => Packet::Pubrec(ack(&a, v5)),
@@ -983,9 +1009,10 @@ fn relay_out(
         Packet::Pubcomp(a) => Packet::Pubcomp(ack(&a, v5)),
         // CONNACK, SUBACK, UNSUBACK, DISCONNECT of the local session: nothing for the
         // remote.
-        _ => return,
+        _ => return None,
     };
     packet.encode(version, out);
+    None
 }
 
 /// An acknowledgement from the remote, for the (MQTT 5) local session.
