@@ -127,6 +127,24 @@ wait "$notify_pid" || true
 grep -q STOPPING=1 "$work/notify.log" || fail "no STOPPING=1 from culex"
 echo "sd_notify: STOPPING=1 received; broker log:"
 cat "$work/culex.log"
+
+step "persistence under /var/lib/culex survives a restart"
+[ "$(stat -c %U /var/lib/culex/culex.db.journal)" = culex ] ||
+    fail "no journal owned by culex in /var/lib/culex: $(ls -la /var/lib/culex)"
+setpriv --reuid=culex --regid=culex --init-groups --no-new-privs \
+    /usr/sbin/culex -c /etc/culex/culex.conf >"$work/culex2.log" 2>&1 &
+culex_pid=$!
+for _ in $(seq 50); do ss -ltn "( sport = :$PORT )" | grep -q LISTEN && break; sleep 0.1; done
+mosquitto_pub -h 127.0.0.1 -p "$PORT" -t culex/retained -q 1 -r -m "kept across restarts"
+kill -KILL "$culex_pid"; wait "$culex_pid" 2>/dev/null || true
+setpriv --reuid=culex --regid=culex --init-groups --no-new-privs \
+    /usr/sbin/culex -c /etc/culex/culex.conf >>"$work/culex2.log" 2>&1 &
+culex_pid=$!
+for _ in $(seq 50); do ss -ltn "( sport = :$PORT )" | grep -q LISTEN && break; sleep 0.1; done
+got=$(mosquitto_sub -h 127.0.0.1 -p "$PORT" -t culex/retained -C 1 -W 5) || true
+kill -TERM "$culex_pid"; wait "$culex_pid" || true
+[ "$got" = "kept across restarts" ] || { cat "$work/culex2.log"; fail "retained message after kill -9: '$got'"; }
+echo "retained message after kill -9 and restart: $got"
 rm -rf "$work"
 
 step "remove keeps the configuration and the state; purge removes them"

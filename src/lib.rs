@@ -18,6 +18,8 @@
 //! - [`log_dest`]: the logger: Mosquitto's `log_dest`, `log_type` and time stamps.
 //! - [`timer`]: the ordered deadline set behind every timeout.
 //! - [`notify`]: sd_notify for systemd's `Type=notify` units, without libsystemd.
+//! - [`persist`]: the journal and snapshots that keep retained messages and persistent
+//!   sessions across restarts and power cuts.
 //!
 //! # How a PUBLISH flows
 //! `net` reads a socket into its scratch buffer, `protocol::frame::check` finds whole
@@ -37,6 +39,7 @@ pub mod config;
 pub mod log_dest;
 pub mod net;
 pub mod notify;
+pub mod persist;
 pub mod protocol;
 pub mod timer;
 pub mod topic;

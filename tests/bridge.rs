@@ -5,7 +5,7 @@
 //! Every wait is bounded; the longest (keep alive noticing a black hole) is a few
 //! keep-alive periods of 5 s, Mosquitto's minimum `keepalive_interval`.
 
-use crate::common::{eventually, Broker, Peer, WAIT};
+use crate::common::{eventually, Broker, Peer, Stop, WAIT};
 use rumqttc::QoS;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -676,4 +676,42 @@ fn a_message_over_bridge_max_packet_size_is_dropped_not_kept() {
     );
     let p = sys.expect_publish();
     assert_eq!(p.payload.as_ref(), b"0");
+}
+
+/// With `persistence true` the outbox is durable: messages the gateway acknowledged while
+/// the cloud was unreachable are delivered after the gateway was killed (SIGKILL) and
+/// restarted, all of them, in order.
+#[test]
+fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
+    const N: usize = 30;
+    let dir = std::env::temp_dir().join(format!("culex-bridge-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cloud = Broker::start("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let mut gw = gateway(
+        proxy.port,
+        &format!(
+            "topic data/# out 1\npersistence true\npersistence_location {}",
+            dir.display()
+        ),
+    );
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    drop(gw_pub);
+    gw.restart(Stop::Kill);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_all_in_order(&got, N);
 }

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,16 +63,27 @@ impl Broker {
 
     /// As [`Broker::start`], with `args` after `-c FILE` on the command line.
     pub fn start_with_args(extra_conf: &str, args: &[&str]) -> Broker {
+        Broker::start_binary(broker_binary(), extra_conf, args)
+    }
+
+    /// As [`Broker::start`], always culex whatever `CULEX_TEST_BROKER` says: for culex's
+    /// own options, which Mosquitto refuses.
+    pub fn start_culex(extra_conf: &str) -> Broker {
+        Broker::start_binary(PathBuf::from(env!("CARGO_BIN_EXE_culex")), extra_conf, &[])
+    }
+
+    fn start_binary(binary: PathBuf, extra_conf: &str, args: &[&str]) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "culex-itest-{}-{}",
             std::process::id(),
             NEXT_DIR.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir_all(&dir).expect("create the test's temporary directory");
-        // The free port is released before the broker binds it; another process can take it
-        // in between, so a broker that exits during start-up is retried on a fresh port.
-        for _attempt in 0..3 {
-            let port = free_port();
+        // A port of this process's own block (see `candidate_port`); if something else
+        // holds it after all, the broker says "Address in use" and exits, and the next
+        // port of the block is tried.
+        for _attempt in 0..PORT_ATTEMPTS {
+            let port = candidate_port();
             let conf = dir.join("broker.conf");
             fs::write(
                 &conf,
@@ -81,7 +92,7 @@ impl Broker {
             .expect("write the broker configuration");
             let log = dir.join("broker.log");
             let log_file = File::create(&log).expect("create the broker log");
-            let child = Command::new(broker_binary())
+            let child = Command::new(&binary)
                 .arg("-c")
                 .arg(&conf)
                 .args(args)
@@ -99,25 +110,31 @@ impl Broker {
             if broker.wait_until_listening() {
                 return broker;
             }
-            eprintln!(
-                "broker did not start on port {port}:\n{}",
-                broker.log_text()
-            );
+            let log_text = broker.log_text();
             let _ = broker.child.kill();
             let _ = broker.child.wait();
             std::mem::forget(broker); // Keep the directory for the next attempt.
+            if !log_text.contains("in use") {
+                let _ = fs::remove_dir_all(&dir);
+                panic!("the broker did not start on port {port}:\n{log_text}");
+            }
+            eprintln!("port {port} is taken, trying another: {log_text}");
         }
         let _ = fs::remove_dir_all(&dir);
-        panic!("the broker did not start after 3 attempts (see the logs above)");
+        panic!("the broker did not start after {PORT_ATTEMPTS} attempts (see the logs above)");
     }
 
+    /// Waits until the broker process itself listens on its port: a listening socket on
+    /// 127.0.0.1:port whose inode is one of the child's file descriptors (Linux). A
+    /// listener of another process on the same port does not count; a broker that exits
+    /// (its port was taken) returns false at once.
     fn wait_until_listening(&mut self) -> bool {
         let deadline = Instant::now() + STARTUP;
         while Instant::now() < deadline {
             if let Ok(Some(_status)) = self.child.try_wait() {
                 return false;
             }
-            if is_listening(self.port) {
+            if listens_on(self.child.id(), self.port) {
                 return true;
             }
             thread::sleep(Duration::from_millis(20));
@@ -136,6 +153,32 @@ impl Broker {
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// The broker's resident set size in KiB, from /proc/PID/status (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS")
+    }
+
+    /// The broker's virtual memory size in KiB (VmSize): memory allocated but not yet
+    /// touched shows here and not in the RSS.
+    pub fn vm_size_kib(&self) -> u64 {
+        self.proc_status_kib("VmSize")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status of the broker");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("a {field} line in /proc/PID/status"))
+    }
+
+    /// Whether the broker process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// A directory of this test's own, removed with the broker.
@@ -218,29 +261,65 @@ impl Drop for Broker {
     }
 }
 
-/// Whether something listens on 127.0.0.1:`port`, read from /proc/net/tcp on Linux so
-/// that no connection is made: a probe connection would show in `$SYS` counters, and
-/// Mosquitto 2.0.11 decrements its `max_connections` count twice per closed connection,
-/// so one probe lets one connection too many in. Elsewhere, a TCP connect.
-fn is_listening(port: u16) -> bool {
-    match fs::read_to_string("/proc/net/tcp") {
-        Ok(table) => {
-            let local = format!("0100007F:{port:04X}");
-            table.lines().skip(1).any(|line| {
-                let mut fields = line.split_whitespace().skip(1);
-                // Fields: local_address rem_address st; 0A is TCP_LISTEN.
-                fields.next() == Some(local.as_str()) && fields.nth(1) == Some("0A")
-            })
-        }
-        Err(_) => TcpStream::connect(("127.0.0.1", port))
-            .map(|probe| probe.shutdown(Shutdown::Both))
-            .is_ok(),
-    }
+/// How many ports a test tries before it gives up.
+const PORT_ATTEMPTS: usize = 8;
+/// Test brokers listen on ports 20000..32287: below Linux's default ephemeral range
+/// (32768-60999), so no client socket's local port (the tests open thousands) can take
+/// one between its choice and the broker's bind, which is how the former "bind :0,
+/// release, let the broker bind it" choice raced under load. Each test process has its
+/// own block of the range (from its pid), and within the process a counter hands every
+/// broker a port no other broker of the process had recently; two processes whose pids
+/// share a block, or an unrelated service on a port, cost a retry, not a failure.
+const PORT_BASE: u32 = 20_000;
+const PORT_BLOCKS: u32 = 64;
+const PORT_BLOCK_SIZE: u32 = 192;
+static NEXT_PORT: AtomicUsize = AtomicUsize::new(0);
+
+/// The next port for a test broker (see [`PORT_BASE`]).
+pub fn candidate_port() -> u16 {
+    let block = std::process::id() % PORT_BLOCKS;
+    // Modulo first: the counter's range is far larger than a block.
+    let n = (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % PORT_BLOCK_SIZE as usize) as u32;
+    u16::try_from(PORT_BASE + block * PORT_BLOCK_SIZE + n).expect("the port range ends at 32287")
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+/// Whether process `pid` has a socket listening on 127.0.0.1:`port`, read from
+/// /proc/net/tcp and /proc/PID/fd so that no connection is made: a probe connection would
+/// show in `$SYS` counters, and Mosquitto 2.0.11 decrements its `max_connections` count
+/// twice per closed connection, so one probe lets one connection too many in. Elsewhere
+/// than Linux, a TCP connect (which cannot tell whose listener it is).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return TcpStream::connect(("127.0.0.1", port))
+            .map(|probe| probe.shutdown(Shutdown::Both))
+            .is_ok();
+    };
+    let local = format!("0100007F:{port:04X}");
+    // Fields: sl local_address rem_address st tx:rx tr:tm retrnsmt uid timeout inode;
+    // st 0A is TCP_LISTEN.
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+                .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                .flatten()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| fs::read_link(fd.path()).ok())
+        .any(|target| {
+            inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
 }
 
 fn broker_binary() -> PathBuf {
@@ -265,11 +344,19 @@ pub struct Raw {
 
 impl Raw {
     pub fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker");
+        Raw::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect to the broker"))
+    }
+
+    /// A raw-byte client on a connected stream.
+    pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_nodelay(true).expect("set TCP_NODELAY");
         stream
             .set_read_timeout(Some(WAIT))
             .expect("set a read timeout");
+        // A broker that stops reading fails a test's `send`, it does not hang it.
+        stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .expect("set a write timeout");
         Raw { stream }
     }
 
@@ -309,6 +396,23 @@ impl Raw {
         let rest = self.read_exact(length);
         packet.extend_from_slice(&rest);
         packet
+    }
+
+    /// Packets arriving with pauses shorter than `timeout`, until a longer pause or the
+    /// end of the connection; unlike the other readers, a closed connection is no error
+    /// (for connections to a broker that is killed).
+    pub fn read_until_closed(&mut self, timeout: Duration) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        loop {
+            self.stream
+                .set_read_timeout(Some(timeout))
+                .expect("set a read timeout");
+            let mut first = [0; 1];
+            match self.stream.peek(&mut first) {
+                Ok(n) if n > 0 => packets.push(self.read_packet()),
+                _ => return packets,
+            }
+        }
     }
 
     /// The next whole packet if one starts arriving within `timeout`.
@@ -690,4 +794,59 @@ pub fn eventually(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
         thread::sleep(Duration::from_millis(20));
     }
     ready()
+}
+
+/// How [`Broker::restart`] stops the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGTERM: a clean stop.
+    Term,
+    /// SIGKILL: a crash, as far as the process can tell.
+    Kill,
+}
+
+impl Broker {
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops the broker process and starts it again with the same configuration and
+    /// port, its log appended to the same file; waits until it listens again.
+    pub fn restart(&mut self, how: Stop) {
+        match how {
+            Stop::Term => self.signal("TERM"),
+            Stop::Kill => {
+                let _ = self.child.kill();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not stop within 10 s"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        let log_file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open the broker log");
+        self.child = Command::new(broker_binary())
+            .arg("-c")
+            .arg(self.dir.join("broker.conf"))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("clone the log file handle"))
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn the broker");
+        assert!(
+            self.wait_until_listening(),
+            "the broker did not start again:\n{}",
+            self.log_text()
+        );
+    }
 }

@@ -18,6 +18,7 @@ mod malformed;
 mod mosquitto21;
 mod mqtt5;
 mod mqtt5_raw;
+mod persistence;
 mod qos;
 mod retain;
 mod session;

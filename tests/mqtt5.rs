@@ -9,13 +9,13 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{Client, Connection, Event, MqttOptions};
 use std::time::{Duration, Instant};
 
-struct Peer5 {
-    client: Client,
-    conn: Connection,
+pub(crate) struct Peer5 {
+    pub(crate) client: Client,
+    pub(crate) conn: Connection,
 }
 
 impl Peer5 {
-    fn connect(
+    pub(crate) fn connect(
         broker: &Broker,
         id: &str,
         configure: impl FnOnce(&mut MqttOptions),
@@ -39,11 +39,11 @@ impl Peer5 {
     }
 
     /// Waits for the SUBACK of the subscription just sent.
-    fn subscribed(&mut self) {
+    pub(crate) fn subscribed(&mut self) {
         self.wait(|p| matches!(p, Packet::SubAck(_)));
     }
 
-    fn wait(&mut self, wanted: impl Fn(&Packet) -> bool) -> Packet {
+    pub(crate) fn wait(&mut self, wanted: impl Fn(&Packet) -> bool) -> Packet {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if let Ok(Ok(Event::Incoming(p))) = self.conn.recv_timeout(WAIT) {
@@ -57,7 +57,13 @@ impl Peer5 {
 
     /// Publishes and drives the connection until the broker acknowledged (QoS 1) or the
     /// packet went out (QoS 0): the sync client only sends while its connection is polled.
-    fn publish(&mut self, topic: &str, qos: QoS, payload: &[u8], properties: PublishProperties) {
+    pub(crate) fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        payload: &[u8],
+        properties: PublishProperties,
+    ) {
         self.client
             .publish_with_properties(topic, qos, false, payload.to_vec(), properties)
             .unwrap();
@@ -77,7 +83,7 @@ impl Peer5 {
         panic!("publish to {topic} did not complete");
     }
 
-    fn expect_publish(&mut self) -> Publish {
+    pub(crate) fn expect_publish(&mut self) -> Publish {
         match self.wait(|p| matches!(p, Packet::Publish(_))) {
             Packet::Publish(p) => p,
             _ => unreachable!(),

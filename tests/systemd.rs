@@ -16,11 +16,7 @@ fn broker_notifies_ready_watchdog_and_stopping() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::candidate_port();
     let mut child = crate::common::built_binary(env!("CARGO_BIN_EXE_culex"))
         .args(["-p", &port.to_string()])
         .env("NOTIFY_SOCKET", &socket_path)

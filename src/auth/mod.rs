@@ -19,6 +19,8 @@
 //! (DESIGN.md, "What bad input gets").
 
 pub mod acl_file;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub mod password_file;
 
 pub use acl_file::{dollar_topic_allowed, Access, Acl};

@@ -352,6 +352,12 @@ impl Broker {
                 s.sockets.to_string(),
             ),
         ];
+        if let Some((healthy, written)) = self.persistence_status {
+            // culex's own: "degraded" after a write error until a snapshot succeeds.
+            let state = if healthy { "ok" } else { "degraded" };
+            values.push(("$SYS/broker/persistence/state", state.to_string()));
+            values.push(("$SYS/broker/persistence/bytes/written", written.to_string()));
+        }
         for (topic, kind) in RECEIVED {
             values.push((topic, s.packets_received[kind].to_string()));
         }

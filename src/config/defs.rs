@@ -86,7 +86,6 @@ macro_rules! opt {
 
 use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
 
-const NO_PERSISTENCE: &str = "culex has no persistence yet ('persistence true' is refused)";
 const BRIDGE_LOCAL_AUTH: &str = "culex checks no password or ACL for its own bridges, as Mosquitto's password_file and acl_file do not (only plugins saw this name)";
 const NO_WEBSOCKETS: &str = "only used by websockets listeners, which culex refuses";
 
@@ -136,6 +135,18 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("global_max_connections", Global, false, Yes,
         "2.1: cap on live connections broker-wide (-1: unlimited).",
         |p, v| { p.config.global_max_connections = v.limit()?; Ok(()) }),
+    opt!("max_connection_rate", Global, false, Yes,
+        "culex only: new connections accepted per second from one IP address, in bursts of as many (0: unlimited).",
+        |p, v| {
+            p.config.max_connection_rate = match v.int_in(0, u32::MAX.into())? {
+                0 => None,
+                n => Some(n as u32),
+            };
+            Ok(())
+        }),
+    opt!("max_subscriptions_per_client", Global, true, Yes,
+        "culex only: topic filters one client may hold; a SUBSCRIBE over it is refused per filter (0 or -1: unlimited).",
+        |p, v| { p.config.max_subscriptions_per_client = v.int()?.max(0) as usize; Ok(()) }),
     opt!("memory_limit", Global, false, Only(&["0"]),
         "Heap cap in bytes; 0: none.",
         |p, v| { p.config.memory_limit = v.int_in(0, i64::MAX)? as u64; Ok(()) }),
@@ -310,21 +321,43 @@ pub static OPTIONS: &[OptionDef] = &[
         |p, v| { let b = v.bool()?; p.current_plugin(v)?.auth_plugin_deny_special_chars = b; Ok(()) }),
 
     // ---- Persistence ----------------------------------------------------------------
-    opt!("persistence" | "retained_persistence", Global, true, Only(FALSE),
-        "Save sessions, subscriptions and retained messages to disk.",
+    opt!("persistence" | "retained_persistence", Global, false, Yes,
+        "Save sessions, subscriptions and retained messages to disk (a journal and snapshots).",
         |p, v| { p.config.persistence = v.bool()?; Ok(()) }),
-    opt!("persistence_location", Global, true, Ignored(NO_PERSISTENCE),
+    opt!("persistence_location", Global, false, Yes,
         "Directory of the persistence file.",
         |p, v| set_once(&mut p.config.persistence_location, v.path()?, v)),
-    opt!("persistence_file", Global, true, Ignored(NO_PERSISTENCE),
-        "Name of the persistence file (default mosquitto.db).",
+    opt!("persistence_file", Global, false, Yes,
+        "Name of the snapshot file (default culex.db); its journal is NAME.journal.",
         |p, v| set_once(&mut p.config.persistence_file, v.string()?, v)),
-    opt!("autosave_interval", Global, true, Ignored(NO_PERSISTENCE),
-        "Seconds (or changes) between saves; 0: only at exit.",
+    opt!("autosave_interval", Global, true, Yes,
+        "Most seconds (or changes) between snapshots; changes are journaled at once anyway.",
         |p, v| { p.config.autosave_interval = v.int()?.clamp(0, u32::MAX.into()) as u32; Ok(()) }),
-    opt!("autosave_on_changes", Global, true, Ignored(NO_PERSISTENCE),
+    opt!("autosave_on_changes", Global, true, Yes,
         "Count autosave_interval in changes rather than seconds.",
         |p, v| { p.config.autosave_on_changes = v.bool()?; Ok(()) }),
+    opt!("persistence_sync", Global, false, Yes,
+        "culex: 'periodic' (default) syncs the journal within persistence_sync_interval; 'ack' acknowledges QoS 1/2 only once durable.",
+        |p, v| {
+            p.config.persistence_sync_ack = match v.word()? {
+                "periodic" => false,
+                "ack" => true,
+                w => return Err(v.invalid(&format!("'{w}' is not periodic or ack"))),
+            };
+            Ok(())
+        }),
+    opt!("persistence_sync_interval", Global, false, Yes,
+        "culex: most seconds between a change and its fsync (default 1; decimals allowed).",
+        |p, v| {
+            let w = v.word()?;
+            match w.parse::<f64>() {
+                Ok(secs) if secs > 0.0 && secs <= 3600.0 => {
+                    p.config.persistence_sync_interval = Duration::from_secs_f64(secs);
+                    Ok(())
+                }
+                _ => Err(v.invalid(&format!("'{w}' is not a number of seconds in (0, 3600]"))),
+            }
+        }),
 
     // ---- Logging --------------------------------------------------------------------
     opt!("log_dest", Global, true,
@@ -1547,6 +1580,10 @@ mod tests {
             ("global_max_clients 100", |c| c.global_max_clients == Some(100)),
             ("global_max_clients -1", |c| c.global_max_clients.is_none()),
             ("global_max_connections 50", |c| c.global_max_connections == Some(50)),
+            ("max_connection_rate 20", |c| c.max_connection_rate == Some(20)),
+            ("max_connection_rate 0", |c| c.max_connection_rate.is_none()),
+            ("max_subscriptions_per_client 100", |c| c.max_subscriptions_per_client == 100),
+            ("max_subscriptions_per_client -1", |c| c.max_subscriptions_per_client == 0),
             ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
             ("retain_available false", |c| !c.retain_available),
             ("retain_expiry_interval 60", |c| c.retain_expiry_interval == 60),
@@ -1586,6 +1623,9 @@ mod tests {
             ("persistence_file m.db", |c| c.persistence_file.as_deref() == Some("m.db")),
             ("autosave_interval -3", |c| c.autosave_interval == 0),
             ("autosave_on_changes true", |c| c.autosave_on_changes),
+            ("persistence_sync ack", |c| c.persistence_sync_ack),
+            ("persistence_sync periodic", |c| !c.persistence_sync_ack),
+            ("persistence_sync_interval 0.25", |c| c.persistence_sync_interval == Duration::from_millis(250)),
             ("log_dest stderr", |c| c.log_dest == LogDest::default()),
             ("log_dest stdout\nlog_dest syslog", |c| c.log_dest.stdout && c.log_dest.syslog && !c.log_dest.stderr),
             ("log_dest file /var/log/mosquitto/my log.txt", |c| c.log_dest.file == Some("/var/log/mosquitto/my log.txt".into()) && !c.log_dest.stderr),
@@ -1760,6 +1800,8 @@ mod tests {
             ("max_packet_size 19", "invalid value for 'max_packet_size': 19 is not between 20 and 4294967295"),
             ("message_size_limit 268435456", "invalid value for 'message_size_limit': 268435456 is not between 0 and 268435455"),
             ("sys_interval 1o", "invalid value for 'sys_interval': '1o' is not a number"),
+            ("persistence_sync always", "invalid value for 'persistence_sync': 'always' is not periodic or ack"),
+            ("persistence_sync_interval 0", "invalid value for 'persistence_sync_interval': '0' is not a number of seconds in (0, 3600]"),
             ("listener", "'listener' needs a value"),
             ("listener abc", "invalid value for 'listener': 'abc' is not a number; expected 'listener PORT [ADDRESS]' or 'listener 0 SOCKET_PATH'"),
             ("listener 70000", "invalid value for 'listener': port 70000 is not between 1 and 65535"),
@@ -1940,17 +1982,14 @@ mod tests {
         assert_eq!(
             texts(c.unsupported()),
             vec![
-                "t.conf:1: 'persistence true' is a Mosquitto option culex does not support yet",
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol websockets' is a Mosquitto option culex does not support yet",
                 "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex does not support yet",
             ]
         );
-        assert_eq!(
-            texts(c.warnings()),
-            vec!["t.conf:2: 'persistence_location' is ignored: culex has no persistence yet ('persistence true' is refused)"]
-        );
+        // Persistence is implemented: lines 1 and 2 are neither.
+        assert_eq!(texts(c.warnings()), Vec::<String>::new());
     }
 
     #[test]

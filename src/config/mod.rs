@@ -22,6 +22,8 @@
 //! to the current listener instead.
 
 mod defs;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 mod lexer;
 
 pub use defs::{OptionDef, Scope, Support, OPTIONS};
@@ -573,6 +575,11 @@ pub struct Config {
     /// `None`: unlimited.
     pub global_max_clients: Option<u64>,
     pub global_max_connections: Option<u64>,
+    /// culex's `max_connection_rate`: new connections per second per IP address; `None`:
+    /// unlimited.
+    pub max_connection_rate: Option<u32>,
+    /// culex's `max_subscriptions_per_client`: 0 unlimited.
+    pub max_subscriptions_per_client: usize,
     /// Bytes; 0: no limit.
     pub memory_limit: u64,
     pub retain_available: bool,
@@ -607,6 +614,10 @@ pub struct Config {
     pub persistence_file: Option<String>,
     pub autosave_interval: u32,
     pub autosave_on_changes: bool,
+    /// culex's `persistence_sync ack`.
+    pub persistence_sync_ack: bool,
+    /// culex's `persistence_sync_interval`.
+    pub persistence_sync_interval: Duration,
 
     // Logging.
     pub log_dest: LogDest,
@@ -653,6 +664,8 @@ impl Default for Config {
             enable_control_api: false,
             global_max_clients: None,
             global_max_connections: None,
+            max_connection_rate: None,
+            max_subscriptions_per_client: 0,
             memory_limit: 0,
             retain_available: true,
             retain_expiry_interval: 0,
@@ -671,6 +684,8 @@ impl Default for Config {
             persistence_file: None,
             autosave_interval: 1800,
             autosave_on_changes: false,
+            persistence_sync_ack: false,
+            persistence_sync_interval: Duration::from_secs(1),
             log_dest: LogDest::default(),
             log_facility: None,
             log_type: LogTypes::default(),

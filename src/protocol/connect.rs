@@ -40,27 +40,25 @@ const BRIDGE_BIT: u8 = 0x80;
 /// Whether a whole CONNECT frame carries Mosquitto's bridge bit (protocol level 0x83 or
 /// 0x84, `try_private true`). `false` for anything else, malformed frames included.
 pub fn is_bridge_connect(frame: &[u8]) -> bool {
-    if frame.first().map(|b| b >> 4) != Some(super::packet::CONNECT) {
+    let mut bytes = frame.iter().copied();
+    if bytes.next().map(|b| b >> 4) != Some(super::packet::CONNECT) {
         return false;
     }
     // The Remaining Length: 1 to 4 bytes, the last without the continuation bit.
-    let Some(len_bytes) = frame[1..]
-        .iter()
-        .take(4)
-        .position(|b| b & 0x80 == 0)
-        .map(|i| i + 1)
-    else {
+    let mut length_bytes = 0;
+    loop {
+        match bytes.next() {
+            Some(b) if b & 0x80 == 0 => break,
+            Some(_) if length_bytes < 3 => length_bytes += 1,
+            _ => return false,
+        }
+    }
+    let (Some(high), Some(low)) = (bytes.next(), bytes.next()) else {
         return false;
     };
-    let at = 1 + len_bytes;
-    let Some(name_len) = frame
-        .get(at..at + 2)
-        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    else {
-        return false;
-    };
-    frame
-        .get(at + 2 + name_len)
+    let name_len = usize::from(u16::from_be_bytes([high, low]));
+    bytes
+        .nth(name_len)
         .is_some_and(|level| level & BRIDGE_BIT != 0 && level & !BRIDGE_BIT != 5)
 }
 

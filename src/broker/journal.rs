@@ -1,0 +1,580 @@
+//! The broker's side of persistence: every change of durable state becomes a record in
+//! an in-memory batch (`Journal`), which the loop hands to the store after each
+//! iteration; a snapshot is the same records for the whole state; start-up restores the
+//! state the store loaded.
+//!
+//! What is durable: retained messages (not `$SYS`, which is regenerated), and sessions
+//! that outlive their connection (Session Expiry Interval > 0, or 3.1.1 clean session 0)
+//! with their subscriptions, queued and in-flight messages, QoS 2 packet ids awaiting
+//! PUBREL, and delayed wills. A clean session is never written.
+//!
+//! In strict mode (`persistence_sync ack`) the PUBACK or PUBREC of a QoS 1/2 PUBLISH whose
+//! routing wrote records is held until the store says their batch is on disk.
+
+use super::{
+    Ack, Broker, ConnId, Inflight, InflightState, Message, Packet, PacketId, Queued, ReasonCode,
+    SessionId, Sub, Timer,
+};
+use crate::persist::record::{encode, Delivery, Record, StoredMessage};
+use crate::persist::replay::State;
+use crate::protocol::QoS;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Records not yet handed to the store.
+pub struct Journal {
+    buf: Vec<u8>,
+    /// The number of the batch being built; batches are numbered from 1.
+    batch: u64,
+    /// The last batch the store reported durable.
+    durable: u64,
+    next_message: u64,
+    /// Messages written in this batch, by address, kept alive so an address cannot be
+    /// reused for another message before the batch is taken.
+    written: HashMap<usize, (u64, Rc<Message>)>,
+    /// Monotonic and wall clock read together, to store times as Unix milliseconds.
+    clock: (Instant, SystemTime),
+    strict: bool,
+    /// Records since the last snapshot.
+    pub(super) records: u64,
+    /// Acknowledgements waiting for their batch to be durable (strict mode).
+    held: VecDeque<HeldAck>,
+}
+
+struct HeldAck {
+    batch: u64,
+    conn: ConnId,
+    pubrec: bool,
+    packet_id: PacketId,
+    reason: ReasonCode,
+}
+
+impl Journal {
+    fn push(&mut self, record: &Record<'_>) {
+        encode(record, &mut self.buf);
+        self.records += 1;
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        let (mono, wall) = self.clock;
+        let wall_at = match at.checked_duration_since(mono) {
+            Some(ahead) => wall + ahead,
+            None => wall - mono.duration_since(at),
+        };
+        wall_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis().max(1) as u64)
+    }
+
+    /// The number of `message` in this generation, writing it first if this batch has
+    /// not.
+    fn message_id(&mut self, message: &Rc<Message>) -> u64 {
+        let key = Rc::as_ptr(message) as usize;
+        if let Some((id, _)) = self.written.get(&key) {
+            return *id;
+        }
+        self.next_message += 1;
+        let id = self.next_message;
+        let record = Record::Message {
+            id,
+            message: stored(message, self),
+        };
+        self.push(&record);
+        self.written.insert(key, (id, message.clone()));
+        id
+    }
+
+    fn delivery(&mut self, message: &Rc<Message>, qos: QoS, retain: bool, ids: &[u32]) -> Delivery {
+        Delivery {
+            message: self.message_id(message),
+            qos: qos as u8,
+            retain,
+            sub_ids: ids.to_vec(),
+        }
+    }
+}
+
+fn stored<'a>(m: &'a Message, j: &Journal) -> StoredMessage<'a> {
+    let props = m.props.as_deref();
+    StoredMessage {
+        topic: m.topic(),
+        payload: m.payload(),
+        qos: m.qos as u8,
+        retain: m.retain,
+        expires_ms: props.and_then(|p| p.expires_at).map_or(0, |at| j.ms(at)),
+        payload_format_indicator: props.and_then(|p| p.payload_format_indicator),
+        content_type: props.and_then(|p| p.content_type.as_deref()),
+        response_topic: props.and_then(|p| p.response_topic.as_deref()),
+        correlation_data: props.and_then(|p| p.correlation_data.as_deref()),
+        user_properties: props.map_or_else(Vec::new, |p| {
+            p.user_properties
+                .iter()
+                .map(|(k, v)| (&**k, &**v))
+                .collect()
+        }),
+    }
+}
+
+/// `$SYS` is regenerated at start; writing it every `sys_interval` would wear the disk.
+fn is_durable_topic(topic: &str) -> bool {
+    !topic.starts_with("$SYS")
+}
+
+impl Broker {
+    /// Starts journaling (after [`Broker::restore`]). `strict`: hold PUBACK/PUBREC until
+    /// durable. `next_message`: above every message number of the loaded generation.
+    /// `wall` is the wall-clock time at `now`: times are stored as Unix milliseconds.
+    pub fn enable_journal(
+        &mut self,
+        strict: bool,
+        next_message: u64,
+        now: Instant,
+        wall: SystemTime,
+    ) {
+        self.journal = Some(Journal {
+            buf: Vec::new(),
+            batch: 1,
+            durable: 0,
+            next_message,
+            written: HashMap::new(),
+            clock: (now, wall),
+            strict,
+            records: 0,
+            held: VecDeque::new(),
+        });
+    }
+
+    /// The records of this iteration and their batch number, to append to the journal
+    /// file; `None` if there are none.
+    pub fn take_journal(&mut self) -> Option<(u64, Vec<u8>)> {
+        let j = self.journal.as_mut()?;
+        if j.buf.is_empty() {
+            return None;
+        }
+        j.written.clear();
+        let batch = j.batch;
+        j.batch += 1;
+        Some((batch, std::mem::take(&mut j.buf)))
+    }
+
+    /// For $SYS: whether the store is writing (false after a write error, until a
+    /// snapshot succeeds), and the bytes it wrote.
+    pub fn set_persistence_status(&mut self, healthy: bool, bytes_written: u64) {
+        self.persistence_status = Some((healthy, bytes_written));
+    }
+
+    /// Records since the last snapshot.
+    pub fn journal_records(&self) -> u64 {
+        self.journal.as_ref().map_or(0, |j| j.records)
+    }
+
+    /// The store made every batch up to `batch` durable: held acknowledgements go out.
+    pub fn set_durable(&mut self, batch: u64) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.durable = j.durable.max(batch);
+        let mut release = Vec::new();
+        while j.held.front().is_some_and(|h| h.batch <= j.durable) {
+            release.extend(j.held.pop_front());
+        }
+        for h in release {
+            let ack = Ack {
+                packet_id: h.packet_id,
+                reason: h.reason,
+                properties: Default::default(),
+            };
+            let packet = if h.pubrec {
+                Packet::Pubrec(ack)
+            } else {
+                Packet::Puback(ack)
+            };
+            self.send(h.conn, &packet);
+        }
+    }
+
+    /// The journal's length, to tell whether handling a packet wrote records.
+    pub(super) fn journal_mark(&self) -> Option<usize> {
+        self.journal.as_ref().map(|j| j.buf.len())
+    }
+
+    /// Sends the acknowledgement of an inbound QoS 1/2 PUBLISH, or holds it until the
+    /// records written since `mark` are durable (strict mode). Acknowledgements to one
+    /// connection keep their order.
+    pub(super) fn send_publish_ack(
+        &mut self,
+        conn: ConnId,
+        pubrec: bool,
+        packet_id: PacketId,
+        reason: ReasonCode,
+        mark: Option<usize>,
+    ) {
+        if let Some(j) = self.journal.as_mut().filter(|j| j.strict) {
+            let wrote = mark.is_some_and(|m| m != j.buf.len());
+            let pending = j.held.iter().any(|h| h.conn == conn);
+            if wrote || pending {
+                let batch = if wrote {
+                    j.batch
+                } else {
+                    j.held.back().map_or(j.batch, |h| h.batch)
+                };
+                j.held.push_back(HeldAck {
+                    batch,
+                    conn,
+                    pubrec,
+                    packet_id,
+                    reason,
+                });
+                return;
+            }
+        }
+        let ack = Ack {
+            packet_id,
+            reason,
+            properties: Default::default(),
+        };
+        let packet = if pubrec {
+            Packet::Pubrec(ack)
+        } else {
+            Packet::Puback(ack)
+        };
+        self.send(conn, &packet);
+    }
+
+    /// A connection is gone: its held acknowledgements with it (the client resends).
+    pub(super) fn forget_held_acks(&mut self, conn: ConnId) {
+        if let Some(j) = self.journal.as_mut() {
+            j.held.retain(|h| h.conn != conn);
+        }
+    }
+
+    /// Writes a record for `sid` if it is a persisted session.
+    pub(super) fn journal_session(&mut self, sid: SessionId, f: impl FnOnce(&mut Journal, u32)) {
+        let persisted = self
+            .sessions
+            .get(sid.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.persisted);
+        if let (true, Some(j)) = (persisted, self.journal.as_mut()) {
+            f(j, sid.0);
+        }
+    }
+
+    pub(super) fn journal_retained(&mut self, topic: &str, message: Option<&Rc<Message>>) {
+        let Some(j) = self.journal.as_mut().filter(|_| is_durable_topic(topic)) else {
+            return;
+        };
+        match message {
+            Some(m) => {
+                let id = j.message_id(m);
+                j.push(&Record::Retain { id });
+            }
+            None => j.push(&Record::Unretain { topic }),
+        }
+    }
+
+    /// The session's parameters changed (MQTT 5 DISCONNECT's Session Expiry Interval).
+    pub(super) fn journal_session_params(&mut self, sid: SessionId) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        if let Some(s) = self.sessions.get(sid.0 as usize).and_then(Option::as_ref) {
+            if s.persisted {
+                j.push(&Record::Session {
+                    sid: sid.0,
+                    client_id: &s.client_id,
+                    expiry: s.expiry_interval,
+                    username: s.username.as_deref(),
+                    listener: s.listener as u16,
+                });
+            }
+        }
+    }
+
+    /// A client connected to `sid`: a session that now outlives its connection is written
+    /// whole the first time, then as parameter updates.
+    pub(super) fn journal_connected(&mut self, sid: SessionId, had_pending_will: bool) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        let Some(s) = self
+            .sessions
+            .get_mut(sid.0 as usize)
+            .and_then(Option::as_mut)
+        else {
+            return;
+        };
+        if s.persisted {
+            j.push(&Record::Session {
+                sid: sid.0,
+                client_id: &s.client_id,
+                expiry: s.expiry_interval,
+                username: s.username.as_deref(),
+                listener: s.listener as u16,
+            });
+            if had_pending_will {
+                j.push(&Record::WillDone { sid: sid.0 });
+            }
+        } else if s.expiry_interval != 0 {
+            s.persisted = true;
+            write_session(j, sid, s);
+        }
+    }
+
+    /// Durable sessions and retained messages as a snapshot's records, ending with
+    /// `End`, appended to `out`; returns the batch number the snapshot covers (records
+    /// not yet taken are dropped: the snapshot holds their effect). The message numbers
+    /// continue the journal's.
+    pub fn write_snapshot(&mut self, out: &mut Vec<u8>) -> u64 {
+        let Some(mut j) = self.journal.take() else {
+            return 0;
+        };
+        // Records not yet taken are part of the state the snapshot captures.
+        j.buf.clear();
+        j.written.clear();
+        let mut retained = Vec::new();
+        self.retained.retain(|topic, m| {
+            if is_durable_topic(topic) {
+                retained.push(m.clone());
+            }
+            true
+        });
+        for m in &retained {
+            let id = j.message_id(m);
+            j.push(&Record::Retain { id });
+        }
+        for (slot, s) in self.sessions.iter().enumerate() {
+            let Some(s) = s.as_ref().filter(|s| s.persisted) else {
+                continue;
+            };
+            write_session(&mut j, SessionId(slot as u32), s);
+            if s.conn.is_none() {
+                let expires_ms = s.expires_at.map_or(0, |at| j.ms(at));
+                j.push(&Record::Offline {
+                    sid: slot as u32,
+                    expires_ms,
+                });
+            }
+        }
+        j.push(&Record::End);
+        out.append(&mut j.buf);
+        j.written.clear();
+        j.records = 0;
+        let batch = j.batch;
+        j.batch += 1;
+        self.journal = Some(j);
+        batch
+    }
+
+    /// Rebuilds sessions and retained messages from what the store loaded. Call before
+    /// [`Broker::enable_journal`] and before any connection.
+    pub fn restore(&mut self, state: State, now: Instant) {
+        for (topic, m) in state.retained {
+            if !m.is_expired(now) {
+                self.stats.hold(&m);
+                self.retained.insert(&topic, m);
+            }
+        }
+        // Each session keeps the number its records use, so the journal continues.
+        for (slot, s) in state.sessions {
+            let index = slot as usize;
+            if s.expiry == 0
+                || self.by_client_id.contains_key(&s.client_id)
+                || self.sessions.get(index).is_some_and(Option::is_some)
+            {
+                continue;
+            }
+            if self.sessions.len() <= index {
+                self.sessions.resize_with(index + 1, || None);
+            }
+            let sid = SessionId(slot);
+            self.sessions[index] = Some(super::Session::new(s.client_id.clone()));
+            self.by_client_id.insert(s.client_id, sid);
+            for sub in &s.subscriptions {
+                let sub_opts = Sub {
+                    qos: crate::persist::record::qos(sub.qos),
+                    no_local: sub.no_local,
+                    retain_as_published: sub.retain_as_published,
+                    id: sub.id,
+                };
+                self.add_subscription(sid, &sub.filter, sub_opts);
+            }
+            let listeners = self.settings.listeners.len().max(1);
+            let persistent_client_expiration = self.settings.persistent_client_expiration;
+            let mut holds = Vec::new();
+            let session = self.session_mut(sid);
+            session.persisted = true;
+            session.expiry_interval = s.expiry;
+            session.username = s.username;
+            session.listener = usize::from(s.listener).min(listeners - 1);
+            for i in s.inflight {
+                let Some(packet_id) = PacketId::new(i.packet_id) else {
+                    continue;
+                };
+                session.last_packet_id = session.last_packet_id.max(i.packet_id);
+                let qos = crate::persist::record::qos(i.queued.qos);
+                holds.push(i.queued.message.clone());
+                session.inflight.push_back(Inflight {
+                    packet_id,
+                    message: i.queued.message,
+                    qos,
+                    retain: i.queued.retain,
+                    sub_ids: i.queued.sub_ids,
+                    state: match (qos, i.released) {
+                        (QoS::ExactlyOnce, true) => InflightState::Pubcomp,
+                        (QoS::ExactlyOnce, false) => InflightState::Pubrec,
+                        _ => InflightState::Puback,
+                    },
+                });
+            }
+            for q in s.queue {
+                session.queued_bytes += q.message.queued_size();
+                holds.push(q.message.clone());
+                session.queue.push_back(Queued {
+                    message: q.message,
+                    qos: crate::persist::record::qos(q.qos),
+                    retain: q.retain,
+                    sub_ids: q.sub_ids,
+                });
+            }
+            session.awaiting_pubrel = s
+                .awaiting_release
+                .iter()
+                .filter_map(|p| PacketId::new(*p))
+                .collect();
+            // A session that was connected when the broker stopped is disconnected now.
+            let expires_at = match s.offline_expires {
+                Some(at) => at,
+                None => match s.expiry {
+                    u32::MAX => persistent_client_expiration.map(|d| now + d),
+                    secs => Some(now + Duration::from_secs(u64::from(secs))),
+                },
+            };
+            session.expires_at = expires_at;
+            if let Some((will, due)) = s.will {
+                session.pending_will = Some((will, due));
+                self.timers.schedule(due, Timer::WillDelay(sid));
+            }
+            if let Some(at) = expires_at {
+                self.timers.schedule(at, Timer::SessionExpiry(sid));
+            }
+            for m in holds {
+                self.stats.hold(&m);
+            }
+        }
+        self.free_sessions = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_none())
+            .map(|(slot, _)| std::cmp::Reverse(slot as u32))
+            .collect();
+    }
+}
+
+/// A session's whole state as records. It starts with an end: whatever the replay knew
+/// under this number before (a session restart did not restore) is gone.
+fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
+    let sid = sid.0;
+    j.push(&Record::SessionEnd { sid });
+    j.push(&Record::Session {
+        sid,
+        client_id: &s.client_id,
+        expiry: s.expiry_interval,
+        username: s.username.as_deref(),
+        listener: s.listener as u16,
+    });
+    for (filter, sub) in &s.subscriptions {
+        j.push(&Record::Subscribe {
+            sid,
+            filter,
+            qos: sub.qos as u8,
+            no_local: sub.no_local,
+            retain_as_published: sub.retain_as_published,
+            id: sub.id,
+        });
+    }
+    for i in &s.inflight {
+        let delivery = j.delivery(&i.message, i.qos, i.retain, &i.sub_ids);
+        let packet_id = i.packet_id.get();
+        j.push(&Record::Inflight {
+            sid,
+            packet_id,
+            delivery,
+        });
+        if i.state == InflightState::Pubcomp {
+            j.push(&Record::Pubrec { sid, packet_id });
+        }
+    }
+    for q in &s.queue {
+        let delivery = j.delivery(&q.message, q.qos, q.retain, &q.sub_ids);
+        j.push(&Record::Enqueue { sid, delivery });
+    }
+    for p in &s.awaiting_pubrel {
+        j.push(&Record::AwaitRelease {
+            sid,
+            packet_id: p.get(),
+        });
+    }
+    if let Some((will, due)) = &s.pending_will {
+        let message = j.message_id(will);
+        let due_ms = j.ms(*due);
+        j.push(&Record::Will {
+            sid,
+            message,
+            due_ms,
+        });
+    }
+}
+
+/// Record helpers the hooks in `mod.rs` call.
+impl Journal {
+    pub(super) fn enqueue(
+        &mut self,
+        sid: u32,
+        m: &Rc<Message>,
+        qos: QoS,
+        retain: bool,
+        ids: &[u32],
+    ) {
+        let delivery = self.delivery(m, qos, retain, ids);
+        self.push(&Record::Enqueue { sid, delivery });
+    }
+
+    pub(super) fn inflight(
+        &mut self,
+        sid: u32,
+        packet_id: PacketId,
+        m: &Rc<Message>,
+        qos: QoS,
+        retain: bool,
+        ids: &[u32],
+    ) {
+        let delivery = self.delivery(m, qos, retain, ids);
+        self.push(&Record::Inflight {
+            sid,
+            packet_id: packet_id.get(),
+            delivery,
+        });
+    }
+
+    pub(super) fn will(&mut self, sid: u32, will: &Rc<Message>, due: Instant) {
+        let message = self.message_id(will);
+        let due_ms = self.ms(due);
+        self.push(&Record::Will {
+            sid,
+            message,
+            due_ms,
+        });
+    }
+
+    pub(super) fn offline(&mut self, sid: u32, expires_at: Option<Instant>) {
+        let expires_ms = expires_at.map_or(0, |at| self.ms(at));
+        self.push(&Record::Offline { sid, expires_ms });
+    }
+
+    pub(super) fn record(&mut self, record: Record<'_>) {
+        self.push(&record);
+    }
+}
