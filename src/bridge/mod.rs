@@ -190,6 +190,12 @@ pub struct Link {
     ping_sent: Option<Instant>,
     /// The remote's limits (MQTT 5 CONNACK) and ours.
     max_packet_size: u32,
+    /// The keep alive in use: `keepalive_interval`, or an MQTT 5 Server Keep Alive.
+    /// [MQTT-3.2.2-22]
+    keep_alive: u16,
+    /// MQTT 5 Retain Available 0 from the remote: retain flags are cleared toward it.
+    /// [MQTT-3.2.2-14]
+    is_retain_available: bool,
     scratch: Vec<u8>,
     pub stats: LinkStats,
     /// When a message last crossed (lazy bridges stop after `idle_timeout` without).
@@ -255,6 +261,8 @@ impl Link {
             last_sent: now,
             ping_sent: None,
             max_packet_size: config.bridge_max_packet_size,
+            keep_alive: config.keepalive_interval,
+            is_retain_available: true,
             scratch: Vec::new(),
             stats: LinkStats::default(),
             last_activity: now,
@@ -391,6 +399,9 @@ impl Link {
             }
         }
         self.last_sent = now;
+        self.keep_alive = self.config.keepalive_interval;
+        self.max_packet_size = self.config.bridge_max_packet_size;
+        self.is_retain_available = true;
         self.set_state(State::AwaitingConnack(now + CONNECT_TIMEOUT));
     }
 
@@ -525,6 +536,10 @@ impl Link {
             };
         }
         let remote_receive_maximum = connack.properties.receive_maximum;
+        if let Some(k) = connack.properties.server_keep_alive {
+            self.keep_alive = k;
+        }
+        self.is_retain_available = connack.properties.retain_available != Some(0);
         self.set_state(State::Up);
         self.up_since = Some(now);
         self.last_activity = now;
@@ -574,7 +589,7 @@ impl Link {
             Packet::Publish(Publish {
                 dup: false,
                 qos: QoS::AtMostOnce,
-                retain: true,
+                retain: self.is_retain_available,
                 topic: &self.notification_topic,
                 packet_id: None,
                 payload: b"1",
@@ -686,6 +701,7 @@ impl Link {
                         if let Some(ack) = relay_out(
                             &self.maps,
                             &self.config,
+                            self.is_retain_available,
                             self.version,
                             self.max_packet_size,
                             &mut self.stats,
@@ -772,7 +788,7 @@ impl Link {
             Packet::Publish(Publish {
                 dup: false,
                 qos: QoS::AtMostOnce,
-                retain: true,
+                retain: self.is_retain_available,
                 topic: &self.notification_topic,
                 packet_id: None,
                 payload: b"0",
@@ -833,15 +849,15 @@ impl Link {
         match self.state {
             State::Waiting(at) | State::Connecting(at) | State::AwaitingConnack(at) => Some(at),
             State::Up => {
-                let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
-                let ping = match self.ping_sent {
+                let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+                // An MQTT 5 Server Keep Alive of 0 turns keep alive off.
+                let ping = (self.keep_alive != 0).then(|| match self.ping_sent {
                     Some(sent) => sent + keep_alive,
                     None => self.last_sent + keep_alive,
-                };
-                Some(match self.config.start_type {
-                    StartType::Lazy => ping.min(self.last_activity + self.idle_timeout()),
-                    _ => ping,
-                })
+                });
+                let idle = (self.config.start_type == StartType::Lazy)
+                    .then(|| self.last_activity + self.idle_timeout());
+                ping.into_iter().chain(idle).min()
             }
             State::Idle => Some(self.next_check),
             State::Stopped => None,
@@ -863,7 +879,7 @@ impl Link {
             self.next_sys = now + self.sys_interval.max(CHECK_INTERVAL);
             self.publish_sys(broker, now);
         }
-        let keep_alive = Duration::from_secs(u64::from(self.config.keepalive_interval));
+        let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
         match self.state {
             State::Idle if now >= self.next_check => {
                 self.next_check = now + CHECK_INTERVAL;
@@ -893,6 +909,7 @@ impl Link {
             State::Connecting(at) | State::AwaitingConnack(at) if at <= now => {
                 Err("timed out".to_string())
             }
+            State::Up if self.keep_alive == 0 => Ok(()),
             State::Up => match self.ping_sent {
                 Some(sent) if now >= sent + keep_alive => {
                     Err("no answer from the remote within the keep alive".to_string())
@@ -960,6 +977,7 @@ impl Link {
 fn relay_out(
     maps: &[TopicMap],
     config: &config::Bridge,
+    is_retain_available: bool,
     version: ProtocolVersion,
     max_packet_size: u32,
     stats: &mut LinkStats,
@@ -978,7 +996,7 @@ fn relay_out(
         Packet::Publish(p) => {
             let topic = map_out(maps, p.topic);
             let publish = Publish {
-                retain: p.retain && config.bridge_outgoing_retain,
+                retain: p.retain && config.bridge_outgoing_retain && is_retain_available,
                 topic: &topic,
                 properties: if v5 {
                     relayed_properties(&p.properties)

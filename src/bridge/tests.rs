@@ -165,6 +165,58 @@ mod link {
         assert_eq!(broker.session_backlog("local.gw1"), Some((0, 0)));
     }
 
+    /// MQTT 5: the remote's Server Keep Alive replaces keepalive_interval
+    /// [MQTT-3.2.2-22], and with Retain Available 0 no retain flag is sent to it
+    /// [MQTT-3.2.2-14].
+    #[test]
+    fn an_mqtt5_remote_sets_the_keep_alive_and_forbids_retain() {
+        let now = Instant::now();
+        let mut broker = Broker::new(Settings::default(), now);
+        let mut cfg = bridge_config();
+        cfg.bridge_protocol_version = config::BridgeProtocol::Mqtt50;
+        let mut link = Link::new(&cfg, ConnId(0), Duration::ZERO, now);
+        link.start(&mut broker, now);
+        link.poll_connect(now);
+        link.handle_connected(now);
+        link.consume_remote(usize::MAX);
+        let mut connack = Vec::new();
+        Packet::Connack(Connack {
+            session_present: false,
+            reason: ReasonCode::SUCCESS,
+            properties: Properties {
+                server_keep_alive: Some(7),
+                retain_available: Some(0),
+                ..Properties::default()
+            },
+        })
+        .encode(ProtocolVersion::V5, &mut connack);
+        link.handle_remote_data(&mut broker, &connack, now).unwrap();
+        assert_eq!(link.state(), State::Up);
+        let frames_out = frames(link.remote_output());
+        let state = frames_out
+            .iter()
+            .find_map(|f| match Packet::decode(f, ProtocolVersion::V5) {
+                Ok(Packet::Publish(p)) => Some((p.topic.to_string(), p.retain)),
+                _ => None,
+            })
+            .expect("the state notification");
+        assert_eq!(
+            state,
+            ("$SYS/broker/connection/gw1/state".to_string(), false)
+        );
+        link.consume_remote(usize::MAX);
+        link.pump_local(&mut broker, now);
+        link.consume_remote(usize::MAX);
+        assert_eq!(link.next_deadline(), Some(now + Duration::from_secs(7)));
+        broker.publish_retained("gw/s/r", b"kept", QoS::AtLeastOnce, now);
+        link.pump_local(&mut broker, now);
+        let out = frames(link.remote_output());
+        let Ok(Packet::Publish(p)) = Packet::decode(&out[0], ProtocolVersion::V5) else {
+            panic!("not a PUBLISH: {:02x?}", out[0]);
+        };
+        assert_eq!((p.topic, p.retain), ("site/s/r", false));
+    }
+
     /// restart_timeout BASE CAP: every delay lies between base and cap.
     #[test]
     fn backoff_stays_between_base_and_cap() {
