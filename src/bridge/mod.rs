@@ -698,12 +698,15 @@ impl Link {
                 consumed += len;
                 match Packet::decode(bytes, ProtocolVersion::V5) {
                     Ok(packet) => {
+                        let remote = RemoteLimits {
+                            version: self.version,
+                            max_packet_size: self.max_packet_size,
+                            is_retain_available: self.is_retain_available,
+                        };
                         if let Some(ack) = relay_out(
                             &self.maps,
                             &self.config,
-                            self.is_retain_available,
-                            self.version,
-                            self.max_packet_size,
+                            remote,
                             &mut self.stats,
                             &mut self.remote_out,
                             packet,
@@ -974,16 +977,28 @@ impl Link {
 /// A local packet of the bridge session, sent on to the remote. A QoS 1/2 message too
 /// large for the remote is dropped; the acknowledgement to give the local session for it
 /// is returned.
+/// What the remote accepts, for [`relay_out`].
+#[derive(Debug, Clone, Copy)]
+struct RemoteLimits {
+    version: ProtocolVersion,
+    /// 0: no limit.
+    max_packet_size: u32,
+    is_retain_available: bool,
+}
+
 fn relay_out(
     maps: &[TopicMap],
     config: &config::Bridge,
-    is_retain_available: bool,
-    version: ProtocolVersion,
-    max_packet_size: u32,
+    remote: RemoteLimits,
     stats: &mut LinkStats,
     out: &mut Vec<u8>,
     packet: Packet<'_>,
 ) -> Option<Packet<'static>> {
+    let RemoteLimits {
+        version,
+        max_packet_size,
+        is_retain_available,
+    } = remote;
     let v5 = version == ProtocolVersion::V5;
     fn ack<'a>(a: &Ack<'a>, v5: bool) -> Ack<'a> {
         if v5 {
