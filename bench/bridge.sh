@@ -75,7 +75,7 @@ EOF
     # What waits in the outbox, as the gateway says in $SYS (Mosquitto: its client count
     # of stored messages).
     local queued
-    queued=$(mosquitto_sub -h 127.0.0.1 -p "$gw" -W 3 -C 1 -t "\$SYS/broker/connection/cloud/messages/queued" -t '$SYS/broker/store/messages/count' 2>/dev/null || true)
+    queued=$(mosquitto_sub -h 127.0.0.1 -p "$gw" -W 3 -C 1 -t "\$SYS/broker/connection/cloud/messages/queued" -t "\$SYS/broker/store/messages/count" 2>/dev/null || true)
     echo "$name: outbox reports $queued" >&2
 
     # set_tcp_nodelay: without it Mosquitto's small writes to the subscriber wait for
