@@ -193,7 +193,12 @@ const BLACK_HOLE: u8 = 2;
 
 impl Proxy {
     fn start(upstream: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        Proxy::start_on(0, upstream)
+    }
+
+    /// A proxy on a given port (0: any).
+    fn start_on(port: u16, upstream: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(AtomicU8::new(PASS));
@@ -714,4 +719,40 @@ fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
     let got = collect(&mut cloud_sub, N, WAIT * 3);
     let _ = std::fs::remove_dir_all(&dir);
     assert_all_in_order(&got, N);
+}
+
+/// round_robin false (the default): while the link is up on a secondary address, the
+/// primary is tried every 5 s; once it takes connections, the bridge goes back to it.
+#[test]
+fn the_bridge_goes_back_to_the_primary_once_it_answers() {
+    let primary = Broker::start("");
+    let secondary = Broker::start("");
+    // A port with nothing listening yet: the primary's way in, opened later.
+    let primary_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gw = Broker::start(&format!(
+        "connection cloud\naddresses 127.0.0.1:{primary_port} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
+        secondary.port
+    ));
+    assert!(eventually(WAIT * 3, || secondary
+        .log_text()
+        .contains("as gw1")));
+    let _proxy = Proxy::start_on(primary_port, primary.port);
+    // The next try of the primary is at most 5 s away, then a reconnect.
+    assert!(eventually(Duration::from_secs(12), || primary
+        .log_text()
+        .contains("as gw1")));
+    assert!(gw
+        .log_text()
+        .contains("the primary address is reachable again"));
+    let mut sub = primary.client("sub");
+    sub.subscribe("f/#", QoS::AtLeastOnce);
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT);
+    gw.client("pub")
+        .publish("f/1", QoS::AtLeastOnce, false, b"home");
+    assert_eq!(collect(&mut sub, 1, WAIT), [("f/1".into(), "home".into())]);
 }

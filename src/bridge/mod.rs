@@ -42,6 +42,9 @@ use std::time::{Duration, Instant};
 /// How often a lazy bridge looks at its backlog, and the least interval of its $SYS
 /// values.
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// `round_robin false`: how often the primary address is tried while the link is up on
+/// another (Mosquitto's 5 s).
+pub const PRIMARY_RETRY: Duration = Duration::from_secs(5);
 /// How long a TCP connect, TLS handshake and CONNACK may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes waiting for the remote socket above which the local session's output is left
@@ -209,6 +212,10 @@ pub struct Link {
     next_sys: Instant,
     /// The $SYS values last published, to publish only changes.
     last_sys: Vec<String>,
+    /// `round_robin false` on a secondary address: when to try the primary next.
+    next_primary_retry: Option<Instant>,
+    /// The link is being ended to go back to the primary: reconnect at once.
+    is_falling_back: bool,
 }
 
 impl Link {
@@ -271,6 +278,8 @@ impl Link {
             sys_interval,
             next_sys: now,
             last_sys: Vec::new(),
+            next_primary_retry: None,
+            is_falling_back: false,
             config: config.clone(),
         }
     }
@@ -346,6 +355,35 @@ impl Link {
             }
             _ => None,
         }
+    }
+
+    /// `round_robin false` while up on a secondary address: the primary to try now, if a
+    /// try is due (`net` tries a TCP connection to it off the loop and calls
+    /// [`Link::handle_primary_reachable`] if it worked).
+    pub fn poll_primary_retry(&mut self, now: Instant) -> Option<config::BridgeAddress> {
+        match self.next_primary_retry {
+            Some(at) if at <= now && self.state == State::Up => {
+                self.next_primary_retry = Some(now + PRIMARY_RETRY);
+                self.config.addresses.first().cloned()
+            }
+            _ => None,
+        }
+    }
+
+    /// The primary address answers again: the link is ended (cleanly) and made again to
+    /// the primary at once, as Mosquitto does with `round_robin false`. The caller writes
+    /// the output, closes the socket and calls [`Link::handle_lost`].
+    pub fn handle_primary_reachable(&mut self) -> bool {
+        if self.state != State::Up || self.next_primary_retry.is_none() {
+            return false;
+        }
+        info!(
+            "Bridge {}: the primary address is reachable again; reconnecting to it.",
+            self.config.name
+        );
+        self.send_disconnect();
+        self.is_falling_back = true;
+        true
     }
 
     /// The TCP connection is established (TLS may still be handshaking; rustls holds the
@@ -542,6 +580,9 @@ impl Link {
         self.is_retain_available = connack.properties.retain_available != Some(0);
         self.set_state(State::Up);
         self.up_since = Some(now);
+        self.next_primary_retry = (!self.config.round_robin
+            && self.address % self.config.addresses.len().max(1) != 0)
+            .then(|| now + PRIMARY_RETRY);
         self.last_activity = now;
 
         // Toward the remote: subscribe to the `in` topics, drop stale out-only ones.
@@ -766,6 +807,12 @@ impl Link {
             self.address = self.address.wrapping_add(1);
         }
         self.up_since = None;
+        self.next_primary_retry = None;
+        if std::mem::take(&mut self.is_falling_back) {
+            self.address = 0;
+            self.set_state(State::Waiting(now));
+            return;
+        }
         if std::mem::take(&mut self.is_stopping_idle) {
             self.address = 0;
             self.next_check = now + CHECK_INTERVAL;
@@ -867,6 +914,7 @@ impl Link {
         }
         .into_iter()
         .chain((!self.sys_interval.is_zero()).then_some(self.next_sys))
+        .chain(self.next_primary_retry)
         .min()
     }
 

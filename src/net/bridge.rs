@@ -35,6 +35,9 @@ pub(super) struct BridgeConn {
     resolving: Option<mpsc::Receiver<io::Result<Vec<SocketAddr>>>>,
     host: String,
     options: SocketOptions,
+    /// `round_robin false`: a short-lived thread's answer to "does the primary take a
+    /// TCP connection?".
+    primary_probe: Option<mpsc::Receiver<bool>>,
 }
 
 /// Socket options of a bridge: `bridge_bind_address`, `bridge_tcp_keepalive`,
@@ -123,6 +126,7 @@ impl Server {
                 is_connected: false,
                 resolving: None,
                 host: String::new(),
+                primary_probe: None,
                 options: SocketOptions {
                     bind_address: match &bridge.bridge_bind_address {
                         Some(a) => Some(a.parse().map_err(|_| {
@@ -207,7 +211,50 @@ impl Server {
                     }
                 }
             }
+            self.probe_primary(index, now);
             self.bridge_service(index, now);
+        }
+    }
+
+    /// `round_robin false`: while on a secondary address, a thread tries a TCP connection
+    /// to the primary every few seconds (resolving and connecting block); if it works,
+    /// the link goes back to the primary.
+    fn probe_primary(&mut self, index: usize, now: Instant) {
+        if let Some(reachable) = self.bridges[index]
+            .primary_probe
+            .as_ref()
+            .and_then(|rx| rx.try_recv().ok())
+        {
+            self.bridges[index].primary_probe = None;
+            if reachable && self.bridges[index].link.handle_primary_reachable() {
+                let _ = self.bridge_flush(index);
+                self.bridge_drop(index, "going back to the primary address", now);
+            }
+        }
+        if self.bridges[index].primary_probe.is_some() {
+            return;
+        }
+        let Some(address) = self.bridges[index].link.poll_primary_retry(now) else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel();
+        let waker = self.shutdown.waker.clone();
+        let spawned = std::thread::Builder::new()
+            .name("culex-probe".into())
+            .spawn(move || {
+                let reachable = (address.host.as_str(), address.port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .is_some_and(|a| {
+                        std::net::TcpStream::connect_timeout(&a, crate::bridge::PRIMARY_RETRY)
+                            .is_ok()
+                    });
+                let _ = tx.send(reachable);
+                let _ = waker.wake();
+            });
+        if spawned.is_ok() {
+            self.bridges[index].primary_probe = Some(rx);
         }
     }
 
