@@ -25,7 +25,8 @@ done
 # the target libc for the glibc targets, qemu-user to run ARM test binaries on x86_64.
 apt_pkgs=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf libc6-dev-arm64-cross
     libc6-dev-armhf-cross qemu-user)
-$want_deb && apt_pkgs+=(lintian)
+# lintian checks the packages; groff (groff-base) renders their man pages in check.sh.
+$want_deb && apt_pkgs+=(lintian groff-base)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

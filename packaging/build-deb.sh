@@ -39,7 +39,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 root=$stage/culex
 mkdir -p "$root/DEBIAN" "$root/usr/sbin" "$root/etc/culex/conf.d" \
-    "$root/lib/systemd/system" "$root/usr/share/doc/culex" "$root/usr/share/man/man8"
+    "$root/lib/systemd/system" "$root/usr/share/doc/culex" "$root/usr/share/man/man8" \
+    "$root/usr/share/man/man5"
 
 install -m 0755 "$bindir/culex" "$root/usr/sbin/culex"
 # The tools, those that exist so far.
@@ -58,6 +59,10 @@ install -m 0644 packaging/culex.service "$root/lib/systemd/system/culex.service"
 install -m 0644 packaging/debian/copyright "$root/usr/share/doc/culex/copyright"
 gzip -9n <packaging/man/culex.8 >"$root/usr/share/man/man8/culex.8.gz"
 chmod 0644 "$root/usr/share/man/man8/culex.8.gz"
+# culex.conf(5) is generated from the option table (src/config/man.rs; `cargo test`
+# fails when the checked-in page is stale).
+gzip -9n <packaging/man/culex.conf.5 >"$root/usr/share/man/man5/culex.conf.5.gz"
+chmod 0644 "$root/usr/share/man/man5/culex.conf.5.gz"
 # The Debian changelog: one entry per upstream version, dated by the last commit so the
 # package is reproducible.
 date=$(git log -1 --format=%cD 2>/dev/null || date -R)

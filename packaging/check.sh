@@ -48,7 +48,8 @@ for arch in "${arches[@]}"; do
     [ "$(dpkg-deb -f "$deb" Package)" = culex ] || fail "$deb: wrong Package"
     for path in ./usr/sbin/culex ./etc/culex/culex.conf ./etc/culex/conf.d/ \
         ./lib/systemd/system/culex.service ./usr/share/doc/culex/copyright \
-        ./usr/share/doc/culex/changelog.Debian.gz ./usr/share/man/man8/culex.8.gz; do
+        ./usr/share/doc/culex/changelog.Debian.gz ./usr/share/man/man8/culex.8.gz \
+        ./usr/share/man/man5/culex.conf.5.gz; do
         awk '{print $6}' "$OUT/contents-$arch.txt" | grep -qx "$path" || fail "$deb lacks $path"
     done
     awk '$6 == "./usr/sbin/culex" {print $1}' "$OUT/contents-$arch.txt" | grep -qx -- '-rwxr-xr-x' ||
@@ -76,6 +77,16 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$(realpath "$deb")"
 getent passwd culex || fail "no culex user"
 [ "$(stat -c %U:%G:%a /var/lib/culex)" = culex:culex:750 ] || fail "/var/lib/culex: $(stat -c %U:%G:%a /var/lib/culex)"
 [ -d /etc/culex/conf.d ] || fail "no /etc/culex/conf.d"
+# Both man pages installed and well-formed (a machine whose dpkg excludes
+# /usr/share/man, as some container images do, fails here: say so rather than skip).
+for page in /usr/share/man/man8/culex.8.gz /usr/share/man/man5/culex.conf.5.gz; do
+    [ -f "$page" ] || fail "$page not installed (is /usr/share/man excluded in /etc/dpkg/dpkg.cfg.d?)"
+    warnings=$(zcat "$page" | groff -man -ww -z 2>&1) || fail "$page: groff failed"
+    [ -z "$warnings" ] || fail "$page: $warnings"
+done
+zcat /usr/share/man/man5/culex.conf.5.gz | grep -qx '\.B max_queued_messages' ||
+    fail "culex.conf(5) lacks max_queued_messages"
+echo "man pages: culex(8), culex.conf(5)"
 
 if command -v systemd-analyze >/dev/null; then
     step "systemd-analyze verify"

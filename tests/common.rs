@@ -48,6 +48,8 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 /// A broker process listening on its own port of 127.0.0.1, killed on drop.
 pub struct Broker {
     pub port: u16,
+    /// The program it runs, for `restart`.
+    binary: PathBuf,
     child: Child,
     dir: PathBuf,
     log: PathBuf,
@@ -103,6 +105,7 @@ impl Broker {
                 .expect("spawn the broker");
             let mut broker = Broker {
                 port,
+                binary: binary.clone(),
                 child,
                 dir: dir.clone(),
                 log,
@@ -835,7 +838,7 @@ impl Broker {
             .append(true)
             .open(&self.log)
             .expect("open the broker log");
-        self.child = Command::new(broker_binary())
+        self.child = Command::new(&self.binary)
             .arg("-c")
             .arg(self.dir.join("broker.conf"))
             .stdin(Stdio::null())

@@ -353,3 +353,56 @@ fn max_subscriptions_per_client_refuses_further_filters() {
     assert_eq!(other.read_packet(), to_4);
     sub.expect_silence(Duration::from_millis(300));
 }
+
+/// `max_retained_messages 3` and `max_retained_bytes 100` (culex only; Mosquitto has no
+/// such limit): a retained message on a new topic over either limit is delivered but not
+/// stored; replacing or clearing a stored one still works; other clients are unaffected.
+#[test]
+fn retained_store_limits_keep_new_topics_out() {
+    let broker = Broker::start_culex("max_retained_messages 3\nmax_retained_bytes 100");
+    let mut live = broker.subscriber("live", "k/#", QoS::AtMostOnce);
+    let mut p = broker.client("pub");
+    for t in ["k/1", "k/2", "k/3", "k/4"] {
+        p.publish(t, QoS::AtLeastOnce, true, b"v");
+    }
+    // Delivered live, all four.
+    for _ in 0..4 {
+        live.expect_publish();
+    }
+    let retained_topics = |broker: &Broker| {
+        let mut s = broker.raw_connected("reader");
+        s.send(&subscribe_packet(1, "k/#", 0));
+        let mut topics: Vec<String> = s
+            .read_until_quiet()
+            .iter()
+            .filter(|p| p[0] & 0xF0 == 0x30)
+            .map(|p| {
+                let len = usize::from(u16::from_be_bytes([p[2], p[3]]));
+                String::from_utf8_lossy(&p[4..4 + len]).to_string()
+            })
+            .collect();
+        topics.sort();
+        topics
+    };
+    assert_eq!(retained_topics(&broker), ["k/1", "k/2", "k/3"]);
+    // A replacement fits; a clear makes room for a new topic.
+    p.publish("k/3", QoS::AtLeastOnce, true, b"new");
+    p.publish("k/1", QoS::AtLeastOnce, true, b"");
+    p.publish("k/4", QoS::AtLeastOnce, true, b"v");
+    assert_eq!(retained_topics(&broker), ["k/2", "k/3", "k/4"]);
+    // The byte limit: 3 stored bytes + 98 > 100 on a replacement that grows.
+    p.publish("k/2", QoS::AtLeastOnce, true, &[b'x'; 98]);
+    let mut s = broker.raw_connected("reader2");
+    s.send(&subscribe_packet(1, "k/2", 0));
+    let got = s.read_until_quiet();
+    let publish = got
+        .iter()
+        .find(|p| p[0] & 0xF0 == 0x30)
+        .expect("k/2 retained");
+    assert_eq!(
+        publish.len(),
+        2 + 2 + 3 + 1,
+        "the old 1-byte value stayed: {publish:?}"
+    );
+    assert!(broker.log_text().contains("Not retaining"));
+}

@@ -86,7 +86,7 @@ fn both_ways(test: impl Fn(Stop)) {
 fn retained_messages_survive_a_restart() {
     both_ways(|how| {
         let dir = Dir::new();
-        let mut broker = Broker::start(&dir.conf(""));
+        let mut broker = Broker::start_culex(&dir.conf(""));
         let mut p = broker.raw_connected("pub");
         p.send(&publish_packet(b"s/1", 1, true, false, 1, b"21.5"));
         p.expect(&puback(1));
@@ -118,7 +118,7 @@ fn retained_messages_survive_a_restart() {
 fn offline_queue_and_subscriptions_survive_a_restart() {
     both_ways(|how| {
         let dir = Dir::new();
-        let mut broker = Broker::start(&dir.conf(""));
+        let mut broker = Broker::start_culex(&dir.conf(""));
         let (mut s, _) = connect_clean(&broker, "gw-sub", false);
         s.send(&subscribe_packet(1, "q/#", 2));
         assert_eq!(s.read_packet()[0], 0x90);
@@ -158,7 +158,7 @@ fn offline_queue_and_subscriptions_survive_a_restart() {
 #[test]
 fn unacknowledged_qos1_is_resent_with_dup_after_a_crash() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let (mut s, _) = connect_clean(&broker, "sub", false);
     s.send(&subscribe_packet(1, "t", 1));
     assert_eq!(s.read_packet()[0], 0x90);
@@ -186,7 +186,7 @@ fn unacknowledged_qos1_is_resent_with_dup_after_a_crash() {
 #[test]
 fn qos2_publish_awaiting_pubrel_is_not_delivered_twice_after_a_crash() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let (mut s, _) = connect_clean(&broker, "sub", false);
     s.send(&subscribe_packet(1, "t", 2));
     assert_eq!(s.read_packet()[0], 0x90);
@@ -220,7 +220,7 @@ fn qos2_publish_awaiting_pubrel_is_not_delivered_twice_after_a_crash() {
 #[test]
 fn qos2_pubrel_state_survives_a_crash() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let (mut s, _) = connect_clean(&broker, "sub", false);
     s.send(&subscribe_packet(1, "t", 2));
     assert_eq!(s.read_packet()[0], 0x90);
@@ -256,7 +256,7 @@ fn qos2_pubrel_state_survives_a_crash() {
 #[test]
 fn clean_sessions_are_not_restored() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let (mut a, _) = connect_clean(&broker, "a", true);
     a.send(&subscribe_packet(1, "t", 1));
     assert_eq!(a.read_packet()[0], 0x90);
@@ -283,7 +283,7 @@ fn clean_sessions_are_not_restored() {
 #[test]
 fn session_expiry_and_delayed_will_survive_a_crash() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     // MQTT 5 CONNECT: will flag, clean start 0, session expiry 3 s; will delay 2 s.
     let mut body = field(b"MQTT");
     body.extend_from_slice(&[5, 0x04, 0, 60]);
@@ -328,7 +328,7 @@ fn session_expiry_and_delayed_will_survive_a_crash() {
 #[test]
 fn a_torn_journal_tail_is_set_aside_and_start_up_goes_on() {
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let mut p = broker.raw_connected("pub");
     for i in 0..5u16 {
         let topic = format!("r/{i}");
@@ -418,7 +418,7 @@ fn unknown_format_is_refused_and_mosquitto_db_is_left_alone() {
     let dir = Dir::new();
     let mosquitto = b"\x00\xB5\x00mosquitto db\x00\x00\x00\x06 and more".to_vec();
     fs::write(dir.0.join("mosquitto.db"), &mosquitto).unwrap();
-    let mut broker = Broker::start(&dir.conf("persistence_file mosquitto.db\n"));
+    let mut broker = Broker::start_culex(&dir.conf("persistence_file mosquitto.db\n"));
     let mut p = broker.raw_connected("pub");
     p.send(&publish_packet(b"m", 1, true, false, 1, b"v"));
     p.expect(&puback(1));
@@ -443,8 +443,9 @@ fn acknowledged_messages_survive_random_kills() {
     use std::net::TcpStream;
     for (mode, seed) in [("ack", 1u64), ("periodic", 2)] {
         let dir = Dir::new();
-        let mut broker =
-            Broker::start(&dir.conf(&format!("persistence_sync {mode}\nmax_queued_messages 0\n")));
+        let mut broker = Broker::start_culex(
+            &dir.conf(&format!("persistence_sync {mode}\nmax_queued_messages 0\n")),
+        );
         let (mut s, _) = connect_clean(&broker, "sink", false);
         s.send(&subscribe_packet(1, "seq", 1));
         assert_eq!(s.read_packet()[0], 0x90);
@@ -530,7 +531,7 @@ fn acknowledged_messages_survive_random_kills() {
 #[test]
 fn compactions_keep_everything_across_a_crash() {
     let dir = Dir::new();
-    let mut broker = Broker::start(
+    let mut broker = Broker::start_culex(
         &dir.conf("autosave_on_changes true\nautosave_interval 20\nsys_interval 1\n"),
     );
     let mut p = broker.raw_connected("pub");
@@ -593,7 +594,7 @@ fn mqtt5_properties_expiry_and_subscription_identifiers_survive_a_crash() {
     use rumqttc::v5::mqttbytes::v5::{PublishProperties, SubscribeProperties};
     use rumqttc::v5::mqttbytes::QoS;
     let dir = Dir::new();
-    let mut broker = Broker::start(&dir.conf(""));
+    let mut broker = Broker::start_culex(&dir.conf(""));
     let (mut sub, _) = Peer5::connect(&broker, "v5sub", |o| {
         o.set_clean_start(false);
         o.set_session_expiry_interval(Some(600));

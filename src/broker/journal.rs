@@ -70,19 +70,35 @@ impl Journal {
     /// The number of `message` in this generation, writing it first if this batch has
     /// not.
     fn message_id(&mut self, message: &Rc<Message>) -> u64 {
+        self.write_message(message, false).0
+    }
+
+    /// Writes `message` unless this batch has; `retained` marks it as the retained
+    /// message of its topic when it is written now. Returns its number and whether it
+    /// was written now.
+    fn write_message(&mut self, message: &Rc<Message>, retained: bool) -> (u64, bool) {
         let key = Rc::as_ptr(message) as usize;
         if let Some((id, _)) = self.written.get(&key) {
-            return *id;
+            return (*id, false);
         }
         self.next_message += 1;
         let id = self.next_message;
         let record = Record::Message {
             id,
             message: stored(message, self),
+            retained,
         };
         self.push(&record);
         self.written.insert(key, (id, message.clone()));
-        id
+        (id, true)
+    }
+
+    /// `message` is the retained message of its topic: one record if it is new here.
+    fn retain(&mut self, message: &Rc<Message>) {
+        let (id, written) = self.write_message(message, true);
+        if !written {
+            self.push(&Record::Retain { id });
+        }
     }
 
     fn delivery(&mut self, message: &Rc<Message>, qos: QoS, retain: bool, ids: &[u32]) -> Delivery {
@@ -114,6 +130,16 @@ fn stored<'a>(m: &'a Message, j: &Journal) -> StoredMessage<'a> {
                 .collect()
         }),
     }
+}
+
+/// Whether a stored message can stand for `new` on disk: same bytes, QoS, flags and
+/// properties, and no expiry (whose deadline would differ).
+fn same_content(old: &Message, new: &Message) -> bool {
+    old.payload() == new.payload()
+        && old.qos == new.qos
+        && old.retain == new.retain
+        && old.props == new.props
+        && new.props.as_ref().is_none_or(|p| p.expires_at.is_none())
 }
 
 /// `$SYS` is regenerated at start; writing it every `sys_interval` would wear the disk.
@@ -266,10 +292,14 @@ impl Broker {
             return;
         };
         match message {
-            Some(m) => {
-                let id = j.message_id(m);
-                j.push(&Record::Retain { id });
-            }
+            // A value republished unchanged (and without expiry) changes nothing on disk:
+            // sensors often repeat themselves.
+            Some(m)
+                if self
+                    .retained
+                    .get(topic)
+                    .is_some_and(|old| same_content(old, m)) => {}
+            Some(m) => j.retain(m),
             None => j.push(&Record::Unretain { topic }),
         }
     }
@@ -341,8 +371,7 @@ impl Broker {
             true
         });
         for m in &retained {
-            let id = j.message_id(m);
-            j.push(&Record::Retain { id });
+            j.retain(m);
         }
         for (slot, s) in self.sessions.iter().enumerate() {
             let Some(s) = s.as_ref().filter(|s| s.persisted) else {
@@ -373,6 +402,10 @@ impl Broker {
         for (topic, m) in state.retained {
             if !m.is_expired(now) {
                 self.stats.hold(&m);
+                if !topic.starts_with("$SYS") {
+                    self.retained_count += 1;
+                    self.retained_bytes += m.payload().len();
+                }
                 self.retained.insert(&topic, m);
             }
         }

@@ -138,3 +138,11 @@ impl Message {
         self.payload().len()
     }
 }
+
+/// The retained tree keeps a message that has no longer name below it without a label of
+/// its own: it reads the last level from the message's topic.
+impl crate::topic::Named for Rc<Message> {
+    fn name(&self) -> &str {
+        self.topic()
+    }
+}

@@ -144,6 +144,10 @@ pub struct Settings {
     pub global_max_clients: Option<usize>,
     /// culex's `max_subscriptions_per_client`: filters one session may hold; 0 unlimited.
     pub max_subscriptions_per_client: usize,
+    /// culex's `max_retained_messages` / `max_retained_bytes` (payload bytes): what the
+    /// retained store may hold, `$SYS` aside; 0 unlimited.
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
 }
 
 /// A listener's own password file and ACL, with `per_listener_settings true`.
@@ -252,6 +256,8 @@ impl Settings {
                 })
                 .collect(),
             max_subscriptions_per_client: config.max_subscriptions_per_client,
+            max_retained_messages: config.max_retained_messages,
+            max_retained_bytes: config.max_retained_bytes,
             global_max_clients: config
                 .global_max_clients
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
@@ -453,6 +459,8 @@ struct Stats {
     publish_received: u64,
     publish_sent: u64,
     publish_dropped: u64,
+    /// Retained messages kept out by `max_retained_messages` / `max_retained_bytes`.
+    retained_refused: u64,
     bytes_received: u64,
     bytes_sent: u64,
     clients_connected: usize,
@@ -490,6 +498,9 @@ pub struct Broker {
     /// `$share/{name}/{filter}` groups.
     shared: SharedSubscriptions<SessionId, Sub>,
     retained: RetainedTree<Rc<Message>>,
+    /// Retained messages outside `$SYS`, and their payload bytes (the limits' measure).
+    retained_count: usize,
+    retained_bytes: usize,
     timers: Timers<Timer>,
     dirty: Vec<ConnId>,
     closing: VecDeque<ConnId>,
@@ -499,6 +510,9 @@ pub struct Broker {
     sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
+    /// The largest outbox buffer too large for the pool dropped since the loop last asked
+    /// (see [`Broker::take_dropped_output`]).
+    dropped_output: usize,
     stats: Stats,
     sys: sys::SysState,
     /// `password_file`, loaded by the caller.
@@ -550,12 +564,15 @@ impl Broker {
             subscriptions: SubscriptionTree::new(),
             shared: SharedSubscriptions::new(),
             retained: RetainedTree::new(),
+            retained_count: 0,
+            retained_bytes: 0,
             timers: Timers::default(),
             dirty: Vec::new(),
             closing: VecDeque::new(),
             matches: Vec::new(),
             sub_ids: Vec::new(),
             pool: Vec::new(),
+            dropped_output: 0,
             stats: Stats::default(),
             sys: sys::SysState::default(),
             passwords: None,
@@ -799,6 +816,14 @@ impl Broker {
 
     pub fn poll_close(&mut self) -> Option<ConnId> {
         self.closing.pop_front()
+    }
+
+    /// The capacity of the largest outbox buffer freed since the last call (a burst of
+    /// retained messages to a new `#` subscriber, a slow reader's backlog): worth handing
+    /// back to the system when it was many megabytes, since the allocator keeps it
+    /// otherwise. 0 if none was freed.
+    pub fn take_dropped_output(&mut self) -> usize {
+        std::mem::take(&mut self.dropped_output)
     }
 
     /// The bytes waiting to be written to `id`.
@@ -1536,10 +1561,10 @@ impl Broker {
                 stored,
                 publisher: Some(sid),
             };
-            if publish.retain {
-                self.set_retained(&mut publication);
-            }
+            let not_retained = publish.retain && !self.set_retained(&mut publication);
             match self.route(&mut publication, now) {
+                // MQTT 5 is told that the retained store is full (it was delivered).
+                _ if not_retained && is_v5 => ReasonCode::QUOTA_EXCEEDED,
                 0 => ReasonCode::NO_MATCHING_SUBSCRIBERS,
                 _ => ReasonCode::SUCCESS,
             }
@@ -1562,7 +1587,24 @@ impl Broker {
     }
 
     /// Stores or clears the retained message of a topic. [MQTT-3.3.1-5] [MQTT-3.3.1-10]
-    fn set_retained(&mut self, publication: &mut Publication<'_>) {
+    /// Returns false if `max_retained_messages` or `max_retained_bytes` kept it out
+    /// (the message is still delivered).
+    fn set_retained(&mut self, publication: &mut Publication<'_>) -> bool {
+        let counted = !publication.topic.starts_with("$SYS");
+        if counted && !publication.payload.is_empty() && !self.retained_fits(publication) {
+            self.stats.retained_refused += 1;
+            let n = self.stats.retained_refused;
+            // Logged at 1, 2, 4, 8... refusals: visible, never a flood.
+            if n.is_power_of_two() {
+                warn!(
+                    "Not retaining '{}': max_retained_messages ({}) or max_retained_bytes ({}) reached ({n} refused so far).",
+                    publication.topic,
+                    self.settings.max_retained_messages,
+                    self.settings.max_retained_bytes
+                );
+            }
+            return false;
+        }
         let old = if publication.payload.is_empty() {
             self.journal_retained(publication.topic, None);
             self.retained.remove(publication.topic)
@@ -1572,9 +1614,39 @@ impl Broker {
             self.journal_retained(publication.topic, Some(&message));
             self.retained.insert(publication.topic, message)
         };
+        if counted {
+            if let Some(old) = &old {
+                self.retained_count -= 1;
+                self.retained_bytes -= old.payload().len();
+            }
+            if !publication.payload.is_empty() {
+                self.retained_count += 1;
+                self.retained_bytes += publication.payload.len();
+            }
+        }
         if let Some(old) = old {
             self.stats.release(&old);
         }
+        true
+    }
+
+    /// Whether storing `publication` keeps the retained store within its limits (a
+    /// replacement counts only its growth).
+    fn retained_fits(&self, publication: &Publication<'_>) -> bool {
+        let (max_count, max_bytes) = (
+            self.settings.max_retained_messages,
+            self.settings.max_retained_bytes,
+        );
+        if max_count == 0 && max_bytes == 0 {
+            return true;
+        }
+        let old = self
+            .retained
+            .get(publication.topic)
+            .map(|m| m.payload().len());
+        let count = self.retained_count + usize::from(old.is_none());
+        let bytes = self.retained_bytes - old.unwrap_or(0) + publication.payload.len();
+        (max_count == 0 || count <= max_count) && (max_bytes == 0 || bytes <= max_bytes)
     }
 
     /// Delivers to every matching subscription, once per session at the highest granted
@@ -2570,6 +2642,8 @@ impl Broker {
         {
             buf.clear();
             self.pool.push(buf);
+        } else if buf.capacity() > POOL_BUFFER_MAX {
+            self.dropped_output = self.dropped_output.max(buf.capacity());
         }
     }
 }

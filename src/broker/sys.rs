@@ -345,6 +345,11 @@ impl Broker {
                 "$SYS/broker/mqtt/publish/dropped",
                 s.publish_dropped.to_string(),
             ),
+            // culex's own: retained messages kept out by max_retained_messages/bytes.
+            (
+                "$SYS/broker/retained messages/refused",
+                s.retained_refused.to_string(),
+            ),
             ("$SYS/broker/packet/out/count", s.out_packets.to_string()),
             ("$SYS/broker/packet/out/bytes", s.out_bytes.to_string()),
             (

@@ -3086,3 +3086,30 @@ fn periodic_persistence_acks_at_once() {
     h.recv(p, &[Packet::Puback(Ack::new(pid(11)))]);
     assert!(h.broker.take_journal().is_some());
 }
+
+/// `max_retained_messages`: MQTT 5 learns from PUBACK that the message was delivered but
+/// not retained (0x97 Quota exceeded); 3.1.1 gets its plain PUBACK.
+#[test]
+fn retained_over_the_limit_is_quota_exceeded_for_mqtt5() {
+    let mut h = Harness::new(|s| s.max_retained_messages = 1);
+    let (c, _) = h.connect5(1, "p5", true, Properties::default(), None);
+    let mut first = publish5("a", b"1", QoS::AtLeastOnce, 1, Properties::default());
+    if let Packet::Publish(p) = &mut first {
+        p.retain = true;
+    }
+    h.send5(c, &first);
+    let frames = h.recv_frames(c);
+    assert_eq!(frames.len(), 1);
+    let mut second = publish5("b", b"2", QoS::AtLeastOnce, 2, Properties::default());
+    if let Packet::Publish(p) = &mut second {
+        p.retain = true;
+    }
+    h.send5(c, &second);
+    let frames = h.recv_frames(c);
+    assert_eq!(frames.len(), 1);
+    match Packet::decode(&frames[0], V5) {
+        Ok(Packet::Puback(ack)) => assert_eq!(ack.reason, ReasonCode::QUOTA_EXCEEDED),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.broker.retained_count(), 1);
+}

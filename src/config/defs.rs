@@ -144,6 +144,12 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
+    opt!("max_retained_messages", Global, true, Yes,
+        "culex only: retained messages stored at most ($SYS aside); a new topic over it is delivered but not retained (0 or -1: unlimited).",
+        |p, v| { p.config.max_retained_messages = v.int()?.max(0) as usize; Ok(()) }),
+    opt!("max_retained_bytes", Global, true, Yes,
+        "culex only: payload bytes of retained messages stored at most ($SYS aside); 0 or -1: unlimited.",
+        |p, v| { p.config.max_retained_bytes = v.int()?.max(0) as usize; Ok(()) }),
     opt!("max_subscriptions_per_client", Global, true, Yes,
         "culex only: topic filters one client may hold; a SUBSCRIBE over it is refused per filter (0 or -1: unlimited).",
         |p, v| { p.config.max_subscriptions_per_client = v.int()?.max(0) as usize; Ok(()) }),
@@ -1583,6 +1589,8 @@ mod tests {
             ("max_connection_rate 20", |c| c.max_connection_rate == Some(20)),
             ("max_connection_rate 0", |c| c.max_connection_rate.is_none()),
             ("max_subscriptions_per_client 100", |c| c.max_subscriptions_per_client == 100),
+            ("max_retained_messages 5000", |c| c.max_retained_messages == 5000),
+            ("max_retained_bytes 1000000", |c| c.max_retained_bytes == 1_000_000),
             ("max_subscriptions_per_client -1", |c| c.max_subscriptions_per_client == 0),
             ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
             ("retain_available false", |c| !c.retain_available),

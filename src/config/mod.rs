@@ -25,6 +25,8 @@ mod defs;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 mod lexer;
+#[cfg(test)]
+mod man;
 
 pub use defs::{OptionDef, Scope, Support, OPTIONS};
 pub use lexer::{FileSystem, Includes, NoIncludes};
@@ -580,6 +582,9 @@ pub struct Config {
     pub max_connection_rate: Option<u32>,
     /// culex's `max_subscriptions_per_client`: 0 unlimited.
     pub max_subscriptions_per_client: usize,
+    /// culex's `max_retained_messages` and `max_retained_bytes`: 0 unlimited.
+    pub max_retained_messages: usize,
+    pub max_retained_bytes: usize,
     /// Bytes; 0: no limit.
     pub memory_limit: u64,
     pub retain_available: bool,
@@ -666,6 +671,8 @@ impl Default for Config {
             global_max_connections: None,
             max_connection_rate: None,
             max_subscriptions_per_client: 0,
+            max_retained_messages: 0,
+            max_retained_bytes: 0,
             memory_limit: 0,
             retain_available: true,
             retain_expiry_interval: 0,

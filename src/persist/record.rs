@@ -136,10 +136,12 @@ pub struct Delivery {
 /// One change of durable state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// A message, numbered for the records that refer to it.
+    /// A message, numbered for the records that refer to it; `retained`: it is also the
+    /// retained message of its topic (saves a `Retain` record).
     Message {
         id: u64,
         message: StoredMessage<'a>,
+        retained: bool,
     },
     /// Message `id` is the retained message of its topic.
     Retain {
@@ -259,10 +261,14 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; FRAME_MAX]);
     let mut w = Writer(out);
     match record {
-        Record::Message { id, message: m } => {
+        Record::Message {
+            id,
+            message: m,
+            retained,
+        } => {
             w.u8(tag::MESSAGE);
             w.u64(*id);
-            w.u8(m.qos | (u8::from(m.retain) << 2));
+            w.u8(m.qos | (u8::from(m.retain) << 2) | (u8::from(*retained) << 3));
             w.u64(m.expires_ms);
             w.str(m.topic);
             w.bytes(m.payload);
@@ -456,11 +462,12 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             for _ in 0..n {
                 user_properties.push((r.str()?, r.str()?));
             }
-            if flags & 3 > 2 || flags > 7 {
+            if flags & 3 > 2 || flags > 15 {
                 return None;
             }
             Record::Message {
                 id,
+                retained: flags & 8 != 0,
                 message: StoredMessage {
                     topic,
                     payload,
@@ -713,6 +720,7 @@ mod tests {
         vec![
             Record::Message {
                 id: 7,
+                retained: true,
                 message: StoredMessage {
                     topic: "sensors/t",
                     payload: b"21.5",
@@ -728,6 +736,7 @@ mod tests {
             },
             Record::Message {
                 id: u64::MAX,
+                retained: false,
                 message: StoredMessage {
                     topic: "",
                     payload: b"",

@@ -199,8 +199,15 @@ impl State {
 
     fn apply_known(&mut self, r: &Record<'_>) -> Option<()> {
         match r {
-            Record::Message { id, message } => {
+            Record::Message {
+                id,
+                message,
+                retained,
+            } => {
                 let m = self.to_message(message);
+                if *retained {
+                    self.retained.insert(m.topic().into(), m.clone());
+                }
                 self.messages.insert(*id, m);
             }
             Record::Retain { id } => {

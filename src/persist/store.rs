@@ -754,6 +754,7 @@ mod tests {
             let payload = i.to_be_bytes();
             one(Record::Message {
                 id: i,
+                retained: false,
                 message: StoredMessage {
                     topic: "s/t",
                     payload: &payload,

@@ -28,6 +28,20 @@ pub fn check(buf: &[u8], max_len: usize) -> Result<Option<usize>, DecodeError> {
     Ok((buf.len() >= frame_len).then_some(frame_len))
 }
 
+/// The length of the frame starting at `buf` once its fixed header has arrived, whether
+/// or not the rest has: `Ok(None)` while the header is incomplete. Lets a reader complete
+/// a pending packet with just the bytes it lacks.
+pub fn len(buf: &[u8], max_len: usize) -> Result<Option<usize>, DecodeError> {
+    let Some(header) = parse_header(buf)? else {
+        return Ok(None);
+    };
+    let frame_len = header.frame_len();
+    if frame_len > max_len {
+        return Err(DecodeError::PacketTooLarge);
+    }
+    Ok(Some(frame_len))
+}
+
 /// Bytes the Remaining Length field takes for a body of `len` bytes: 1 to 4 (5 for a
 /// `len` over [`MAX_REMAINING_LENGTH`], which no valid packet has).
 pub fn remaining_length_len(len: usize) -> usize {

@@ -38,7 +38,7 @@ mod retained;
 mod shared;
 mod tree;
 
-pub use retained::RetainedTree;
+pub use retained::{Named, RetainedTree};
 pub use shared::{parse_shared, SharedSubscriptions};
 pub use tree::SubscriptionTree;
 
