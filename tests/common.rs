@@ -71,7 +71,7 @@ impl Broker {
     /// As [`Broker::start`], always culex whatever `CULEX_TEST_BROKER` says: for culex's
     /// own options, which Mosquitto refuses.
     pub fn start_culex(extra_conf: &str) -> Broker {
-        Broker::start_binary(PathBuf::from(env!("CARGO_BIN_EXE_culex")), extra_conf, &[])
+        Broker::start_binary(culex_binary(), extra_conf, &[])
     }
 
     fn start_binary(binary: PathBuf, extra_conf: &str, args: &[&str]) -> Broker {
@@ -323,6 +323,18 @@ fn listens_on(pid: u32, port: u16) -> bool {
                 .iter()
                 .any(|inode| target.as_os_str() == inode.as_str())
         })
+}
+
+/// The culex binary under test: `CULEX_TEST_BROKER` when it names one (cross/test.sh's
+/// wrapper that runs the ARM build under qemu), the crate's own build otherwise (also
+/// when the suite runs against Mosquitto).
+fn culex_binary() -> PathBuf {
+    match std::env::var("CULEX_TEST_BROKER").as_deref() {
+        Err(_) | Ok("") | Ok("culex") | Ok("mosquitto") => {
+            PathBuf::from(env!("CARGO_BIN_EXE_culex"))
+        }
+        Ok(other) => PathBuf::from(other),
+    }
 }
 
 fn broker_binary() -> PathBuf {

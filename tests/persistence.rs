@@ -404,7 +404,7 @@ fn unknown_format_is_refused_and_mosquitto_db_is_left_alone() {
         .map(|a| a.port())
         .expect("a free port");
     fs::write(&conf, dir.conf(&format!("listener {port} 127.0.0.1\n"))).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_culex"))
+    let out = crate::common::built_binary(env!("CARGO_BIN_EXE_culex"))
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())
