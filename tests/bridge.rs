@@ -4,6 +4,10 @@
 //!
 //! Every wait is bounded; the longest (keep alive noticing a black hole) is a few
 //! keep-alive periods of 5 s, Mosquitto's minimum `keepalive_interval`.
+//!
+//! Both brokers are always culex (`Broker::start_culex`), whatever `CULEX_TEST_BROKER`
+//! says: these tests are about culex's bridge and read culex's logs and `$SYS` values.
+//! tests/interop/bridge.sh runs it against Debian's mosquitto as the cloud.
 
 use crate::common::{eventually, Broker, Peer, Stop, WAIT};
 use rumqttc::QoS;
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 /// The gateway's bridge toward `port`, named `cloud`, remote client id `gw1`, reconnecting
 /// after 1 s, with `lines` (topic lines and other options) after it.
 fn gateway(port: u16, lines: &str) -> Broker {
-    Broker::start(&format!(
+    Broker::start_culex(&format!(
         "connection cloud\naddress 127.0.0.1:{port}\nremote_clientid gw1\nrestart_timeout 1\n{lines}\n"
     ))
 }
@@ -64,7 +68,7 @@ fn collect(peer: &mut Peer, n: usize, limit: Duration) -> Vec<(String, String)> 
 /// topics outside every line stay where they are.
 #[test]
 fn topics_are_mapped_with_prefixes_in_every_direction() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(
         cloud.port,
         "topic sensors/# out 1 gw/ site7/\n\
@@ -137,7 +141,7 @@ fn topics_are_mapped_with_prefixes_in_every_direction() {
 /// message arrives exactly once.
 #[test]
 fn qos_levels_cross_the_bridge() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(cloud.port, "topic q/# out 2\ntopic low/# out 0");
     let mut watcher = state_watcher(&gw, "watch");
     wait_state(&mut watcher, "1", WAIT * 3);
@@ -162,7 +166,7 @@ fn qos_levels_cross_the_bridge() {
 /// cloud (the bridge's will) when the gateway dies.
 #[test]
 fn notifications_announce_the_link_state() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
     let gw = gateway(cloud.port, "topic x/# out 0");
     let mut watcher = state_watcher(&gw, "watch");
@@ -306,7 +310,7 @@ fn assert_all_in_order(got: &[(String, String)], n: usize) {
 #[test]
 fn messages_published_during_an_outage_arrive_after_it() {
     const N: usize = 50;
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let proxy = Proxy::start(cloud.port);
     let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
     let mut watcher = state_watcher(&gw, "watch");
@@ -340,7 +344,7 @@ fn messages_published_during_an_outage_arrive_after_it() {
 #[test]
 fn a_black_holed_link_is_detected_by_keep_alive_and_nothing_is_lost() {
     const N: usize = 30;
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let proxy = Proxy::start(cloud.port);
     let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
     let mut watcher = state_watcher(&gw, "watch");
@@ -375,12 +379,12 @@ fn a_black_holed_link_is_detected_by_keep_alive_and_nothing_is_lost() {
 /// Failover: with the first address dead, the bridge connects to the second.
 #[test]
 fn a_dead_first_address_fails_over_to_the_next() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let dead = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let gw = Broker::start(&format!(
+    let gw = Broker::start_culex(&format!(
         "connection cloud\naddresses 127.0.0.1:{dead} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
         cloud.port
     ));
@@ -406,7 +410,7 @@ fn a_dead_first_address_fails_over_to_the_next() {
 #[test]
 fn a_bridge_with_a_client_certificate_crosses_mutual_tls() {
     let pki = crate::tls::Pki::new("bridge-mtls");
-    let cloud = Broker::start(&pki.listener_conf(&format!(
+    let cloud = Broker::start_culex(&pki.listener_conf(&format!(
         "cafile {}\nrequire_certificate true\n",
         pki.path("ca.pem")
     )));
@@ -443,7 +447,7 @@ fn a_bridge_with_a_client_certificate_crosses_mutual_tls() {
 #[test]
 fn a_bridge_without_the_client_certificate_is_refused_by_the_cloud() {
     let pki = crate::tls::Pki::new("bridge-nocert");
-    let cloud = Broker::start(&pki.listener_conf(&format!(
+    let cloud = Broker::start_culex(&pki.listener_conf(&format!(
         "cafile {}\nrequire_certificate true\n",
         pki.path("ca.pem")
     )));
@@ -462,7 +466,7 @@ fn a_bridge_without_the_client_certificate_is_refused_by_the_cloud() {
 /// `both` topic does not bring a message back to where it came from.
 #[test]
 fn a_3_1_1_bridge_with_try_private_does_not_echo() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(cloud.port, "topic sync/# both 1");
     let mut watcher = state_watcher(&gw, "watch");
     wait_state(&mut watcher, "1", WAIT * 3);
@@ -500,7 +504,7 @@ fn a_3_1_1_bridge_with_try_private_does_not_echo() {
 #[test]
 fn messages_wait_for_a_cloud_that_was_never_reachable() {
     const N: usize = 20;
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let proxy = Proxy::start(cloud.port);
     proxy.set(CUT);
     let gw = gateway(proxy.port, "topic data/# out 1");
@@ -524,7 +528,7 @@ fn messages_wait_for_a_cloud_that_was_never_reachable() {
 /// and after `idle_timeout` seconds without messages the link is closed again.
 #[test]
 fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(
         cloud.port,
         "topic data/# out 1\nstart_type lazy\nthreshold 3\nidle_timeout 2",
@@ -554,7 +558,7 @@ fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
 /// $SYS/broker/connection/NAME/...: whether connected, messages sent, and the backlog.
 #[test]
 fn sys_topics_show_the_bridge_progress() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(cloud.port, "topic data/# out 1\nsys_interval 1");
     let mut watcher = state_watcher(&gw, "watch");
     wait_state(&mut watcher, "1", WAIT * 3);
@@ -586,7 +590,7 @@ fn sys_topics_show_the_bridge_progress() {
 /// that many messages wait; with drop_oldest the newest are the ones kept.
 #[test]
 fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let proxy = Proxy::start(cloud.port);
     let gw = gateway(
         proxy.port,
@@ -620,7 +624,7 @@ fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
 /// it); bridge_tcp_keepalive and bridge_tcp_user_timeout are set on the same socket.
 #[test]
 fn bridge_bind_address_and_tcp_options_shape_the_socket() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(
         cloud.port,
         "topic x/# out 1\nbridge_bind_address 127.0.0.2\nbridge_tcp_keepalive 30 5 3\nbridge_tcp_user_timeout 10000",
@@ -636,7 +640,7 @@ fn bridge_bind_address_and_tcp_options_shape_the_socket() {
 /// that would otherwise say it).
 #[test]
 fn a_clean_stop_tells_the_cloud_the_link_is_down() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
     let gw = gateway(cloud.port, "topic x/# out 0");
     wait_state(&mut cloud_watch, "1", WAIT * 3);
@@ -652,7 +656,7 @@ fn a_clean_stop_tells_the_cloud_the_link_is_down() {
 /// and the local session is done with it: it does not stay in flight to be sent again.
 #[test]
 fn a_message_over_bridge_max_packet_size_is_dropped_not_kept() {
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let gw = gateway(
         cloud.port,
         "topic d/# out 1\nbridge_max_packet_size 100\nsys_interval 1",
@@ -692,7 +696,7 @@ fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
     let dir = std::env::temp_dir().join(format!("culex-bridge-persist-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cloud = Broker::start("");
+    let cloud = Broker::start_culex("");
     let proxy = Proxy::start(cloud.port);
     proxy.set(CUT);
     let mut gw = gateway(
@@ -725,15 +729,15 @@ fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
 /// primary is tried every 5 s; once it takes connections, the bridge goes back to it.
 #[test]
 fn the_bridge_goes_back_to_the_primary_once_it_answers() {
-    let primary = Broker::start("");
-    let secondary = Broker::start("");
+    let primary = Broker::start_culex("");
+    let secondary = Broker::start_culex("");
     // A port with nothing listening yet: the primary's way in, opened later.
     let primary_port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let gw = Broker::start(&format!(
+    let gw = Broker::start_culex(&format!(
         "connection cloud\naddresses 127.0.0.1:{primary_port} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
         secondary.port
     ));
