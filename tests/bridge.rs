@@ -760,3 +760,30 @@ fn the_bridge_goes_back_to_the_primary_once_it_answers() {
         .publish("f/1", QoS::AtLeastOnce, false, b"home");
     assert_eq!(collect(&mut sub, 1, WAIT), [("f/1".into(), "home".into())]);
 }
+
+/// persistent_client_expiration ends forgotten clients' sessions, not a bridge's outbox:
+/// after an outage longer than it, the messages still arrive.
+#[test]
+fn persistent_client_expiration_does_not_expire_the_outbox() {
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1\npersistent_client_expiration 1s",
+    );
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..5 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    assert_all_in_order(&collect(&mut cloud_sub, 5, WAIT * 3), 5);
+}

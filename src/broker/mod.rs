@@ -2479,9 +2479,11 @@ impl Broker {
             }
         }
         // 3.1.1 persistent sessions, and MQTT 5's "never" (0xFFFFFFFF), last until
-        // persistent_client_expiration if it is set.
+        // persistent_client_expiration if it is set; a bridge's outbox does not expire.
+        let is_bridge = self.session(sid).listener == BRIDGE_LISTENER;
         let expires_after = match expiry_interval {
             0 => Some(Duration::ZERO),
+            u32::MAX if is_bridge => None,
             u32::MAX => self.settings.persistent_client_expiration,
             secs => Some(Duration::from_secs(u64::from(secs))),
         };
