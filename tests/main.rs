@@ -7,6 +7,7 @@
 //! those of MQTT 3.1.1 (OASIS Standard, 29 October 2014).
 
 mod auth;
+mod bridge;
 mod common;
 mod connect;
 mod keepalive;

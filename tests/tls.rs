@@ -134,7 +134,7 @@ impl Pki {
         Pki { dir }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(crate) fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 
@@ -185,7 +185,11 @@ impl Drop for Pki {
     }
 }
 
-fn tls_options(broker: &Broker, id: &str, config: Arc<rustls::ClientConfig>) -> MqttOptions {
+pub(crate) fn tls_options(
+    broker: &Broker,
+    id: &str,
+    config: Arc<rustls::ClientConfig>,
+) -> MqttOptions {
     let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));

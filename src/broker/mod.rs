@@ -29,10 +29,12 @@
 //! `create_session`/`remove_session`, and the QoS state changes next to them; each writes
 //! a record to the journal (`journal.rs`) when persistence is on.
 
+mod bridge;
 mod journal;
 mod message;
 mod sys;
 
+pub use bridge::{QueueLimits, BRIDGE_LISTENER};
 pub use journal::Journal;
 pub use message::{Message, MessageProps};
 
@@ -65,6 +67,8 @@ pub enum Peer {
     /// A client of a Unix socket listener: the listener's path (the client end has no
     /// name).
     Unix(Rc<str>),
+    /// The local side of a bridge (`connection NAME`), opened by the bridge itself.
+    Bridge(Rc<str>),
 }
 
 impl From<SocketAddr> for Peer {
@@ -79,6 +83,7 @@ impl std::fmt::Display for Peer {
             Peer::Inet(address) => address.fmt(f),
             // Mosquitto's form: the path and port 0.
             Peer::Unix(path) => write!(f, "{path}:0"),
+            Peer::Bridge(name) => write!(f, "bridge {name}"),
         }
     }
 }
@@ -339,6 +344,10 @@ struct Conn {
     listener: usize,
     /// The username its client certificate stands for (see `set_certificate_username`).
     certificate_username: Option<Box<str>>,
+    /// A Mosquitto bridge (`try_private`: protocol level | 0x80): its 3.1/3.1.1
+    /// subscriptions get No Local and Retain As Published, as Mosquitto gives them, so
+    /// its own messages do not come back to it.
+    is_bridge: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,6 +523,8 @@ pub struct Broker {
     /// used instead of `passwords` and `acl`.
     listener_auth: Vec<ListenerAuth>,
     next_auto_id: u64,
+    /// Queue limits of particular sessions (bridges' outboxes), by client id.
+    queue_limits: HashMap<Box<str>, QueueLimits>,
     /// Records of durable changes, when persistence is on.
     journal: Option<Journal>,
     /// With persistence: whether the files are being written, and bytes written ($SYS).
@@ -568,6 +579,7 @@ impl Broker {
             acl: None,
             listener_auth: Vec::new(),
             next_auto_id: 0,
+            queue_limits: HashMap::new(),
             journal: None,
             persistence_status: None,
         };
@@ -662,6 +674,7 @@ impl Broker {
             out_head_left: 0,
             certificate_username: None,
             listener,
+            is_bridge: false,
         });
         self.stats.sockets += 1;
         self.timers.schedule(deadline, Timer::Conn(conn));
@@ -686,6 +699,9 @@ impl Broker {
             return;
         }
         conn.last_seen = now;
+        if conn.state == ConnState::Connecting && crate::protocol::is_bridge_connect(frame) {
+            conn.is_bridge = true;
+        }
         let (version, state) = (conn.version, conn.state);
         self.stats.messages_received += 1;
         self.stats.bytes_received += frame.len() as u64;
@@ -1192,7 +1208,9 @@ impl Broker {
         // MQTT 5: a keep alive over max_keepalive (or none) is replaced by the server's,
         // told in CONNACK. [MQTT-3.2.2-21]
         let max_keepalive = self.settings.max_keepalive;
+        // A bridge's local side is in-process: no keep alive (its link has its own).
         let server_keep_alive = (is_v5
+            && listener != BRIDGE_LISTENER
             && max_keepalive != 0
             && (connect.keep_alive == 0 || connect.keep_alive > max_keepalive))
             .then_some(max_keepalive);
@@ -1305,6 +1323,9 @@ impl Broker {
         listener_allow_anonymous: Option<bool>,
         listener: usize,
     ) -> Option<ReasonCode> {
+        if listener == BRIDGE_LISTENER {
+            return None;
+        }
         let allow_anonymous = listener_allow_anonymous.unwrap_or(self.settings.allow_anonymous);
         match (connect.username, self.auth_for(listener).0) {
             (None, _) if allow_anonymous => None,
@@ -1336,6 +1357,9 @@ impl Broker {
         access: Access,
         listener: usize,
     ) -> bool {
+        if listener == BRIDGE_LISTENER {
+            return true;
+        }
         match self.auth_for(listener).1 {
             Some(acl) => acl.check(client_id, username, topic, access),
             None => dollar_topic_allowed(topic, access),
@@ -1801,7 +1825,7 @@ impl Broker {
         retain: bool,
         sub_ids: Box<[u32]>,
     ) {
-        let (max_messages, max_bytes) = (
+        let (mut max_messages, mut max_bytes) = (
             self.settings.max_queued_messages,
             self.settings.max_queued_bytes,
         );
@@ -1809,6 +1833,27 @@ impl Broker {
             .as_mut()
             .expect("a SessionId held by the tree names a live session");
         let size = message.queued_size();
+        if let Some(limits) = self.queue_limits.get(&session.client_id) {
+            (max_messages, max_bytes) = (limits.max_messages, limits.max_bytes);
+            if limits.drop_oldest {
+                // A bridge's outbox keeps the newest messages: the oldest make room.
+                while !session.queue.is_empty()
+                    && ((max_messages != 0 && session.queue.len() >= max_messages)
+                        || (max_bytes != 0 && session.queued_bytes + size > max_bytes))
+                {
+                    if let Some(old) = session.queue.pop_front() {
+                        session.queued_bytes -= old.message.queued_size();
+                        self.stats.release(&old.message);
+                        self.stats.publish_dropped += 1;
+                        if session.persisted {
+                            if let Some(j) = self.journal.as_mut() {
+                                j.record(Record::Dequeue { sid: sid.0 });
+                            }
+                        }
+                    }
+                }
+            }
+        }
         if (max_messages != 0 && session.queue.len() >= max_messages)
             || (max_bytes != 0 && session.queued_bytes + size > max_bytes)
         {
@@ -2053,6 +2098,12 @@ impl Broker {
         let mut send_retained = Vec::with_capacity(subscribe.filters.len());
         let max_qos = self.conn_limits(conn).max_qos;
         let is_v5 = self.version(conn) == ProtocolVersion::V5;
+        let is_v3_bridge = !is_v5
+            && self
+                .conns
+                .get(conn.0 as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.is_bridge);
         let codes = subscribe
             .filters
             .iter()
@@ -2082,8 +2133,8 @@ impl Broker {
                 let qos = options.qos.min(max_qos);
                 let sub = Sub {
                     qos,
-                    no_local: options.no_local,
-                    retain_as_published: options.retain_as_published,
+                    no_local: options.no_local || is_v3_bridge,
+                    retain_as_published: options.retain_as_published || is_v3_bridge,
                     id,
                 };
                 let existed = self.add_subscription(sid, &filter, sub);
@@ -2428,9 +2479,11 @@ impl Broker {
             }
         }
         // 3.1.1 persistent sessions, and MQTT 5's "never" (0xFFFFFFFF), last until
-        // persistent_client_expiration if it is set.
+        // persistent_client_expiration if it is set; a bridge's outbox does not expire.
+        let is_bridge = self.session(sid).listener == BRIDGE_LISTENER;
         let expires_after = match expiry_interval {
             0 => Some(Duration::ZERO),
+            u32::MAX if is_bridge => None,
             u32::MAX => self.settings.persistent_client_expiration,
             secs => Some(Duration::from_secs(u64::from(secs))),
         };

@@ -86,6 +86,8 @@ macro_rules! opt {
 
 use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
 
+const BRIDGE_LOCAL_AUTH: &str = "culex checks no password or ACL for its own bridges, as Mosquitto's password_file and acl_file do not (only plugins saw this name)";
+
 /// Every option of Mosquitto 2.0 and 2.1, alphabetically by section.
 pub static OPTIONS: &[OptionDef] = &[
     // ---- General and process -------------------------------------------------------
@@ -566,7 +568,7 @@ pub static OPTIONS: &[OptionDef] = &[
         }),
 
     // ---- Bridges --------------------------------------------------------------------
-    opt!("connection", Global, true, No,
+    opt!("connection", Global, true, Yes,
         "Start a bridge to another broker: connection NAME.",
         |p, v| {
             let name = v.word()?;
@@ -577,7 +579,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge_lines.push(p.at.clone());
             Ok(())
         }),
-    opt!("address" | "addresses", Bridge, true, No,
+    opt!("address" | "addresses", Bridge, true, Yes,
         "Remote broker(s): host[:port] ... (default port 1883).",
         |p, v| {
             let mut addresses = Vec::new();
@@ -601,37 +603,37 @@ pub static OPTIONS: &[OptionDef] = &[
             b.addresses = addresses;
             Ok(())
         }),
-    opt!("round_robin", Bridge, true, No,
+    opt!("round_robin", Bridge, true, Yes,
         "false: the first address is the primary; true: keep whichever works.",
         |p, v| { p.bridge().round_robin = v.bool()?; Ok(()) }),
-    opt!("topic", Bridge, true, No,
+    opt!("topic", Bridge, true, Yes,
         "Bridge a topic: topic PATTERN [in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]].",
         |p, v| { let t = bridge_topic(v)?; p.bridge().topics.push(t); Ok(()) }),
-    opt!("cleansession", Bridge, true, No,
+    opt!("cleansession", Bridge, true, Yes,
         "Clean session toward the remote broker (default false).",
         |p, v| { p.bridge().cleansession = v.bool()?; Ok(()) }),
-    opt!("local_cleansession", Bridge, true, No,
+    opt!("local_cleansession", Bridge, true, Yes,
         "Clean session of the local side (default: cleansession).",
         |p, v| { p.bridge().local_cleansession = Some(v.bool()?); Ok(()) }),
-    opt!("remote_clientid" | "clientid", Bridge, true, No,
+    opt!("remote_clientid" | "clientid", Bridge, true, Yes,
         "Client id toward the remote (default <hostname>.<name>).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_clientid, s, v) }),
-    opt!("remote_username" | "username", Bridge, true, No,
+    opt!("remote_username" | "username", Bridge, true, Yes,
         "Username toward the remote.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_username, s, v) }),
-    opt!("remote_password" | "password", Bridge, true, No,
+    opt!("remote_password" | "password", Bridge, true, Yes,
         "Password toward the remote.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().remote_password, s, v) }),
-    opt!("local_clientid", Bridge, true, No,
+    opt!("local_clientid", Bridge, true, Yes,
         "Client id of the local side (default local.<remote_clientid>).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_clientid, s, v) }),
-    opt!("local_username", Bridge, true, No,
+    opt!("local_username", Bridge, true, Ignored(BRIDGE_LOCAL_AUTH),
         "Username of the local side, for the local ACLs.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_username, s, v) }),
-    opt!("local_password", Bridge, true, No,
+    opt!("local_password", Bridge, true, Ignored(BRIDGE_LOCAL_AUTH),
         "Password of the local side.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().local_password, s, v) }),
-    opt!("keepalive_interval", Bridge, true, No,
+    opt!("keepalive_interval", Bridge, true, Yes,
         "MQTT keep alive toward the remote, seconds (at least 5).",
         |p, v| {
             let mut n = v.int_in(i64::MIN, 65535)?;
@@ -642,7 +644,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().keepalive_interval = n as u16;
             Ok(())
         }),
-    opt!("restart_timeout", Bridge, true, No,
+    opt!("restart_timeout", Bridge, true, Yes,
         "Reconnect delay: restart_timeout SECONDS, or BASE CAP [STABLE] for backoff.",
         |p, v| {
             let words = v.words();
@@ -676,7 +678,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().restart_timeout = timeout;
             Ok(())
         }),
-    opt!("start_type", Bridge, true, No,
+    opt!("start_type", Bridge, true, Yes,
         "automatic (default), lazy or once.",
         |p, v| {
             p.bridge().start_type = match v.word()? {
@@ -688,7 +690,7 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("threshold", Bridge, true, No,
+    opt!("threshold", Bridge, true, Yes,
         "Queued messages that start a lazy bridge (default 10).",
         |p, v| {
             let mut n = v.int()?;
@@ -699,7 +701,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().threshold = n.min(u32::MAX.into()) as u32;
             Ok(())
         }),
-    opt!("idle_timeout", Bridge, true, No,
+    opt!("idle_timeout", Bridge, true, Yes,
         "Seconds without traffic before a lazy bridge stops (default 60).",
         |p, v| {
             let mut n = v.int()?;
@@ -710,19 +712,19 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().idle_timeout = n.min(u32::MAX.into()) as u32;
             Ok(())
         }),
-    opt!("notifications", Bridge, true, No,
+    opt!("notifications", Bridge, true, Yes,
         "Publish the bridge state as retained 1/0 messages (default true).",
         |p, v| { p.bridge().notifications = v.bool()?; Ok(()) }),
-    opt!("notifications_local_only", Bridge, true, No,
+    opt!("notifications_local_only", Bridge, true, Yes,
         "Publish the bridge state locally only.",
         |p, v| { p.bridge().notifications_local_only = v.bool()?; Ok(()) }),
-    opt!("notification_topic", Bridge, true, No,
+    opt!("notification_topic", Bridge, true, Yes,
         "Topic of the state messages.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().notification_topic, s, v) }),
-    opt!("try_private", Bridge, true, No,
+    opt!("try_private", Bridge, true, Yes,
         "Announce a bridge to the remote for loop detection (default true).",
         |p, v| { p.bridge().try_private = v.bool()?; Ok(()) }),
-    opt!("bridge_protocol_version", Bridge, true, No,
+    opt!("bridge_protocol_version", Bridge, true, Yes,
         "mqttv50, mqttv311 (default) or mqttv31.",
         |p, v| {
             p.bridge().bridge_protocol_version = match v.word()? {
@@ -733,28 +735,28 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("bridge_attempt_unsubscribe", Bridge, true, No,
+    opt!("bridge_attempt_unsubscribe", Bridge, true, Yes,
         "Unsubscribe from out-only topics on the remote (default true).",
         |p, v| { p.bridge().bridge_attempt_unsubscribe = v.bool()?; Ok(()) }),
-    opt!("bridge_outgoing_retain", Bridge, true, No,
+    opt!("bridge_outgoing_retain", Bridge, true, Yes,
         "Keep the retain flag on outgoing messages (default true).",
         |p, v| { p.bridge().bridge_outgoing_retain = v.bool()?; Ok(()) }),
-    opt!("bridge_max_packet_size", Bridge, true, No,
+    opt!("bridge_max_packet_size", Bridge, true, Yes,
         "Largest packet sent to the remote (0: unlimited).",
         |p, v| { p.bridge().bridge_max_packet_size = v.int()?.clamp(0, u32::MAX.into()) as u32; Ok(()) }),
-    opt!("bridge_bind_address", Bridge, true, No,
+    opt!("bridge_bind_address", Bridge, true, Yes,
         "Local address of the bridge connection.",
         |p, v| { let s = v.word()?.to_string(); set_once(&mut p.bridge().bridge_bind_address, s, v) }),
     opt!("bridge_max_topic_alias", Bridge, true, No,
         "2.1: topic aliases the remote may create (default 10).",
         |p, v| { p.bridge().bridge_max_topic_alias = v.int_in(0, 65535)? as u16; Ok(()) }),
-    opt!("bridge_receive_maximum", Bridge, true, No,
+    opt!("bridge_receive_maximum", Bridge, true, Yes,
         "2.1: MQTT 5 receive maximum toward the remote (1..65535).",
         |p, v| { p.bridge().bridge_receive_maximum = Some(v.int_in(1, 65535)? as u16); Ok(()) }),
-    opt!("bridge_session_expiry_interval", Bridge, true, No,
+    opt!("bridge_session_expiry_interval", Bridge, true, Yes,
         "2.1: MQTT 5 session expiry toward the remote, seconds.",
         |p, v| { p.bridge().bridge_session_expiry_interval = v.int_in(0, u32::MAX.into())? as u32; Ok(()) }),
-    opt!("bridge_tcp_keepalive", Bridge, true, No,
+    opt!("bridge_tcp_keepalive", Bridge, true, Yes,
         "2.1: TCP keepalive: bridge_tcp_keepalive IDLE INTERVAL COUNT.",
         |p, v| {
             let words = v.words();
@@ -771,7 +773,7 @@ pub static OPTIONS: &[OptionDef] = &[
             p.bridge().bridge_tcp_keepalive = Some(TcpKeepalive { idle: n[0], interval: n[1], count: n[2] });
             Ok(())
         }),
-    opt!("bridge_tcp_user_timeout", Bridge, true, No,
+    opt!("bridge_tcp_user_timeout", Bridge, true, Yes,
         "2.1: TCP_USER_TIMEOUT in milliseconds (Linux).",
         |p, v| { p.bridge().bridge_tcp_user_timeout = Some(v.int_in(0, u32::MAX.into())? as u32); Ok(()) }),
     opt!("bridge_reload_type", Bridge, true, No,
@@ -784,31 +786,47 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("bridge_cafile", Bridge, true, No,
+    opt!("bridge_outbox_messages", Bridge, true, Yes,
+        "culex: messages kept for the remote while it is unreachable (default max_queued_messages; 0: unlimited).",
+        |p, v| { let n = v.int_in(0, i64::MAX)?; p.bridge().outbox_messages = Some(usize::try_from(n).unwrap_or(usize::MAX)); Ok(()) }),
+    opt!("bridge_outbox_bytes", Bridge, true, Yes,
+        "culex: payload bytes kept for the remote while it is unreachable (default max_queued_bytes; 0: unlimited).",
+        |p, v| { let n = v.int_in(0, i64::MAX)?; p.bridge().outbox_bytes = Some(usize::try_from(n).unwrap_or(usize::MAX)); Ok(()) }),
+    opt!("bridge_outbox_full", Bridge, true, Yes,
+        "culex: drop_newest (default, as Mosquitto) or drop_oldest when the bridge's outbox is full.",
+        |p, v| {
+            p.bridge().outbox_drop_oldest = match v.word()? {
+                "drop_newest" => false,
+                "drop_oldest" => true,
+                w => return Err(v.invalid(&format!("'{w}' is not drop_newest or drop_oldest"))),
+            };
+            Ok(())
+        }),
+    opt!("bridge_cafile", Bridge, true, Yes,
         "CA certificates for the remote; enables TLS.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.cafile, s, v) }),
-    opt!("bridge_capath", Bridge, true, No,
+    opt!("bridge_capath", Bridge, true, Yes,
         "Directory of CA certificates for the remote.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.capath, s, v) }),
-    opt!("bridge_tls_use_os_certs", Bridge, true, No,
+    opt!("bridge_tls_use_os_certs", Bridge, true, Yes,
         "2.1: trust the system's CA certificates; enables TLS.",
         |p, v| { p.bridge().tls.tls_use_os_certs = v.bool()?; Ok(()) }),
-    opt!("bridge_certfile", Bridge, true, No,
+    opt!("bridge_certfile", Bridge, true, Yes,
         "Client certificate for the remote (mutual TLS).",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.certfile, s, v) }),
-    opt!("bridge_keyfile", Bridge, true, No,
+    opt!("bridge_keyfile", Bridge, true, Yes,
         "Client key for the remote.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.keyfile, s, v) }),
-    opt!("bridge_alpn", Bridge, true, No,
+    opt!("bridge_alpn", Bridge, true, Yes,
         "ALPN protocol, e.g. x-amzn-mqtt-ca.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().tls.alpn, s, v) }),
-    opt!("bridge_insecure", Bridge, true, No,
+    opt!("bridge_insecure", Bridge, true, Yes,
         "Skip the remote's hostname check (testing only).",
         |p, v| { p.bridge().tls.insecure = v.bool()?; Ok(()) }),
     opt!("bridge_require_ocsp", Bridge, true, No,
         "Require an OCSP status from the remote.",
         |p, v| { p.bridge().tls.require_ocsp = v.bool()?; Ok(()) }),
-    opt!("bridge_tls_version", Bridge, true, No,
+    opt!("bridge_tls_version", Bridge, true, Yes,
         "Minimum TLS version toward the remote.",
         |p, v| { let t = v.tls_version()?; p.bridge().tls.tls_version = Some(t); Ok(()) }),
     opt!("bridge_ciphers", Bridge, true, No,
@@ -1735,6 +1753,10 @@ mod tests {
                 t.tls_version == Some(TlsVersion::V1_2) && t.ciphers.as_deref() == Some("HIGH") && t.ciphers_tls13.is_some()
             }),
             ("bridge_identity gw\nbridge_psk 0a1b2c", |c| c.bridges[0].tls.identity.as_deref() == Some("gw") && c.bridges[0].tls.psk.as_deref() == Some("0a1b2c")),
+            ("bridge_outbox_messages 5000\nbridge_outbox_bytes 1000000\nbridge_outbox_full drop_oldest", |c| {
+                let b = &c.bridges[0];
+                b.outbox_messages == Some(5000) && b.outbox_bytes == Some(1_000_000) && b.outbox_drop_oldest
+            }),
         ];
         out.extend(bridge.into_iter().map(|(t, f)| (format!("{BRIDGE}{t}"), f)));
         out
@@ -1935,7 +1957,21 @@ mod tests {
              log_type all\nlog_dest stderr\nconnection_messages true\npersistence false\n\
              max_qos 2\nauto_id_prefix auto-\nqueue_qos0_messages false\nper_listener_settings false\n\
              listener 8883\ncertfile /c.pem\nkeyfile /k.pem\ncafile /ca.pem\ncapath /etc/ssl/certs\n\
-             crlfile /crl.pem\nrequire_certificate true\ntls_version tlsv1.3\n",
+             crlfile /crl.pem\nrequire_certificate true\ntls_version tlsv1.3\n\
+             connection cloud\naddresses a.example:8883 b.example\nround_robin true\n\
+             topic sensors/# out 1 gw/ site/\ntopic cmd/# in 2\ntopic \"\" both 0 a/b c/d\n\
+             cleansession false\nlocal_cleansession false\nremote_clientid gw\n\
+             remote_username u\nremote_password p\nlocal_clientid lgw\nkeepalive_interval 30\n\
+             restart_timeout 5 60\nstart_type lazy\nthreshold 5\nidle_timeout 30\nnotifications true\n\
+             notifications_local_only false\nnotification_topic gw/state\ntry_private false\n\
+             bridge_protocol_version mqttv50\nbridge_attempt_unsubscribe false\n\
+             bridge_outgoing_retain false\nbridge_max_packet_size 10000\n\
+             bridge_receive_maximum 10\nbridge_session_expiry_interval 60\n\
+             bridge_cafile /ca.pem\nbridge_capath /etc/ssl/certs\nbridge_tls_use_os_certs true\n\
+             bridge_certfile /c.pem\nbridge_keyfile /k.pem\nbridge_alpn x-amzn-mqtt-ca\n\
+             bridge_insecure false\nbridge_tls_version tlsv1.2\nbridge_bind_address 10.0.0.1\n\
+             bridge_tcp_keepalive 60 10 3\nbridge_tcp_user_timeout 20000\n\
+             bridge_outbox_messages 100000\nbridge_outbox_bytes 0\nbridge_outbox_full drop_oldest\n",
         )
         .unwrap();
         assert_eq!(texts(c.unsupported()), Vec::<String>::new());
@@ -1947,7 +1983,7 @@ mod tests {
         let c = parse(
             "persistence true\npersistence_location /var/lib/mosquitto/\nmemory_limit 100\n\
              listener 8883\nciphers HIGH\nprotocol http_api\n\
-             connection cloud\naddress h\ntopic # out\n",
+             connection cloud\naddress h\ntopic # out\nbridge_ciphers HIGH\n",
         )
         .unwrap();
         assert_eq!(
@@ -1956,9 +1992,7 @@ mod tests {
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
                 "t.conf:6: 'protocol http_api' is a Mosquitto option culex does not support yet",
-                "t.conf:7: 'connection' is a Mosquitto option culex does not support yet",
-                "t.conf:8: 'address' is a Mosquitto option culex does not support yet",
-                "t.conf:9: 'topic' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex does not support yet",
             ]
         );
         // Persistence is implemented: lines 1 and 2 are neither.

@@ -345,6 +345,14 @@ pub struct Bridge {
     pub bridge_tcp_user_timeout: Option<u32>,
     pub bridge_reload_type: ReloadType,
     pub tls: BridgeTls,
+    /// culex `bridge_outbox_messages`: messages kept for the remote while it is away;
+    /// `None`: `max_queued_messages`.
+    pub outbox_messages: Option<usize>,
+    /// culex `bridge_outbox_bytes`; `None`: `max_queued_bytes`.
+    pub outbox_bytes: Option<usize>,
+    /// culex `bridge_outbox_full drop_oldest`: the oldest message gives way (default: the
+    /// newest is dropped, as Mosquitto does).
+    pub outbox_drop_oldest: bool,
 }
 
 impl Bridge {
@@ -388,6 +396,9 @@ impl Bridge {
             bridge_tcp_user_timeout: None,
             bridge_reload_type: ReloadType::Lazy,
             tls: BridgeTls::default(),
+            outbox_messages: None,
+            outbox_bytes: None,
+            outbox_drop_oldest: false,
         }
     }
 }

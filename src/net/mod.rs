@@ -13,6 +13,7 @@
 //! - A slot freed during an iteration is reused only after it, so a stale event of a
 //!   closed connection never reaches a new one.
 
+mod bridge;
 pub mod cert_name;
 mod rate;
 mod socket;
@@ -305,6 +306,8 @@ pub struct Server {
     connection_rate: Option<rate::ConnectionRate>,
     /// A callback the loop makes at a fixed interval (systemd's watchdog), and when next.
     heartbeat: Option<(std::time::Duration, fn(), Instant)>,
+    /// The `connection` blocks; bridge `i` owns slab slot `i` (see net/bridge.rs).
+    bridges: Vec<bridge::BridgeConn>,
     /// The journal and snapshot files, with `persistence true`.
     store: Option<Store>,
     /// Scratch list of the sockets that became writable in one iteration.
@@ -378,6 +381,9 @@ impl Server {
         if config.persistence {
             server.enable_persistence(store_options(config))?;
         }
+        // After the store is loaded: a bridge resumes its restored local session and the
+        // messages that waited in it.
+        server.add_bridges(config)?;
         Ok(server)
     }
 
@@ -503,6 +509,7 @@ impl Server {
             global_max_connections: None,
             connection_rate: None,
             heartbeat: None,
+            bridges: Vec::new(),
             store: None,
             writable: Vec::new(),
         })
@@ -717,10 +724,14 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.shutdown.flag.load(Ordering::SeqCst) {
             let timeout = if self.unread.is_empty() && !crate::log_dest::has_topic_lines() {
-                let next = match (self.broker.next_deadline(), self.heartbeat) {
-                    (Some(a), Some((_, _, b))) => Some(a.min(b)),
-                    (a, b) => a.or(b.map(|h| h.2)),
-                };
+                let next = [
+                    self.broker.next_deadline(),
+                    self.heartbeat.map(|h| h.2),
+                    self.bridges_deadline(),
+                ]
+                .into_iter()
+                .flatten()
+                .min();
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             } else {
                 Some(std::time::Duration::ZERO)
@@ -747,6 +758,9 @@ impl Server {
                     Token(t) if t > FIRST_LISTENER_TOKEN - self.listeners.len() => {
                         self.accept(FIRST_LISTENER_TOKEN - t, now)
                     }
+                    Token(slot) if self.is_bridge_slot(slot as u32) => {
+                        self.bridge_event(slot, event, now)
+                    }
                     Token(slot) => {
                         let slot = slot as u32;
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -758,6 +772,7 @@ impl Server {
                     }
                 }
             }
+            self.drive_bridges(now);
             self.broker.handle_timeout(now);
             crate::log_dest::publish_topic_lines(|topic, line| {
                 self.broker.publish_log(topic, line, now)
@@ -775,11 +790,16 @@ impl Server {
             }
             self.free.extend(self.freed.drain(..).map(Reverse));
             if crate::broker::trim_slab(&mut self.conns) {
+                // Bridges' slots stay reserved.
+                if self.conns.len() < self.bridges.len() {
+                    self.conns.resize_with(self.bridges.len(), || None);
+                }
                 let len = self.conns.len() as u32;
                 self.free.retain(|Reverse(slot)| *slot < len);
             }
             self.note_connections();
         }
+        self.stop_bridges(Instant::now());
         self.broker.shutdown();
         self.persist(Instant::now());
         if let Some(store) = self.store.take() {
@@ -882,6 +902,9 @@ impl Server {
 
     /// Reads what `slot` has (within its turn) and hands whole packets to the broker.
     fn read(&mut self, slot: u32, now: Instant) {
+        if self.is_bridge_slot(slot) {
+            return self.bridge_read(slot as usize, now);
+        }
         let id = ConnId(slot);
         let is_tls = self
             .conns
@@ -1095,12 +1118,18 @@ impl Server {
             let mut progressed = false;
             while let Some(id) = self.broker.poll_dirty() {
                 progressed = true;
-                if !self.flush(id) {
+                if self.is_bridge_slot(id.0) {
+                    self.bridge_service(id.0 as usize, now);
+                } else if !self.flush(id) {
                     self.lose(id.0, now);
                 }
             }
             while let Some(id) = self.broker.poll_close() {
                 progressed = true;
+                if self.is_bridge_slot(id.0) {
+                    self.bridge_local_closed(id.0 as usize, now);
+                    continue;
+                }
                 if let Some(ws) = self
                     .conns
                     .get_mut(id.0 as usize)

@@ -144,3 +144,160 @@ fn trust_anchors(options: &TlsOptions) -> Result<Option<RootCertStore>, TlsError
     }
     Ok(Some(roots))
 }
+
+/// Where Linux distributions keep the system's CA bundle (OpenSSL's and Go's lists), for
+/// a bridge with TLS and neither `bridge_cafile` nor `bridge_capath`. Reading the file
+/// directly costs no dependency (rustls-native-certs would add openssl-probe and its own
+/// copy of this list); `SSL_CERT_FILE` wins, as for OpenSSL.
+const SYSTEM_CA_FILES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/pki/tls/cacert.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Whether a bridge speaks TLS: Mosquitto turns it on with `bridge_cafile`,
+/// `bridge_capath` or 2.1's `bridge_tls_use_os_certs`.
+pub fn is_bridge_tls(tls: &crate::config::BridgeTls) -> bool {
+    tls.cafile.is_some()
+        || tls.capath.is_some()
+        || tls.tls_use_os_certs
+        || tls.certfile.is_some()
+        || tls.alpn.is_some()
+}
+
+/// Builds the client configuration of a TLS bridge: trust anchors (`bridge_cafile`,
+/// `bridge_capath`, or the system's bundle), a client certificate (`bridge_certfile`,
+/// `bridge_keyfile`: mutual TLS as AWS IoT Core wants), `bridge_tls_version`,
+/// `bridge_alpn` and `bridge_insecure` (no host name check; the chain is still verified).
+pub fn client_config(
+    tls: &crate::config::BridgeTls,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let options = TlsOptions {
+        cafile: tls.cafile.clone(),
+        capath: tls.capath.clone(),
+        ..TlsOptions::default()
+    };
+    let roots = match trust_anchors(&options)? {
+        Some(roots) if !tls.tls_use_os_certs => roots,
+        found => {
+            let mut roots = found.unwrap_or_else(RootCertStore::empty);
+            let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+            let file = from_env
+                .into_iter()
+                .chain(SYSTEM_CA_FILES.iter().map(PathBuf::from))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    TlsError(
+                        "no system CA bundle found (install ca-certificates, or set bridge_cafile)"
+                            .into(),
+                    )
+                })?;
+            let (added, _) =
+                roots.add_parsable_certificates(load_certs(&file, "system CA bundle")?);
+            if added == 0 {
+                return Err(TlsError(format!(
+                    "system CA bundle {}: no usable certificate",
+                    file.display()
+                )));
+            }
+            roots
+        }
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.tls_version {
+        Some(crate::config::TlsVersion::V1_3) => &[&rustls::version::TLS13],
+        _ => rustls::ALL_VERSIONS,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError(format!("TLS versions: {e}")))?;
+    let roots = Arc::new(roots);
+    let builder = if tls.insecure {
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+            .build()
+            .map_err(|e| TlsError(format!("server certificate verification: {e}")))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoHostnameCheck(inner)))
+    } else {
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match (&tls.certfile, &tls.keyfile) {
+        (Some(certfile), Some(keyfile)) => {
+            let certs = load_certs(certfile, "bridge_certfile")?;
+            let key = PrivateKeyDer::from_pem_file(keyfile).map_err(|e| {
+                TlsError(format!(
+                    "bridge_keyfile {}: no usable private key ({e})",
+                    keyfile.display()
+                ))
+            })?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                TlsError(format!(
+                    "bridge_certfile {} and bridge_keyfile {} do not work together: {e}",
+                    certfile.display(),
+                    keyfile.display()
+                ))
+            })?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => {
+            return Err(TlsError(
+                "bridge_certfile and bridge_keyfile must both be given".into(),
+            ))
+        }
+    };
+    if let Some(alpn) = &tls.alpn {
+        config.alpn_protocols = vec![alpn.as_bytes().to_vec()];
+    }
+    Ok(Arc::new(config))
+}
+
+/// `bridge_insecure true`: the chain must still lead to a trusted root, but the name in
+/// the certificate need not be the address connected to.
+#[derive(Debug)]
+struct NoHostnameCheck(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for NoHostnameCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}

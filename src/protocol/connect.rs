@@ -37,6 +37,31 @@ const USERNAME: u8 = 0x80;
 /// we, so such a bridge can connect. [`Connect`] does not record it yet.
 const BRIDGE_BIT: u8 = 0x80;
 
+/// Whether a whole CONNECT frame carries Mosquitto's bridge bit (protocol level 0x83 or
+/// 0x84, `try_private true`). `false` for anything else, malformed frames included.
+pub fn is_bridge_connect(frame: &[u8]) -> bool {
+    let mut bytes = frame.iter().copied();
+    if bytes.next().map(|b| b >> 4) != Some(super::packet::CONNECT) {
+        return false;
+    }
+    // The Remaining Length: 1 to 4 bytes, the last without the continuation bit.
+    let mut length_bytes = 0;
+    loop {
+        match bytes.next() {
+            Some(b) if b & 0x80 == 0 => break,
+            Some(_) if length_bytes < 3 => length_bytes += 1,
+            _ => return false,
+        }
+    }
+    let (Some(high), Some(low)) = (bytes.next(), bytes.next()) else {
+        return false;
+    };
+    let name_len = usize::from(u16::from_be_bytes([high, low]));
+    bytes
+        .nth(name_len)
+        .is_some_and(|level| level & BRIDGE_BIT != 0 && level & !BRIDGE_BIT != 5)
+}
+
 pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
     let name = r.binary()?;
     let level = r.u8()? & !BRIDGE_BIT;
@@ -360,6 +385,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_bridge_bit_is_seen_only_on_a_3_1_1_or_3_1_connect() {
+        let mut frame = connect_with(8, 0x84);
+        assert!(is_bridge_connect(&frame));
+        frame = connect_with(8, 0x04);
+        assert!(!is_bridge_connect(&frame));
+        assert!(!is_bridge_connect(&frame[..8]));
+        assert!(!is_bridge_connect(&[0x30, 0x00]));
+        assert!(!is_bridge_connect(&[]));
     }
 
     /// Mosquitto bridges (`try_private true`) send level 0x84; accepted as 3.1.1.

@@ -51,6 +51,7 @@ mod subscribe;
 #[cfg(test)]
 pub(crate) mod testing;
 
+pub use connect::is_bridge_connect;
 pub use packet::*;
 pub use properties::{
     is_property_allowed, property_name, Properties, PropertyContext, MAX_SUBSCRIPTION_IDENTIFIER,

@@ -1,0 +1,1129 @@
+//! Bridges: an outbound MQTT client connection to another broker per `connection` block,
+//! relaying messages both ways with Mosquitto's topic mapping.
+//!
+//! A bridge is two MQTT client connections joined back to back:
+//!
+//! ```text
+//!   local Broker  <-- virtual connection (MQTT 5) -->  Link  <-- socket -->  remote broker
+//!   (bridge's session: subscribed to the           (maps topics,        (3.1, 3.1.1 or 5.0,
+//!    `out`/`both` topics, No Local)                 relays QoS flows)    subscribed to `in`)
+//! ```
+//!
+//! The local side is an ordinary session of the [`Broker`], opened with
+//! [`Broker::handle_open`] under [`BRIDGE_LISTENER`] (no password, no ACL: Mosquitto does
+//! not check its bridges either) only while the remote link is up. While the cloud is
+//! unreachable the session is offline, so the broker queues its QoS 1/2 messages (and
+//! QoS 0 with `queue_qos0_messages`) within `max_queued_messages`/`max_queued_bytes`,
+//! exactly as for any persistent client; when the link returns, the broker resends its
+//! inflight messages and drains the queue in order.
+//!
+//! QoS flows are relayed packet for packet and keep their packet identifiers: a local
+//! PUBLISH id 7 goes to the remote as id 7, and the remote's PUBACK 7 goes back to the
+//! local session as PUBACK 7. So a local message is acknowledged to the local session
+//! (and leaves its store) only once the remote acknowledged it: nothing acknowledged is
+//! lost, and no second store of messages exists in the bridge. The identifier spaces are
+//! disjoint per direction in MQTT ([MQTT-2.2.1-4]), so the one-to-one mapping is sound;
+//! SUBSCRIBE/UNSUBSCRIBE toward the remote use identifiers from the top of the range.
+//!
+//! This module owns no socket and reads no clock: `net` resolves, connects, reads and
+//! writes, and calls the `handle_*` methods of [`Link`] with `now`.
+
+use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER};
+use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
+use crate::protocol::{
+    frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion,
+    Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe, Will,
+};
+use log::{debug, info, warn};
+use std::borrow::Cow;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How often a lazy bridge looks at its backlog, and the least interval of its $SYS
+/// values.
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// `round_robin false`: how often the primary address is tried while the link is up on
+/// another (Mosquitto's 5 s).
+pub const PRIMARY_RETRY: Duration = Duration::from_secs(5);
+/// How long a TCP connect, TLS handshake and CONNACK may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes waiting for the remote socket above which the local session's output is left
+/// in the broker (whose outbox limits then apply) instead of being moved here.
+pub const REMOTE_OUT_HIGH: usize = 256 * 1024;
+/// Packet identifiers of the SUBSCRIBE and UNSUBSCRIBE sent to the remote, and to the
+/// local session. They are only echoed in SUBACK/UNSUBACK, which no other packet is.
+const SUBSCRIBE_ID: u16 = 0xffff;
+const UNSUBSCRIBE_ID: u16 = 0xfffe;
+
+/// One `topic` line, resolved into the filters subscribed on each side and the prefixes
+/// swapped on the way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMap {
+    pub direction: Direction,
+    pub qos: QoS,
+    /// Subscribed locally (`out`, `both`): `local_prefix` + pattern.
+    pub local_filter: String,
+    /// Subscribed on the remote (`in`, `both`): `remote_prefix` + pattern.
+    pub remote_filter: String,
+    pub local_prefix: String,
+    pub remote_prefix: String,
+}
+
+impl TopicMap {
+    /// Mosquitto's rules: the pattern with each side's prefix in front; a `""` pattern
+    /// makes the prefix itself the topic on that side.
+    pub fn new(t: &config::BridgeTopic) -> TopicMap {
+        let local_prefix = t.local_prefix.clone().unwrap_or_default();
+        let remote_prefix = t.remote_prefix.clone().unwrap_or_default();
+        let pattern = t.pattern.as_deref().unwrap_or("");
+        TopicMap {
+            direction: t.direction,
+            qos: QoS::from_u8(t.qos).unwrap_or(QoS::AtMostOnce),
+            local_filter: format!("{local_prefix}{pattern}"),
+            remote_filter: format!("{remote_prefix}{pattern}"),
+            local_prefix,
+            remote_prefix,
+        }
+    }
+
+    fn is_out(&self) -> bool {
+        matches!(self.direction, Direction::Out | Direction::Both)
+    }
+
+    fn is_in(&self) -> bool {
+        matches!(self.direction, Direction::In | Direction::Both)
+    }
+}
+
+/// The remote topic of a local message: the first `out`/`both` line whose local filter
+/// matches has its local prefix taken off and its remote prefix put on (Mosquitto's
+/// `send__publish`). A topic no line matches is sent unchanged.
+///
+/// ```
+/// use culex::bridge::{map_out, TopicMap};
+/// use culex::config::{BridgeTopic, Direction};
+/// let line = BridgeTopic {
+///     pattern: Some("sensors/#".into()), direction: Direction::Out, qos: 1,
+///     local_prefix: Some("gw/".into()), remote_prefix: Some("site7/".into()),
+/// };
+/// let maps = [TopicMap::new(&line)];
+/// assert_eq!(map_out(&maps, "gw/sensors/t1"), "site7/sensors/t1");
+/// ```
+pub fn map_out<'t>(maps: &[TopicMap], topic: &'t str) -> Cow<'t, str> {
+    for m in maps.iter().filter(|m| m.is_out()) {
+        if crate::topic::matches(&m.local_filter, topic) {
+            let rest = topic.strip_prefix(m.local_prefix.as_str()).unwrap_or(topic);
+            return Cow::Owned(format!("{}{rest}", m.remote_prefix));
+        }
+    }
+    Cow::Borrowed(topic)
+}
+
+/// The local topic of a remote message: as [`map_out`], the other way.
+pub fn map_in<'t>(maps: &[TopicMap], topic: &'t str) -> Cow<'t, str> {
+    for m in maps.iter().filter(|m| m.is_in()) {
+        if crate::topic::matches(&m.remote_filter, topic) {
+            let rest = topic
+                .strip_prefix(m.remote_prefix.as_str())
+                .unwrap_or(topic);
+            return Cow::Owned(format!("{}{rest}", m.local_prefix));
+        }
+    }
+    Cow::Borrowed(topic)
+}
+
+/// This machine's host name, for the default remote client id (Mosquitto's
+/// `<hostname>.<connection name>`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Where the link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not connected; the next attempt is due then.
+    Waiting(Instant),
+    /// `net` is resolving and connecting (TCP, TLS), until the deadline.
+    Connecting(Instant),
+    /// CONNECT sent; CONNACK due by the deadline.
+    AwaitingConnack(Instant),
+    /// Connected: messages flow.
+    Up,
+    /// `start_type once` after its one connection ended: never again.
+    Stopped,
+    /// `start_type lazy`: not connected until `threshold` messages wait for the remote.
+    Idle,
+}
+
+/// Counters published under `$SYS/broker/connection/<name>/`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkStats {
+    pub messages_sent: u64,
+    pub messages_received: u64,
+    pub connects: u64,
+}
+
+/// One bridge's MQTT state on both sides.
+pub struct Link {
+    config: config::Bridge,
+    pub maps: Vec<TopicMap>,
+    pub remote_clientid: String,
+    pub local_clientid: String,
+    notification_topic: String,
+    version: ProtocolVersion,
+    /// The virtual connection of the local session (a slot `net` reserved).
+    local: ConnId,
+    state: State,
+    is_local_open: bool,
+    /// Index into the configured addresses of the current or next attempt.
+    address: usize,
+    /// The current backoff (restart_timeout BASE CAP), seconds.
+    sleep: u32,
+    rng: u64,
+    up_since: Option<Instant>,
+    remote_partial: Vec<u8>,
+    /// Bytes for the remote socket; `net` writes them and calls [`Link::consume_remote`].
+    remote_out: Vec<u8>,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    /// The remote's limits (MQTT 5 CONNACK) and ours.
+    max_packet_size: u32,
+    /// The keep alive in use: `keepalive_interval`, or an MQTT 5 Server Keep Alive.
+    /// [MQTT-3.2.2-22]
+    keep_alive: u16,
+    /// MQTT 5 Retain Available 0 from the remote: retain flags are cleared toward it.
+    /// [MQTT-3.2.2-14]
+    is_retain_available: bool,
+    scratch: Vec<u8>,
+    pub stats: LinkStats,
+    /// When a message last crossed (lazy bridges stop after `idle_timeout` without).
+    last_activity: Instant,
+    /// The link is being ended because it was idle: back to `Idle`, not to a retry.
+    is_stopping_idle: bool,
+    /// The next backlog check of a lazy bridge, and the next $SYS update.
+    next_check: Instant,
+    /// `sys_interval`; zero: no $SYS values.
+    sys_interval: Duration,
+    next_sys: Instant,
+    /// The $SYS values last published, to publish only changes.
+    last_sys: Vec<String>,
+    /// `round_robin false` on a secondary address: when to try the primary next.
+    next_primary_retry: Option<Instant>,
+    /// The link is being ended to go back to the primary: reconnect at once.
+    is_falling_back: bool,
+}
+
+impl Link {
+    pub fn new(
+        config: &config::Bridge,
+        local: ConnId,
+        sys_interval: Duration,
+        now: Instant,
+    ) -> Link {
+        let remote_clientid = config
+            .remote_clientid
+            .clone()
+            .unwrap_or_else(|| format!("{}.{}", hostname(), config.name));
+        let local_clientid = config
+            .local_clientid
+            .clone()
+            .unwrap_or_else(|| format!("local.{remote_clientid}"));
+        let notification_topic = config
+            .notification_topic
+            .clone()
+            .unwrap_or_else(|| format!("$SYS/broker/connection/{remote_clientid}/state"));
+        let base = match config.restart_timeout {
+            RestartTimeout::Constant(n) => n,
+            RestartTimeout::Backoff { base, .. } => base,
+        };
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()) << 32
+            ^ u64::from(local.0);
+        Link {
+            maps: config.topics.iter().map(TopicMap::new).collect(),
+            remote_clientid,
+            local_clientid,
+            notification_topic,
+            version: match config.bridge_protocol_version {
+                BridgeProtocol::Mqtt31 => ProtocolVersion::V31,
+                BridgeProtocol::Mqtt311 => ProtocolVersion::V311,
+                BridgeProtocol::Mqtt50 => ProtocolVersion::V5,
+            },
+            local,
+            state: State::Waiting(now),
+            is_local_open: false,
+            address: 0,
+            sleep: base,
+            rng: seed | 1,
+            up_since: None,
+            remote_partial: Vec::new(),
+            remote_out: Vec::new(),
+            last_sent: now,
+            ping_sent: None,
+            max_packet_size: config.bridge_max_packet_size,
+            keep_alive: config.keepalive_interval,
+            is_retain_available: true,
+            scratch: Vec::new(),
+            stats: LinkStats::default(),
+            last_activity: now,
+            is_stopping_idle: false,
+            next_check: now,
+            sys_interval,
+            next_sys: now,
+            last_sys: Vec::new(),
+            next_primary_retry: None,
+            is_falling_back: false,
+            config: config.clone(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn local_conn(&self) -> ConnId {
+        self.local
+    }
+
+    pub fn is_local_open(&self) -> bool {
+        self.is_local_open
+    }
+
+    /// The bytes to write to the remote socket.
+    pub fn remote_output(&self) -> &[u8] {
+        &self.remote_out
+    }
+
+    /// The socket took `n` bytes of [`Link::remote_output`].
+    pub fn consume_remote(&mut self, n: usize) {
+        if n >= self.remote_out.len() {
+            self.remote_out = Vec::new();
+        } else {
+            self.remote_out.drain(..n);
+        }
+    }
+
+    /// Whether the local session's output may be moved here now.
+    pub fn has_room(&self) -> bool {
+        self.remote_out.len() < REMOTE_OUT_HIGH
+    }
+
+    pub fn notification_topic(&self) -> &str {
+        &self.notification_topic
+    }
+
+    /// Local start-up: the state notification says "not connected" until the link is up
+    /// (Mosquitto publishes "0" locally before each attempt).
+    ///
+    /// With a persistent local session (`local_cleansession false`, the default), the
+    /// session and its subscriptions are created now and left offline, so messages for
+    /// the remote are kept from the start, even if the remote is not reachable yet.
+    pub fn start(&mut self, broker: &mut Broker, now: Instant) {
+        self.notify_local(broker, false, now);
+        if !self.is_local_clean() {
+            self.open_local(broker, None, now);
+            self.close_local(broker, now);
+        }
+        if self.config.start_type == StartType::Lazy {
+            self.set_state(State::Idle);
+        }
+    }
+
+    /// If an attempt is due: the address to connect to, and the link is `Connecting`.
+    pub fn poll_connect(&mut self, now: Instant) -> Option<config::BridgeAddress> {
+        match self.state {
+            State::Waiting(at) if at <= now && !self.config.addresses.is_empty() => {
+                let address =
+                    self.config.addresses[self.address % self.config.addresses.len()].clone();
+                info!(
+                    "Connecting bridge {} ({}:{})",
+                    self.config.name, address.host, address.port
+                );
+                self.set_state(State::Connecting(now + CONNECT_TIMEOUT));
+                Some(address)
+            }
+            _ => None,
+        }
+    }
+
+    /// `round_robin false` while up on a secondary address: the primary to try now, if a
+    /// try is due (`net` tries a TCP connection to it off the loop and calls
+    /// [`Link::handle_primary_reachable`] if it worked).
+    pub fn poll_primary_retry(&mut self, now: Instant) -> Option<config::BridgeAddress> {
+        match self.next_primary_retry {
+            Some(at) if at <= now && self.state == State::Up => {
+                self.next_primary_retry = Some(now + PRIMARY_RETRY);
+                self.config.addresses.first().cloned()
+            }
+            _ => None,
+        }
+    }
+
+    /// The primary address answers again: the link is ended (cleanly) and made again to
+    /// the primary at once, as Mosquitto does with `round_robin false`. The caller writes
+    /// the output, closes the socket and calls [`Link::handle_lost`].
+    pub fn handle_primary_reachable(&mut self) -> bool {
+        if self.state != State::Up || self.next_primary_retry.is_none() {
+            return false;
+        }
+        info!(
+            "Bridge {}: the primary address is reachable again; reconnecting to it.",
+            self.config.name
+        );
+        self.send_disconnect();
+        self.is_falling_back = true;
+        true
+    }
+
+    /// The TCP connection is established (TLS may still be handshaking; rustls holds the
+    /// CONNECT until it is done): CONNECT goes out.
+    pub fn handle_connected(&mut self, now: Instant) {
+        let will_payload = [b'0'];
+        let will =
+            (self.config.notifications && !self.config.notifications_local_only).then(|| Will {
+                topic: &self.notification_topic,
+                payload: &will_payload,
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: Properties::default(),
+            });
+        let mut properties = Properties::default();
+        if self.version == ProtocolVersion::V5 {
+            if self.config.bridge_session_expiry_interval != 0 {
+                properties.session_expiry_interval =
+                    Some(self.config.bridge_session_expiry_interval);
+            }
+            properties.receive_maximum = self.config.bridge_receive_maximum;
+            if self.config.bridge_max_packet_size != 0 {
+                properties.maximum_packet_size = Some(self.config.bridge_max_packet_size);
+            }
+        }
+        let connect = Connect {
+            version: self.version,
+            clean_session: self.config.cleansession,
+            keep_alive: self.config.keepalive_interval,
+            client_id: &self.remote_clientid,
+            will,
+            username: self.config.remote_username.as_deref(),
+            password: self.config.remote_password.as_deref().map(str::as_bytes),
+            properties,
+        };
+        let start = self.remote_out.len();
+        Packet::Connect(connect).encode(self.version, &mut self.remote_out);
+        if self.config.try_private && self.version != ProtocolVersion::V5 {
+            // Mosquitto's bridge bit: protocol level | 0x80, so a Mosquitto remote treats
+            // us as a bridge (no echo of our own messages, retain as published).
+            // Fixed header (1 byte + Remaining Length), name (2 + 4 or 6 bytes), level.
+            let header = 1 + frame::remaining_length_len(self.remote_out.len() - start - 2);
+            let name_len = if self.version == ProtocolVersion::V31 {
+                6
+            } else {
+                4
+            };
+            let level = start + header + 2 + name_len;
+            if let Some(byte) = self.remote_out.get_mut(level) {
+                *byte |= 0x80;
+            }
+        }
+        self.last_sent = now;
+        self.keep_alive = self.config.keepalive_interval;
+        self.max_packet_size = self.config.bridge_max_packet_size;
+        self.is_retain_available = true;
+        self.set_state(State::AwaitingConnack(now + CONNECT_TIMEOUT));
+    }
+
+    /// Bytes from the remote socket. `Err` (with why, for the log) ends the link; the
+    /// caller then calls [`Link::handle_lost`].
+    pub fn handle_remote_data(
+        &mut self,
+        broker: &mut Broker,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        // As the loop does for clients: only an incomplete packet's bytes are kept, and
+        // nothing larger than the local broker would accept is buffered.
+        if self.remote_partial.is_empty() {
+            let consumed = self.deframe(broker, data, now)?;
+            self.remote_partial.extend_from_slice(&data[consumed..]);
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.remote_partial);
+        buf.extend_from_slice(data);
+        let consumed = self.deframe(broker, &buf, now)?;
+        if consumed < buf.len() {
+            buf.drain(..consumed);
+            self.remote_partial = buf;
+        }
+        Ok(())
+    }
+
+    /// Handles every whole packet of `data`; returns how many bytes they took.
+    fn deframe(&mut self, broker: &mut Broker, data: &[u8], now: Instant) -> Result<usize, String> {
+        let max = broker.max_packet_size();
+        let mut pos = 0;
+        loop {
+            match frame::check(&data[pos..], max) {
+                Ok(Some(len)) => {
+                    self.handle_remote_frame(broker, &data[pos..pos + len], now)?;
+                    pos += len;
+                }
+                Ok(None) => return Ok(pos),
+                Err(e) => return Err(format!("packet from the remote refused: {e}")),
+            }
+        }
+    }
+
+    fn handle_remote_frame(
+        &mut self,
+        broker: &mut Broker,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<(), String> {
+        self.ping_sent = None;
+        let packet = Packet::decode(bytes, self.version)
+            .map_err(|e| format!("malformed packet from the remote: {e}"))?;
+        match (self.state, packet) {
+            (State::AwaitingConnack(_), Packet::Connack(connack)) => {
+                self.handle_connack(broker, connack, now)
+            }
+            (State::Up, Packet::Publish(publish)) => {
+                self.stats.messages_received += 1;
+                self.last_activity = now;
+                let topic = map_in(&self.maps, publish.topic);
+                let properties = relayed_properties(&publish.properties);
+                let local = Publish {
+                    topic: &topic,
+                    properties,
+                    ..publish
+                };
+                self.send_local(broker, &Packet::Publish(local), now);
+                Ok(())
+            }
+            (State::Up, Packet::Puback(ack)) => {
+                self.send_local(broker, &Packet::Puback(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubrec(ack)) => {
+                self.send_local(broker, &Packet::Pubrec(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubrel(ack)) => {
+                self.send_local(broker, &Packet::Pubrel(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Pubcomp(ack)) => {
+                self.send_local(broker, &Packet::Pubcomp(local_ack(&ack)), now);
+                Ok(())
+            }
+            (State::Up, Packet::Suback(suback)) => {
+                for (code, m) in suback
+                    .codes
+                    .iter()
+                    .zip(self.maps.iter().filter(|m| m.is_in()))
+                {
+                    if code.0 >= 0x80 {
+                        warn!(
+                            "Bridge {}: the remote refused the subscription to {} (0x{:02x}).",
+                            self.config.name, m.remote_filter, code.0
+                        );
+                    }
+                }
+                Ok(())
+            }
+            (State::Up, Packet::Unsuback(_) | Packet::Pingresp) => Ok(()),
+            (_, Packet::Disconnect(d)) => Err(format!(
+                "the remote disconnected (reason 0x{:02x})",
+                d.reason.0
+            )),
+            (_, packet) => Err(format!("unexpected {} from the remote", packet.name())),
+        }
+    }
+
+    fn handle_connack(
+        &mut self,
+        broker: &mut Broker,
+        connack: Connack<'_>,
+        now: Instant,
+    ) -> Result<(), String> {
+        if connack.reason != ReasonCode::SUCCESS {
+            return Err(format!(
+                "connection refused by the remote (0x{:02x})",
+                connack.reason.0
+            ));
+        }
+        info!(
+            "Bridge {} connected to the remote as {}.",
+            self.config.name, self.remote_clientid
+        );
+        self.stats.connects += 1;
+        if let Some(max) = connack.properties.maximum_packet_size {
+            self.max_packet_size = match self.max_packet_size {
+                0 => max,
+                ours => ours.min(max),
+            };
+        }
+        let remote_receive_maximum = connack.properties.receive_maximum;
+        if let Some(k) = connack.properties.server_keep_alive {
+            self.keep_alive = k;
+        }
+        self.is_retain_available = connack.properties.retain_available != Some(0);
+        self.set_state(State::Up);
+        self.up_since = Some(now);
+        self.next_primary_retry = (!self.config.round_robin
+            && self.address % self.config.addresses.len().max(1) != 0)
+            .then(|| now + PRIMARY_RETRY);
+        self.last_activity = now;
+
+        // Toward the remote: subscribe to the `in` topics, drop stale out-only ones.
+        let v5 = self.version == ProtocolVersion::V5;
+        let filters: Vec<(&str, SubscriptionOptions)> = self
+            .maps
+            .iter()
+            .filter(|m| m.is_in())
+            .map(|m| {
+                (
+                    m.remote_filter.as_str(),
+                    SubscriptionOptions {
+                        qos: m.qos,
+                        no_local: v5,
+                        retain_as_published: v5,
+                        retain_handling: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut out = std::mem::take(&mut self.remote_out);
+        if !filters.is_empty() {
+            Packet::Subscribe(Subscribe {
+                packet_id: packet_id(SUBSCRIBE_ID),
+                filters,
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        let out_only: Vec<&str> = self
+            .maps
+            .iter()
+            .filter(|m| m.direction == Direction::Out)
+            .map(|m| m.remote_filter.as_str())
+            .collect();
+        if self.config.bridge_attempt_unsubscribe && !out_only.is_empty() {
+            Packet::Unsubscribe(Unsubscribe {
+                packet_id: packet_id(UNSUBSCRIBE_ID),
+                filters: out_only,
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        if self.config.notifications && !self.config.notifications_local_only {
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: self.is_retain_available,
+                topic: &self.notification_topic,
+                packet_id: None,
+                payload: b"1",
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut out);
+        }
+        self.remote_out = out;
+        self.last_sent = now;
+
+        self.open_local(broker, remote_receive_maximum, now);
+        self.notify_local(broker, true, now);
+        Ok(())
+    }
+
+    fn is_local_clean(&self) -> bool {
+        self.config
+            .local_cleansession
+            .unwrap_or(self.config.cleansession)
+    }
+
+    /// The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
+    fn open_local(&mut self, broker: &mut Broker, receive_maximum: Option<u16>, now: Instant) {
+        let local_clean = self.is_local_clean();
+        broker.handle_open(
+            self.local,
+            Peer::Bridge(Rc::from(self.config.name.as_str())),
+            BRIDGE_LISTENER,
+            now,
+        );
+        self.is_local_open = true;
+        let properties = Properties {
+            session_expiry_interval: Some(if local_clean { 0 } else { u32::MAX }),
+            receive_maximum,
+            ..Properties::default()
+        };
+        let connect = Connect {
+            version: ProtocolVersion::V5,
+            clean_session: local_clean,
+            keep_alive: 0,
+            client_id: &self.local_clientid,
+            will: None,
+            username: self.config.local_username.as_deref(),
+            password: None,
+            properties,
+        };
+        let frame = encode_v5(&Packet::Connect(connect));
+        broker.handle_frame(self.local, &frame, now);
+        let filters: Vec<(&str, SubscriptionOptions)> = self
+            .maps
+            .iter()
+            .filter(|m| m.is_out())
+            .map(|m| {
+                (
+                    m.local_filter.as_str(),
+                    SubscriptionOptions {
+                        qos: m.qos,
+                        // Not our own messages from `in` topics [MQTT-3.8.3-3]; the
+                        // retain flag as published, for bridge_outgoing_retain; retained
+                        // messages only for a new subscription (Mosquitto sends them
+                        // once, when the bridge is created).
+                        no_local: true,
+                        retain_as_published: true,
+                        retain_handling: 1,
+                    },
+                )
+            })
+            .collect();
+        if !filters.is_empty() {
+            let subscribe = Packet::Subscribe(Subscribe {
+                packet_id: packet_id(SUBSCRIBE_ID),
+                filters,
+                properties: Properties::default(),
+            });
+            let frame = encode_v5(&subscribe);
+            broker.handle_frame(self.local, &frame, now);
+        }
+    }
+
+    /// Encodes `packet` as MQTT 5 and hands it to the local session.
+    fn send_local(&mut self, broker: &mut Broker, packet: &Packet<'_>, now: Instant) {
+        if !self.is_local_open {
+            return;
+        }
+        self.scratch.clear();
+        packet.encode(ProtocolVersion::V5, &mut self.scratch);
+        broker.handle_frame(self.local, &self.scratch, now);
+    }
+
+    /// Moves what the local session sent (its output) to the remote, mapped. Call when
+    /// `poll_dirty` names the local connection, and when the remote took its output.
+    pub fn pump_local(&mut self, broker: &mut Broker, now: Instant) {
+        if !self.is_local_open || self.state != State::Up {
+            return;
+        }
+        let mut consumed = 0;
+        let mut dropped = Vec::new();
+        {
+            let out = broker.output(self.local);
+            while consumed < out.len() && self.remote_out.len() < REMOTE_OUT_HIGH {
+                let Ok(Some(len)) = frame::check(&out[consumed..], usize::MAX) else {
+                    // The broker's own output is always whole, valid packets.
+                    break;
+                };
+                let bytes = &out[consumed..consumed + len];
+                consumed += len;
+                match Packet::decode(bytes, ProtocolVersion::V5) {
+                    Ok(packet) => {
+                        let remote = RemoteLimits {
+                            version: self.version,
+                            max_packet_size: self.max_packet_size,
+                            is_retain_available: self.is_retain_available,
+                        };
+                        if let Some(ack) = relay_out(
+                            &self.maps,
+                            &self.config,
+                            remote,
+                            &mut self.stats,
+                            &mut self.remote_out,
+                            packet,
+                        ) {
+                            dropped.push(ack);
+                        }
+                    }
+                    Err(e) => debug!("Bridge {}: local packet not relayed: {e}", self.name()),
+                }
+            }
+        }
+        if consumed > 0 {
+            broker.consume_output(self.local, consumed);
+            self.last_sent = now;
+            self.last_activity = now;
+        }
+        // A message the remote cannot take is done with: the local session is told so,
+        // or it would hold its window slot and be sent again on every reconnect.
+        for packet in dropped {
+            self.send_local(broker, &packet, now);
+        }
+    }
+
+    /// The remote connection failed or ended (or could not be made): the local session
+    /// goes offline (its messages now wait in the broker) and the next attempt is planned.
+    pub fn handle_lost(&mut self, broker: &mut Broker, why: &str, now: Instant) {
+        let was_up = self.state == State::Up;
+        match self.state {
+            State::Up => info!("Bridge {} disconnected: {why}.", self.config.name),
+            State::Stopped | State::Waiting(_) | State::Idle => return,
+            _ => info!("Bridge {}: connection failed: {why}.", self.config.name),
+        }
+        self.close_local(broker, now);
+        self.remote_partial = Vec::new();
+        self.remote_out = Vec::new();
+        self.ping_sent = None;
+        if was_up {
+            self.notify_local(broker, false, now);
+            let stable = match self.config.restart_timeout {
+                RestartTimeout::Backoff {
+                    stable: Some(s), ..
+                } => Duration::from_secs(u64::from(s)),
+                _ => Duration::ZERO,
+            };
+            if self.up_since.is_some_and(|t| now >= t + stable) {
+                self.sleep = match self.config.restart_timeout {
+                    RestartTimeout::Constant(n) => n,
+                    RestartTimeout::Backoff { base, .. } => base,
+                };
+            }
+            if !self.config.round_robin {
+                // The first address is the primary: go back to it.
+                self.address = 0;
+            }
+        } else {
+            // Failover: the next address on the next attempt.
+            self.address = self.address.wrapping_add(1);
+        }
+        self.up_since = None;
+        self.next_primary_retry = None;
+        if std::mem::take(&mut self.is_falling_back) {
+            self.address = 0;
+            self.set_state(State::Waiting(now));
+            return;
+        }
+        if std::mem::take(&mut self.is_stopping_idle) {
+            self.address = 0;
+            self.next_check = now + CHECK_INTERVAL;
+            self.set_state(State::Idle);
+            return;
+        }
+        if self.config.start_type == StartType::Once && was_up {
+            self.set_state(State::Stopped);
+            return;
+        }
+        let delay = self.next_delay();
+        debug!("Bridge {}: next attempt in {delay} s.", self.config.name);
+        self.set_state(State::Waiting(now + Duration::from_secs(u64::from(delay))));
+    }
+
+    /// A clean stop: the remote is told "0" on the state topic (DISCONNECT discards the
+    /// will that would say it) and DISCONNECT.
+    pub fn send_disconnect(&mut self) {
+        if self.state != State::Up {
+            return;
+        }
+        if self.config.notifications && !self.config.notifications_local_only {
+            Packet::Publish(Publish {
+                dup: false,
+                qos: QoS::AtMostOnce,
+                retain: self.is_retain_available,
+                topic: &self.notification_topic,
+                packet_id: None,
+                payload: b"0",
+                properties: Properties::default(),
+            })
+            .encode(self.version, &mut self.remote_out);
+        }
+        Packet::Disconnect(Disconnect::default()).encode(self.version, &mut self.remote_out);
+    }
+
+    fn close_local(&mut self, broker: &mut Broker, now: Instant) {
+        if self.is_local_open {
+            self.send_local(broker, &Packet::Disconnect(Disconnect::default()), now);
+            self.is_local_open = false;
+            broker.handle_closed(self.local, now);
+        }
+    }
+
+    /// The broker closed the local session's connection itself (a client took its id
+    /// over, or a protocol error): the remote link ends with it.
+    pub fn handle_local_closed(&mut self, broker: &mut Broker, now: Instant) -> bool {
+        if !self.is_local_open {
+            return false;
+        }
+        self.is_local_open = false;
+        broker.handle_closed(self.local, now);
+        self.handle_lost(broker, "its local session was closed", now);
+        true
+    }
+
+    /// Restart delay: constant, or Mosquitto's "decorrelated jitter" backoff between
+    /// BASE and CAP (sleep = min(cap, random(base, sleep * 3))).
+    fn next_delay(&mut self) -> u32 {
+        match self.config.restart_timeout {
+            RestartTimeout::Constant(n) => n,
+            RestartTimeout::Backoff { base, cap, .. } => {
+                let high = self.sleep.saturating_mul(3).max(base + 1);
+                let span = u64::from(high - base);
+                let delay = base + (self.random() % span) as u32;
+                self.sleep = delay.min(cap);
+                self.sleep
+            }
+        }
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64: jitter only, not security.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// When [`Link::handle_timeout`] is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting(at) | State::Connecting(at) | State::AwaitingConnack(at) => Some(at),
+            State::Up => {
+                let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+                // An MQTT 5 Server Keep Alive of 0 turns keep alive off.
+                let ping = (self.keep_alive != 0).then(|| match self.ping_sent {
+                    Some(sent) => sent + keep_alive,
+                    None => self.last_sent + keep_alive,
+                });
+                let idle = (self.config.start_type == StartType::Lazy)
+                    .then(|| self.last_activity + self.idle_timeout());
+                ping.into_iter().chain(idle).min()
+            }
+            State::Idle => Some(self.next_check),
+            State::Stopped => None,
+        }
+        .into_iter()
+        .chain((!self.sys_interval.is_zero()).then_some(self.next_sys))
+        .chain(self.next_primary_retry)
+        .min()
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.idle_timeout))
+    }
+
+    /// Time passed: keep alive (PINGREQ; no answer within another keep-alive period ends
+    /// the link) and connect timeouts. `Err` means the link is dead; the caller closes the
+    /// socket and calls [`Link::handle_lost`].
+    pub fn handle_timeout(&mut self, broker: &mut Broker, now: Instant) -> Result<(), String> {
+        if !self.sys_interval.is_zero() && now >= self.next_sys {
+            self.next_sys = now + self.sys_interval.max(CHECK_INTERVAL);
+            self.publish_sys(broker, now);
+        }
+        let keep_alive = Duration::from_secs(u64::from(self.keep_alive));
+        match self.state {
+            State::Idle if now >= self.next_check => {
+                self.next_check = now + CHECK_INTERVAL;
+                let backlog = broker
+                    .session_backlog(&self.local_clientid)
+                    .map_or(0, |(queued, inflight)| queued + inflight);
+                if backlog >= self.config.threshold as usize {
+                    info!(
+                        "Bridge {}: {backlog} messages waiting, starting (start_type lazy).",
+                        self.config.name
+                    );
+                    self.set_state(State::Waiting(now));
+                }
+                Ok(())
+            }
+            State::Up
+                if self.config.start_type == StartType::Lazy
+                    && now >= self.last_activity + self.idle_timeout() =>
+            {
+                self.send_disconnect();
+                self.is_stopping_idle = true;
+                Err(format!(
+                    "no messages for {} s, stopping (start_type lazy)",
+                    self.config.idle_timeout
+                ))
+            }
+            State::Connecting(at) | State::AwaitingConnack(at) if at <= now => {
+                Err("timed out".to_string())
+            }
+            State::Up if self.keep_alive == 0 => Ok(()),
+            State::Up => match self.ping_sent {
+                Some(sent) if now >= sent + keep_alive => {
+                    Err("no answer from the remote within the keep alive".to_string())
+                }
+                None if now >= self.last_sent + keep_alive => {
+                    Packet::Pingreq.encode(self.version, &mut self.remote_out);
+                    self.last_sent = now;
+                    self.ping_sent = Some(now);
+                    Ok(())
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// `$SYS/broker/connection/<name>/...`: the link's progress and how many messages
+    /// wait for the remote (the bridge's local session: queued and in flight), retained,
+    /// published when they change.
+    fn publish_sys(&mut self, broker: &mut Broker, now: Instant) {
+        let (queued, inflight) = broker
+            .session_backlog(&self.local_clientid)
+            .unwrap_or((0, 0));
+        let values = [
+            ("connected", u64::from(self.state == State::Up)),
+            ("messages/sent", self.stats.messages_sent),
+            ("messages/received", self.stats.messages_received),
+            ("messages/queued", queued as u64),
+            ("messages/inflight", inflight as u64),
+            ("connects", self.stats.connects),
+        ];
+        if self.last_sys.len() != values.len() {
+            self.last_sys = vec![String::new(); values.len()];
+        }
+        for ((name, value), last) in values.iter().zip(self.last_sys.iter_mut()) {
+            let value = value.to_string();
+            if *last != value {
+                let topic = format!("$SYS/broker/connection/{}/{name}", self.config.name);
+                broker.publish_retained(&topic, value.as_bytes(), QoS::AtMostOnce, now);
+                *last = value;
+            }
+        }
+    }
+
+    /// The state notification on the local broker (retained "1"/"0").
+    fn notify_local(&mut self, broker: &mut Broker, is_up: bool, now: Instant) {
+        if self.config.notifications {
+            let payload: &[u8] = if is_up { b"1" } else { b"0" };
+            broker.publish_retained(&self.notification_topic, payload, QoS::AtLeastOnce, now);
+        }
+    }
+
+    fn set_state(&mut self, state: State) {
+        debug!(
+            "Bridge {}: state={:?}=>{:?}",
+            self.config.name, self.state, state
+        );
+        self.state = state;
+    }
+}
+
+/// A local packet of the bridge session, sent on to the remote. A QoS 1/2 message too
+/// large for the remote is dropped; the acknowledgement to give the local session for it
+/// is returned.
+/// What the remote accepts, for [`relay_out`].
+#[derive(Debug, Clone, Copy)]
+struct RemoteLimits {
+    version: ProtocolVersion,
+    /// 0: no limit.
+    max_packet_size: u32,
+    is_retain_available: bool,
+}
+
+fn relay_out(
+    maps: &[TopicMap],
+    config: &config::Bridge,
+    remote: RemoteLimits,
+    stats: &mut LinkStats,
+    out: &mut Vec<u8>,
+    packet: Packet<'_>,
+) -> Option<Packet<'static>> {
+    let RemoteLimits {
+        version,
+        max_packet_size,
+        is_retain_available,
+    } = remote;
+    let v5 = version == ProtocolVersion::V5;
+    fn ack<'a>(a: &Ack<'a>, v5: bool) -> Ack<'a> {
+        if v5 {
+            local_ack(a)
+        } else {
+            Ack::new(a.packet_id)
+        }
+    }
+    let packet = match packet {
+        Packet::Publish(p) => {
+            let topic = map_out(maps, p.topic);
+            let publish = Publish {
+                retain: p.retain && config.bridge_outgoing_retain && is_retain_available,
+                topic: &topic,
+                properties: if v5 {
+                    relayed_properties(&p.properties)
+                } else {
+                    Properties::default()
+                },
+                ..p
+            };
+            let packet = Packet::Publish(publish);
+            if max_packet_size != 0 && packet.encoded_len(version) > max_packet_size as usize {
+                warn!(
+                    "Bridge {}: a message on {topic} is larger than the remote's maximum packet size; dropped.",
+                    config.name
+                );
+                return match (p.qos, p.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => Some(Packet::Puback(Ack::new(id))),
+                    (QoS::ExactlyOnce, Some(id)) => Some(Packet::Pubrec(Ack::new(id))),
+                    _ => None,
+                };
+            }
+            stats.messages_sent += 1;
+            packet.encode(version, out);
+            return None;
+        }
+        Packet::Puback(a) => Packet::Puback(ack(&a, v5)),
+        Packet::Pubrec(a) => Packet::Pubrec(ack(&a, v5)),
+        Packet::Pubrel(a) => Packet::Pubrel(ack(&a, v5)),
+        Packet::Pubcomp(a) => Packet::Pubcomp(ack(&a, v5)),
+        // CONNACK, SUBACK, UNSUBACK, DISCONNECT of the local session: nothing for the
+        // remote.
+        _ => return None,
+    };
+    packet.encode(version, out);
+    None
+}
+
+/// An acknowledgement from the remote, for the (MQTT 5) local session.
+fn local_ack<'a>(a: &Ack<'a>) -> Ack<'a> {
+    Ack {
+        packet_id: a.packet_id,
+        reason: a.reason,
+        properties: relayed_properties(&a.properties),
+    }
+}
+
+/// The properties that travel on with a message: everything but those that belong to
+/// one connection (Topic Alias, Subscription Identifiers).
+fn relayed_properties<'a>(p: &Properties<'a>) -> Properties<'a> {
+    Properties {
+        topic_alias: None,
+        subscription_identifiers: Vec::new(),
+        ..p.clone()
+    }
+}
+
+fn encode_v5(packet: &Packet<'_>) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(packet.encoded_len(ProtocolVersion::V5));
+    packet.encode(ProtocolVersion::V5, &mut frame);
+    frame
+}
+
+fn packet_id(id: u16) -> PacketId {
+    PacketId::new(id).unwrap_or(PacketId(std::num::NonZeroU16::MIN))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+//! What the core offers bridges (`crate::bridge`): a bridge's local side is an ordinary
+//! session on a virtual connection opened with [`BRIDGE_LISTENER`], which no password
+//! file or ACL applies to (Mosquitto does not check its own bridges either), and a way
+//! to publish the bridges' retained state notifications.
+
+use super::{Broker, Publication};
+use crate::protocol::QoS;
+use std::time::Instant;
+
+/// Limits of one session's queue instead of `max_queued_messages`/`max_queued_bytes`
+/// (0: unlimited), and which end gives way when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    /// `true`: the oldest queued message is dropped for a new one; `false`: the new
+    /// one is dropped (Mosquitto's behaviour for every client).
+    pub drop_oldest: bool,
+}
+
+/// The listener index of bridges' local connections: no listener's limits, no
+/// authentication, no ACL.
+pub const BRIDGE_LISTENER: usize = usize::MAX;
+
+impl Broker {
+    /// Publishes a retained message from the broker itself (bridge state notifications):
+    /// stored as retained and routed to subscribers.
+    pub fn publish_retained(&mut self, topic: &str, payload: &[u8], qos: QoS, now: Instant) {
+        self.last_event = now;
+        let mut publication = Publication {
+            topic,
+            payload,
+            qos,
+            retain: true,
+            stored: None,
+            publisher: None,
+        };
+        self.set_retained(&mut publication);
+        self.route(&mut publication, now);
+    }
+
+    /// Gives the session of `client_id` (existing or future) its own queue limits: a
+    /// bridge's outbox.
+    pub fn set_queue_limits(&mut self, client_id: &str, limits: QueueLimits) {
+        self.queue_limits.insert(client_id.into(), limits);
+    }
+
+    /// Messages waiting for the session of `client_id` (queued, then inflight), or `None`
+    /// if it has no session: a bridge's outbox depth for $SYS and logs.
+    pub fn session_backlog(&self, client_id: &str) -> Option<(usize, usize)> {
+        let sid = *self.by_client_id.get(client_id)?;
+        let session = self.session(sid);
+        Some((session.queue.len(), session.inflight.len()))
+    }
+}

@@ -1,0 +1,500 @@
+//! The sockets of bridges (`crate::bridge`): name resolution off the loop, non-blocking
+//! connect, TLS with a rustls `ClientConnection`, and moving bytes between the remote
+//! socket and the bridge's [`Link`].
+//!
+//! Each bridge owns one slot of the connection slab, reserved at start-up: its index is
+//! both the broker's [`ConnId`] of the bridge's local session and the mio token of its
+//! remote socket, so no client connection can ever get it.
+//!
+//! A host name is resolved by a short-lived thread (getaddrinfo blocks) that hands the
+//! addresses back through a channel and wakes the loop; an IP address is used directly.
+
+use super::{Server, READS_PER_TURN};
+use crate::bridge::{Link, State};
+use crate::broker::ConnId;
+use crate::config::Config;
+use log::{debug, info, warn};
+use mio::{Interest, Token};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+/// Bounded work per call: rounds of "move local output, write it" before the loop gets
+/// back to other connections.
+const PUMP_ROUNDS: usize = 16;
+
+pub(super) struct BridgeConn {
+    link: Link,
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The remote socket, while connecting or connected.
+    socket: Option<mio::net::TcpStream>,
+    tls: Option<Box<rustls::ClientConnection>>,
+    is_connected: bool,
+    /// A resolver thread's answer, and the host it resolves (for SNI).
+    resolving: Option<mpsc::Receiver<io::Result<Vec<SocketAddr>>>>,
+    host: String,
+    options: SocketOptions,
+    /// `round_robin false`: a short-lived thread's answer to "does the primary take a
+    /// TCP connection?".
+    primary_probe: Option<mpsc::Receiver<bool>>,
+}
+
+/// Socket options of a bridge: `bridge_bind_address`, `bridge_tcp_keepalive`,
+/// `bridge_tcp_user_timeout` (2.1).
+#[derive(Debug, Clone, Default)]
+struct SocketOptions {
+    bind_address: Option<IpAddr>,
+    tcp_keepalive: Option<crate::config::TcpKeepalive>,
+    tcp_user_timeout_ms: Option<u32>,
+}
+
+/// A non-blocking connect with the bridge's socket options set first (mio's
+/// `TcpStream::connect` cannot bind or set them before connecting).
+fn connect_socket(options: &SocketOptions, address: SocketAddr) -> io::Result<mio::net::TcpStream> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    use std::time::Duration;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ip) = options.bind_address {
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(ip, 0)))
+            .map_err(|e| io::Error::new(e.kind(), format!("bridge_bind_address {ip}: {e}")))?;
+    }
+    if let Some(k) = options.tcp_keepalive {
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(u64::from(k.idle)))
+            .with_interval(Duration::from_secs(u64::from(k.interval)))
+            .with_retries(k.count);
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    if let Some(ms) = options.tcp_user_timeout_ms {
+        socket.set_tcp_user_timeout(Some(Duration::from_millis(u64::from(ms))))?;
+    }
+    match socket.connect(&SockAddr::from(address)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(115) /* EINPROGRESS */ => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => return Err(e),
+    }
+    Ok(mio::net::TcpStream::from_std(socket.into()))
+}
+
+impl Server {
+    /// Sets up every `connection` block of the configuration: reserves its slot and
+    /// builds its TLS configuration (a bad certificate stops start-up).
+    pub(super) fn add_bridges(&mut self, config: &Config) -> io::Result<()> {
+        let now = Instant::now();
+        for (index, bridge) in config.bridges.iter().enumerate() {
+            let tls_config = if super::tls::is_bridge_tls(&bridge.tls) {
+                Some(
+                    super::tls::client_config(&bridge.tls)
+                        .map_err(|e| io::Error::other(format!("bridge {}: {e}", bridge.name)))?,
+                )
+            } else {
+                None
+            };
+            if self.conns.len() <= index {
+                self.conns.resize_with(index + 1, || None);
+            }
+            let sys_interval = std::time::Duration::from_secs(u64::from(config.sys_interval));
+            let mut link = Link::new(bridge, ConnId(index as u32), sys_interval, now);
+            if bridge.outbox_messages.is_some()
+                || bridge.outbox_bytes.is_some()
+                || bridge.outbox_drop_oldest
+            {
+                self.broker.set_queue_limits(
+                    &link.local_clientid,
+                    crate::broker::QueueLimits {
+                        max_messages: bridge.outbox_messages.unwrap_or(config.max_queued_messages),
+                        max_bytes: bridge.outbox_bytes.unwrap_or(config.max_queued_bytes),
+                        drop_oldest: bridge.outbox_drop_oldest,
+                    },
+                );
+            }
+            link.start(&mut self.broker, now);
+            self.bridges.push(BridgeConn {
+                link,
+                tls_config,
+                socket: None,
+                tls: None,
+                is_connected: false,
+                resolving: None,
+                host: String::new(),
+                primary_probe: None,
+                options: SocketOptions {
+                    bind_address: match &bridge.bridge_bind_address {
+                        Some(a) => Some(a.parse().map_err(|_| {
+                            io::Error::other(format!(
+                                "bridge {}: bridge_bind_address {a} is not an IP address",
+                                bridge.name
+                            ))
+                        })?),
+                        None => None,
+                    },
+                    tcp_keepalive: bridge.bridge_tcp_keepalive,
+                    tcp_user_timeout_ms: bridge.bridge_tcp_user_timeout,
+                },
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn is_bridge_slot(&self, slot: u32) -> bool {
+        (slot as usize) < self.bridges.len()
+    }
+
+    /// The earliest deadline of any bridge.
+    pub(super) fn bridges_deadline(&self) -> Option<Instant> {
+        self.bridges
+            .iter()
+            .filter_map(|b| b.link.next_deadline())
+            .min()
+    }
+
+    /// Once per iteration: resolver answers, timeouts and keep alive, attempts that are
+    /// due.
+    pub(super) fn drive_bridges(&mut self, now: Instant) {
+        for index in 0..self.bridges.len() {
+            if let Some(answer) = self.bridges[index]
+                .resolving
+                .as_ref()
+                .and_then(|rx| rx.try_recv().ok())
+            {
+                self.bridges[index].resolving = None;
+                match answer {
+                    Ok(addresses) if !addresses.is_empty() => {
+                        self.bridge_connect(index, addresses[0], now)
+                    }
+                    Ok(_) => self.bridge_drop(index, "the name has no address", now),
+                    Err(e) => self.bridge_drop(index, &format!("cannot resolve: {e}"), now),
+                }
+            }
+            if let Err(why) = self.bridges[index]
+                .link
+                .handle_timeout(&mut self.broker, now)
+            {
+                // A lazy bridge's DISCONNECT goes out first; a dead link just fails.
+                let _ = self.bridge_flush(index);
+                self.bridge_drop(index, &why, now);
+            }
+            if let Some(address) = self.bridges[index].link.poll_connect(now) {
+                self.bridges[index].host = address.host.clone();
+                match address.host.parse::<IpAddr>() {
+                    Ok(ip) => self.bridge_connect(index, SocketAddr::new(ip, address.port), now),
+                    Err(_) => {
+                        let (tx, rx) = mpsc::channel();
+                        let waker = self.shutdown.waker.clone();
+                        let (host, port) = (address.host, address.port);
+                        let spawned = std::thread::Builder::new()
+                            .name("culex-resolve".into())
+                            .spawn(move || {
+                                let answer = (host.as_str(), port)
+                                    .to_socket_addrs()
+                                    .map(|a| a.collect::<Vec<_>>());
+                                let _ = tx.send(answer);
+                                let _ = waker.wake();
+                            });
+                        match spawned {
+                            Ok(_) => self.bridges[index].resolving = Some(rx),
+                            Err(e) => self.bridge_drop(
+                                index,
+                                &format!("cannot start a resolver thread: {e}"),
+                                now,
+                            ),
+                        }
+                    }
+                }
+            }
+            self.probe_primary(index, now);
+            self.bridge_service(index, now);
+        }
+    }
+
+    /// `round_robin false`: while on a secondary address, a thread tries a TCP connection
+    /// to the primary every few seconds (resolving and connecting block); if it works,
+    /// the link goes back to the primary.
+    fn probe_primary(&mut self, index: usize, now: Instant) {
+        if let Some(reachable) = self.bridges[index]
+            .primary_probe
+            .as_ref()
+            .and_then(|rx| rx.try_recv().ok())
+        {
+            self.bridges[index].primary_probe = None;
+            if reachable && self.bridges[index].link.handle_primary_reachable() {
+                let _ = self.bridge_flush(index);
+                self.bridge_drop(index, "going back to the primary address", now);
+            }
+        }
+        if self.bridges[index].primary_probe.is_some() {
+            return;
+        }
+        let Some(address) = self.bridges[index].link.poll_primary_retry(now) else {
+            return;
+        };
+        let (tx, rx) = mpsc::channel();
+        let waker = self.shutdown.waker.clone();
+        let spawned = std::thread::Builder::new()
+            .name("culex-probe".into())
+            .spawn(move || {
+                let reachable = (address.host.as_str(), address.port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .is_some_and(|a| {
+                        std::net::TcpStream::connect_timeout(&a, crate::bridge::PRIMARY_RETRY)
+                            .is_ok()
+                    });
+                let _ = tx.send(reachable);
+                let _ = waker.wake();
+            });
+        if spawned.is_ok() {
+            self.bridges[index].primary_probe = Some(rx);
+        }
+    }
+
+    fn bridge_connect(&mut self, index: usize, address: SocketAddr, now: Instant) {
+        let mut socket = match connect_socket(&self.bridges[index].options, address) {
+            Ok(s) => s,
+            Err(e) => return self.bridge_drop(index, &format!("{address}: {e}"), now),
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut socket,
+            Token(index),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            return self.bridge_drop(index, &format!("cannot register the socket: {e}"), now);
+        }
+        debug!(
+            "Bridge {}: connecting to {address}.",
+            self.bridges[index].link.name()
+        );
+        let b = &mut self.bridges[index];
+        b.socket = Some(socket);
+        b.is_connected = false;
+    }
+
+    /// A readiness event of a bridge's remote socket.
+    pub(super) fn bridge_event(&mut self, index: usize, event: &mio::event::Event, now: Instant) {
+        if self.bridges[index].socket.is_none() {
+            return;
+        }
+        if !self.bridges[index].is_connected {
+            if !(event.is_writable() || event.is_error() || event.is_write_closed()) {
+                return;
+            }
+            let b = &mut self.bridges[index];
+            let Some(socket) = b.socket.as_ref() else {
+                return;
+            };
+            match socket.take_error() {
+                Ok(Some(e)) | Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                Ok(None) => {}
+            }
+            match socket.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+            }
+            b.is_connected = true;
+            if let Some(config) = &b.tls_config {
+                let name = match rustls::pki_types::ServerName::try_from(b.host.clone()) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let why = format!("{} is not a TLS server name: {e}", b.host);
+                        return self.bridge_drop(index, &why, now);
+                    }
+                };
+                match rustls::ClientConnection::new(config.clone(), name) {
+                    Ok(c) => b.tls = Some(Box::new(c)),
+                    Err(e) => return self.bridge_drop(index, &format!("TLS: {e}"), now),
+                }
+            }
+            b.link.handle_connected(now);
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.bridge_read(index, now);
+        }
+        self.bridge_service(index, now);
+    }
+
+    /// Reads what the remote sent and hands it to the link.
+    pub(super) fn bridge_read(&mut self, index: usize, now: Instant) {
+        for _ in 0..READS_PER_TURN {
+            let b = &mut self.bridges[index];
+            let Some(socket) = b.socket.as_mut() else {
+                return;
+            };
+            let n = if let Some(tls) = b.tls.as_mut() {
+                match tls.read_tls(socket) {
+                    Ok(0) => {
+                        return self.bridge_drop(index, "the remote closed the connection", now)
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                }
+                if let Err(e) = tls.process_new_packets() {
+                    let _ = tls.write_tls(socket);
+                    return self.bridge_drop(index, &format!("TLS error: {e}"), now);
+                }
+                let mut total = 0;
+                loop {
+                    match tls.reader().read(&mut self.scratch[total..]) {
+                        Ok(0) => {
+                            if total == 0 {
+                                return self.bridge_drop(index, "the remote closed TLS", now);
+                            }
+                            break;
+                        }
+                        Ok(n) => {
+                            total += n;
+                            if total == self.scratch.len() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                    }
+                }
+                total
+            } else {
+                match socket.read(&mut self.scratch) {
+                    Ok(0) => {
+                        return self.bridge_drop(index, "the remote closed the connection", now)
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                }
+            };
+            if n > 0 {
+                let b = &mut self.bridges[index];
+                if let Err(why) =
+                    b.link
+                        .handle_remote_data(&mut self.broker, &self.scratch[..n], now)
+                {
+                    return self.bridge_drop(index, &why, now);
+                }
+            }
+        }
+        self.unread.push(index as u32);
+    }
+
+    /// Moves the local session's output to the remote and writes as much as the socket
+    /// takes; bounded rounds.
+    pub(super) fn bridge_service(&mut self, index: usize, now: Instant) {
+        for _ in 0..PUMP_ROUNDS {
+            let b = &mut self.bridges[index];
+            if b.link.state() == State::Up && b.link.has_room() {
+                b.link.pump_local(&mut self.broker, now);
+            }
+            if !self.bridge_flush(index) {
+                return self.bridge_drop(index, "write failed", now);
+            }
+            let b = &self.bridges[index];
+            let more_local = b.link.is_local_open()
+                && !self.broker.output(b.link.local_conn()).is_empty()
+                && b.link.has_room();
+            let wrote_all = b.link.remote_output().is_empty();
+            if !(more_local && wrote_all) {
+                return;
+            }
+        }
+    }
+
+    /// Writes the link's output to the remote socket. Returns false if the socket failed.
+    fn bridge_flush(&mut self, index: usize) -> bool {
+        let b = &mut self.bridges[index];
+        let Some(socket) = b.socket.as_mut() else {
+            return true;
+        };
+        if !b.is_connected {
+            return true;
+        }
+        if let Some(tls) = b.tls.as_mut() {
+            let out = b.link.remote_output();
+            if !out.is_empty() {
+                match tls.writer().write(out) {
+                    Ok(n) => b.link.consume_remote(n),
+                    Err(_) => return false,
+                }
+            }
+            while tls.wants_write() {
+                match tls.write_tls(socket) {
+                    Ok(0) => return false,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return false,
+                }
+            }
+            return true;
+        }
+        loop {
+            let out = b.link.remote_output();
+            if out.is_empty() {
+                return true;
+            }
+            match socket.write(out) {
+                Ok(0) => return false,
+                Ok(n) => b.link.consume_remote(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Ends the remote connection (if any) and tells the link why.
+    fn bridge_drop(&mut self, index: usize, why: &str, now: Instant) {
+        let b = &mut self.bridges[index];
+        if let Some(mut socket) = b.socket.take() {
+            let _ = self.poll.registry().deregister(&mut socket);
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+        b.tls = None;
+        b.is_connected = false;
+        b.resolving = None;
+        b.link.handle_lost(&mut self.broker, why, now);
+    }
+
+    /// `poll_close` named a bridge's local connection: the broker ended the session's
+    /// connection itself.
+    pub(super) fn bridge_local_closed(&mut self, index: usize, now: Instant) {
+        let b = &mut self.bridges[index];
+        if b.link.handle_local_closed(&mut self.broker, now) {
+            warn!(
+                "Bridge {}: the broker closed its local session; reconnecting.",
+                b.link.name()
+            );
+            if let Some(mut socket) = b.socket.take() {
+                let _ = self.poll.registry().deregister(&mut socket);
+            }
+            b.tls = None;
+            b.is_connected = false;
+        } else {
+            self.broker.handle_closed(ConnId(index as u32), now);
+        }
+    }
+
+    /// Stopping: each connected bridge says DISCONNECT to the remote (MQTT: no will) and
+    /// its local session goes offline, as a clean stop of Mosquitto does.
+    pub(super) fn stop_bridges(&mut self, now: Instant) {
+        for index in 0..self.bridges.len() {
+            if self.bridges[index].link.state() == State::Up {
+                info!("Bridge {}: stopping.", self.bridges[index].link.name());
+                self.bridges[index].link.send_disconnect();
+                let _ = self.bridge_flush(index);
+            }
+            self.bridge_drop(index, "the broker is stopping", now);
+        }
+    }
+}

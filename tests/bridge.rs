@@ -1,0 +1,789 @@
+//! Bridges (`connection` blocks): two broker processes, one the gateway and one the
+//! "cloud", real sockets between them, rumqttc clients on both ends. Outages are made by
+//! a TCP proxy in the test that cuts the link or black-holes it without closing.
+//!
+//! Every wait is bounded; the longest (keep alive noticing a black hole) is a few
+//! keep-alive periods of 5 s, Mosquitto's minimum `keepalive_interval`.
+//!
+//! Both brokers are always culex (`Broker::start_culex`), whatever `CULEX_TEST_BROKER`
+//! says: these tests are about culex's bridge and read culex's logs and `$SYS` values.
+//! tests/interop/bridge.sh runs it against Debian's mosquitto as the cloud.
+
+use crate::common::{eventually, Broker, Peer, Stop, WAIT};
+use rumqttc::QoS;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The gateway's bridge toward `port`, named `cloud`, remote client id `gw1`, reconnecting
+/// after 1 s, with `lines` (topic lines and other options) after it.
+fn gateway(port: u16, lines: &str) -> Broker {
+    Broker::start_culex(&format!(
+        "connection cloud\naddress 127.0.0.1:{port}\nremote_clientid gw1\nrestart_timeout 1\n{lines}\n"
+    ))
+}
+
+const STATE_TOPIC: &str = "$SYS/broker/connection/gw1/state";
+
+/// A client of `broker` subscribed to the bridge's state notification.
+fn state_watcher(broker: &Broker, id: &str) -> Peer {
+    let mut peer = broker.client(id);
+    peer.subscribe(STATE_TOPIC, QoS::AtLeastOnce);
+    peer
+}
+
+/// Waits (up to `limit`) until the state topic says `state` ("1" up, "0" down).
+fn wait_state(watcher: &mut Peer, state: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(p) = watcher.next_publish(deadline - Instant::now()) {
+            if p.topic == STATE_TOPIC && p.payload.as_ref() == state.as_bytes() {
+                return;
+            }
+        }
+    }
+    panic!("the bridge state did not become {state} within {limit:?}");
+}
+
+/// Collects `n` messages (topic, payload) within `limit`.
+fn collect(peer: &mut Peer, n: usize, limit: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while got.len() < n && Instant::now() < deadline {
+        if let Some(p) = peer.next_publish(deadline - Instant::now()) {
+            got.push((
+                p.topic.clone(),
+                String::from_utf8_lossy(&p.payload).into_owned(),
+            ));
+        }
+    }
+    got
+}
+
+/// Messages published at the gateway arrive at the cloud with the local prefix replaced
+/// by the remote one, and the other way round; a `""` pattern maps one topic to another;
+/// topics outside every line stay where they are.
+#[test]
+fn topics_are_mapped_with_prefixes_in_every_direction() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(
+        cloud.port,
+        "topic sensors/# out 1 gw/ site7/\n\
+         topic cmd/# in 1 gw/ site7/\n\
+         topic sync/# both 1 local/ remote/\n\
+         topic \"\" out 1 alarm/here alarm/there\n\
+         bridge_protocol_version mqttv50",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+
+    let mut cloud_sub = cloud.client("cloud-sub");
+    for f in ["site7/#", "remote/#", "alarm/#", "gw/#", "sensors/#"] {
+        cloud_sub.subscribe(f, QoS::AtLeastOnce);
+    }
+    let mut gw_sub = gw.client("gw-sub");
+    for f in ["gw/cmd/#", "local/#", "cmd/#"] {
+        gw_sub.subscribe(f, QoS::AtLeastOnce);
+    }
+    let mut gw_pub = gw.client("gw-pub");
+    let mut cloud_pub = cloud.client("cloud-pub");
+
+    gw_pub.publish("gw/sensors/t1", QoS::AtLeastOnce, false, b"21.5");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("site7/sensors/t1".into(), "21.5".into())]
+    );
+    gw_pub.publish("alarm/here", QoS::AtLeastOnce, false, b"fire");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("alarm/there".into(), "fire".into())]
+    );
+    cloud_pub.publish("site7/cmd/reboot", QoS::AtLeastOnce, false, b"now");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("gw/cmd/reboot".into(), "now".into())]
+    );
+    // The cloud's own subscriber sees it directly.
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("site7/cmd/reboot".into(), "now".into())]
+    );
+    // both: each way, and no echo (MQTT 5 No Local on both sides).
+    gw_pub.publish("local/sync/a", QoS::AtLeastOnce, false, b"up");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("remote/sync/a".into(), "up".into())]
+    );
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("local/sync/a".into(), "up".into())]
+    );
+    cloud_pub.publish("remote/sync/b", QoS::AtLeastOnce, false, b"down");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("local/sync/b".into(), "down".into())]
+    );
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("remote/sync/b".into(), "down".into())]
+    );
+    // Nothing else moved: not the echoes, not unmapped topics.
+    gw_pub.publish("other/x", QoS::AtLeastOnce, false, b"stay");
+    cloud_pub.publish("cmd/x", QoS::AtLeastOnce, false, b"stay");
+    cloud_sub.expect_no_publish();
+    gw_sub.expect_no_publish();
+}
+
+/// Each QoS travels at the lower of the message's and the topic line's QoS, and a QoS 2
+/// message arrives exactly once.
+#[test]
+fn qos_levels_cross_the_bridge() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(cloud.port, "topic q/# out 2\ntopic low/# out 0");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("#", QoS::ExactlyOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        gw_pub.publish(&format!("q/{i}"), qos, false, b"m");
+        let p = cloud_sub.expect_publish();
+        assert_eq!((p.topic.as_str(), p.qos), (format!("q/{i}").as_str(), qos));
+    }
+    gw_pub.publish("low/1", QoS::ExactlyOnce, false, b"m");
+    let p = cloud_sub.expect_publish();
+    assert_eq!((p.topic.as_str(), p.qos), ("low/1", QoS::AtMostOnce));
+    cloud_sub.expect_no_publish();
+}
+
+/// The state notification: retained "1" on both brokers when the link is up; "0" at the
+/// cloud (the bridge's will) when the gateway dies.
+#[test]
+fn notifications_announce_the_link_state() {
+    let cloud = Broker::start_culex("");
+    let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
+    let gw = gateway(cloud.port, "topic x/# out 0");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    wait_state(&mut cloud_watch, "1", WAIT);
+    // Retained on both: a late subscriber gets "1".
+    let mut late = state_watcher(&cloud, "late");
+    let p = late.expect_publish();
+    assert!(p.retain);
+    assert_eq!(p.payload.as_ref(), b"1");
+    drop(gw); // SIGKILL: the cloud publishes the will.
+    wait_state(&mut cloud_watch, "0", WAIT);
+}
+
+/// A TCP proxy between the gateway and the cloud that the test can cut (close every
+/// connection, refuse new ones) or turn into a black hole (keep connections, drop bytes).
+struct Proxy {
+    port: u16,
+    /// 0 pass, 1 cut, 2 black hole.
+    mode: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+const PASS: u8 = 0;
+const CUT: u8 = 1;
+const BLACK_HOLE: u8 = 2;
+
+impl Proxy {
+    fn start(upstream: u16) -> Proxy {
+        Proxy::start_on(0, upstream)
+    }
+
+    /// A proxy on a given port (0: any).
+    fn start_on(port: u16, upstream: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the proxy");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(AtomicU8::new(PASS));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (m, s) = (mode.clone(), stop.clone());
+        let accept = thread::spawn(move || {
+            let mut pumps = Vec::new();
+            while !s.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        if m.load(Ordering::SeqCst) == CUT {
+                            continue; // Dropped: closed at once.
+                        }
+                        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                            continue;
+                        };
+                        client.set_nonblocking(false).unwrap();
+                        for (from, to) in [
+                            (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                            (server, client),
+                        ] {
+                            let (m, s) = (m.clone(), s.clone());
+                            pumps.push(thread::spawn(move || pump(from, to, &m, &s)));
+                        }
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            for p in pumps {
+                let _ = p.join();
+            }
+        });
+        Proxy {
+            port,
+            mode,
+            stop,
+            threads: Mutex::new(vec![accept]),
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.lock().unwrap().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Copies `from` to `to` until either ends, the proxy stops, or the link is cut; in
+/// black-hole mode the bytes are read and dropped.
+fn pump(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU8, stop: &AtomicBool) {
+    from.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if stop.load(Ordering::SeqCst) || mode.load(Ordering::SeqCst) == CUT {
+            break;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if mode.load(Ordering::SeqCst) == BLACK_HOLE {
+                    continue;
+                }
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Asserts that `got` holds payloads 0..n in order, allowing QoS 1 duplicates (a message
+/// in flight when the link went down is sent again), and none missing.
+fn assert_all_in_order(got: &[(String, String)], n: usize) {
+    let mut expected = 0;
+    for (_, payload) in got {
+        let i: usize = payload.parse().expect("numbered payloads");
+        if i == expected {
+            expected += 1;
+        } else {
+            assert!(
+                i < expected,
+                "message {i} arrived before {expected}: {got:?}"
+            );
+        }
+    }
+    assert_eq!(expected, n, "messages missing at the cloud: {got:?}");
+}
+
+/// Store and forward: with the link cut, messages the gateway acknowledged wait in the
+/// bridge's local session; when the link returns, all arrive at the cloud, in order.
+#[test]
+fn messages_published_during_an_outage_arrive_after_it() {
+    const N: usize = 50;
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+
+    proxy.set(CUT);
+    wait_state(&mut watcher, "0", WAIT);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    cloud_sub.expect_no_publish();
+    proxy.set(PASS);
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+    assert!(gw
+        .log_text()
+        .contains("Connecting bridge cloud (127.0.0.1:"));
+}
+
+/// A link that silently stops carrying packets (no FIN, no RST) is noticed by keep alive;
+/// the messages sent into the black hole are sent again after reconnecting.
+#[test]
+fn a_black_holed_link_is_detected_by_keep_alive_and_nothing_is_lost() {
+    const N: usize = 30;
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(proxy.port, "topic data/# out 1\nkeepalive_interval 5");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+
+    proxy.set(BLACK_HOLE);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    // Keep alive: a PINGREQ after 5 s of silence, the link declared dead 5 s later.
+    let started = Instant::now();
+    wait_state(&mut watcher, "0", Duration::from_secs(20));
+    let detected = started.elapsed();
+    assert!(
+        detected <= Duration::from_secs(16),
+        "took {detected:?} to notice"
+    );
+    proxy.set(PASS);
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+}
+
+/// Failover: with the first address dead, the bridge connects to the second.
+#[test]
+fn a_dead_first_address_fails_over_to_the_next() {
+    let cloud = Broker::start_culex("");
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let gw = Broker::start_culex(&format!(
+        "connection cloud\naddresses 127.0.0.1:{dead} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
+        cloud.port
+    ));
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("f/#", QoS::AtLeastOnce);
+    gw.client("gw-pub")
+        .publish("f/1", QoS::AtLeastOnce, false, b"over");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("f/1".into(), "over".into())]
+    );
+    assert!(eventually(WAIT, || gw.log_text().contains(&format!(
+        "Connecting bridge cloud (127.0.0.1:{dead})"
+    ))));
+}
+
+/// TLS with a client certificate, as AWS IoT Core wants: the cloud requires a
+/// certificate from our CA; the bridge verifies the cloud's certificate against
+/// `bridge_cafile` (name 127.0.0.1 from the address: SNI and the name check) and presents
+/// its own.
+#[test]
+fn a_bridge_with_a_client_certificate_crosses_mutual_tls() {
+    let pki = crate::tls::Pki::new("bridge-mtls");
+    let cloud = Broker::start_culex(&pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\n",
+        pki.path("ca.pem")
+    )));
+    let gw = gateway(
+        cloud.port,
+        &format!(
+            "topic t/# both 1\nbridge_protocol_version mqttv50\nbridge_cafile {}\nbridge_certfile {}\nbridge_keyfile {}\n",
+            pki.path("ca.pem"),
+            pki.path("client.pem"),
+            pki.path("client.key")
+        ),
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let tls = pki.client_config(Some("client"), rustls::ALL_VERSIONS);
+    let mut cloud_peer = Peer::connect(crate::tls::tls_options(&cloud, "cloud-peer", tls)).0;
+    cloud_peer.subscribe("t/out", QoS::AtLeastOnce);
+    let mut gw_peer = gw.client("gw-peer");
+    gw_peer.subscribe("t/in", QoS::AtLeastOnce);
+    gw_peer.publish("t/out", QoS::AtLeastOnce, false, b"sealed");
+    assert_eq!(
+        collect(&mut cloud_peer, 1, WAIT),
+        [("t/out".into(), "sealed".into())]
+    );
+    cloud_peer.publish("t/in", QoS::AtLeastOnce, false, b"opened");
+    assert_eq!(
+        collect(&mut gw_peer, 1, WAIT),
+        [("t/in".into(), "opened".into())]
+    );
+}
+
+/// Without the client certificate, the cloud refuses the handshake: the link never
+/// comes up and the bridge says why.
+#[test]
+fn a_bridge_without_the_client_certificate_is_refused_by_the_cloud() {
+    let pki = crate::tls::Pki::new("bridge-nocert");
+    let cloud = Broker::start_culex(&pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\n",
+        pki.path("ca.pem")
+    )));
+    let gw = gateway(
+        cloud.port,
+        &format!("topic t/# out 1\nbridge_cafile {}\n", pki.path("ca.pem")),
+    );
+    assert!(eventually(WAIT * 2, || gw
+        .log_text()
+        .contains("Bridge cloud: connection failed")));
+    assert!(!gw.log_text().contains("Bridge cloud connected"));
+}
+
+/// A 3.1.1 bridge announces itself with the protocol level's top bit (try_private, the
+/// default); the cloud then gives its subscriptions No Local, as Mosquitto does, so a
+/// `both` topic does not bring a message back to where it came from.
+#[test]
+fn a_3_1_1_bridge_with_try_private_does_not_echo() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(cloud.port, "topic sync/# both 1");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("sync/#", QoS::AtLeastOnce);
+    let mut gw_sub = gw.client("gw-sub");
+    gw_sub.subscribe("sync/#", QoS::AtLeastOnce);
+    gw.client("gw-pub")
+        .publish("sync/a", QoS::AtLeastOnce, false, b"once");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("sync/a".into(), "once".into())]
+    );
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("sync/a".into(), "once".into())]
+    );
+    gw_sub.expect_no_publish();
+    cloud
+        .client("cloud-pub")
+        .publish("sync/b", QoS::AtLeastOnce, false, b"back");
+    assert_eq!(
+        collect(&mut gw_sub, 1, WAIT),
+        [("sync/b".into(), "back".into())]
+    );
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("sync/b".into(), "back".into())]
+    );
+    cloud_sub.expect_no_publish();
+}
+
+/// The local session exists from start-up: messages published while the cloud has never
+/// been reachable are kept and delivered once it is.
+#[test]
+fn messages_wait_for_a_cloud_that_was_never_reachable() {
+    const N: usize = 20;
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let gw = gateway(proxy.port, "topic data/# out 1");
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    assert_all_in_order(&got, N);
+}
+
+/// start_type lazy: no connection until `threshold` messages wait; then they are sent,
+/// and after `idle_timeout` seconds without messages the link is closed again.
+#[test]
+fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(
+        cloud.port,
+        "topic data/# out 1\nstart_type lazy\nthreshold 3\nidle_timeout 2",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..2 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    cloud_sub.expect_no_publish();
+    assert!(!gw.log_text().contains("Connecting bridge cloud"));
+    gw_pub.publish("data/seq", QoS::AtLeastOnce, false, b"2");
+    wait_state(&mut watcher, "1", WAIT * 2);
+    assert_all_in_order(&collect(&mut cloud_sub, 3, WAIT), 3);
+    wait_state(&mut watcher, "0", WAIT * 2);
+    assert!(gw.log_text().contains("stopping (start_type lazy)"));
+}
+
+/// $SYS/broker/connection/NAME/...: whether connected, messages sent, and the backlog.
+#[test]
+fn sys_topics_show_the_bridge_progress() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(cloud.port, "topic data/# out 1\nsys_interval 1");
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..3 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    let mut sys = gw.client("sys");
+    sys.subscribe(
+        "$SYS/broker/connection/cloud/messages/sent",
+        QoS::AtMostOnce,
+    );
+    let deadline = Instant::now() + WAIT;
+    let mut last = String::new();
+    while last != "3" && Instant::now() < deadline {
+        if let Some(p) = sys.next_publish(deadline - Instant::now()) {
+            last = String::from_utf8_lossy(&p.payload).into_owned();
+        }
+    }
+    assert_eq!(last, "3");
+}
+
+/// culex's bridge_outbox_messages and bridge_outbox_full: while the cloud is away at most
+/// that many messages wait; with drop_oldest the newest are the ones kept.
+#[test]
+fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1\nbridge_outbox_messages 5\nbridge_outbox_full drop_oldest",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(CUT);
+    wait_state(&mut watcher, "0", WAIT);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..20 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    proxy.set(PASS);
+    let got: Vec<String> = collect(&mut cloud_sub, 5, WAIT * 3)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(got, ["15", "16", "17", "18", "19"]);
+    cloud_sub.expect_no_publish();
+}
+
+/// bridge_bind_address picks the local address of the bridge's socket (the cloud sees
+/// it); bridge_tcp_keepalive and bridge_tcp_user_timeout are set on the same socket.
+#[test]
+fn bridge_bind_address_and_tcp_options_shape_the_socket() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(
+        cloud.port,
+        "topic x/# out 1\nbridge_bind_address 127.0.0.2\nbridge_tcp_keepalive 30 5 3\nbridge_tcp_user_timeout 10000",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    assert!(eventually(WAIT, || cloud
+        .log_text()
+        .contains("New client connected from 127.0.0.2:")));
+}
+
+/// A clean stop (SIGTERM) tells the cloud "0" before DISCONNECT (which discards the will
+/// that would otherwise say it).
+#[test]
+fn a_clean_stop_tells_the_cloud_the_link_is_down() {
+    let cloud = Broker::start_culex("");
+    let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
+    let gw = gateway(cloud.port, "topic x/# out 0");
+    wait_state(&mut cloud_watch, "1", WAIT * 3);
+    gw.signal("TERM");
+    wait_state(&mut cloud_watch, "0", WAIT);
+    // DISCONNECT, not a lost socket (the will would have said "0" too).
+    assert!(eventually(WAIT, || cloud
+        .log_text()
+        .contains("Client gw1 disconnected.")));
+}
+
+/// bridge_max_packet_size: a message too large for the remote is dropped (and logged),
+/// and the local session is done with it: it does not stay in flight to be sent again.
+#[test]
+fn a_message_over_bridge_max_packet_size_is_dropped_not_kept() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(
+        cloud.port,
+        "topic d/# out 1\nbridge_max_packet_size 100\nsys_interval 1",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("d/#", QoS::AtLeastOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    gw_pub.publish("d/big", QoS::AtLeastOnce, false, &[b'x'; 500]);
+    gw_pub.publish("d/small", QoS::AtLeastOnce, false, b"fits");
+    assert_eq!(
+        collect(&mut cloud_sub, 1, WAIT),
+        [("d/small".into(), "fits".into())]
+    );
+    cloud_sub.expect_no_publish();
+    assert!(gw
+        .log_text()
+        .contains("larger than the remote's maximum packet size"));
+    // After a $SYS interval the retained value is current: nothing in flight.
+    thread::sleep(Duration::from_millis(1500));
+    let mut sys = gw.client("sys");
+    sys.subscribe(
+        "$SYS/broker/connection/cloud/messages/inflight",
+        QoS::AtMostOnce,
+    );
+    let p = sys.expect_publish();
+    assert_eq!(p.payload.as_ref(), b"0");
+}
+
+/// With `persistence true` the outbox is durable: messages the gateway acknowledged while
+/// the cloud was unreachable are delivered after the gateway was killed (SIGKILL) and
+/// restarted, all of them, in order.
+#[test]
+fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
+    const N: usize = 30;
+    let dir = std::env::temp_dir().join(format!("culex-bridge-persist-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let mut gw = gateway(
+        proxy.port,
+        &format!(
+            "topic data/# out 1\npersistence true\npersistence_location {}",
+            dir.display()
+        ),
+    );
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..N {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    drop(gw_pub);
+    gw.restart(Stop::Kill);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    let got = collect(&mut cloud_sub, N, WAIT * 3);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_all_in_order(&got, N);
+}
+
+/// round_robin false (the default): while the link is up on a secondary address, the
+/// primary is tried every 5 s; once it takes connections, the bridge goes back to it.
+#[test]
+fn the_bridge_goes_back_to_the_primary_once_it_answers() {
+    let primary = Broker::start_culex("");
+    let secondary = Broker::start_culex("");
+    // A port with nothing listening yet: the primary's way in, opened later.
+    let primary_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let gw = Broker::start_culex(&format!(
+        "connection cloud\naddresses 127.0.0.1:{primary_port} 127.0.0.1:{}\nremote_clientid gw1\nrestart_timeout 1\ntopic f/# out 1\n",
+        secondary.port
+    ));
+    assert!(eventually(WAIT * 3, || secondary
+        .log_text()
+        .contains("as gw1")));
+    let _proxy = Proxy::start_on(primary_port, primary.port);
+    // The next try of the primary is at most 5 s away, then a reconnect.
+    assert!(eventually(Duration::from_secs(12), || primary
+        .log_text()
+        .contains("as gw1")));
+    assert!(gw
+        .log_text()
+        .contains("the primary address is reachable again"));
+    let mut sub = primary.client("sub");
+    sub.subscribe("f/#", QoS::AtLeastOnce);
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT);
+    gw.client("pub")
+        .publish("f/1", QoS::AtLeastOnce, false, b"home");
+    assert_eq!(collect(&mut sub, 1, WAIT), [("f/1".into(), "home".into())]);
+}
+
+/// persistent_client_expiration ends forgotten clients' sessions, not a bridge's outbox:
+/// after an outage longer than it, the messages still arrive.
+#[test]
+fn persistent_client_expiration_does_not_expire_the_outbox() {
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1\npersistent_client_expiration 1s",
+    );
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..5 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    assert_all_in_order(&collect(&mut cloud_sub, 5, WAIT * 3), 5);
+}
