@@ -8,9 +8,8 @@
 # its bridge outbox; the gateway's RSS is read from /proc before and after; then the
 # cloud starts and a subscriber there counts the messages; the time until the last
 # arrives gives the forwarding rate. Prints one line per broker.
-# Environment: N (20000), PAYLOAD (64). Needs mosquitto and mosquitto-clients. With
-# N=100000, mosquitto_pub -l (the publisher) stopped after about 34,500 messages for
-# both gateways in our runs, so larger outboxes need another publisher.
+# Environment: N (20000), PAYLOAD (64). Needs mosquitto and mosquitto-clients, and
+# python3 for the publisher (mosquitto_pub -l stopped after about 34,500 messages).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,7 +67,17 @@ EOF
     sleep 1
     local before
     before=$(rss_kb "$gw_pid")
-    mosquitto_pub -h 127.0.0.1 -p "$gw" -q 1 -t data/x -l <"$WORK/lines"
+    # QoS 1, 1,000 in flight, every PUBACK awaited (bench/persistence.py's client).
+    python3 - "$gw" "$WORK/lines" "$root/bench" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from persistence import connect, publish_batch
+s = connect(int(sys.argv[1]), "bench-publisher")
+lines = [l.rstrip("\n").encode() for l in open(sys.argv[2])]
+for i in range(0, len(lines), 1000):
+    publish_batch(s, [("data/x", p) for p in lines[i:i + 1000]], retain=False)
+s.close()
+PY
     sleep 2
     local after
     after=$(rss_kb "$gw_pid")
