@@ -43,6 +43,8 @@ pub enum Support {
     Yes,
     /// Not implemented yet: [`super::Config::unsupported`] reports it.
     No,
+    /// Refused for good, with the reason (what culex's TLS library cannot do).
+    Refused(&'static str),
     /// Implemented for these values (the first word of the value); others are reported.
     Only(&'static [&'static str]),
     /// Implemented when the value passes the test; otherwise reported.
@@ -84,7 +86,10 @@ macro_rules! opt {
     };
 }
 
-use Support::{Ignored, IgnoredUnless, No, Only, When, Yes};
+use Support::{Ignored, IgnoredUnless, No, Only, Refused, When, Yes};
+
+const NO_PSK: &str = "rustls, culex's TLS library, has no TLS-PSK cipher suites; use certificates (cafile/certfile/keyfile, or bridge_cafile/bridge_certfile/bridge_keyfile)";
+const NO_CIPHER_STRINGS: &str = "these are OpenSSL cipher strings; rustls offers only its own safe suites (TLS 1.3 and ECDHE with AES-GCM or ChaCha20 for TLS 1.2), always on";
 
 const BRIDGE_LOCAL_AUTH: &str = "culex checks no password or ACL for its own bridges, as Mosquitto's password_file and acl_file do not (only plugins saw this name)";
 
@@ -264,7 +269,7 @@ pub static OPTIONS: &[OptionDef] = &[
                 None => set_once(&mut p.config.acl_file, path, v),
             }
         }),
-    opt!("psk_file", Security, true, No,
+    opt!("psk_file", Security, true, Refused(NO_PSK),
         "identity:hexkey lines for TLS-PSK listeners.",
         |p, v| {
             let path = v.path()?;
@@ -506,10 +511,10 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("keyfile", Listener, false, Yes,
         "Server private key (PEM).",
         |p, v| { let s = v.path()?; set_once(&mut p.listener_mut().tls.keyfile, s, v) }),
-    opt!("ciphers", Listener, false, No,
+    opt!("ciphers", Listener, false, Refused(NO_CIPHER_STRINGS),
         "OpenSSL cipher list for TLS 1.2 and below.",
         |p, v| { let s = v.string()?; set_once(&mut p.listener_mut().tls.ciphers, s, v) }),
-    opt!("ciphers_tls1.3", Listener, false, No,
+    opt!("ciphers_tls1.3", Listener, false, Refused(NO_CIPHER_STRINGS),
         "OpenSSL cipher suites for TLS 1.3.",
         |p, v| { let s = v.string()?; set_once(&mut p.listener_mut().tls.ciphers_tls13, s, v) }),
     opt!("crlfile", Listener, false, Yes,
@@ -556,7 +561,7 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("psk_hint", Listener, false, No,
+    opt!("psk_hint", Listener, false, Refused(NO_PSK),
         "Enable TLS-PSK on this listener with this hint.",
         |p, v| {
             let s = v.string()?;
@@ -829,16 +834,16 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bridge_tls_version", Bridge, true, Yes,
         "Minimum TLS version toward the remote.",
         |p, v| { let t = v.tls_version()?; p.bridge().tls.tls_version = Some(t); Ok(()) }),
-    opt!("bridge_ciphers", Bridge, true, No,
+    opt!("bridge_ciphers", Bridge, true, Refused(NO_CIPHER_STRINGS),
         "Cipher list toward the remote (TLS 1.2 and below).",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().tls.ciphers, s, v) }),
-    opt!("bridge_ciphers_tls1.3", Bridge, true, No,
+    opt!("bridge_ciphers_tls1.3", Bridge, true, Refused(NO_CIPHER_STRINGS),
         "2.1: TLS 1.3 cipher suites toward the remote.",
         |p, v| { let s = v.string()?; set_once(&mut p.bridge().tls.ciphers_tls13, s, v) }),
-    opt!("bridge_identity", Bridge, true, No,
+    opt!("bridge_identity", Bridge, true, Refused(NO_PSK),
         "TLS-PSK identity toward the remote.",
         |p, v| { let s = v.string()?; p.no_bridge_certs(v)?; set_once(&mut p.bridge().tls.identity, s, v) }),
-    opt!("bridge_psk", Bridge, true, No,
+    opt!("bridge_psk", Bridge, true, Refused(NO_PSK),
         "TLS-PSK key in hex toward the remote.",
         |p, v| {
             let s = v.word()?.to_string();
@@ -1443,7 +1448,7 @@ fn first_word(value: &str) -> &str {
 fn judge(def: &OptionDef, value: &str) -> Option<Result<&'static str, ()>> {
     match def.support {
         Yes | Support::Plugin => None,
-        No => Some(Err(())),
+        No | Refused(_) => Some(Err(())),
         Only(values) => (!values.contains(&first_word(value))).then_some(Err(())),
         When(test) => (!test(value)).then_some(Err(())),
         Ignored(why) => Some(Ok(why)),
@@ -1456,11 +1461,12 @@ pub(crate) fn unsupported(config: &Config) -> Vec<ConfigError> {
     for s in &config.settings {
         let def = lookup(s.option).expect("settings hold table names");
         if let Some(Err(())) = judge(def, &s.value) {
-            let what = match def.support {
-                No => s.written.clone(),
-                _ => format!("{} {}", s.written, s.value),
+            let kind = match def.support {
+                No => ErrorKind::NotSupported(s.written.clone()),
+                Refused(why) => ErrorKind::Refused(s.written.clone(), why),
+                _ => ErrorKind::NotSupported(format!("{} {}", s.written, s.value)),
             };
-            errors.push(s.at.error(ErrorKind::NotSupported(what)));
+            errors.push(s.at.error(kind));
         }
     }
     for plugin in &config.plugins {
@@ -1990,9 +1996,9 @@ mod tests {
             texts(c.unsupported()),
             vec![
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
-                "t.conf:5: 'ciphers' is a Mosquitto option culex does not support yet",
+                "t.conf:5: 'ciphers' is a Mosquitto option culex refuses: these are OpenSSL cipher strings; rustls offers only its own safe suites (TLS 1.3 and ECDHE with AES-GCM or ChaCha20 for TLS 1.2), always on",
                 "t.conf:6: 'protocol http_api' is a Mosquitto option culex does not support yet",
-                "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex does not support yet",
+                "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex refuses: these are OpenSSL cipher strings; rustls offers only its own safe suites (TLS 1.3 and ECDHE with AES-GCM or ChaCha20 for TLS 1.2), always on",
             ]
         );
         // Persistence is implemented: lines 1 and 2 are neither.

@@ -52,6 +52,7 @@ fn support(support: Support) -> String {
     match support {
         Support::Yes => "Supported.".into(),
         Support::No => "Not supported yet: culex refuses a configuration that sets it.".into(),
+        Support::Refused(why) => format!("Refused: {why}."),
         Support::Only(v) => format!(
             "Supported with the value {}; other values are refused.",
             values(v)

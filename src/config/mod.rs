@@ -816,6 +816,8 @@ pub enum ErrorKind {
     Unknown(String, Option<String>),
     /// A Mosquitto option (or value) culex does not implement yet.
     NotSupported(String),
+    /// A Mosquitto option culex refuses for good: option, reason.
+    Refused(String, &'static str),
     /// A known option with a bad value: option, explanation.
     Invalid(String, String),
     /// A known option without its value.
@@ -852,6 +854,9 @@ impl fmt::Display for ConfigError {
                     f,
                     "'{what}' is a Mosquitto option culex does not support yet"
                 )
+            }
+            ErrorKind::Refused(name, why) => {
+                write!(f, "'{name}' is a Mosquitto option culex refuses: {why}")
             }
             ErrorKind::Invalid(name, why) => write!(f, "invalid value for '{name}': {why}"),
             ErrorKind::MissingValue(name) => write!(f, "'{name}' needs a value"),
@@ -984,7 +989,7 @@ mod tests {
         let e = c.unsupported();
         assert_eq!(
             e.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
-            vec!["test.conf:1: 'psk_file' is a Mosquitto option culex does not support yet"]
+            vec!["test.conf:1: 'psk_file' is a Mosquitto option culex refuses: rustls, culex's TLS library, has no TLS-PSK cipher suites; use certificates (cafile/certfile/keyfile, or bridge_cafile/bridge_certfile/bridge_keyfile)"]
         );
     }
 
