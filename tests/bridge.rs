@@ -787,3 +787,40 @@ fn persistent_client_expiration_does_not_expire_the_outbox() {
     proxy.set(PASS);
     assert_all_in_order(&collect(&mut cloud_sub, 5, WAIT * 3), 5);
 }
+
+/// MQTT 5 Maximum QoS: a cloud that takes at most QoS 1 (as AWS IoT Core) gets the
+/// bridge's QoS 2 messages at QoS 1 [MQTT-3.2.2-11], and the local QoS 2 exchanges still
+/// complete (30 messages, more than the inflight window of 20), without the cloud
+/// closing the link for a QoS it refused (0x9B).
+#[test]
+fn an_mqtt5_cloud_with_maximum_qos_1_gets_qos2_messages_at_qos1() {
+    let cloud = Broker::start_culex("max_qos 1");
+    let gw = gateway(
+        cloud.port,
+        "topic data/# out 2\nbridge_protocol_version mqttv50",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut sub = cloud.subscriber("sub", "data/#", QoS::AtLeastOnce);
+    let mut publisher = gw.client("pub");
+    for i in 0..30 {
+        publisher.publish("data/x", QoS::ExactlyOnce, false, format!("{i}").as_bytes());
+    }
+    let got = collect(&mut sub, 30, WAIT * 4);
+    assert_eq!(got.len(), 30, "all arrive: {got:?}");
+    for (i, (_, payload)) in got.iter().enumerate() {
+        assert_eq!(payload, &i.to_string(), "in order");
+    }
+    assert!(
+        !cloud.log_text().contains("QoS above max_qos"),
+        "{}",
+        cloud.log_text()
+    );
+    let connects = gw.log_text().matches("connected to the remote").count();
+    assert_eq!(
+        connects,
+        1,
+        "one connection, never dropped:\n{}",
+        gw.log_text()
+    );
+}

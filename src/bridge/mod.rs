@@ -199,6 +199,12 @@ pub struct Link {
     /// MQTT 5 Retain Available 0 from the remote: retain flags are cleared toward it.
     /// [MQTT-3.2.2-14]
     is_retain_available: bool,
+    /// MQTT 5 Maximum QoS from the remote: messages go to it at most at this QoS
+    /// [MQTT-3.2.2-11] (AWS IoT Core says 1).
+    remote_max_qos: QoS,
+    /// Local QoS 2 messages sent to the remote at a lower QoS: the remote's PUBACK
+    /// becomes the local PUBREC, and the local PUBREL is answered here.
+    downgraded: Vec<u16>,
     scratch: Vec<u8>,
     pub stats: LinkStats,
     /// When a message last crossed (lazy bridges stop after `idle_timeout` without).
@@ -270,6 +276,8 @@ impl Link {
             max_packet_size: config.bridge_max_packet_size,
             keep_alive: config.keepalive_interval,
             is_retain_available: true,
+            remote_max_qos: QoS::ExactlyOnce,
+            downgraded: Vec::new(),
             scratch: Vec::new(),
             stats: LinkStats::default(),
             last_activity: now,
@@ -511,7 +519,13 @@ impl Link {
                 Ok(())
             }
             (State::Up, Packet::Puback(ack)) => {
-                self.send_local(broker, &Packet::Puback(local_ack(&ack)), now);
+                // A local QoS 2 message the remote took at QoS 1: received, for the
+                // local session (which then releases it, answered in relay_out).
+                if self.downgraded.contains(&ack.packet_id.get()) {
+                    self.send_local(broker, &Packet::Pubrec(Ack::new(ack.packet_id)), now);
+                } else {
+                    self.send_local(broker, &Packet::Puback(local_ack(&ack)), now);
+                }
                 Ok(())
             }
             (State::Up, Packet::Pubrec(ack)) => {
@@ -578,6 +592,11 @@ impl Link {
             self.keep_alive = k;
         }
         self.is_retain_available = connack.properties.retain_available != Some(0);
+        self.remote_max_qos = connack
+            .properties
+            .maximum_qos
+            .and_then(QoS::from_u8)
+            .unwrap_or(QoS::ExactlyOnce);
         self.set_state(State::Up);
         self.up_since = Some(now);
         self.next_primary_retry = (!self.config.round_robin
@@ -743,6 +762,7 @@ impl Link {
                             version: self.version,
                             max_packet_size: self.max_packet_size,
                             is_retain_available: self.is_retain_available,
+                            max_qos: self.remote_max_qos,
                         };
                         if let Some(ack) = relay_out(
                             &self.maps,
@@ -750,6 +770,7 @@ impl Link {
                             remote,
                             &mut self.stats,
                             &mut self.remote_out,
+                            &mut self.downgraded,
                             packet,
                         ) {
                             dropped.push(ack);
@@ -1032,20 +1053,26 @@ struct RemoteLimits {
     /// 0: no limit.
     max_packet_size: u32,
     is_retain_available: bool,
+    max_qos: QoS,
 }
 
+/// Relays one packet of the local session to the remote; returns what the local session
+/// is to be told at once (a message the remote cannot take, or the end of a downgraded
+/// QoS 2 exchange).
 fn relay_out(
     maps: &[TopicMap],
     config: &config::Bridge,
     remote: RemoteLimits,
     stats: &mut LinkStats,
     out: &mut Vec<u8>,
+    downgraded: &mut Vec<u16>,
     packet: Packet<'_>,
 ) -> Option<Packet<'static>> {
     let RemoteLimits {
         version,
         max_packet_size,
         is_retain_available,
+        max_qos,
     } = remote;
     let v5 = version == ProtocolVersion::V5;
     fn ack<'a>(a: &Ack<'a>, v5: bool) -> Ack<'a> {
@@ -1058,7 +1085,26 @@ fn relay_out(
     let packet = match packet {
         Packet::Publish(p) => {
             let topic = map_out(maps, p.topic);
+            // Above the remote's Maximum QoS: sent at it. [MQTT-3.2.2-11]
+            let qos = p.qos.min(max_qos);
+            let mut done = None;
+            let mut packet_id = p.packet_id;
+            if let (true, Some(id)) = (qos < p.qos, p.packet_id) {
+                if p.qos == QoS::ExactlyOnce && !downgraded.contains(&id.get()) {
+                    downgraded.push(id.get());
+                }
+                if qos == QoS::AtMostOnce {
+                    // Nothing will come back: the local exchange goes on at once.
+                    packet_id = None;
+                    done = Some(match p.qos {
+                        QoS::ExactlyOnce => Packet::Pubrec(Ack::new(id)),
+                        _ => Packet::Puback(Ack::new(id)),
+                    });
+                }
+            }
             let publish = Publish {
+                qos,
+                packet_id,
                 retain: p.retain && config.bridge_outgoing_retain && is_retain_available,
                 topic: &topic,
                 properties: if v5 {
@@ -1076,13 +1122,24 @@ fn relay_out(
                 );
                 return match (p.qos, p.packet_id) {
                     (QoS::AtLeastOnce, Some(id)) => Some(Packet::Puback(Ack::new(id))),
-                    (QoS::ExactlyOnce, Some(id)) => Some(Packet::Pubrec(Ack::new(id))),
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        // Its PUBREL is answered here too.
+                        if !downgraded.contains(&id.get()) {
+                            downgraded.push(id.get());
+                        }
+                        Some(Packet::Pubrec(Ack::new(id)))
+                    }
                     _ => None,
                 };
             }
             stats.messages_sent += 1;
             packet.encode(version, out);
-            return None;
+            return done;
+        }
+        // The release of a downgraded message ends here: the remote never saw QoS 2.
+        Packet::Pubrel(a) if downgraded.contains(&a.packet_id.get()) => {
+            downgraded.retain(|id| *id != a.packet_id.get());
+            return Some(Packet::Pubcomp(Ack::new(a.packet_id)));
         }
         Packet::Puback(a) => Packet::Puback(ack(&a, v5)),
         Packet::Pubrec(a) => Packet::Pubrec(ack(&a, v5)),
