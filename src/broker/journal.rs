@@ -311,13 +311,7 @@ impl Broker {
         };
         if let Some(s) = self.sessions.get(sid.0 as usize).and_then(Option::as_ref) {
             if s.persisted {
-                j.push(&Record::Session {
-                    sid: sid.0,
-                    client_id: &s.client_id,
-                    expiry: s.expiry_interval,
-                    username: s.username.as_deref(),
-                    listener: s.listener as u16,
-                });
+                j.push(&session_record(sid.0, s));
             }
         }
     }
@@ -336,13 +330,7 @@ impl Broker {
             return;
         };
         if s.persisted {
-            j.push(&Record::Session {
-                sid: sid.0,
-                client_id: &s.client_id,
-                expiry: s.expiry_interval,
-                username: s.username.as_deref(),
-                listener: s.listener as u16,
-            });
+            j.push(&session_record(sid.0, s));
             if had_pending_will {
                 j.push(&Record::WillDone { sid: sid.0 });
             }
@@ -506,27 +494,36 @@ impl Broker {
     }
 }
 
-/// A session's whole state as records. It starts with an end: whatever the replay knew
-/// under this number before (a session restart did not restore) is gone.
-fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
-    let sid = sid.0;
-    j.push(&Record::SessionEnd { sid });
-    j.push(&Record::Session {
+/// A session's parameters.
+fn session_record(sid: u32, s: &super::Session) -> Record<'_> {
+    Record::Session {
         sid,
         client_id: &s.client_id,
         expiry: s.expiry_interval,
         username: s.username.as_deref(),
         listener: s.listener as u16,
-    });
+    }
+}
+
+pub(super) fn subscribe_record(sid: u32, filter: &str, sub: Sub) -> Record<'_> {
+    Record::Subscribe {
+        sid,
+        filter,
+        qos: sub.qos as u8,
+        no_local: sub.no_local,
+        retain_as_published: sub.retain_as_published,
+        id: sub.id,
+    }
+}
+
+/// A session's whole state as records. It starts with an end: whatever the replay knew
+/// under this number before (a session restart did not restore) is gone.
+fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
+    let sid = sid.0;
+    j.push(&Record::SessionEnd { sid });
+    j.push(&session_record(sid, s));
     for (filter, sub) in &s.subscriptions {
-        j.push(&Record::Subscribe {
-            sid,
-            filter,
-            qos: sub.qos as u8,
-            no_local: sub.no_local,
-            retain_as_published: sub.retain_as_published,
-            id: sub.id,
-        });
+        j.push(&subscribe_record(sid, filter, *sub));
     }
     for i in &s.inflight {
         let delivery = j.delivery(&i.message, i.qos, i.retain, &i.sub_ids);

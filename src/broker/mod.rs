@@ -2168,14 +2168,7 @@ impl Broker {
             None => self.subscriptions.subscribe(filter, sid, sub),
         };
         self.journal_session(sid, |j, sid| {
-            j.record(Record::Subscribe {
-                sid,
-                filter,
-                qos: sub.qos as u8,
-                no_local: sub.no_local,
-                retain_as_published: sub.retain_as_published,
-                id: sub.id,
-            })
+            j.record(journal::subscribe_record(sid, filter, sub))
         });
         let session = self.session_mut(sid);
         match session

@@ -253,10 +253,11 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// `bridge_insecure true`: the chain must still lead to a trusted root, but the name in
-/// the certificate need not be the address connected to.
+/// `bridge_insecure true` (and the tools' `--insecure`, Mosquitto's meaning of both):
+/// the chain must still lead to a trusted root, but the name in the certificate need not
+/// be the address connected to.
 #[derive(Debug)]
-struct NoHostnameCheck(Arc<rustls::client::WebPkiServerVerifier>);
+pub struct NoHostnameCheck(pub Arc<rustls::client::WebPkiServerVerifier>);
 
 impl rustls::client::danger::ServerCertVerifier for NoHostnameCheck {
     fn verify_server_cert(

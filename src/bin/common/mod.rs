@@ -287,7 +287,7 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, String> {
             .map_err(|e| format!("Error: Problem setting TLS options: {e}.\n"))?;
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyHostname(inner)))
+            .with_custom_certificate_verifier(Arc::new(culex::net::tls::NoHostnameCheck(inner)))
     } else {
         builder.with_root_certificates(roots)
     };
@@ -307,54 +307,6 @@ fn tls_config(config: &Config) -> Result<Arc<rustls::ClientConfig>, String> {
         tls.alpn_protocols = vec![alpn.as_bytes().to_vec()];
     }
     Ok(Arc::new(tls))
-}
-
-/// `--insecure`: the chain is verified, the hostname is not (Mosquitto's meaning).
-#[derive(Debug)]
-struct AnyHostname(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyHostname {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// Why the driver stopped.
