@@ -406,3 +406,42 @@ fn retained_store_limits_keep_new_topics_out() {
     );
     assert!(broker.log_text().contains("Not retaining"));
 }
+
+/// Two 20 MB QoS 1 messages to a subscriber that starts reading only after both were
+/// published: both arrive whole and in order, and the subscriber stays connected. Each
+/// is larger than the 16 MB an outbox may hold before its client is cut off (16 x the
+/// 1 MB outbox_limit); the first goes to the outbox, the second waits in the session
+/// queue until the outbox drains. (Before, the subscriber was disconnected: found with
+/// mosquitto_sub receiving a 50 MB message.)
+#[test]
+fn messages_larger_than_the_outbox_hard_limit_reach_a_slow_subscriber() {
+    let broker = Broker::start("");
+    let mut sub = broker.raw_connected("big-sub");
+    sub.send(&subscribe_packet(1, "big/t", 1));
+    sub.expect(&[0x90, 0x03, 0x00, 0x01, 0x01]);
+    let mut publisher = broker.raw_connected("big-pub");
+    let payloads: Vec<Vec<u8>> = (0..2u8)
+        .map(|n| (0..20 << 20).map(|i: u32| (i % 251) as u8 ^ n).collect())
+        .collect();
+    let sender = std::thread::spawn({
+        let payloads = payloads.clone();
+        move || {
+            for (i, payload) in payloads.iter().enumerate() {
+                let id = i as u16 + 1;
+                publisher.send(&publish_packet(b"big/t", 1, false, false, id, payload));
+                publisher.expect(&[0x40, 0x02, 0x00, id as u8]);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for (i, payload) in payloads.iter().enumerate() {
+        let packet = sub.read_packet();
+        let expected = publish_packet(b"big/t", 1, false, false, i as u16 + 1, payload);
+        assert_eq!(packet.len(), expected.len(), "message {i} arrives whole");
+        assert!(packet == expected, "message {i} arrives unchanged");
+        sub.send(&[0x40, 0x02, 0x00, i as u8 + 1]);
+    }
+    sender.join().expect("the publisher got its PUBACKs");
+    sub.send(&[0xc0, 0x00]);
+    sub.expect(&[0xd0, 0x00]);
+}

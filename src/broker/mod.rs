@@ -319,6 +319,10 @@ struct Conn {
     will: Option<Rc<Message>>,
     out: Vec<u8>,
     is_dirty: bool,
+    /// A packet was added while the outbox already held more than
+    /// `OUTBOX_HARD_FACTOR * outbox_limit`: the client is disconnected. Judged before each
+    /// packet is added, so one message of any accepted size always fits.
+    is_over_limit: bool,
     /// The password it connected with, kept only while a password file is in use, so a
     /// reload can disconnect clients whose credentials were revoked (as Mosquitto does).
     password: Option<Box<[u8]>>,
@@ -513,6 +517,9 @@ pub struct Broker {
     /// The largest outbox buffer too large for the pool dropped since the loop last asked
     /// (see [`Broker::take_dropped_output`]).
     dropped_output: usize,
+    /// Sessions whose outbox fell back under `outbox_limit` while QoS 1/2 messages waited
+    /// in their queue; [`Broker::refill`] moves them on.
+    refill: Vec<SessionId>,
     stats: Stats,
     sys: sys::SysState,
     /// `password_file`, loaded by the caller.
@@ -573,6 +580,7 @@ impl Broker {
             sub_ids: Vec::new(),
             pool: Vec::new(),
             dropped_output: 0,
+            refill: Vec::new(),
             stats: Stats::default(),
             sys: sys::SysState::default(),
             passwords: None,
@@ -657,6 +665,7 @@ impl Broker {
             will: None,
             out: Vec::new(),
             is_dirty: false,
+            is_over_limit: false,
             password: None,
             will_delay: 0,
             receive_maximum: u16::MAX,
@@ -786,14 +795,10 @@ impl Broker {
     }
 
     pub fn poll_dirty(&mut self) -> Option<ConnId> {
-        let hard_limit = self
-            .settings
-            .outbox_limit
-            .saturating_mul(OUTBOX_HARD_FACTOR);
         while let Some(id) = self.dirty.pop() {
             if let Some(conn) = self.conn_mut(id) {
                 conn.is_dirty = false;
-                if conn.out.len() > hard_limit && matches!(conn.state, ConnState::Active(_)) {
+                if conn.is_over_limit && matches!(conn.state, ConnState::Active(_)) {
                     // A client that lets its output pile up this far (retained bursts,
                     // large QoS 1/2 messages it does not read) is disconnected rather than
                     // allowed to grow the process: MQTT 5 is told Quota Exceeded (0x97).
@@ -843,11 +848,50 @@ impl Broker {
         let written = sys::packets_written(&conn.out, n, &mut conn.out_head_left);
         conn.out_packets = conn.out_packets.saturating_sub(written);
         self.stats.discard_output(n.min(conn.out.len()), written);
-        if n >= conn.out.len() {
-            let buf = std::mem::take(&mut conn.out);
-            self.recycle(buf);
+        let was_over = conn.out.len() > self.settings.outbox_limit;
+        let emptied = if n >= conn.out.len() {
+            Some(std::mem::take(&mut conn.out))
         } else {
             conn.out.drain(..n);
+            None
+        };
+        let (state, left) = (conn.state, conn.out.len());
+        if let Some(buf) = emptied {
+            self.recycle(buf);
+        }
+        if let ConnState::Active(sid) = state {
+            if was_over && left <= self.settings.outbox_limit {
+                let waiting = self
+                    .sessions
+                    .get(sid.0 as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|s| !s.queue.is_empty());
+                if waiting {
+                    self.refill.push(sid);
+                }
+            }
+        }
+    }
+
+    /// True when [`Broker::refill`] has work: the loop then calls it without waiting for
+    /// an event.
+    pub fn wants_refill(&self) -> bool {
+        !self.refill.is_empty()
+    }
+
+    /// Sends the queued QoS 1/2 messages of sessions whose outbox drained (see
+    /// [`Broker::consume_output`]). Called by the loop with the other input, before the
+    /// journal is persisted, so what it sends is journaled before it leaves.
+    pub fn refill(&mut self, now: Instant) {
+        self.last_event = now;
+        for sid in std::mem::take(&mut self.refill) {
+            if self
+                .sessions
+                .get(sid.0 as usize)
+                .is_some_and(Option::is_some)
+            {
+                self.drain_queue(sid, now);
+            }
         }
     }
 
@@ -1790,7 +1834,12 @@ impl Broker {
             (_, _) => {
                 let message = publication.stored();
                 let window = online.map_or(0, |c| self.window(c));
-                let full = session.inflight.len() >= window || !session.queue.is_empty();
+                // A client that is not reading its output has its QoS 1/2 messages wait
+                // in the session queue (bounded by max_queued_messages/bytes), not in
+                // its outbox; they move on when the outbox drains.
+                let full = session.inflight.len() >= window
+                    || !session.queue.is_empty()
+                    || online.is_some_and(|c| self.is_backlogged(c));
                 let sub_ids: Box<[u32]> = sub_ids.into();
                 match online {
                     Some(conn) if !full => {
@@ -1800,6 +1849,14 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// The connection's outbox holds more than `outbox_limit`.
+    fn is_backlogged(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(conn.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.out.len() > self.settings.outbox_limit)
     }
 
     /// QoS 1/2 messages that may be in flight to a connection: max_inflight_messages, and
@@ -1940,6 +1997,9 @@ impl Broker {
         };
         let window = self.window(conn);
         loop {
+            if self.is_backlogged(conn) {
+                return;
+            }
             let session = self.session_mut(sid);
             if session.inflight.len() >= window {
                 return;
@@ -2536,12 +2596,20 @@ impl Broker {
 
     // ---- output --------------------------------------------------------------------
 
+    fn hard_outbox_limit(&self) -> usize {
+        self.settings
+            .outbox_limit
+            .saturating_mul(OUTBOX_HARD_FACTOR)
+    }
+
     fn send(&mut self, id: ConnId, packet: &Packet<'_>) {
+        let hard_limit = self.hard_outbox_limit();
         let pool = &mut self.pool;
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
         };
         let version = conn.version;
+        conn.is_over_limit |= conn.out.len() > hard_limit;
         let out = outbox(&mut conn.out, pool);
         out.reserve(packet.encoded_len(version));
         let start = out.len();
@@ -2555,11 +2623,13 @@ impl Broker {
     /// written: expired [MQTT-3.3.2-5], or larger than the client's Maximum Packet Size
     /// (discarded as if sent [MQTT-3.1.2-25]).
     fn write_publish(&mut self, id: ConnId, m: &Outgoing<'_>, now: Instant) -> bool {
+        let hard_limit = self.hard_outbox_limit();
         let pool = &mut self.pool;
         let Some(conn) = self.conns.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return false;
         };
         let start = conn.out.len();
+        conn.is_over_limit |= start > hard_limit;
         // The client sees its topics without its mount point; it only subscribed to
         // topics under it.
         let m = &Outgoing {

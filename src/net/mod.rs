@@ -723,7 +723,10 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.shutdown.flag.load(Ordering::SeqCst) {
-            let timeout = if self.unread.is_empty() && !crate::log_dest::has_topic_lines() {
+            let timeout = if self.unread.is_empty()
+                && !self.broker.wants_refill()
+                && !crate::log_dest::has_topic_lines()
+            {
                 let next = [
                     self.broker.next_deadline(),
                     self.heartbeat.map(|h| h.2),
@@ -774,6 +777,7 @@ impl Server {
             }
             self.drive_bridges(now);
             self.broker.handle_timeout(now);
+            self.broker.refill(now);
             crate::log_dest::publish_topic_lines(|topic, line| {
                 self.broker.publish_log(topic, line, now)
             });
