@@ -126,6 +126,22 @@ check_tls_and_password() {
     grep -qx over-tls tls.out
 }
 
+# One 50 MB QoS 1 message over TLS, read by mosquitto_sub (culex used to cut off a
+# subscriber whose unsent output passed 16 MiB, even for a single message).
+check_tls_50mb_message() {
+    head -c 50000000 /dev/urandom >big.bin
+    # shellcheck disable=SC2046
+    timeout $((WAIT * 6)) mosquitto_sub $(tls) -u alice -P wonderland -t sensors/big -q 1 \
+        -C 1 -W $((WAIT * 6)) >big.out 2>big.err &
+    local pid=$!
+    sleep 0.5
+    # shellcheck disable=SC2046
+    mosquitto_pub $(tls) -u alice -P wonderland -t sensors/big -q 1 -f big.bin
+    wait "$pid" || { cat big.err; return 1; }
+    cmp <(head -c 50000000 big.out) big.bin
+    rm -f big.bin big.out
+}
+
 check_wrong_password_is_refused() {
     if mosquitto_pub $(tls) -u alice -P wrong -t sensors/t -m x 2>err.out; then
         echo "a wrong password was accepted"; return 1
@@ -207,6 +223,7 @@ check_sighup_reloads_certificates() {
 
 check tls-password check_tls_and_password
 check tls-wrong-password check_wrong_password_is_refused
+check tls-50mb-message check_tls_50mb_message
 check mtls-client-certificate check_client_certificate
 check acl-write-and-read check_acl
 check sighup-reload-keeps-clients check_reload_keeps_clients
