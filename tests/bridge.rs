@@ -555,6 +555,31 @@ fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
     assert!(gw.log_text().contains("stopping (start_type lazy)"));
 }
 
+/// start_type lazy with `cleansession true` (so local_cleansession true): the local
+/// session is kept anyway, so messages wait while the bridge is stopped and the bridge
+/// starts at its threshold. (Before, nothing waited and the bridge never started.)
+#[test]
+fn a_lazy_bridge_with_a_clean_session_starts_at_its_threshold() {
+    let cloud = Broker::start_culex("");
+    let gw = gateway(
+        cloud.port,
+        "topic data/# out 1\nstart_type lazy\nthreshold 3\ncleansession true",
+    );
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    let mut gw_pub = gw.client("gw-pub");
+    for i in 0..3 {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    assert_all_in_order(&collect(&mut cloud_sub, 3, WAIT * 3), 3);
+    assert!(gw.log_text().contains("start_type lazy keeps its local session"));
+}
+
 /// $SYS/broker/connection/NAME/...: whether connected, messages sent, and the backlog.
 #[test]
 fn sys_topics_show_the_bridge_progress() {

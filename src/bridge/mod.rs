@@ -247,6 +247,17 @@ impl Link {
             RestartTimeout::Constant(n) => n,
             RestartTimeout::Backoff { base, .. } => base,
         };
+        if config.start_type == StartType::Lazy
+            && config.local_cleansession.unwrap_or(config.cleansession)
+        {
+            // With a clean local session nothing would wait while the bridge is stopped,
+            // so `threshold` would never be reached and the bridge never start.
+            warn!(
+                "Bridge {}: start_type lazy keeps its local session (local_cleansession \
+                 false): messages for the remote wait in it while the bridge is stopped.",
+                config.name
+            );
+        }
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
@@ -665,10 +676,15 @@ impl Link {
         Ok(())
     }
 
+    /// `local_cleansession`, which defaults to `cleansession`. A lazy bridge always keeps
+    /// a persistent local session: while it is stopped, the messages that will start it
+    /// must be kept somewhere (see [`Link::new`]).
     fn is_local_clean(&self) -> bool {
-        self.config
-            .local_cleansession
-            .unwrap_or(self.config.cleansession)
+        self.config.start_type != StartType::Lazy
+            && self
+                .config
+                .local_cleansession
+                .unwrap_or(self.config.cleansession)
     }
 
     /// The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
