@@ -153,6 +153,47 @@ class Broker:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def drain_queue(port, client_id, limit=120.0):
+    """Reconnects a persistent QoS 1 subscriber and counts the messages that waited for it
+    (acknowledging each), until 3 s pass without one."""
+    s = connect(port, client_id, clean=False)
+    s.settimeout(3.0)
+    buf = b""
+    count = 0
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            chunk = s.recv(1 << 16)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        acks = bytearray()
+        while len(buf) >= 2:
+            length, shift, i = 0, 0, 1
+            while i < len(buf) and buf[i] & 0x80:
+                length |= (buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+            if i >= len(buf):
+                break
+            length |= buf[i] << shift
+            end = i + 1 + length
+            if len(buf) < end:
+                break
+            if buf[0] & 0xF0 == 0x30:
+                count += 1
+                if buf[0] & 0x06:
+                    tlen = struct.unpack(">H", buf[i + 1:i + 3])[0]
+                    acks += b"\x40\x02" + buf[i + 3 + tlen:i + 5 + tlen]
+            buf = buf[end:]
+        if acks:
+            s.sendall(bytes(acks))
+    s.close()
+    return count
+
+
 def write_volume(broker, duration, sensors, background):
     broker.start()
     if background:
@@ -183,8 +224,10 @@ def write_volume(broker, duration, sensors, background):
     time.sleep(2.0)  # the last sync or autosave
     written = write_bytes(broker.proc.pid) - before
     pub.close()
+    # What the offline subscriber gets when it returns: the data the bytes stored.
+    queued = drain_queue(broker.port, "cloud-bridge")
     broker.stop()
-    return sent, written
+    return sent, written, queued
 
 
 def startup(broker, retained, sessions):
@@ -219,6 +262,9 @@ def main():
     ap.add_argument("--sessions", type=int, default=10000)
     ap.add_argument("--background", type=int, default=0,
                     help="retained messages stored before the workload, unchanged by it")
+    ap.add_argument("--max-queued", type=int, default=1000,
+                    help="max_queued_messages of both brokers (1000: Mosquitto's default, "
+                    "which drops most of what the offline subscriber should get)")
     ap.add_argument("--culex", default="target/release/culex")
     ap.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     a = ap.parse_args()
@@ -229,22 +275,25 @@ def main():
         sys.exit("%s not found: cargo build --release" % culex)
 
     print("## Write volume: %d sensors, retained QoS 1 every second for %d s, a persistent subscriber offline,"
-          " %d other retained messages stored" % (a.sensors, a.duration, a.background))
-    print("| broker | durability window | messages | bytes written | bytes/message |")
-    print("|---|---|---|---|---|")
+          " %d other retained messages stored, max_queued_messages %d"
+          % (a.sensors, a.duration, a.background, a.max_queued))
+    print("| broker | durability window | messages | bytes written | bytes/message | queued for the subscriber |")
+    print("|---|---|---|---|---|---|")
+    queue = "max_queued_messages %d\n" % a.max_queued
     results = {}
     for name, argv, extra, window in [
         ("culex", [culex], "", "1 s (persistence_sync_interval)"),
         ("mosquitto", [a.mosquitto], "autosave_interval 1\n", "1 s (autosave_interval 1)"),
         ("mosquitto default", [a.mosquitto], "", "1800 s (autosave_interval default)"),
     ]:
-        b = Broker(name, argv, extra)
+        b = Broker(name, argv, extra + queue)
         try:
-            sent, written = write_volume(b, a.duration, a.sensors, a.background)
+            sent, written, queued = write_volume(b, a.duration, a.sensors, a.background)
         finally:
             b.cleanup()
         results[name] = written
-        print("| %s | %s | %d | %d | %.1f |" % (name, window, sent, written, written / max(sent, 1)), flush=True)
+        print("| %s | %s | %d | %d | %.1f | %d |"
+              % (name, window, sent, written, written / max(sent, 1), queued), flush=True)
     if results.get("culex"):
         print("\nMosquitto (same 1 s window) / culex bytes written: %.1fx"
               % (results["mosquitto"] / results["culex"]))
