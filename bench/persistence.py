@@ -265,6 +265,8 @@ def main():
     ap.add_argument("--max-queued", type=int, default=1000,
                     help="max_queued_messages of both brokers (1000: Mosquitto's default, "
                     "which drops most of what the offline subscriber should get)")
+    ap.add_argument("--no-default", action="store_true",
+                    help="leave out Mosquitto with its default autosave_interval (writes nothing)")
     ap.add_argument("--culex", default="target/release/culex")
     ap.add_argument("--mosquitto", default=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
     a = ap.parse_args()
@@ -286,6 +288,8 @@ def main():
         ("mosquitto", [a.mosquitto], "autosave_interval 1\n", "1 s (autosave_interval 1)"),
         ("mosquitto default", [a.mosquitto], "", "1800 s (autosave_interval default)"),
     ]:
+        if a.no_default and name == "mosquitto default":
+            continue
         b = Broker(name, argv, extra + queue)
         try:
             sent, written, queued = write_volume(b, a.duration, a.sensors, a.background)
