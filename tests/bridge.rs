@@ -577,7 +577,9 @@ fn a_lazy_bridge_with_a_clean_session_starts_at_its_threshold() {
         );
     }
     assert_all_in_order(&collect(&mut cloud_sub, 3, WAIT * 3), 3);
-    assert!(gw.log_text().contains("start_type lazy keeps its local session"));
+    assert!(gw
+        .log_text()
+        .contains("start_type lazy keeps its local session"));
 }
 
 /// $SYS/broker/connection/NAME/...: whether connected, messages sent, and the backlog.
