@@ -420,8 +420,13 @@ fn messages_larger_than_the_outbox_hard_limit_reach_a_slow_subscriber() {
     sub.send(&subscribe_packet(1, "big/t", 1));
     sub.expect(&[0x90, 0x03, 0x00, 0x01, 0x01]);
     let mut publisher = broker.raw_connected("big-pub");
+    // A 251-byte pattern (prime, so it never lines up with a buffer size) repeated:
+    // cheap to build in a debug test binary under qemu.
     let payloads: Vec<Vec<u8>> = (0..2u8)
-        .map(|n| (0..20 << 20).map(|i: u32| (i % 251) as u8 ^ n).collect())
+        .map(|n| {
+            let block: Vec<u8> = (0..251u8).map(|i| i ^ n).collect();
+            block.repeat((20 << 20) / 251 + 1)
+        })
         .collect();
     let sender = std::thread::spawn({
         let payloads = payloads.clone();
