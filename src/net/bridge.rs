@@ -33,6 +33,9 @@ pub(super) struct BridgeConn {
     is_connected: bool,
     /// A resolver thread's answer, and the host it resolves (for SNI).
     resolving: Option<mpsc::Receiver<io::Result<Vec<SocketAddr>>>>,
+    /// The other addresses the host name resolved to, tried in order when a connect to
+    /// the current one fails (an AAAA record without an IPv6 route, one server down).
+    candidates: Vec<SocketAddr>,
     host: String,
     options: SocketOptions,
     /// `round_robin false`: a short-lived thread's answer to "does the primary take a
@@ -125,6 +128,7 @@ impl Server {
                 tls: None,
                 is_connected: false,
                 resolving: None,
+                candidates: Vec::new(),
                 host: String::new(),
                 primary_probe: None,
                 options: SocketOptions {
@@ -168,8 +172,10 @@ impl Server {
             {
                 self.bridges[index].resolving = None;
                 match answer {
-                    Ok(addresses) if !addresses.is_empty() => {
-                        self.bridge_connect(index, addresses[0], now)
+                    Ok(mut addresses) if !addresses.is_empty() => {
+                        let first = addresses.remove(0);
+                        self.bridges[index].candidates = addresses;
+                        self.bridge_connect(index, first, now)
                     }
                     Ok(_) => self.bridge_drop(index, "the name has no address", now),
                     Err(e) => self.bridge_drop(index, &format!("cannot resolve: {e}"), now),
@@ -185,6 +191,7 @@ impl Server {
             }
             if let Some(address) = self.bridges[index].link.poll_connect(now) {
                 self.bridges[index].host = address.host.clone();
+                self.bridges[index].candidates.clear();
                 match address.host.parse::<IpAddr>() {
                     Ok(ip) => self.bridge_connect(index, SocketAddr::new(ip, address.port), now),
                     Err(_) => {
@@ -261,7 +268,7 @@ impl Server {
     fn bridge_connect(&mut self, index: usize, address: SocketAddr, now: Instant) {
         let mut socket = match connect_socket(&self.bridges[index].options, address) {
             Ok(s) => s,
-            Err(e) => return self.bridge_drop(index, &format!("{address}: {e}"), now),
+            Err(e) => return self.bridge_connect_failed(index, &format!("{address}: {e}"), now),
         };
         if let Err(e) = self.poll.registry().register(
             &mut socket,
@@ -293,15 +300,22 @@ impl Server {
                 return;
             };
             match socket.take_error() {
-                Ok(Some(e)) | Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                Ok(Some(e)) | Err(e) => {
+                    let why = match socket.peer_addr() {
+                        Ok(a) => format!("{a}: {e}"),
+                        Err(_) => e.to_string(),
+                    };
+                    return self.bridge_connect_failed(index, &why, now);
+                }
                 Ok(None) => {}
             }
             match socket.peer_addr() {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => return self.bridge_drop(index, &e.to_string(), now),
+                Err(e) => return self.bridge_connect_failed(index, &e.to_string(), now),
             }
             b.is_connected = true;
+            b.candidates.clear();
             if let Some(config) = &b.tls_config {
                 let name = match rustls::pki_types::ServerName::try_from(b.host.clone()) {
                     Ok(n) => n,
@@ -454,8 +468,24 @@ impl Server {
     }
 
     /// Ends the remote connection (if any) and tells the link why.
+    /// A TCP connect failed: the next address the host name resolved to is tried, as
+    /// Mosquitto does with getaddrinfo's list; after the last, the attempt has failed.
+    fn bridge_connect_failed(&mut self, index: usize, why: &str, now: Instant) {
+        let b = &mut self.bridges[index];
+        if b.candidates.is_empty() {
+            return self.bridge_drop(index, why, now);
+        }
+        let next = b.candidates.remove(0);
+        if let Some(mut socket) = b.socket.take() {
+            let _ = self.poll.registry().deregister(&mut socket);
+        }
+        info!("Bridge {}: {why}; trying {next}.", b.link.name());
+        self.bridge_connect(index, next, now);
+    }
+
     fn bridge_drop(&mut self, index: usize, why: &str, now: Instant) {
         let b = &mut self.bridges[index];
+        b.candidates.clear();
         if let Some(mut socket) = b.socket.take() {
             let _ = self.poll.registry().deregister(&mut socket);
             let _ = socket.shutdown(std::net::Shutdown::Both);
