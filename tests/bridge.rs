@@ -289,6 +289,19 @@ fn pump(mut from: TcpStream, mut to: TcpStream, mode: &AtomicU8, stop: &AtomicBo
 
 /// Asserts that `got` holds payloads 0..n in order, allowing QoS 1 duplicates (a message
 /// in flight when the link went down is sent again), and none missing.
+/// Publishes `0`, `1`, ... (the numbers of `seq`) on `data/seq` at QoS 1, as the
+/// gateway's devices do in these tests.
+fn publish_seq(gw_pub: &mut Peer, seq: std::ops::Range<usize>) {
+    for i in seq {
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+}
+
 fn assert_all_in_order(got: &[(String, String)], n: usize) {
     let mut expected = 0;
     for (_, payload) in got {
@@ -321,14 +334,7 @@ fn messages_published_during_an_outage_arrive_after_it() {
     proxy.set(CUT);
     wait_state(&mut watcher, "0", WAIT);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..N {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..N);
     cloud_sub.expect_no_publish();
     proxy.set(PASS);
     wait_state(&mut watcher, "1", WAIT * 3);
@@ -354,14 +360,7 @@ fn a_black_holed_link_is_detected_by_keep_alive_and_nothing_is_lost() {
 
     proxy.set(BLACK_HOLE);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..N {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..N);
     // Keep alive: a PINGREQ after 5 s of silence, the link declared dead 5 s later.
     let started = Instant::now();
     wait_state(&mut watcher, "0", Duration::from_secs(20));
@@ -509,14 +508,7 @@ fn messages_wait_for_a_cloud_that_was_never_reachable() {
     proxy.set(CUT);
     let gw = gateway(proxy.port, "topic data/# out 1");
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..N {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..N);
     let mut cloud_sub = cloud.client("cloud-sub");
     cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
     proxy.set(PASS);
@@ -537,14 +529,7 @@ fn a_lazy_bridge_starts_at_its_threshold_and_stops_when_idle() {
     let mut cloud_sub = cloud.client("cloud-sub");
     cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..2 {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..2);
     std::thread::sleep(Duration::from_millis(1500));
     cloud_sub.expect_no_publish();
     assert!(!gw.log_text().contains("Connecting bridge cloud"));
@@ -568,14 +553,7 @@ fn a_lazy_bridge_with_a_clean_session_starts_at_its_threshold() {
     let mut cloud_sub = cloud.client("cloud-sub");
     cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..3 {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..3);
     assert_all_in_order(&collect(&mut cloud_sub, 3, WAIT * 3), 3);
     assert!(gw
         .log_text()
@@ -590,14 +568,7 @@ fn sys_topics_show_the_bridge_progress() {
     let mut watcher = state_watcher(&gw, "watch");
     wait_state(&mut watcher, "1", WAIT * 3);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..3 {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..3);
     let mut sys = gw.client("sys");
     sys.subscribe(
         "$SYS/broker/connection/cloud/messages/sent",
@@ -630,14 +601,7 @@ fn a_full_outbox_drops_its_oldest_messages_when_told_to() {
     proxy.set(CUT);
     wait_state(&mut watcher, "0", WAIT);
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..20 {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..20);
     proxy.set(PASS);
     let got: Vec<String> = collect(&mut cloud_sub, 5, WAIT * 3)
         .into_iter()
@@ -734,14 +698,7 @@ fn the_outbox_survives_a_crash_of_the_gateway_during_an_outage() {
         ),
     );
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..N {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..N);
     drop(gw_pub);
     gw.restart(Stop::Kill);
     let mut cloud_sub = cloud.client("cloud-sub");
@@ -800,14 +757,7 @@ fn persistent_client_expiration_does_not_expire_the_outbox() {
         "topic data/# out 1\npersistent_client_expiration 1s",
     );
     let mut gw_pub = gw.client("gw-pub");
-    for i in 0..5 {
-        gw_pub.publish(
-            "data/seq",
-            QoS::AtLeastOnce,
-            false,
-            i.to_string().as_bytes(),
-        );
-    }
+    publish_seq(&mut gw_pub, 0..5);
     thread::sleep(Duration::from_millis(2500));
     let mut cloud_sub = cloud.client("cloud-sub");
     cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
