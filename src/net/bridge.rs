@@ -36,6 +36,9 @@ pub(super) struct BridgeConn {
     /// The other addresses the host name resolved to, tried in order when a connect to
     /// the current one fails (an AAAA record without an IPv6 route, one server down).
     candidates: Vec<SocketAddr>,
+    /// The address of the current attempt, for the log when it fails (a socket whose
+    /// connect failed has no peer address to ask).
+    address: Option<SocketAddr>,
     host: String,
     options: SocketOptions,
     /// `round_robin false`: a short-lived thread's answer to "does the primary take a
@@ -129,6 +132,7 @@ impl Server {
                 is_connected: false,
                 resolving: None,
                 candidates: Vec::new(),
+                address: None,
                 host: String::new(),
                 primary_probe: None,
                 options: SocketOptions {
@@ -283,6 +287,7 @@ impl Server {
         );
         let b = &mut self.bridges[index];
         b.socket = Some(socket);
+        b.address = Some(address);
         b.is_connected = false;
     }
 
@@ -301,9 +306,9 @@ impl Server {
             };
             match socket.take_error() {
                 Ok(Some(e)) | Err(e) => {
-                    let why = match socket.peer_addr() {
-                        Ok(a) => format!("{a}: {e}"),
-                        Err(_) => e.to_string(),
+                    let why = match b.address {
+                        Some(a) => format!("{a}: {e}"),
+                        None => e.to_string(),
                     };
                     return self.bridge_connect_failed(index, &why, now);
                 }
