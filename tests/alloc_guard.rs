@@ -17,7 +17,7 @@
 
 use culex::broker::{Broker, ConnId, Settings};
 use culex::protocol::{
-    frame, Ack, Connect, Packet, PacketId, Properties, ProtocolVersion, QoS, Subscribe,
+    frame, Ack, Connect, Packet, PacketId, Props, ProtocolVersion, Publish, QoS, Subscribe,
     SubscriptionOptions,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -98,42 +98,43 @@ static GLOBAL: Counting = Counting;
 const SUBSCRIBERS: u32 = 10;
 const MESSAGES: u64 = 5_000;
 
-fn encode(packet: &Packet<'_>) -> Vec<u8> {
+fn encode(packet: &Packet<'_>, version: ProtocolVersion) -> Vec<u8> {
     let mut out = Vec::new();
-    packet.encode(ProtocolVersion::V311, &mut out);
+    packet.encode(version, &mut out);
     out
 }
 
-fn connect(broker: &mut Broker, id: u32, client_id: &str, now: Instant) {
+fn connect(broker: &mut Broker, id: u32, client_id: &str, version: ProtocolVersion, now: Instant) {
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000 + id as u16).into();
     broker.handle_open(ConnId(id), peer, 0, now);
-    let connect = encode(&Packet::Connect(Connect {
-        version: ProtocolVersion::V311,
-        clean_session: true,
-        keep_alive: 0,
-        client_id,
-        will: None,
-        username: None,
-        password: None,
-        properties: Properties::default(),
-    }));
+    let connect = encode(
+        &Packet::Connect(Box::new(Connect {
+            version,
+            clean_session: true,
+            keep_alive: 0,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+            properties: Props::default(),
+        })),
+        version,
+    );
     broker.handle_frame(ConnId(id), &connect, now);
 }
 
 /// Drains every outbox like the loop's flush, answering QoS 1 deliveries with PUBACK.
-fn drain(broker: &mut Broker, now: Instant, acks: &mut Vec<u8>) -> u64 {
+fn drain(broker: &mut Broker, version: ProtocolVersion, now: Instant, acks: &mut Vec<u8>) -> u64 {
     let mut delivered = 0;
     while let Some(id) = broker.poll_dirty() {
         acks.clear();
         let out = broker.output(id);
         let mut pos = 0;
         while let Ok(Some(len)) = frame::check(&out[pos..], usize::MAX) {
-            if let Ok(Packet::Publish(p)) =
-                Packet::decode(&out[pos..pos + len], ProtocolVersion::V311)
-            {
+            if let Ok(Packet::Publish(p)) = Packet::decode(&out[pos..pos + len], version) {
                 delivered += 1;
                 if let Some(pid) = p.packet_id {
-                    Packet::Puback(Ack::new(pid)).encode(ProtocolVersion::V311, acks);
+                    Packet::Puback(Ack::new(pid)).encode(version, acks);
                 }
             }
             pos += len;
@@ -149,7 +150,9 @@ fn drain(broker: &mut Broker, now: Instant, acks: &mut Vec<u8>) -> u64 {
     delivered
 }
 
-fn allocations_per_message(qos: QoS) -> f64 {
+/// Allocations per PUBLISH routed to [`SUBSCRIBERS`] subscribers, all clients speaking
+/// `version`; MQTT 5 PUBLISH and PUBACK packets carry no properties.
+fn allocations_per_message(version: ProtocolVersion, qos: QoS) -> f64 {
     let settings = Settings {
         sys_interval: Duration::ZERO,
         ..Settings::default()
@@ -157,48 +160,52 @@ fn allocations_per_message(qos: QoS) -> f64 {
     let now = Instant::now();
     let mut broker = Broker::new(settings, now);
     let mut acks = Vec::with_capacity(1024);
-    connect(&mut broker, 0, "publisher", now);
+    connect(&mut broker, 0, "publisher", version, now);
     for s in 1..=SUBSCRIBERS {
-        connect(&mut broker, s, &format!("subscriber-{s}"), now);
-        let subscribe = encode(&Packet::Subscribe(Subscribe {
-            packet_id: PacketId::new(1).unwrap(),
-            filters: vec![(
-                "sensors/+/temperature",
-                SubscriptionOptions::new(QoS::ExactlyOnce),
-            )],
-            properties: Properties::default(),
-        }));
+        connect(&mut broker, s, &format!("subscriber-{s}"), version, now);
+        let subscribe = encode(
+            &Packet::Subscribe(Subscribe {
+                packet_id: PacketId::new(1).unwrap(),
+                filters: vec![(
+                    "sensors/+/temperature",
+                    SubscriptionOptions::new(QoS::ExactlyOnce),
+                )],
+                properties: Props::default(),
+            }),
+            version,
+        );
         broker.handle_frame(ConnId(s), &subscribe, now);
     }
-    drain(&mut broker, now, &mut acks);
+    drain(&mut broker, version, now, &mut acks);
 
     let frames: Vec<Vec<u8>> = (0..MESSAGES)
         .map(|i| {
-            let mut out = Vec::new();
             let pid = PacketId::new((i % 60_000 + 1) as u16);
             let pid = if qos == QoS::AtMostOnce { None } else { pid };
-            culex::protocol::encode_publish(
-                &mut out,
-                "sensors/gw-7/temperature",
-                &[0x5a; 64],
-                qos,
-                false,
-                false,
-                pid,
-            );
-            out
+            encode(
+                &Packet::Publish(Publish {
+                    dup: false,
+                    qos,
+                    retain: false,
+                    topic: "sensors/gw-7/temperature",
+                    packet_id: pid,
+                    payload: &[0x5a; 64],
+                    properties: Props::default(),
+                }),
+                version,
+            )
         })
         .collect();
     // Warm up: pools, scratch vectors and windows reach their steady size.
     for frame in &frames[..500] {
         broker.handle_frame(ConnId(0), frame, now);
-        drain(&mut broker, now, &mut acks);
+        drain(&mut broker, version, now, &mut acks);
     }
     let before = allocations();
     let mut delivered = 0;
     for frame in &frames[500..] {
         broker.handle_frame(ConnId(0), frame, now);
-        delivered += drain(&mut broker, now, &mut acks);
+        delivered += drain(&mut broker, version, now, &mut acks);
     }
     let allocations = allocations() - before;
     let routed = MESSAGES - 500;
@@ -212,7 +219,7 @@ fn allocations_per_message(qos: QoS) -> f64 {
 
 #[test]
 fn qos0_routing_does_not_allocate() {
-    let per_message = allocations_per_message(QoS::AtMostOnce);
+    let per_message = allocations_per_message(ProtocolVersion::V311, QoS::AtMostOnce);
     eprintln!(
         "QoS 0: {per_message:.3} allocations per message routed to {SUBSCRIBERS} subscribers"
     );
@@ -221,11 +228,22 @@ fn qos0_routing_does_not_allocate() {
 
 #[test]
 fn qos1_routing_stores_the_message_once() {
-    let per_message = allocations_per_message(QoS::AtLeastOnce);
+    let per_message = allocations_per_message(ProtocolVersion::V311, QoS::AtLeastOnce);
     eprintln!(
         "QoS 1: {per_message:.3} allocations per message routed to {SUBSCRIBERS} subscribers"
     );
     assert!(per_message <= 2.01, "budget 2, measured {per_message:.3}");
+}
+
+/// MQTT 5 packets without properties (the PUBLISH in, the deliveries out, the PUBACKs
+/// back) allocate nothing for them: an empty property block is no allocation (`Props`).
+#[test]
+fn mqtt5_routing_without_properties_allocates_as_3_1_1() {
+    let qos0 = allocations_per_message(ProtocolVersion::V5, QoS::AtMostOnce);
+    let qos1 = allocations_per_message(ProtocolVersion::V5, QoS::AtLeastOnce);
+    eprintln!("MQTT 5: QoS 0 {qos0:.3}, QoS 1 {qos1:.3} allocations per message routed");
+    assert!(qos0 < 0.01, "QoS 0: budget 0, measured {qos0:.3}");
+    assert!(qos1 <= 2.01, "QoS 1: budget 2, measured {qos1:.3}");
 }
 
 /// Budget of heap bytes held per stored retained 64-byte message (issue 6: at most 200
@@ -249,9 +267,9 @@ fn retained_messages_are_stored_compactly() {
     let now = Instant::now();
     let mut broker = Broker::new(settings, now);
     let mut acks = Vec::new();
-    connect(&mut broker, 0, "publisher", now);
-    connect(&mut broker, 1, "subscriber", now);
-    drain(&mut broker, now, &mut acks);
+    connect(&mut broker, 0, "publisher", ProtocolVersion::V311, now);
+    connect(&mut broker, 1, "subscriber", ProtocolVersion::V311, now);
+    drain(&mut broker, ProtocolVersion::V311, now, &mut acks);
     let mut frame = Vec::new();
     let mut payload = [0x5a; 64];
     let before = held();
@@ -273,18 +291,21 @@ fn retained_messages_are_stored_compactly() {
     let stored = held() - before;
     assert_eq!(broker.retained_count(), RETAINED as usize);
     reset_peak();
-    let subscribe = encode(&Packet::Subscribe(Subscribe {
-        packet_id: PacketId::new(1).unwrap(),
-        filters: vec![(
-            "culex-bench/12345/r/#",
-            SubscriptionOptions::new(QoS::AtMostOnce),
-        )],
-        properties: Properties::default(),
-    }));
+    let subscribe = encode(
+        &Packet::Subscribe(Subscribe {
+            packet_id: PacketId::new(1).unwrap(),
+            filters: vec![(
+                "culex-bench/12345/r/#",
+                SubscriptionOptions::new(QoS::AtMostOnce),
+            )],
+            properties: Props::default(),
+        }),
+        ProtocolVersion::V311,
+    );
     broker.handle_frame(ConnId(1), &subscribe, now);
     let mut delivered = 0;
     for _ in 0..RETAINED {
-        let n = drain(&mut broker, now, &mut acks);
+        let n = drain(&mut broker, ProtocolVersion::V311, now, &mut acks);
         if n == 0 {
             break;
         }

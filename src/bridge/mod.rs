@@ -30,6 +30,7 @@
 
 use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER};
 use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
+use crate::protocol::Props;
 use crate::protocol::{
     frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion,
     Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe, Will,
@@ -415,7 +416,7 @@ impl Link {
                 payload: &will_payload,
                 qos: QoS::AtLeastOnce,
                 retain: true,
-                properties: Properties::default(),
+                properties: Props::default(),
             });
         let mut properties = Properties::default();
         if self.version == ProtocolVersion::V5 {
@@ -436,10 +437,10 @@ impl Link {
             will,
             username: self.config.remote_username.as_deref(),
             password: self.config.remote_password.as_deref().map(str::as_bytes),
-            properties,
+            properties: properties.into(),
         };
         let start = self.remote_out.len();
-        Packet::Connect(connect).encode(self.version, &mut self.remote_out);
+        Packet::Connect(Box::new(connect)).encode(self.version, &mut self.remote_out);
         if self.config.try_private && self.version != ProtocolVersion::V5 {
             // Mosquitto's bridge bit: protocol level | 0x80, so a Mosquitto remote treats
             // us as a bridge (no echo of our own messages, retain as published).
@@ -523,7 +524,7 @@ impl Link {
                 let properties = relayed_properties(&publish.properties);
                 let local = Publish {
                     topic: &topic,
-                    properties,
+                    properties: properties.into(),
                     ..publish
                 };
                 self.send_local(broker, &Packet::Publish(local), now);
@@ -638,7 +639,7 @@ impl Link {
             Packet::Subscribe(Subscribe {
                 packet_id: packet_id(SUBSCRIBE_ID),
                 filters,
-                properties: Properties::default(),
+                properties: Props::default(),
             })
             .encode(self.version, &mut out);
         }
@@ -652,7 +653,7 @@ impl Link {
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: packet_id(UNSUBSCRIBE_ID),
                 filters: out_only,
-                properties: Properties::default(),
+                properties: Props::default(),
             })
             .encode(self.version, &mut out);
         }
@@ -664,7 +665,7 @@ impl Link {
                 topic: &self.notification_topic,
                 packet_id: None,
                 payload: b"1",
-                properties: Properties::default(),
+                properties: Props::default(),
             })
             .encode(self.version, &mut out);
         }
@@ -710,9 +711,9 @@ impl Link {
             will: None,
             username: self.config.local_username.as_deref(),
             password: None,
-            properties,
+            properties: properties.into(),
         };
-        let frame = encode_v5(&Packet::Connect(connect));
+        let frame = encode_v5(&Packet::Connect(Box::new(connect)));
         broker.handle_frame(self.local, &frame, now);
         let filters: Vec<(&str, SubscriptionOptions)> = self
             .maps
@@ -738,7 +739,7 @@ impl Link {
             let subscribe = Packet::Subscribe(Subscribe {
                 packet_id: packet_id(SUBSCRIBE_ID),
                 filters,
-                properties: Properties::default(),
+                properties: Props::default(),
             });
             let frame = encode_v5(&subscribe);
             broker.handle_frame(self.local, &frame, now);
@@ -879,7 +880,7 @@ impl Link {
                 topic: &self.notification_topic,
                 packet_id: None,
                 payload: b"0",
-                properties: Properties::default(),
+                properties: Props::default(),
             })
             .encode(self.version, &mut self.remote_out);
         }
@@ -1124,9 +1125,9 @@ fn relay_out(
                 retain: p.retain && config.bridge_outgoing_retain && is_retain_available,
                 topic: &topic,
                 properties: if v5 {
-                    relayed_properties(&p.properties)
+                    relayed_properties(&p.properties).into()
                 } else {
-                    Properties::default()
+                    Props::default()
                 },
                 ..p
             };
@@ -1174,7 +1175,7 @@ fn local_ack<'a>(a: &Ack<'a>) -> Ack<'a> {
     Ack {
         packet_id: a.packet_id,
         reason: a.reason,
-        properties: relayed_properties(&a.properties),
+        properties: relayed_properties(&a.properties).into(),
     }
 }
 

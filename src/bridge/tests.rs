@@ -115,7 +115,7 @@ mod link {
         let client = ConnId(1);
         broker.handle_open(client, Peer::Unix(Rc::from("test")), 0, now);
         let mut bytes = Vec::new();
-        Packet::Connect(Connect {
+        Packet::Connect(Box::new(Connect {
             version: ProtocolVersion::V311,
             clean_session: true,
             keep_alive: 0,
@@ -123,8 +123,8 @@ mod link {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
-        })
+            properties: Props::default(),
+        }))
         .encode(ProtocolVersion::V311, &mut bytes);
         broker.handle_frame(client, &bytes, now);
         bytes.clear();
@@ -135,7 +135,7 @@ mod link {
             topic: "gw/s/t",
             packet_id: PacketId::new(9),
             payload: b"v",
-            properties: Properties::default(),
+            properties: Props::default(),
         })
         .encode(ProtocolVersion::V311, &mut bytes);
         broker.handle_frame(client, &bytes, now);
@@ -187,7 +187,8 @@ mod link {
                 server_keep_alive: Some(7),
                 retain_available: Some(0),
                 ..Properties::default()
-            },
+            }
+            .into(),
         })
         .encode(ProtocolVersion::V5, &mut connack);
         link.handle_remote_data(&mut broker, &connack, now).unwrap();

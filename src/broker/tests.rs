@@ -253,7 +253,7 @@ fn connect<'a>(
     keep_alive: u16,
     will: Option<Will<'a>>,
 ) -> Packet<'a> {
-    Packet::Connect(Connect {
+    Packet::Connect(Box::new(Connect {
         version: V311,
         clean_session: clean,
         keep_alive,
@@ -261,8 +261,8 @@ fn connect<'a>(
         will,
         username: None,
         password: None,
-        properties: Properties::default(),
-    })
+        properties: Props::default(),
+    }))
 }
 
 fn connack(session_present: bool, code: ReasonCode) -> Packet<'static> {
@@ -275,7 +275,7 @@ fn will<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, retain: bool) -> Option
         payload,
         qos,
         retain,
-        properties: Properties::default(),
+        properties: Props::default(),
     })
 }
 
@@ -291,7 +291,7 @@ fn publish<'a>(topic: &'a str, payload: &'a [u8], qos: QoS, id: u16) -> Packet<'
             _ => Some(pid(id)),
         },
         payload,
-        properties: Properties::default(),
+        properties: Props::default(),
     })
 }
 
@@ -316,7 +316,7 @@ fn subscribe<'a>(id: u16, filters: &[(&'a str, QoS)]) -> Packet<'a> {
             .iter()
             .map(|&(filter, qos)| (filter, SubscriptionOptions::new(qos)))
             .collect(),
-        properties: Properties::default(),
+        properties: Props::default(),
     })
 }
 
@@ -324,7 +324,7 @@ fn unsubscribe<'a>(id: u16, filters: &[&'a str]) -> Packet<'a> {
     Packet::Unsubscribe(Unsubscribe {
         packet_id: pid(id),
         filters: filters.to_vec(),
-        properties: Properties::default(),
+        properties: Props::default(),
     })
 }
 
@@ -393,7 +393,7 @@ fn empty_client_id_is_rejected_for_mqtt_3_1() {
     let c = h.open(1);
     h.send(
         c,
-        &Packet::Connect(Connect {
+        &Packet::Connect(Box::new(Connect {
             version: ProtocolVersion::V31,
             clean_session: true,
             keep_alive: 60,
@@ -401,8 +401,8 @@ fn empty_client_id_is_rejected_for_mqtt_3_1() {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
-        }),
+            properties: Props::default(),
+        })),
     );
     assert_eq!(h.closed(), [c]);
     h.recv(
@@ -418,7 +418,7 @@ fn mqtt_3_1_client_with_an_id_is_accepted() {
     let c = h.open(1);
     h.send(
         c,
-        &Packet::Connect(Connect {
+        &Packet::Connect(Box::new(Connect {
             version: ProtocolVersion::V31,
             clean_session: true,
             keep_alive: 60,
@@ -426,8 +426,8 @@ fn mqtt_3_1_client_with_an_id_is_accepted() {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
-        }),
+            properties: Props::default(),
+        })),
     );
     h.recv(c, &[connack(false, ReasonCode::SUCCESS)]);
     assert!(h.closed().is_empty());
@@ -1532,7 +1532,7 @@ fn mqtt_3_1_client_can_publish_and_subscribe() {
     let c = h.open(1);
     h.send(
         c,
-        &Packet::Connect(Connect {
+        &Packet::Connect(Box::new(Connect {
             version: ProtocolVersion::V31,
             clean_session: true,
             keep_alive: 60,
@@ -1540,8 +1540,8 @@ fn mqtt_3_1_client_can_publish_and_subscribe() {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
-        }),
+            properties: Props::default(),
+        })),
     );
     h.recv(c, &[connack(false, ReasonCode::SUCCESS)]);
     h.subscribe(c, 1, &[("t", Q1)]);
@@ -1757,7 +1757,7 @@ impl Harness {
         let conn = self.open(id);
         self.send5(
             conn,
-            &Packet::Connect(Connect {
+            &Packet::Connect(Box::new(Connect {
                 version: V5,
                 clean_session: clean_start,
                 keep_alive: 30,
@@ -1765,8 +1765,8 @@ impl Harness {
                 will,
                 username: None,
                 password: None,
-                properties: props,
-            }),
+                properties: props.into(),
+            })),
         );
         let frames = self.recv_frames(conn);
         (conn, frames)
@@ -1787,7 +1787,7 @@ impl Harness {
             &Packet::Subscribe(Subscribe {
                 packet_id: pid(id),
                 filters: vec![(filter, options)],
-                properties,
+                properties: properties.into(),
             }),
         );
     }
@@ -1805,7 +1805,10 @@ fn publish5<'a>(
     properties: Properties<'a>,
 ) -> Packet<'a> {
     match publish(topic, payload, qos, id) {
-        Packet::Publish(p) => Packet::Publish(Publish { properties, ..p }),
+        Packet::Publish(p) => Packet::Publish(Publish {
+            properties: properties.into(),
+            ..p
+        }),
         other => other,
     }
 }
@@ -1940,7 +1943,7 @@ fn mqtt5_inbound_topic_aliases_are_resolved_and_bounded() {
         decode5(&h.recv_frames(p)[0]),
         Packet::Disconnect(Disconnect {
             reason: ReasonCode::TOPIC_ALIAS_INVALID,
-            properties: Properties::default()
+            properties: Props::default()
         })
     );
 }
@@ -2005,7 +2008,7 @@ fn mqtt5_properties_are_forwarded_and_puback_reports_no_subscribers() {
         Packet::Puback(Ack {
             packet_id: pid(1),
             reason: ReasonCode::NO_MATCHING_SUBSCRIBERS,
-            properties: Properties::default()
+            properties: Props::default()
         })
     );
 
@@ -2049,7 +2052,8 @@ fn mqtt5_will_delay_waits_and_is_cancelled_by_a_reconnect() {
             properties: Properties {
                 will_delay_interval: Some(5),
                 ..Properties::default()
-            },
+            }
+            .into(),
         })
     };
     let (c, _) = h.connect5(1, "c", true, session(), delayed_will());
@@ -2079,14 +2083,14 @@ fn mqtt5_disconnect_with_will_and_server_disconnect_reasons() {
         payload: b"bye",
         qos: Q0,
         retain: false,
-        properties: Properties::default(),
+        properties: Props::default(),
     });
     let (a, _) = h.connect5(1, "a", true, Properties::default(), will);
     h.send5(
         a,
         &Packet::Disconnect(Disconnect {
             reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-            properties: Properties::default(),
+            properties: Props::default(),
         }),
     );
     assert_eq!(h.closed(), [a]);
@@ -2099,7 +2103,7 @@ fn mqtt5_disconnect_with_will_and_server_disconnect_reasons() {
         decode5(&h.recv_frames(b)[0]),
         Packet::Disconnect(Disconnect {
             reason: ReasonCode::KEEP_ALIVE_TIMEOUT,
-            properties: Properties::default()
+            properties: Props::default()
         })
     );
 }
@@ -2211,7 +2215,7 @@ fn mqtt5_max_qos_retain_available_and_max_packet_size_options() {
     let disconnect = |reason| {
         Packet::Disconnect(Disconnect {
             reason,
-            properties: Properties::default(),
+            properties: Props::default(),
         })
     };
     assert_eq!(
@@ -2239,7 +2243,7 @@ fn mqtt5_clients_are_told_when_the_server_shuts_down() {
         decode5(&h.recv_frames(c5)[0]),
         Packet::Disconnect(Disconnect {
             reason: ReasonCode::SERVER_SHUTTING_DOWN,
-            properties: Properties::default()
+            properties: Props::default()
         })
     );
     h.recv_nothing(c3);
@@ -2265,7 +2269,7 @@ fn mqtt5_client_with_runaway_output_is_disconnected_with_quota_exceeded() {
         decode5(last),
         Packet::Disconnect(Disconnect {
             reason: ReasonCode::QUOTA_EXCEEDED,
-            properties: Properties::default()
+            properties: Props::default()
         })
     );
     h.send(p, &Packet::Pingreq);
@@ -2378,13 +2382,13 @@ fn random_operation_sequence(
                         payload: b"w",
                         qos: rng.qos(),
                         retain: rng.bool(),
-                        properties: Properties::default(),
+                        properties: Props::default(),
                     });
                     let mut properties = Properties::default();
                     if version == V5 && rng.bool() {
                         properties.session_expiry_interval = Some(rng.below(30) as u32);
                     }
-                    let connect = Packet::Connect(Connect {
+                    let connect = Packet::Connect(Box::new(Connect {
                         version,
                         clean_session: rng.bool(),
                         keep_alive: rng.below(5) as u16,
@@ -2392,8 +2396,8 @@ fn random_operation_sequence(
                         will,
                         username: None,
                         password: None,
-                        properties,
-                    });
+                        properties: properties.into(),
+                    }));
                     h.send_raw(id, &encode_for(&connect, version));
                     conns[slot] = (true, true, version);
                 }
@@ -2416,7 +2420,7 @@ fn random_operation_sequence(
                     let p = Packet::Subscribe(Subscribe {
                         packet_id: rng.id(),
                         filters: vec![(filter, options)],
-                        properties: Properties::default(),
+                        properties: Props::default(),
                     });
                     h.send_raw(id, &encode_for(&p, version));
                 }

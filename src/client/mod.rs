@@ -312,14 +312,14 @@ impl Session {
                 payload: &w.payload,
                 qos: w.qos,
                 retain: w.retain,
-                properties: will_properties.clone().unwrap_or_default(),
+                properties: will_properties.clone().unwrap_or_default().into(),
             }),
             username: o.username.as_deref(),
             password: o.password.as_deref(),
-            properties: o.properties.as_properties(),
+            properties: o.properties.as_properties().into(),
         };
         let mut out = Vec::new();
-        Packet::Connect(connect).encode(o.version, &mut out);
+        Packet::Connect(Box::new(connect)).encode(o.version, &mut out);
         out
     }
 
@@ -436,7 +436,7 @@ impl Session {
         let packet = Packet::Subscribe(Subscribe {
             packet_id,
             filters: filters.to_vec(),
-            properties: properties.as_properties(),
+            properties: properties.as_properties().into(),
         });
         self.queue(&packet, now);
         Ok(packet_id)
@@ -456,7 +456,7 @@ impl Session {
         let packet = Packet::Unsubscribe(Unsubscribe {
             packet_id,
             filters: filters.to_vec(),
-            properties: properties.as_properties(),
+            properties: properties.as_properties().into(),
         });
         self.queue(&packet, now);
         Ok(packet_id)
@@ -470,7 +470,7 @@ impl Session {
         }
         let packet = Packet::Disconnect(Disconnect {
             reason,
-            properties: properties.as_properties(),
+            properties: properties.as_properties().into(),
         });
         self.queue(&packet, now);
         self.set_state(State::Disconnected);
@@ -666,7 +666,7 @@ impl Session {
             topic: &message.topic,
             packet_id,
             payload: &message.payload,
-            properties,
+            properties: properties.into(),
         });
         self.queue(&packet, now);
     }

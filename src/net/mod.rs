@@ -1576,16 +1576,17 @@ fn family(address: &SocketAddr) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Props;
 
     /// Packets split at every possible place across reads are all handled, once each:
     /// a PUBLISH to the client's own subscription comes back to it.
     #[test]
     fn packets_split_across_reads_are_reassembled() {
-        use crate::protocol::{Connect, Packet, PacketId, Properties, ProtocolVersion, QoS};
+        use crate::protocol::{Connect, Packet, PacketId, ProtocolVersion, QoS};
         use crate::protocol::{Subscribe, SubscriptionOptions};
         let v = ProtocolVersion::V311;
         let mut stream = Vec::new();
-        Packet::Connect(Connect {
+        Packet::Connect(Box::new(Connect {
             version: v,
             clean_session: true,
             keep_alive: 0,
@@ -1593,13 +1594,13 @@ mod tests {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
-        })
+            properties: Props::default(),
+        }))
         .encode(v, &mut stream);
         Packet::Subscribe(Subscribe {
             packet_id: PacketId::new(1).expect("1 is not 0"),
             filters: vec![("t/#", SubscriptionOptions::new(QoS::AtMostOnce))],
-            properties: Properties::default(),
+            properties: Props::default(),
         })
         .encode(v, &mut stream);
         const MESSAGES: usize = 40;

@@ -14,21 +14,22 @@ use super::{
     Ack, Auth, DecodeError, Disconnect, PacketType, Properties, PropertyContext, ProtocolVersion,
     ReasonCode,
 };
+use crate::protocol::Props;
 
 /// Reads what is left of a body: a reason code valid for `packet` (Success when absent)
 /// and properties (none when absent).
 fn reason_and_properties<'a>(
     r: &mut Reader<'a>,
     packet: PacketType,
-) -> Result<(ReasonCode, Properties<'a>), DecodeError> {
+) -> Result<(ReasonCode, Props<'a>), DecodeError> {
     if r.is_empty() {
-        return Ok((ReasonCode::SUCCESS, Properties::default()));
+        return Ok((ReasonCode::SUCCESS, Props::default()));
     }
     let reason = reason_code(r, packet)?;
     let properties = if r.is_empty() {
-        Properties::default()
+        Props::default()
     } else {
-        Properties::decode(r, PropertyContext::Packet(packet))?
+        Props::decode(r, PropertyContext::Packet(packet))?
     };
     Ok((reason, properties))
 }
@@ -141,6 +142,7 @@ mod tests {
     use super::super::testing::encode;
     use super::super::{Packet, PacketId};
     use super::*;
+    use crate::protocol::Props;
 
     const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -189,7 +191,8 @@ mod tests {
             properties: Properties {
                 reason_string: Some("x"),
                 ..Properties::default()
-            },
+            }
+            .into(),
             ..Ack::new(id(7))
         };
         assert_eq!(
@@ -227,7 +230,7 @@ mod tests {
         );
         let with_will = Disconnect {
             reason: ReasonCode::DISCONNECT_WITH_WILL_MESSAGE,
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             Packet::decode(&[0xe0, 0x01, 0x04], V5),
@@ -257,7 +260,8 @@ mod tests {
                 properties: Properties {
                     session_expiry_interval: Some(9),
                     ..Properties::default()
-                },
+                }
+                .into(),
             }))
         );
     }
@@ -283,7 +287,8 @@ mod tests {
             properties: Properties {
                 authentication_method: Some("SCR"),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         assert_eq!(Packet::decode(&bytes, V5), Ok(Packet::Auth(auth.clone())));
         assert_eq!(encode(&Packet::Auth(auth), V5), bytes);
@@ -306,7 +311,7 @@ mod tests {
         );
         let disconnect = Disconnect {
             reason: ReasonCode::SERVER_SHUTTING_DOWN,
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             encode(&Packet::Disconnect(disconnect), ProtocolVersion::V311),

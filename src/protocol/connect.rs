@@ -14,9 +14,10 @@ use super::packet::reason_code;
 use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
 use super::{
-    Connack, Connect, DecodeError, PacketType, Properties, PropertyContext, ProtocolVersion, QoS,
-    ReasonCode, Will,
+    Connack, Connect, DecodeError, PacketType, PropertyContext, ProtocolVersion, QoS, ReasonCode,
+    Will,
 };
+use crate::protocol::Props;
 use crate::topic;
 
 const NAME_V31: &[u8] = b"MQIsdp";
@@ -99,9 +100,9 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
     let keep_alive = r.u16()?;
     let is_v5 = version == ProtocolVersion::V5;
     let properties = if is_v5 {
-        Properties::decode(r, PropertyContext::Packet(PacketType::Connect))?
+        Props::decode(r, PropertyContext::Packet(PacketType::Connect))?
     } else {
-        Properties::default()
+        Props::default()
     };
 
     // Payload order [MQTT-3.1.3-1]: client id, will topic, will message, username, password.
@@ -109,9 +110,9 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
     let will = if has_will {
         // MQTT 5: the Will Properties come before the will topic (section 3.1.3.2).
         let properties = if is_v5 {
-            Properties::decode(r, PropertyContext::Will)?
+            Props::decode(r, PropertyContext::Will)?
         } else {
-            Properties::default()
+            Props::default()
         };
         let topic = r.string()?;
         if !topic::is_valid_name(topic) {
@@ -242,7 +243,7 @@ pub(super) fn decode_connack<'a>(
         return Ok(Connack::new(session_present, reason));
     }
     let reason = reason_code(r, PacketType::Connack)?;
-    let properties = Properties::decode(r, PropertyContext::Packet(PacketType::Connack))?;
+    let properties = Props::decode(r, PropertyContext::Packet(PacketType::Connack))?;
     Ok(Connack {
         session_present,
         reason,
@@ -265,6 +266,7 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::Packet;
     use super::*;
+    use crate::protocol::{Properties, Props};
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 
@@ -291,11 +293,11 @@ mod tests {
                 payload: b"bye",
                 qos: QoS::AtLeastOnce,
                 retain: false,
-                properties: Properties::default(),
+                properties: Props::default(),
             }),
             username: Some("u"),
             password: Some(b"pw"),
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 
@@ -314,7 +316,7 @@ mod tests {
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 
@@ -342,26 +344,32 @@ mod tests {
     fn decode_connect_v311() {
         assert_eq!(
             Packet::decode(&CONNECT_V311, ProtocolVersion::V31),
-            Ok(Packet::Connect(connect_v311()))
+            Ok(Packet::Connect(Box::new(connect_v311())))
         );
     }
 
     #[test]
     fn encode_connect_v311() {
-        assert_eq!(encode(&Packet::Connect(connect_v311()), V311), CONNECT_V311);
+        assert_eq!(
+            encode(&Packet::Connect(Box::new(connect_v311())), V311),
+            CONNECT_V311
+        );
     }
 
     #[test]
     fn decode_connect_v31() {
         assert_eq!(
             Packet::decode(&CONNECT_V31, V311),
-            Ok(Packet::Connect(connect_v31()))
+            Ok(Packet::Connect(Box::new(connect_v31())))
         );
     }
 
     #[test]
     fn encode_connect_v31() {
-        assert_eq!(encode(&Packet::Connect(connect_v31()), V311), CONNECT_V31);
+        assert_eq!(
+            encode(&Packet::Connect(Box::new(connect_v31())), V311),
+            CONNECT_V31
+        );
     }
 
     #[test]
@@ -404,7 +412,7 @@ mod tests {
         let bytes = connect_with(8, 0x84);
         assert_eq!(
             Packet::decode(&bytes, V311),
-            Ok(Packet::Connect(connect_v311()))
+            Ok(Packet::Connect(Box::new(connect_v311())))
         );
     }
 
@@ -601,14 +609,16 @@ mod tests {
                 properties: Properties {
                     will_delay_interval: Some(5),
                     ..Properties::default()
-                },
+                }
+                .into(),
             }),
             username: Some("u"),
             password: Some(b"p"),
             properties: Properties {
                 session_expiry_interval: Some(10),
                 ..Properties::default()
-            },
+            }
+            .into(),
         }
     }
 
@@ -616,10 +626,13 @@ mod tests {
     fn decode_and_encode_connect_v5() {
         assert_eq!(
             Packet::decode(&CONNECT_V5, V311),
-            Ok(Packet::Connect(connect_v5()))
+            Ok(Packet::Connect(Box::new(connect_v5())))
         );
         assert_eq!(
-            encode(&Packet::Connect(connect_v5()), ProtocolVersion::V5),
+            encode(
+                &Packet::Connect(Box::new(connect_v5())),
+                ProtocolVersion::V5
+            ),
             CONNECT_V5
         );
     }
@@ -630,7 +643,7 @@ mod tests {
         let mut c = connect_v5();
         c.username = None;
         c.will = None;
-        assert_round_trip(&Packet::Connect(c), ProtocolVersion::V5);
+        assert_round_trip(&Packet::Connect(Box::new(c)), ProtocolVersion::V5);
     }
 
     /// Will Properties hold only will properties; CONNECT's hold CONNECT's.
@@ -660,7 +673,8 @@ mod tests {
             properties: Properties {
                 receive_maximum: Some(20),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         assert_eq!(
             Packet::decode(&bytes, ProtocolVersion::V5),

@@ -54,7 +54,8 @@ pub(crate) mod testing;
 pub use connect::is_bridge_connect;
 pub use packet::*;
 pub use properties::{
-    is_property_allowed, property_name, Properties, PropertyContext, MAX_SUBSCRIPTION_IDENTIFIER,
+    is_property_allowed, property_name, Properties, PropertyContext, Props,
+    MAX_SUBSCRIPTION_IDENTIFIER,
 };
 pub use reason::ReasonCode;
 pub use subscribe::{is_valid_shared_filter, split_shared_filter};

@@ -5,7 +5,7 @@ use std::num::NonZeroU16;
 
 use super::properties::property_name;
 use super::reader::Reader;
-use super::{ack, connect, frame, publish, subscribe, Properties, ReasonCode};
+use super::{ack, connect, frame, publish, subscribe, Properties, Props, ReasonCode};
 
 /// The protocol level byte of CONNECT. [MQTT-3.1.2-2]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -210,7 +210,7 @@ pub struct Will<'a> {
     pub qos: QoS,
     pub retain: bool,
     /// MQTT 5 Will Properties [MQTT-3.1.3.2]; empty in 3.1/3.1.1.
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +226,7 @@ pub struct Connect<'a> {
     /// Without a username only in MQTT 5. [MQTT-3.1.2-22] (3.1.1)
     pub password: Option<&'a [u8]>,
     /// MQTT 5 CONNECT Properties; empty in 3.1/3.1.1.
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 /// CONNACK. In 3.1/3.1.1 `reason` travels as the return code it maps to
@@ -235,7 +235,7 @@ pub struct Connect<'a> {
 pub struct Connack<'a> {
     pub session_present: bool,
     pub reason: ReasonCode,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 impl Connack<'_> {
@@ -244,7 +244,7 @@ impl Connack<'_> {
         Connack {
             session_present,
             reason,
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 }
@@ -260,7 +260,7 @@ pub struct Publish<'a> {
     pub packet_id: Option<PacketId>,
     pub payload: &'a [u8],
     /// MQTT 5 PUBLISH Properties; empty in 3.1/3.1.1.
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 /// PUBACK, PUBREC, PUBREL or PUBCOMP. In 3.1/3.1.1 only the packet id is on the wire; in
@@ -269,7 +269,7 @@ pub struct Publish<'a> {
 pub struct Ack<'a> {
     pub packet_id: PacketId,
     pub reason: ReasonCode,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 impl Ack<'_> {
@@ -278,7 +278,7 @@ impl Ack<'_> {
         Ack {
             packet_id,
             reason: ReasonCode::SUCCESS,
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 }
@@ -312,7 +312,7 @@ pub struct Subscribe<'a> {
     /// At least one. Each filter is valid ([`crate::topic::is_valid_filter`]); in MQTT 5
     /// a `$share/{ShareName}/{filter}` one is a valid shared subscription.
     pub filters: Vec<(&'a str, SubscriptionOptions)>,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 /// SUBACK: one code per filter. In 3.1/3.1.1 only 0x00, 0x01, 0x02 and 0x80 exist;
@@ -321,14 +321,14 @@ pub struct Subscribe<'a> {
 pub struct Suback<'a> {
     pub packet_id: PacketId,
     pub codes: Vec<ReasonCode>,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsubscribe<'a> {
     pub packet_id: PacketId,
     pub filters: Vec<&'a str>,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 /// UNSUBACK. In 3.1/3.1.1 it carries no codes: they are not encoded and decode as none.
@@ -336,7 +336,7 @@ pub struct Unsubscribe<'a> {
 pub struct Unsuback<'a> {
     pub packet_id: PacketId,
     pub codes: Vec<ReasonCode>,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 impl Unsuback<'_> {
@@ -345,7 +345,7 @@ impl Unsuback<'_> {
         Unsuback {
             packet_id,
             codes: Vec::new(),
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 }
@@ -355,14 +355,14 @@ impl Unsuback<'_> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Disconnect<'a> {
     pub reason: ReasonCode,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 /// AUTH, MQTT 5 only. [MQTT-3.15]
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Auth<'a> {
     pub reason: ReasonCode,
-    pub properties: Properties<'a>,
+    pub properties: Props<'a>,
 }
 
 impl Default for ReasonCode {
@@ -371,13 +371,13 @@ impl Default for ReasonCode {
     }
 }
 
-// A CONNECT holds two property blocks (its own and the will's) and is the largest
-// variant; a packet is decoded, handled and dropped, never stored, so the size difference
-// costs a copy, not memory, and boxing CONNECT would cost an allocation per connection.
-#[allow(clippy::large_enum_variant)]
+// A CONNECT holds two property blocks (its own and the will's) and is twice the size of
+// any other variant. It is boxed: one allocation per connection, against a copy of the
+// whole enum at every move of every packet (a profile of the fan-through benchmark found
+// up to five such moves per frame).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet<'a> {
-    Connect(Connect<'a>),
+    Connect(Box<Connect<'a>>),
     Connack(Connack<'a>),
     Publish(Publish<'a>),
     Puback(Ack<'a>),
@@ -426,7 +426,7 @@ impl<'a> Packet<'a> {
         }
         let mut r = Reader::new(body);
         let packet = match kind {
-            CONNECT => Packet::Connect(connect::decode_connect(&mut r)?),
+            CONNECT => Packet::Connect(Box::new(connect::decode_connect(&mut r)?)),
             CONNACK => Packet::Connack(connect::decode_connack(&mut r, version)?),
             PUBLISH => Packet::Publish(publish::decode(first_byte, &mut r, version)?),
             PUBACK => Packet::Puback(ack::decode_ack(&mut r, version, PacketType::Puback)?),
@@ -468,7 +468,7 @@ impl<'a> Packet<'a> {
             "AUTH exists only in MQTT 5"
         );
         if let Packet::Publish(p) = self {
-            let properties = (version == ProtocolVersion::V5).then_some(&p.properties);
+            let properties = (version == ProtocolVersion::V5).then_some(&*p.properties);
             publish::encode(
                 out,
                 p.topic,
@@ -701,7 +701,7 @@ mod tests {
     /// One value of every packet type.
     fn one_of_each() -> Vec<Packet<'static>> {
         vec![
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 version: V311,
                 clean_session: false,
                 keep_alive: 65_535,
@@ -711,12 +711,12 @@ mod tests {
                     payload: b"",
                     qos: QoS::ExactlyOnce,
                     retain: true,
-                    properties: Properties::default(),
+                    properties: Props::default(),
                 }),
                 username: Some(""),
                 password: Some(b"\x00\xff"),
-                properties: Properties::default(),
-            }),
+                properties: Props::default(),
+            })),
             Packet::Connack(Connack::new(false, ReasonCode::NOT_AUTHORIZED)),
             Packet::Publish(Publish {
                 dup: true,
@@ -725,7 +725,7 @@ mod tests {
                 topic: "/",
                 packet_id: Some(id(1)),
                 payload: &[0xa5; 300],
-                properties: Properties::default(),
+                properties: Props::default(),
             }),
             Packet::Puback(Ack::new(id(1))),
             Packet::Pubrec(Ack::new(id(2))),
@@ -734,17 +734,17 @@ mod tests {
             Packet::Subscribe(Subscribe {
                 packet_id: id(4),
                 filters: vec![("#", SubscriptionOptions::new(QoS::AtMostOnce))],
-                properties: Properties::default(),
+                properties: Props::default(),
             }),
             Packet::Suback(Suback {
                 packet_id: id(4),
                 codes: vec![ReasonCode::GRANTED_QOS_2],
-                properties: Properties::default(),
+                properties: Props::default(),
             }),
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: id(5),
                 filters: vec!["+"],
-                properties: Properties::default(),
+                properties: Props::default(),
             }),
             Packet::Unsuback(Unsuback::new(id(5))),
             Packet::Pingreq,
@@ -758,7 +758,7 @@ mod tests {
         for packet in one_of_each() {
             for version in [V31, V311] {
                 let packet = match packet.clone() {
-                    Packet::Connect(c) => Packet::Connect(Connect { version, ..c }),
+                    Packet::Connect(c) => Packet::Connect(Box::new(Connect { version, ..*c })),
                     p => p,
                 };
                 assert_round_trip(&packet, version);
@@ -944,7 +944,7 @@ mod tests {
         Ack {
             packet_id,
             reason: rng.reason(packet),
-            properties: props(rng, version, packet),
+            properties: props(rng, version, packet).into(),
         }
     }
 
@@ -964,12 +964,12 @@ mod tests {
                     qos: rng.qos(),
                     retain: rng.bool(),
                     properties: if is_v5 {
-                        rng.properties(PropertyContext::Will, false)
+                        rng.properties(PropertyContext::Will, false).into()
                     } else {
-                        Properties::default()
+                        Props::default()
                     },
                 });
-                Packet::Connect(Connect {
+                Packet::Connect(Box::new(Connect {
                     version,
                     clean_session: rng.bool(),
                     keep_alive: rng.next() as u16,
@@ -977,8 +977,8 @@ mod tests {
                     will,
                     username,
                     password,
-                    properties: props(rng, version, PacketType::Connect),
-                })
+                    properties: props(rng, version, PacketType::Connect).into(),
+                }))
             }
             1 => Packet::Connack(Connack {
                 session_present: rng.bool(),
@@ -987,7 +987,7 @@ mod tests {
                 } else {
                     ReasonCode::from_v3_connack(rng.below(6) as u8).unwrap()
                 },
-                properties: props(rng, version, PacketType::Connack),
+                properties: props(rng, version, PacketType::Connack).into(),
             }),
             2 => {
                 let qos = rng.qos();
@@ -1010,7 +1010,7 @@ mod tests {
                         let max = [0, 10, 200, 20_000][rng.below(4)];
                         rng.bytes(max)
                     },
-                    properties,
+                    properties: properties.into(),
                 })
             }
             3 => Packet::Puback(ack(rng, version, PacketType::Puback)),
@@ -1044,7 +1044,7 @@ mod tests {
                         (filter, options)
                     })
                     .collect(),
-                properties: props(rng, version, PacketType::Subscribe),
+                properties: props(rng, version, PacketType::Subscribe).into(),
             }),
             8 => Packet::Suback(Suback {
                 packet_id: rng.id(),
@@ -1057,31 +1057,31 @@ mod tests {
                         }
                     })
                     .collect(),
-                properties: props(rng, version, PacketType::Suback),
+                properties: props(rng, version, PacketType::Suback).into(),
             }),
             9 => Packet::Unsubscribe(Unsubscribe {
                 packet_id: rng.id(),
                 filters: (0..1 + rng.below(5)).map(|_| rng.topic_filter()).collect(),
-                properties: props(rng, version, PacketType::Unsubscribe),
+                properties: props(rng, version, PacketType::Unsubscribe).into(),
             }),
             10 if is_v5 => Packet::Unsuback(Unsuback {
                 packet_id: rng.id(),
                 codes: (0..rng.below(6))
                     .map(|_| rng.reason(PacketType::Unsuback))
                     .collect(),
-                properties: props(rng, version, PacketType::Unsuback),
+                properties: props(rng, version, PacketType::Unsuback).into(),
             }),
             10 => Packet::Unsuback(Unsuback::new(rng.id())),
             11 => Packet::Pingreq,
             12 => Packet::Pingresp,
             13 if is_v5 => Packet::Disconnect(Disconnect {
                 reason: rng.reason(PacketType::Disconnect),
-                properties: props(rng, version, PacketType::Disconnect),
+                properties: props(rng, version, PacketType::Disconnect).into(),
             }),
             13 => Packet::Disconnect(Disconnect::default()),
             _ => Packet::Auth(Auth {
                 reason: rng.reason(PacketType::Auth),
-                properties: props(rng, version, PacketType::Auth),
+                properties: props(rng, version, PacketType::Auth).into(),
             }),
         }
     }
@@ -1116,7 +1116,7 @@ mod tests {
         let mut rng = Rng(seed);
         let full = |rng: &mut Rng, t: PacketType| rng.properties(PropertyContext::Packet(t), true);
         let packets = vec![
-            Packet::Connect(Connect {
+            Packet::Connect(Box::new(Connect {
                 version: V5,
                 clean_session: true,
                 keep_alive: 30,
@@ -1126,16 +1126,16 @@ mod tests {
                     payload: b"x",
                     qos: QoS::AtLeastOnce,
                     retain: true,
-                    properties: rng.properties(PropertyContext::Will, true),
+                    properties: rng.properties(PropertyContext::Will, true).into(),
                 }),
                 username: None,
                 password: Some(b"p"),
-                properties: full(&mut rng, PacketType::Connect),
-            }),
+                properties: full(&mut rng, PacketType::Connect).into(),
+            })),
             Packet::Connack(Connack {
                 session_present: true,
                 reason: ReasonCode::SUCCESS,
-                properties: full(&mut rng, PacketType::Connack),
+                properties: full(&mut rng, PacketType::Connack).into(),
             }),
             Packet::Publish(Publish {
                 dup: false,
@@ -1144,51 +1144,51 @@ mod tests {
                 topic: "a/b",
                 packet_id: Some(id(9)),
                 payload: b"hi",
-                properties: full(&mut rng, PacketType::Publish),
+                properties: full(&mut rng, PacketType::Publish).into(),
             }),
             Packet::Puback(Ack {
-                properties: full(&mut rng, PacketType::Puback),
+                properties: full(&mut rng, PacketType::Puback).into(),
                 ..Ack::new(id(1))
             }),
             Packet::Pubrec(Ack {
-                properties: full(&mut rng, PacketType::Pubrec),
+                properties: full(&mut rng, PacketType::Pubrec).into(),
                 ..Ack::new(id(2))
             }),
             Packet::Pubrel(Ack {
-                properties: full(&mut rng, PacketType::Pubrel),
+                properties: full(&mut rng, PacketType::Pubrel).into(),
                 ..Ack::new(id(3))
             }),
             Packet::Pubcomp(Ack {
-                properties: full(&mut rng, PacketType::Pubcomp),
+                properties: full(&mut rng, PacketType::Pubcomp).into(),
                 ..Ack::new(id(4))
             }),
             Packet::Subscribe(Subscribe {
                 packet_id: id(5),
                 filters: vec![("a/#", SubscriptionOptions::new(QoS::AtLeastOnce))],
-                properties: full(&mut rng, PacketType::Subscribe),
+                properties: full(&mut rng, PacketType::Subscribe).into(),
             }),
             Packet::Suback(Suback {
                 packet_id: id(5),
                 codes: vec![ReasonCode::GRANTED_QOS_1],
-                properties: full(&mut rng, PacketType::Suback),
+                properties: full(&mut rng, PacketType::Suback).into(),
             }),
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: id(6),
                 filters: vec!["a/#"],
-                properties: full(&mut rng, PacketType::Unsubscribe),
+                properties: full(&mut rng, PacketType::Unsubscribe).into(),
             }),
             Packet::Unsuback(Unsuback {
                 packet_id: id(6),
                 codes: vec![ReasonCode::NO_SUBSCRIPTION_EXISTED],
-                properties: full(&mut rng, PacketType::Unsuback),
+                properties: full(&mut rng, PacketType::Unsuback).into(),
             }),
             Packet::Disconnect(Disconnect {
                 reason: ReasonCode::SERVER_MOVED,
-                properties: full(&mut rng, PacketType::Disconnect),
+                properties: full(&mut rng, PacketType::Disconnect).into(),
             }),
             Packet::Auth(Auth {
                 reason: ReasonCode::CONTINUE_AUTHENTICATION,
-                properties: full(&mut rng, PacketType::Auth),
+                properties: full(&mut rng, PacketType::Auth).into(),
             }),
         ];
         for packet in &packets {

@@ -8,6 +8,7 @@ use super::reader::Reader;
 use super::{
     DecodeError, PacketId, PacketType, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
 };
+use crate::protocol::Props;
 use crate::topic;
 
 const DUP: u8 = 0x08;
@@ -41,9 +42,9 @@ pub(super) fn decode<'a>(
         QoS::AtLeastOnce | QoS::ExactlyOnce => Some(r.packet_id()?),
     };
     let properties = if is_v5 {
-        Properties::decode(r, PropertyContext::Packet(PacketType::Publish))?
+        Props::decode(r, PropertyContext::Packet(PacketType::Publish))?
     } else {
-        Properties::default()
+        Props::default()
     };
     // Section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and there
     // is no Topic Alias."
@@ -119,6 +120,7 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::{encode_publish, publish_len, Packet, ProtocolVersion};
     use super::*;
+    use crate::protocol::Props;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 
@@ -135,7 +137,7 @@ mod tests {
             topic: "a/b",
             packet_id: PacketId::new(10),
             payload: b"hi",
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 
@@ -155,7 +157,7 @@ mod tests {
             topic: "t",
             packet_id: None,
             payload: b"",
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             Packet::decode(&PUBLISH_QOS0_EMPTY, V311),
@@ -219,7 +221,7 @@ mod tests {
                             .then(|| PacketId::new(65_535))
                             .flatten(),
                         payload: &[0x00, 0xff],
-                        properties: Properties::default(),
+                        properties: Props::default(),
                     };
                     for version in [ProtocolVersion::V31, V311] {
                         assert_round_trip(&Packet::Publish(p.clone()), version);
@@ -334,7 +336,8 @@ mod tests {
             properties: Properties {
                 topic_alias: Some(2),
                 ..Properties::default()
-            },
+            }
+            .into(),
         };
         let v5 = ProtocolVersion::V5;
         assert_eq!(

@@ -35,6 +35,11 @@ impl<'a> Reader<'a> {
         std::mem::take(&mut self.buf)
     }
 
+    /// The next byte, left in place.
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        self.buf.first().copied()
+    }
+
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         let (&b, tail) = self.buf.split_first().ok_or(DecodeError::UnexpectedEnd)?;
         self.buf = tail;

@@ -12,6 +12,7 @@ use super::{
     DecodeError, PacketType, Properties, PropertyContext, ProtocolVersion, QoS, ReasonCode, Suback,
     Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
 };
+use crate::protocol::Props;
 use crate::topic;
 
 // The Subscription Options byte. [MQTT-3.8.3.1]
@@ -104,11 +105,11 @@ fn properties<'a>(
     r: &mut Reader<'a>,
     version: ProtocolVersion,
     packet: PacketType,
-) -> Result<Properties<'a>, DecodeError> {
+) -> Result<Props<'a>, DecodeError> {
     if version == ProtocolVersion::V5 {
-        Properties::decode(r, PropertyContext::Packet(packet))
+        Props::decode(r, PropertyContext::Packet(packet))
     } else {
-        Ok(Properties::default())
+        Ok(Props::default())
     }
 }
 
@@ -321,6 +322,7 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::{Packet, PacketId, ProtocolVersion};
     use super::*;
+    use crate::protocol::Props;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 
@@ -337,7 +339,7 @@ mod tests {
                 ("a/b", SubscriptionOptions::new(QoS::AtLeastOnce)),
                 ("c/#", SubscriptionOptions::new(QoS::ExactlyOnce)),
             ],
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 
@@ -372,7 +374,7 @@ mod tests {
                 ReasonCode::GRANTED_QOS_2,
                 ReasonCode::UNSPECIFIED_ERROR,
             ],
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             Packet::decode(&SUBACK, V311),
@@ -387,7 +389,7 @@ mod tests {
         let unsubscribe = Unsubscribe {
             packet_id: PacketId::new(10).unwrap(),
             filters: vec!["a/b", "+/x"],
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             Packet::decode(&UNSUBSCRIBE, V311),
@@ -635,7 +637,7 @@ mod v5_tests {
                 ReasonCode::GRANTED_QOS_1,
                 ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
             ],
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         let v5 = [0x90, 0x05, 0x00, 0x03, 0x00, 0x01, 0x9e];
         assert_eq!(encode(&Packet::Suback(suback.clone()), V5), v5);
@@ -658,7 +660,7 @@ mod v5_tests {
         let unsuback = Unsuback {
             packet_id: PacketId::new(3).unwrap(),
             codes: vec![ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED],
-            properties: Properties::default(),
+            properties: Props::default(),
         };
         assert_eq!(
             Packet::decode(&v5, V5),

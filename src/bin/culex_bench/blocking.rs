@@ -34,7 +34,7 @@ impl Client {
             .and_then(|()| stream.get_ref().set_write_timeout(Some(timeout)))
             .map_err(|e| format!("cannot set socket timeouts: {e}"))?;
         let mut wbuf = Vec::with_capacity(READ_CHUNK);
-        Packet::Connect(crate::engine::connect_packet(client_id)).encode(V311, &mut wbuf);
+        Packet::Connect(Box::new(crate::engine::connect_packet(client_id))).encode(V311, &mut wbuf);
         Ok(Client {
             stream,
             rbuf: Vec::new(),

@@ -450,7 +450,7 @@ fn open(plan: &Plan, client_id: &str) -> Result<Conn, String> {
         crate::ws::Stream::Plain(stream)
     };
     let mut wbuf = Vec::with_capacity(FILL + 1024);
-    Packet::Connect(connect_packet(client_id)).encode(V311, &mut wbuf);
+    Packet::Connect(Box::new(connect_packet(client_id))).encode(V311, &mut wbuf);
     Ok(Conn {
         stream,
         rbuf: vec![0; READ_CHUNK],
