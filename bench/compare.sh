@@ -9,7 +9,10 @@
 #
 # Environment: ROUNDS (3), DURATION seconds per throughput run (5), CLIENTS idle
 # connections (10000), RETAINED messages (100000), BROKER_CPU (0), LOAD_CPU (1),
-# WINDOW QoS 1/2 window (64), OUT directory for raw results (a temporary one).
+# WINDOW QoS 1/2 window (64), OUT directory for raw results (a temporary one),
+# TARGET a Rust triple to build culex for instead of the host's glibc build (e.g.
+# x86_64-unknown-linux-musl, the amd64 package's static build; the load generator is
+# always the host build).
 # Needs root only to install Mosquitto when it is missing.
 set -euo pipefail
 
@@ -39,6 +42,11 @@ systemctl stop mosquitto 2>/dev/null || true
 
 (cd "$root" && cargo build --release --bin culex --bin culex_bench)
 CULEX="$root/target/release/culex"
+if [ -n "${TARGET:-}" ]; then
+    (cd "$root" && cargo build --release --bin culex --target "$TARGET")
+    CULEX="$root/target/$TARGET/release/culex"
+fi
+echo "culex: $CULEX ($(file -b "$CULEX" | cut -d, -f1-2,5))" >&2
 BENCH="$root/target/release/culex_bench"
 
 # 10,000 idle clients need as many descriptors, on both sides.

@@ -6,6 +6,7 @@
 #
 #   bench/latency.sh                 # 3 rounds of 30 s
 #   ROUNDS=5 DURATION=60 bench/latency.sh
+#   CULEX=target/x86_64-unknown-linux-musl/release/culex bench/latency.sh   # another build
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
@@ -18,6 +19,7 @@ if [ ! -x "$MOSQUITTO" ]; then
     $sudo_cmd apt-get install -y mosquitto >/dev/null
 fi
 cargo build --release --bin culex --bin culex_bench >/dev/null
+CULEX=${CULEX:-target/release/culex}
 conf=$(mktemp)
 trap 'rm -f "$conf"' EXIT
 printf "listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 64\n" \
@@ -28,7 +30,7 @@ echo "|---|---|---|---|---|"
 for round in $(seq "$ROUNDS"); do
     for name in culex mosquitto; do
         case $name in
-            culex) taskset -c 0 target/release/culex -c "$conf" >/dev/null 2>&1 & ;;
+            culex) taskset -c 0 "$CULEX" -c "$conf" >/dev/null 2>&1 & ;;
             mosquitto) taskset -c 0 "$MOSQUITTO" -c "$conf" >/dev/null 2>&1 & ;;
         esac
         pid=$!

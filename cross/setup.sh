@@ -2,8 +2,8 @@
 # Installs every piece of the ARM toolchains, idempotently (a second run is a no-op apart
 # from apt's and rustup's own checks). Run as root on Debian 12.
 #
-#   cross/setup.sh            the glibc targets (aarch64, armv7) and static aarch64 musl,
-#                             qemu-user to run them; what CI needs
+#   cross/setup.sh            the glibc targets (aarch64, armv7), static musl for aarch64
+#                             and x86_64 (the .debs), qemu-user; what CI needs
 #   cross/setup.sh armv6      also the ARMv6 (Pi Zero/1) static musl build: nightly with
 #                             rust-src (-Zbuild-std), cargo-zigbuild and PyPI's ziglang.
 #                             Slow the first time (cargo install compiles cargo-zigbuild),
@@ -37,7 +37,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 rustup target add aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf \
-    aarch64-unknown-linux-musl
+    aarch64-unknown-linux-musl x86_64-unknown-linux-musl
 
 if $want_armv6; then
     # rustup's dist server has no rust-std for arm-unknown-linux-musleabihf (404 for
