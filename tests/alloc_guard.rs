@@ -123,6 +123,26 @@ fn connect(broker: &mut Broker, id: u32, client_id: &str, version: ProtocolVersi
     broker.handle_frame(ConnId(id), &connect, now);
 }
 
+/// Client `id` subscribes to `filter` (packet id 1).
+fn subscribe(
+    broker: &mut Broker,
+    id: u32,
+    filter: &str,
+    qos: QoS,
+    version: ProtocolVersion,
+    now: Instant,
+) {
+    let subscribe = encode(
+        &Packet::Subscribe(Subscribe {
+            packet_id: PacketId::new(1).unwrap(),
+            filters: vec![(filter, SubscriptionOptions::new(qos))],
+            properties: Props::default(),
+        }),
+        version,
+    );
+    broker.handle_frame(ConnId(id), &subscribe, now);
+}
+
 /// Drains every outbox like the loop's flush, answering QoS 1 deliveries with PUBACK.
 fn drain(broker: &mut Broker, version: ProtocolVersion, now: Instant, acks: &mut Vec<u8>) -> u64 {
     let mut delivered = 0;
@@ -163,18 +183,14 @@ fn allocations_per_message(version: ProtocolVersion, qos: QoS) -> f64 {
     connect(&mut broker, 0, "publisher", version, now);
     for s in 1..=SUBSCRIBERS {
         connect(&mut broker, s, &format!("subscriber-{s}"), version, now);
-        let subscribe = encode(
-            &Packet::Subscribe(Subscribe {
-                packet_id: PacketId::new(1).unwrap(),
-                filters: vec![(
-                    "sensors/+/temperature",
-                    SubscriptionOptions::new(QoS::ExactlyOnce),
-                )],
-                properties: Props::default(),
-            }),
+        subscribe(
+            &mut broker,
+            s,
+            "sensors/+/temperature",
+            QoS::ExactlyOnce,
             version,
+            now,
         );
-        broker.handle_frame(ConnId(s), &subscribe, now);
     }
     drain(&mut broker, version, now, &mut acks);
 
@@ -291,18 +307,14 @@ fn retained_messages_are_stored_compactly() {
     let stored = held() - before;
     assert_eq!(broker.retained_count(), RETAINED as usize);
     reset_peak();
-    let subscribe = encode(
-        &Packet::Subscribe(Subscribe {
-            packet_id: PacketId::new(1).unwrap(),
-            filters: vec![(
-                "culex-bench/12345/r/#",
-                SubscriptionOptions::new(QoS::AtMostOnce),
-            )],
-            properties: Props::default(),
-        }),
+    subscribe(
+        &mut broker,
+        1,
+        "culex-bench/12345/r/#",
+        QoS::AtMostOnce,
         ProtocolVersion::V311,
+        now,
     );
-    broker.handle_frame(ConnId(1), &subscribe, now);
     let mut delivered = 0;
     for _ in 0..RETAINED {
         let n = drain(&mut broker, ProtocolVersion::V311, now, &mut acks);

@@ -30,9 +30,8 @@
 
 use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER};
 use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
-use crate::protocol::Props;
 use crate::protocol::{
-    frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, ProtocolVersion,
+    frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, Props, ProtocolVersion,
     Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe, Will,
 };
 use log::{debug, info, warn};

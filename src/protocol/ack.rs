@@ -11,10 +11,9 @@
 use super::packet::{put_u16, reason_code};
 use super::reader::Reader;
 use super::{
-    Ack, Auth, DecodeError, Disconnect, PacketType, Properties, PropertyContext, ProtocolVersion,
-    ReasonCode,
+    Ack, Auth, DecodeError, Disconnect, PacketType, Properties, PropertyContext, Props,
+    ProtocolVersion, ReasonCode,
 };
-use crate::protocol::Props;
 
 /// Reads what is left of a body: a reason code valid for `packet` (Success when absent)
 /// and properties (none when absent).
@@ -142,7 +141,6 @@ mod tests {
     use super::super::testing::encode;
     use super::super::{Packet, PacketId};
     use super::*;
-    use crate::protocol::Props;
 
     const V5: ProtocolVersion = ProtocolVersion::V5;
 

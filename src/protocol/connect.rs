@@ -14,10 +14,9 @@ use super::packet::reason_code;
 use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
 use super::{
-    Connack, Connect, DecodeError, PacketType, PropertyContext, ProtocolVersion, QoS, ReasonCode,
-    Will,
+    Connack, Connect, DecodeError, PacketType, PropertyContext, Props, ProtocolVersion, QoS,
+    ReasonCode, Will,
 };
-use crate::protocol::Props;
 use crate::topic;
 
 const NAME_V31: &[u8] = b"MQIsdp";
@@ -266,7 +265,7 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::Packet;
     use super::*;
-    use crate::protocol::{Properties, Props};
+    use crate::protocol::Properties;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 

@@ -6,9 +6,9 @@ use super::frame;
 use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
 use super::{
-    DecodeError, PacketId, PacketType, Properties, PropertyContext, ProtocolVersion, Publish, QoS,
+    DecodeError, PacketId, PacketType, Properties, PropertyContext, Props, ProtocolVersion,
+    Publish, QoS,
 };
-use crate::protocol::Props;
 use crate::topic;
 
 const DUP: u8 = 0x08;
@@ -120,7 +120,6 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::{encode_publish, publish_len, Packet, ProtocolVersion};
     use super::*;
-    use crate::protocol::Props;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 

@@ -9,10 +9,9 @@
 use super::packet::{field_len, put_binary, put_u16, reason_code};
 use super::reader::Reader;
 use super::{
-    DecodeError, PacketType, Properties, PropertyContext, ProtocolVersion, QoS, ReasonCode, Suback,
-    Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
+    DecodeError, PacketType, Properties, PropertyContext, Props, ProtocolVersion, QoS, ReasonCode,
+    Suback, Subscribe, SubscriptionOptions, Unsuback, Unsubscribe,
 };
-use crate::protocol::Props;
 use crate::topic;
 
 // The Subscription Options byte. [MQTT-3.8.3.1]
@@ -322,7 +321,6 @@ mod tests {
     use super::super::testing::{assert_round_trip, encode};
     use super::super::{Packet, PacketId, ProtocolVersion};
     use super::*;
-    use crate::protocol::Props;
 
     const V311: ProtocolVersion = ProtocolVersion::V311;
 
