@@ -16,6 +16,7 @@
 //! - [`net`]: the mio loop: listeners, connections, framing, flushing, signals.
 //! - [`config`]: mosquitto.conf into one typed [`config::Config`].
 //! - [`log_dest`]: the logger: Mosquitto's `log_dest`, `log_type` and time stamps.
+//! - [`localtime`]: the local time zone, as tzset(3) finds it, for time stamps.
 //! - [`timer`]: the ordered deadline set behind every timeout.
 //! - [`notify`]: sd_notify for systemd's `Type=notify` units, without libsystemd.
 //! - [`persist`]: the journal and snapshots that keep retained messages and persistent
@@ -36,6 +37,7 @@ pub mod bridge;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod localtime;
 pub mod log_dest;
 pub mod net;
 pub mod notify;

@@ -20,7 +20,8 @@
 //! and SIGRTMIN as in Mosquitto 2.1), for logrotate's move-then-signal.
 
 use crate::config::{Config, LogDest, LogTypes};
-use jiff::ZonedDateTime as Zoned;
+use crate::localtime;
+use jiff::{Timestamp, ZonedDateTime as Zoned};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -221,13 +222,18 @@ impl Outputs {
             ..
         } = self.options.dest;
         let wants_stamp = stdout || stderr || self.file.is_some() || syslog;
-        let now = wants_stamp.then(Zoned::now);
+        let now = wants_stamp.then(Timestamp::now);
         if stdout || stderr || self.file.is_some() {
-            let line = match (&now, self.options.timestamp) {
-                (Some(now), true) => format!(
-                    "{}: {message}\n",
-                    format_timestamp(self.options.timestamp_format.as_deref(), now)
-                ),
+            let line = match (now, self.options.timestamp) {
+                // Unix seconds, the default, need no time zone: the zone is read only
+                // when a format or syslog asks for local time.
+                (Some(now), true) => match self.options.timestamp_format.as_deref() {
+                    None => format!("{}: {message}\n", now.as_second()),
+                    format => format!(
+                        "{}: {message}\n",
+                        format_timestamp(format, &localtime::at(now))
+                    ),
+                },
                 _ => format!("{message}\n"),
             };
             // A destination that cannot be written loses the line, as in Mosquitto;
@@ -242,8 +248,9 @@ impl Outputs {
                 let _ = file.write_all(line.as_bytes());
             }
         }
-        if let (true, Some(now)) = (syslog, &now) {
-            let frame = syslog_frame(self.options.facility, kind.syslog_severity(), now, message);
+        if let (true, Some(now)) = (syslog, now) {
+            let now = localtime::at(now);
+            let frame = syslog_frame(self.options.facility, kind.syslog_severity(), &now, message);
             self.send_syslog(frame.as_bytes());
         }
         if let (true, Some(topic)) = (topic, kind.topic()) {
@@ -414,9 +421,11 @@ pub fn reconfigure(options: LogOptions) -> io::Result<()> {
     Ok(())
 }
 
-/// Reopens the log file (after logrotate moved it) and reconnects to syslog. If the file
-/// cannot be opened, lines go to the other destinations until the next reopen.
+/// Reopens the log file (after logrotate moved it), reconnects to syslog and reads the
+/// time zone again. If the file cannot be opened, lines go to the other destinations
+/// until the next reopen.
 pub fn reopen() -> io::Result<()> {
+    localtime::refresh();
     let mut guard = LOGGER.lock();
     let Some(state) = guard.as_mut() else {
         return Ok(());

@@ -202,7 +202,7 @@ fn is_response(
 
 fn print(config: &Config, output: &OutputOptions, message: &Message) {
     let mut out = Vec::new();
-    for e in format::render(&mut out, output, message, &jiff::ZonedDateTime::now()) {
+    for e in format::render(&mut out, output, message, &culex::localtime::now()) {
         err(config, &e);
     }
     let mut stdout = io::stdout().lock();

@@ -268,12 +268,7 @@ impl<'a> Subscriber<'a> {
             return;
         }
         let mut out = Vec::new();
-        let errors = format::render(
-            &mut out,
-            &self.output,
-            &message,
-            &jiff::ZonedDateTime::now(),
-        );
+        let errors = format::render(&mut out, &self.output, &message, &culex::localtime::now());
         for e in errors {
             err(c, &e);
         }
