@@ -813,7 +813,10 @@ mod tests {
 
     /// 2026-11-25 15:34:16.333134567 in UTC.
     fn now() -> Zoned {
-        "2026-11-25T15:34:16.333134567+00:00[UTC]".parse().unwrap()
+        "2026-11-25T15:34:16.333134567Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
     }
 
     fn render_with(format: &str, m: &Message) -> Vec<u8> {
