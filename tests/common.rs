@@ -65,16 +65,26 @@ impl Broker {
 
     /// As [`Broker::start`], with `args` after `-c FILE` on the command line.
     pub fn start_with_args(extra_conf: &str, args: &[&str]) -> Broker {
-        Broker::start_binary(broker_binary(), extra_conf, args)
+        Broker::start_binary(broker_binary(), extra_conf, args, &[])
+    }
+
+    /// As [`Broker::start`], with `env` added to the broker's environment.
+    pub fn start_with_env(extra_conf: &str, env: &[(&str, &str)]) -> Broker {
+        Broker::start_binary(broker_binary(), extra_conf, &[], env)
     }
 
     /// As [`Broker::start`], always culex whatever `CULEX_TEST_BROKER` says: for culex's
     /// own options, which Mosquitto refuses.
     pub fn start_culex(extra_conf: &str) -> Broker {
-        Broker::start_binary(culex_binary(), extra_conf, &[])
+        Broker::start_binary(culex_binary(), extra_conf, &[], &[])
     }
 
-    fn start_binary(binary: PathBuf, extra_conf: &str, args: &[&str]) -> Broker {
+    fn start_binary(
+        binary: PathBuf,
+        extra_conf: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "culex-itest-{}-{}",
             std::process::id(),
@@ -98,6 +108,7 @@ impl Broker {
                 .arg("-c")
                 .arg(&conf)
                 .args(args)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log_file.try_clone().expect("clone the log file handle"))
                 .stderr(log_file)

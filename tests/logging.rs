@@ -247,6 +247,21 @@ fn log_timestamp_format_is_strftime() {
     }
 }
 
+/// The local time of `log_timestamp_format` is the zone `TZ` names, as tzset(3) reads
+/// it: a POSIX rule here (no tzdata needed), Japan's nine hours east of UTC all year.
+#[test]
+fn log_timestamp_format_follows_tz() {
+    let dir = LogDir::new();
+    let path = dir.file("broker.log");
+    let broker = Broker::start_with_env(
+        &format!("log_dest file {}\nlog_timestamp_format %z", path.display()),
+        &[("TZ", "JST-9")],
+    );
+    let _client = broker.client("zoned");
+    let line = connect_line(&path, "zoned");
+    assert!(line.starts_with("+0900: New client connected"), "{line:?}");
+}
+
 /// SIGUSR1 (write the persistence file) and SIGUSR2 (print the subscription tree) do
 /// not stop the broker.
 #[test]
