@@ -9,7 +9,7 @@
 //! says: these tests are about culex's bridge and read culex's logs and `$SYS` values.
 //! tests/interop/bridge.sh runs it against Debian's mosquitto as the cloud.
 
-use crate::common::{eventually, Broker, Peer, Stop, WAIT};
+use crate::common::{eventually, hex, Broker, Peer, Raw, Stop, WAIT};
 use rumqttc::QoS;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -179,6 +179,128 @@ fn notifications_announce_the_link_state() {
     assert_eq!(p.payload.as_ref(), b"1");
     drop(gw); // SIGKILL: the cloud publishes the will.
     wait_state(&mut cloud_watch, "0", WAIT);
+}
+
+/// The "1" goes to the remote at QoS 1, as Mosquitto sends it: a monitor in the cloud
+/// with a persistent QoS 1 session that was offline when the link came up gets it when
+/// it returns (a QoS 0 message is not queued for an offline session).
+#[test]
+fn the_up_notification_reaches_an_offline_persistent_monitor() {
+    let cloud = Broker::start_culex("");
+    let monitor_options = || {
+        let mut o = cloud.options("monitor");
+        o.set_clean_session(false);
+        o
+    };
+    let (mut monitor, _) = Peer::connect(monitor_options());
+    monitor.subscribe(STATE_TOPIC, QoS::AtLeastOnce);
+    monitor.disconnect();
+    let gw = gateway(cloud.port, "topic x/# out 1");
+    wait_state(&mut state_watcher(&gw, "watch"), "1", WAIT * 3);
+    let (mut monitor, connack) = Peer::connect(monitor_options());
+    assert!(connack.session_present);
+    let p = monitor.expect_publish();
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_ref()),
+        (STATE_TOPIC, &b"1"[..])
+    );
+    assert_eq!(p.qos, QoS::AtLeastOnce);
+}
+
+/// A PUBLISH from the gateway's bridge, as a fake MQTT 5 remote reads it: QoS, retain,
+/// topic, packet id (0 at QoS 0) and payload.
+fn parse_v5_publish(packet: &[u8]) -> (u8, bool, String, u16, Vec<u8>) {
+    assert_eq!(
+        packet[0] & 0xf0,
+        0x30,
+        "expected PUBLISH, got {}",
+        hex(packet)
+    );
+    let mut i = 1;
+    while packet[i] & 0x80 != 0 {
+        i += 1;
+    }
+    let body = &packet[i + 1..];
+    let qos = (packet[0] >> 1) & 3;
+    let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let topic = String::from_utf8(body[2..2 + len].to_vec()).unwrap();
+    let mut i = 2 + len;
+    let mut packet_id = 0;
+    if qos > 0 {
+        packet_id = u16::from_be_bytes([body[i], body[i + 1]]);
+        i += 2;
+    }
+    // Property length (a variable byte integer; short here), then the properties.
+    assert!(body[i] < 0x80, "short properties expected: {}", hex(packet));
+    i += 1 + usize::from(body[i]);
+    (
+        qos,
+        packet[0] & 1 != 0,
+        topic,
+        packet_id,
+        body[i..].to_vec(),
+    )
+}
+
+/// The next PUBLISH from the bridge, skipping its SUBSCRIBE/UNSUBSCRIBE.
+fn next_bridge_publish(remote: &mut Raw) -> (u8, bool, String, u16, Vec<u8>) {
+    loop {
+        let packet = remote
+            .try_read_packet(WAIT)
+            .expect("a PUBLISH from the bridge");
+        if packet[0] & 0xf0 == 0x30 {
+            return parse_v5_publish(&packet);
+        }
+    }
+}
+
+/// The QoS 1 notification counts against the remote's Receive Maximum: with 2, one local
+/// message is in flight beside it, never two [MQTT-3.3.4-7]. Its PUBACK is the bridge's
+/// own (an id the local session never uses); the link stays up and later messages flow.
+#[test]
+fn the_notification_counts_against_the_remote_receive_maximum() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gw = gateway(port, "bridge_protocol_version mqttv50\ntopic x/# out 1");
+    let mut stream = None;
+    eventually(WAIT * 2, || {
+        stream = listener.accept().ok().map(|(s, _)| s);
+        stream.is_some()
+    });
+    let stream = stream.expect("the bridge connects to the fake remote");
+    stream.set_nonblocking(false).unwrap();
+    let mut remote = Raw::from_stream(stream);
+    assert_eq!(remote.read_packet()[0], 0x10, "CONNECT first");
+    // CONNACK: success, properties: Receive Maximum (0x21) 2.
+    remote.send(&[0x20, 0x06, 0x00, 0x00, 0x03, 0x21, 0x00, 0x02]);
+    let (qos, retain, topic, up_id, payload) = next_bridge_publish(&mut remote);
+    assert_eq!(
+        (qos, retain, topic.as_str(), &payload[..]),
+        (1, true, STATE_TOPIC, &b"1"[..])
+    );
+
+    let mut device = gw.client("device");
+    for n in 1..=3 {
+        device.publish("x/seq", QoS::AtLeastOnce, false, n.to_string().as_bytes());
+    }
+    let (qos, _, _, first_id, payload) = next_bridge_publish(&mut remote);
+    assert_eq!((qos, &payload[..]), (1, &b"1"[..]));
+    assert_ne!(first_id, up_id);
+    remote.expect_silence(Duration::from_millis(500));
+    // The notification's PUBACK frees no local slot and disturbs nothing.
+    remote.send(&[0x40, 0x02, (up_id >> 8) as u8, up_id as u8]);
+    remote.expect_silence(Duration::from_millis(300));
+    // One at a time from here: each PUBACK lets the next message go.
+    let mut in_flight = first_id;
+    for expected in [&b"2"[..], b"3"] {
+        remote.send(&[0x40, 0x02, (in_flight >> 8) as u8, in_flight as u8]);
+        let (qos, _, _, id, payload) = next_bridge_publish(&mut remote);
+        assert_eq!((qos, &payload[..]), (1, expected));
+        assert_ne!(id, up_id);
+        remote.expect_silence(Duration::from_millis(300));
+        in_flight = id;
+    }
 }
 
 /// A TCP proxy between the gateway and the cloud that the test can cut (close every

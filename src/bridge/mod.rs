@@ -28,7 +28,7 @@
 //! This module owns no socket and reads no clock: `net` resolves, connects, reads and
 //! writes, and calls the `handle_*` methods of [`Link`] with `now`.
 
-use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER};
+use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER, BRIDGE_MAX_PACKET_ID};
 use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
 use crate::protocol::{
     frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, Props, ProtocolVersion,
@@ -54,6 +54,13 @@ pub const REMOTE_OUT_HIGH: usize = 256 * 1024;
 /// local session. They are only echoed in SUBACK/UNSUBACK, which no other packet is.
 const SUBSCRIBE_ID: u16 = 0xffff;
 const UNSUBSCRIBE_ID: u16 = 0xfffe;
+/// Packet identifiers of the state notifications "1" (up) and "0" (a clean stop), QoS 1
+/// as Mosquitto sends them: above [`BRIDGE_MAX_PACKET_ID`], so the local session, whose
+/// ids go to the remote unchanged, never uses them, and a PUBACK with one of them is the
+/// notification's.
+const NOTIFY_UP_ID: u16 = 0xfffd;
+const NOTIFY_DOWN_ID: u16 = 0xfffc;
+const _: () = assert!(NOTIFY_DOWN_ID > BRIDGE_MAX_PACKET_ID);
 
 /// One `topic` line, resolved into the filters subscribed on each side and the prefixes
 /// swapped on the way.
@@ -205,6 +212,9 @@ pub struct Link {
     /// Local QoS 2 messages sent to the remote at a lower QoS: the remote's PUBACK
     /// becomes the local PUBREC, and the local PUBREL is answered here.
     downgraded: Vec<u16>,
+    /// The "1" notification is in flight: the "0" of a clean stop then goes at QoS 0
+    /// (after it on the same connection) so as not to exceed the remote's Receive Maximum.
+    is_notify_up_unacked: bool,
     scratch: Vec<u8>,
     pub stats: LinkStats,
     /// When a message last crossed (lazy bridges stop after `idle_timeout` without).
@@ -289,6 +299,7 @@ impl Link {
             is_retain_available: true,
             remote_max_qos: QoS::ExactlyOnce,
             downgraded: Vec::new(),
+            is_notify_up_unacked: false,
             scratch: Vec::new(),
             stats: LinkStats::default(),
             last_activity: now,
@@ -530,9 +541,20 @@ impl Link {
                 Ok(())
             }
             (State::Up, Packet::Puback(ack)) => {
+                let id = ack.packet_id.get();
+                if id == NOTIFY_UP_ID || id == NOTIFY_DOWN_ID {
+                    self.is_notify_up_unacked &= id != NOTIFY_UP_ID;
+                    if ack.reason.0 >= 0x80 {
+                        warn!(
+                            "Bridge {}: the remote refused the state notification on {} (0x{:02x}).",
+                            self.config.name, self.notification_topic, ack.reason.0
+                        );
+                    }
+                    return Ok(());
+                }
                 // A local QoS 2 message the remote took at QoS 1: received, for the
                 // local session (which then releases it, answered in relay_out).
-                if self.downgraded.contains(&ack.packet_id.get()) {
+                if self.downgraded.contains(&id) {
                     self.send_local(broker, &Packet::Pubrec(Ack::new(ack.packet_id)), now);
                 } else {
                     self.send_local(broker, &Packet::Puback(local_ack(&ack)), now);
@@ -598,7 +620,7 @@ impl Link {
                 ours => ours.min(max),
             };
         }
-        let remote_receive_maximum = connack.properties.receive_maximum;
+        let mut remote_receive_maximum = connack.properties.receive_maximum;
         if let Some(k) = connack.properties.server_keep_alive {
             self.keep_alive = k;
         }
@@ -657,12 +679,24 @@ impl Link {
             .encode(self.version, &mut out);
         }
         if self.config.notifications && !self.config.notifications_local_only {
+            // QoS 1, as Mosquitto: a monitor on the remote with a persistent session
+            // gets the change even if it was offline. It takes one of the remote's
+            // Receive Maximum slots, so the local session gets one fewer; with a Receive
+            // Maximum of 1 or a Maximum QoS of 0 it goes at QoS 0.
+            let qos = match remote_receive_maximum {
+                Some(1) => QoS::AtMostOnce,
+                _ => self.remote_max_qos.min(QoS::AtLeastOnce),
+            };
+            if qos == QoS::AtLeastOnce {
+                remote_receive_maximum = remote_receive_maximum.map(|r| r - 1);
+            }
+            self.is_notify_up_unacked = qos == QoS::AtLeastOnce;
             Packet::Publish(Publish {
                 dup: false,
-                qos: QoS::AtMostOnce,
+                qos,
                 retain: self.is_retain_available,
                 topic: &self.notification_topic,
-                packet_id: None,
+                packet_id: (qos == QoS::AtLeastOnce).then(|| packet_id(NOTIFY_UP_ID)),
                 payload: b"1",
                 properties: Props::default(),
             })
@@ -872,12 +906,17 @@ impl Link {
             return;
         }
         if self.config.notifications && !self.config.notifications_local_only {
+            let qos = if self.is_notify_up_unacked {
+                QoS::AtMostOnce
+            } else {
+                self.remote_max_qos.min(QoS::AtLeastOnce)
+            };
             Packet::Publish(Publish {
                 dup: false,
-                qos: QoS::AtMostOnce,
+                qos,
                 retain: self.is_retain_available,
                 topic: &self.notification_topic,
-                packet_id: None,
+                packet_id: (qos == QoS::AtLeastOnce).then(|| packet_id(NOTIFY_DOWN_ID)),
                 payload: b"0",
                 properties: Props::default(),
             })

@@ -89,11 +89,9 @@ mod link {
         out
     }
 
-    /// A local client's QoS 1 PUBLISH reaches the remote mapped, with the packet id of
-    /// the bridge's local session; the remote's PUBACK for that id is what frees it.
-    #[test]
-    fn a_local_message_is_relayed_and_acknowledged_by_the_remote_only() {
-        let now = Instant::now();
+    /// A broker and a 3.1.1 link that is up (its CONNECT checked), with its first
+    /// output consumed.
+    fn link_up(now: Instant) -> (Broker, Link) {
         let mut broker = Broker::new(Settings::default(), now);
         let mut link = Link::new(&bridge_config(), ConnId(0), Duration::ZERO, now);
         link.start(&mut broker, now);
@@ -110,8 +108,11 @@ mod link {
         assert_eq!(link.state(), State::Up);
         link.pump_local(&mut broker, now);
         link.consume_remote(usize::MAX);
+        (broker, link)
+    }
 
-        // A client publishes gw/s/t at QoS 1.
+    /// A local 3.1.1 client, connected as "c".
+    fn local_client(broker: &mut Broker, now: Instant) -> ConnId {
         let client = ConnId(1);
         broker.handle_open(client, Peer::Unix(Rc::from("test")), 0, now);
         let mut bytes = Vec::new();
@@ -127,18 +128,35 @@ mod link {
         }))
         .encode(ProtocolVersion::V311, &mut bytes);
         broker.handle_frame(client, &bytes, now);
-        bytes.clear();
+        client
+    }
+
+    /// `client` publishes `topic` at QoS 1 with packet id `id`.
+    fn publish_qos1(broker: &mut Broker, client: ConnId, id: u16, topic: &str, now: Instant) {
+        let mut bytes = Vec::new();
         Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtLeastOnce,
             retain: false,
-            topic: "gw/s/t",
-            packet_id: PacketId::new(9),
+            topic,
+            packet_id: PacketId::new(id),
             payload: b"v",
             properties: Props::default(),
         })
         .encode(ProtocolVersion::V311, &mut bytes);
         broker.handle_frame(client, &bytes, now);
+    }
+
+    /// A local client's QoS 1 PUBLISH reaches the remote mapped, with the packet id of
+    /// the bridge's local session; the remote's PUBACK for that id is what frees it.
+    #[test]
+    fn a_local_message_is_relayed_and_acknowledged_by_the_remote_only() {
+        let now = Instant::now();
+        let (mut broker, mut link) = link_up(now);
+
+        // A client publishes gw/s/t at QoS 1.
+        let client = local_client(&mut broker, now);
+        publish_qos1(&mut broker, client, 9, "gw/s/t", now);
         link.pump_local(&mut broker, now);
         let out = frames(link.remote_output());
         assert_eq!(out.len(), 1);
@@ -163,6 +181,40 @@ mod link {
         link.handle_lost(&mut broker, "test", now);
         assert!(matches!(link.state(), State::Waiting(_)));
         assert_eq!(broker.session_backlog("local.gw1"), Some((0, 0)));
+    }
+
+    /// The local session's packet ids, which go to the remote unchanged, stay at or below
+    /// BRIDGE_MAX_PACKET_ID through a whole cycle: the ids above are the notifications'.
+    #[test]
+    fn local_packet_ids_wrap_below_the_notification_ids() {
+        let now = Instant::now();
+        let (mut broker, mut link) = link_up(now);
+        let client = local_client(&mut broker, now);
+        let mut seen_max = 0;
+        let mut wrapped = false;
+        for n in 0..usize::from(u16::MAX) + 10 {
+            publish_qos1(&mut broker, client, (n % 60_000 + 1) as u16, "gw/s/t", now);
+            link.pump_local(&mut broker, now);
+            let out = frames(link.remote_output());
+            let Ok(Packet::Publish(p)) = Packet::decode(&out[0], ProtocolVersion::V311) else {
+                panic!("not a PUBLISH: {:02x?}", out[0]);
+            };
+            let id = p.packet_id.expect("QoS 1 has a packet id");
+            assert!(
+                id.get() <= BRIDGE_MAX_PACKET_ID,
+                "message {n} has id {id:?}"
+            );
+            wrapped |= id.get() < seen_max;
+            seen_max = seen_max.max(id.get());
+            link.consume_remote(usize::MAX);
+            let mut ack = Vec::new();
+            Packet::Puback(Ack::new(id)).encode(ProtocolVersion::V311, &mut ack);
+            link.handle_remote_data(&mut broker, &ack, now).unwrap();
+            link.pump_local(&mut broker, now);
+            link.consume_remote(usize::MAX);
+        }
+        assert_eq!(seen_max, BRIDGE_MAX_PACKET_ID);
+        assert!(wrapped, "the ids went round");
     }
 
     /// MQTT 5: the remote's Server Keep Alive replaces keepalive_interval

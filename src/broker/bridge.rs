@@ -22,6 +22,12 @@ pub struct QueueLimits {
 /// authentication, no ACL.
 pub const BRIDGE_LISTENER: usize = usize::MAX;
 
+/// The highest packet id a bridge's local session uses. The ids above it are the bridge's
+/// own toward the remote (its state notifications, which are QoS 1 as Mosquitto's): the
+/// local session's ids go to the remote unchanged, so the two sets must not meet, or a
+/// PUBACK for a notification would acknowledge a local message.
+pub const BRIDGE_MAX_PACKET_ID: u16 = 0xfffb;
+
 impl Broker {
     /// Publishes a retained message from the broker itself (bridge state notifications):
     /// stored as retained and routed to subscribers.

@@ -34,7 +34,7 @@ mod journal;
 mod message;
 mod sys;
 
-pub use bridge::{QueueLimits, BRIDGE_LISTENER};
+pub use bridge::{QueueLimits, BRIDGE_LISTENER, BRIDGE_MAX_PACKET_ID};
 pub use journal::Journal;
 pub use message::{Message, MessageProps};
 
@@ -1860,15 +1860,22 @@ impl Broker {
 
     /// QoS 1/2 messages that may be in flight to a connection: max_inflight_messages, and
     /// the client's Receive Maximum. [MQTT-3.3.4-9]
+    /// A bridge's local session stays below its free ids (see `next_packet_id`).
     fn window(&self, conn: ConnId) -> usize {
-        let receive_maximum = self
+        let (receive_maximum, listener) = self
             .conns
             .get(conn.0 as usize)
             .and_then(Option::as_ref)
-            .map_or(u16::MAX, |c| c.receive_maximum);
-        self.settings
+            .map_or((u16::MAX, 0), |c| (c.receive_maximum, c.listener));
+        let window = self
+            .settings
             .max_inflight_messages
-            .min(usize::from(receive_maximum))
+            .min(usize::from(receive_maximum));
+        if listener == BRIDGE_LISTENER {
+            window.min(usize::from(BRIDGE_MAX_PACKET_ID) - 1)
+        } else {
+            window
+        }
     }
 
     /// Queues a QoS 1/2 message for later, within max_queued_messages/bytes; what does
@@ -2767,10 +2774,20 @@ fn outbox<'a>(out: &'a mut Vec<u8>, pool: &mut Vec<Vec<u8>>) -> &'a mut Vec<u8> 
 
 /// The next packet id not in use by an inflight message. [MQTT-2.3.1-2] Terminates: at
 /// most 65,534 ids are in flight (`max_inflight_messages` is capped at 65,535 and one id is
-/// always free when a new message is sent).
+/// always free when a new message is sent); a bridge's local session, which keeps the ids
+/// above [`BRIDGE_MAX_PACKET_ID`] free, has its window capped below that (`window`).
 fn next_packet_id(session: &mut Session) -> PacketId {
+    let highest = if session.listener == BRIDGE_LISTENER {
+        BRIDGE_MAX_PACKET_ID
+    } else {
+        u16::MAX
+    };
     loop {
-        session.last_packet_id = session.last_packet_id.wrapping_add(1);
+        session.last_packet_id = if session.last_packet_id >= highest {
+            1
+        } else {
+            session.last_packet_id + 1
+        };
         let Some(pid) = PacketId::new(session.last_packet_id) else {
             continue;
         };
