@@ -21,9 +21,19 @@ use std::time::{Duration, Instant};
 /// The gateway's bridge toward `port`, named `cloud`, remote client id `gw1`, reconnecting
 /// after 1 s, with `lines` (topic lines and other options) after it.
 fn gateway(port: u16, lines: &str) -> Broker {
-    Broker::start_culex(&format!(
+    Broker::start_culex(&bridge_conf(port, lines))
+}
+
+/// The configuration lines of [`gateway`]'s bridge.
+fn bridge_conf(port: u16, lines: &str) -> String {
+    format!(
         "connection cloud\naddress 127.0.0.1:{port}\nremote_clientid gw1\nrestart_timeout 1\n{lines}\n"
-    ))
+    )
+}
+
+/// How often the gateway's log says the bridge connected.
+fn connects(gw: &Broker) -> usize {
+    gw.log_text().matches("Bridge cloud connected").count()
 }
 
 const STATE_TOPIC: &str = "$SYS/broker/connection/gw1/state";
@@ -301,6 +311,112 @@ fn the_notification_counts_against_the_remote_receive_maximum() {
         remote.expect_silence(Duration::from_millis(300));
         in_flight = id;
     }
+}
+
+/// SIGHUP with `bridge_reload_type immediate` (Mosquitto 2.1): a changed bridge ends its
+/// link cleanly (the old cloud hears "0") and connects with its new configuration at
+/// once, here to another cloud.
+#[test]
+fn a_changed_bridge_moves_to_its_new_cloud_at_once_with_immediate() {
+    let old_cloud = Broker::start_culex("");
+    let new_cloud = Broker::start_culex("");
+    let mut old_watch = state_watcher(&old_cloud, "old-watch");
+    let mut new_watch = state_watcher(&new_cloud, "new-watch");
+    let lines = "topic x/# out 1\nbridge_reload_type immediate";
+    let gw = gateway(old_cloud.port, lines);
+    wait_state(&mut old_watch, "1", WAIT * 3);
+    let mut receiver = new_cloud.subscriber("receiver", "x/#", QoS::AtLeastOnce);
+    gw.rewrite_conf(&bridge_conf(new_cloud.port, lines));
+    gw.signal("HUP");
+    wait_state(&mut old_watch, "0", WAIT);
+    wait_state(&mut new_watch, "1", WAIT * 3);
+    let mut device = gw.client("device");
+    device.publish("x/1", QoS::AtLeastOnce, false, b"moved");
+    assert_eq!(
+        collect(&mut receiver, 1, WAIT),
+        [("x/1".into(), "moved".into())]
+    );
+}
+
+/// Without `bridge_reload_type` (lazy, the default): the link that is up stays as it is,
+/// and the new configuration applies when it next goes down. Messages published
+/// meanwhile go to the old cloud; after it, to the new one.
+#[test]
+fn a_changed_bridge_waits_for_its_link_to_go_down_by_default() {
+    let old_cloud = Broker::start_culex("");
+    let new_cloud = Broker::start_culex("");
+    let mut old_watch = state_watcher(&old_cloud, "old-watch");
+    let mut new_watch = state_watcher(&new_cloud, "new-watch");
+    let gw = gateway(old_cloud.port, "topic x/# out 1");
+    wait_state(&mut old_watch, "1", WAIT * 3);
+    let mut old_receiver = old_cloud.subscriber("old-receiver", "x/#", QoS::AtLeastOnce);
+    let mut new_receiver = new_cloud.subscriber("new-receiver", "x/#", QoS::AtLeastOnce);
+    gw.rewrite_conf(&bridge_conf(new_cloud.port, "topic x/# out 1"));
+    gw.signal("HUP");
+    assert!(eventually(WAIT, || gw.log_text().contains(
+        "its new configuration applies when the link next goes down"
+    )));
+    let mut device = gw.client("device");
+    device.publish("x/1", QoS::AtLeastOnce, false, b"still old");
+    assert_eq!(
+        collect(&mut old_receiver, 1, WAIT),
+        [("x/1".into(), "still old".into())]
+    );
+    assert_eq!(connects(&gw), 1);
+    drop(old_cloud); // The link goes down.
+    wait_state(&mut new_watch, "1", WAIT * 3);
+    device.publish("x/2", QoS::AtLeastOnce, false, b"now new");
+    assert_eq!(
+        collect(&mut new_receiver, 1, WAIT),
+        [("x/2".into(), "now new".into())]
+    );
+}
+
+/// A bridge whose `connection` block is gone stops cleanly on SIGHUP: the cloud hears
+/// "0", and no attempt follows (with `restart_timeout 1` one would within seconds).
+#[test]
+fn a_removed_bridge_stops_on_sighup() {
+    let cloud = Broker::start_culex("");
+    let mut cloud_watch = state_watcher(&cloud, "cloud-watch");
+    let gw = gateway(cloud.port, "topic x/# out 1");
+    wait_state(&mut cloud_watch, "1", WAIT * 3);
+    gw.rewrite_conf("");
+    gw.signal("HUP");
+    wait_state(&mut cloud_watch, "0", WAIT);
+    assert!(gw
+        .log_text()
+        .contains("Bridge cloud: removed from the configuration; stopping it."));
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(connects(&gw), 1, "{}", gw.log_text());
+}
+
+/// The bridge reads its certificate files again before each connection, as Mosquitto
+/// does: a client certificate renewed on disk (an expired one replaced) is used at the
+/// next attempt, with no reload.
+#[test]
+fn a_renewed_client_certificate_is_used_at_the_next_attempt() {
+    let pki = crate::tls::Pki::new("bridge-renew");
+    let cloud = Broker::start_culex(&pki.listener_conf(&format!(
+        "cafile {}\nrequire_certificate true\n",
+        pki.path("ca.pem")
+    )));
+    let (cert, key) = (pki.path("gw.pem"), pki.path("gw.key"));
+    std::fs::copy(pki.path("expired.pem"), &cert).unwrap();
+    std::fs::copy(pki.path("expired.key"), &key).unwrap();
+    let gw = gateway(
+        cloud.port,
+        &format!(
+            "topic t/# out 1\nbridge_cafile {}\nbridge_certfile {cert}\nbridge_keyfile {key}\n",
+            pki.path("ca.pem")
+        ),
+    );
+    assert!(eventually(WAIT * 2, || gw
+        .log_text()
+        .contains("Bridge cloud: connection failed")));
+    assert_eq!(connects(&gw), 0);
+    std::fs::copy(pki.path("client.pem"), &cert).unwrap();
+    std::fs::copy(pki.path("client.key"), &key).unwrap();
+    wait_state(&mut state_watcher(&gw, "watch"), "1", WAIT * 3);
 }
 
 /// A TCP proxy between the gateway and the cloud that the test can cut (close every

@@ -97,11 +97,7 @@ impl Broker {
         for _attempt in 0..PORT_ATTEMPTS {
             let port = candidate_port();
             let conf = dir.join("broker.conf");
-            fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra_conf}\n"),
-            )
-            .expect("write the broker configuration");
+            write_conf(&conf, port, extra_conf);
             let log = dir.join("broker.log");
             let log_file = File::create(&log).expect("create the broker log");
             let child = Command::new(&binary)
@@ -195,6 +191,12 @@ impl Broker {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Rewrites the configuration file with `extra_conf` in place of the lines given at
+    /// start (the listener stays): what a SIGHUP then reads.
+    pub fn rewrite_conf(&self, extra_conf: &str) {
+        write_conf(&self.dir.join("broker.conf"), self.port, extra_conf);
+    }
+
     /// A directory of this test's own, removed with the broker.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
@@ -258,6 +260,14 @@ impl Broker {
         options.set_keep_alive(Duration::from_secs(60));
         options
     }
+}
+
+fn write_conf(path: &std::path::Path, port: u16, extra_conf: &str) {
+    fs::write(
+        path,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra_conf}\n"),
+    )
+    .expect("write the broker configuration");
 }
 
 impl Drop for Broker {

@@ -193,6 +193,7 @@ fn main() -> ExitCode {
             acl,
             listener_tls,
             listener_auth,
+            bridges: config.bridges,
         })
     });
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

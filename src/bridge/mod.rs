@@ -318,6 +318,16 @@ impl Link {
         &self.config.name
     }
 
+    /// The `connection` block it was made from.
+    pub fn config(&self) -> &config::Bridge {
+        &self.config
+    }
+
+    /// No more attempts (its `connection` block was removed). Call when it is down.
+    pub fn stop(&mut self) {
+        self.set_state(State::Stopped);
+    }
+
     pub fn state(&self) -> State {
         self.state
     }

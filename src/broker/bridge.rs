@@ -45,10 +45,13 @@ impl Broker {
         self.route(&mut publication, now);
     }
 
-    /// Gives the session of `client_id` (existing or future) its own queue limits: a
-    /// bridge's outbox.
-    pub fn set_queue_limits(&mut self, client_id: &str, limits: QueueLimits) {
-        self.queue_limits.insert(client_id.into(), limits);
+    /// Gives the session of `client_id` (existing or future) its own queue limits (a
+    /// bridge's outbox), or with `None` the global ones again.
+    pub fn set_queue_limits(&mut self, client_id: &str, limits: Option<QueueLimits>) {
+        match limits {
+            Some(limits) => self.queue_limits.insert(client_id.into(), limits),
+            None => self.queue_limits.remove(client_id),
+        };
     }
 
     /// Messages waiting for the session of `client_id` (queued, then inflight), or `None`

@@ -966,6 +966,10 @@ impl Broker {
     }
 
     /// Replaces the settings that can change on reload.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
     }

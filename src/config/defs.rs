@@ -781,8 +781,8 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("bridge_tcp_user_timeout", Bridge, true, Yes,
         "2.1: TCP_USER_TIMEOUT in milliseconds (Linux).",
         |p, v| { p.bridge().bridge_tcp_user_timeout = Some(v.int_in(0, u32::MAX.into())? as u32); Ok(()) }),
-    opt!("bridge_reload_type", Bridge, true, No,
-        "2.1: apply bridge changes on reload lazily (default) or immediately.",
+    opt!("bridge_reload_type", Bridge, true, Yes,
+        "2.1: on SIGHUP, apply a changed bridge when its link next goes down (lazy, the default) or at once (immediate).",
         |p, v| {
             p.bridge().bridge_reload_type = match v.word()? {
                 "lazy" => ReloadType::Lazy,

@@ -148,9 +148,13 @@ is described in
                 }
                 .to_owned(),
             );
-            if def.reloadable && (def.scope == Scope::Bridge || def.name == "connection") {
-                // Mosquitto 2.1 reloads bridges (bridge_reload_type); culex does not yet.
-                facts.push("culex sets bridges up at start: a change needs a restart.".to_owned());
+            if def.name == "connection" {
+                // Bridges own the first slots of the connection table, reserved at start.
+                facts.push(
+                    "culex applies a changed or removed connection block on SIGHUP \
+                     (bridge_reload_type); a new one needs a restart."
+                        .to_owned(),
+                );
             }
             facts.push(support(def.support));
             let _ = writeln!(out, "{}", roff(&facts.join(" ")));

@@ -12,7 +12,7 @@
 use super::{Server, READS_PER_TURN};
 use crate::bridge::{Link, State};
 use crate::broker::ConnId;
-use crate::config::Config;
+use crate::config::{self, Config, ReloadType};
 use log::{debug, info, warn};
 use mio::{Interest, Token};
 use std::io::{self, Read, Write};
@@ -44,6 +44,64 @@ pub(super) struct BridgeConn {
     /// `round_robin false`: a short-lived thread's answer to "does the primary take a
     /// TCP connection?".
     primary_probe: Option<mpsc::Receiver<bool>>,
+    /// A changed `connection` block (SIGHUP, `bridge_reload_type lazy`), applied when
+    /// the link next goes down.
+    pending: Option<Box<(config::Bridge, Prepared)>>,
+    /// Its `connection` block was removed (SIGHUP): stopped for good, unless a later
+    /// reload brings the block back.
+    is_removed: bool,
+}
+
+impl BridgeConn {
+    /// Before each attempt, the certificate and key files are read again, as Mosquitto
+    /// does (it makes a new TLS context per connection): renewed certificates apply on
+    /// the next connection, without a reload. Files that do not load (caught halfway
+    /// through a renewal) leave the previous configuration in use, with a warning.
+    fn reread_tls(&mut self) {
+        let tls = &self.link.config().tls;
+        if self.tls_config.is_none() || !super::tls::is_bridge_tls(tls) {
+            return;
+        }
+        match super::tls::client_config(tls) {
+            Ok(config) => self.tls_config = Some(config),
+            Err(e) => warn!(
+                "Bridge {}: {e}; using the certificates read before.",
+                self.link.name()
+            ),
+        }
+    }
+}
+
+/// What a `connection` block needs that can fail, checked before a bridge is made or
+/// replaced: its TLS configuration and its socket options.
+type Prepared = (Option<Arc<rustls::ClientConfig>>, SocketOptions);
+
+fn prepare(bridge: &config::Bridge) -> Result<Prepared, String> {
+    let tls_config = if super::tls::is_bridge_tls(&bridge.tls) {
+        Some(
+            super::tls::client_config(&bridge.tls)
+                .map_err(|e| format!("bridge {}: {e}", bridge.name))?,
+        )
+    } else {
+        None
+    };
+    let bind_address = match &bridge.bridge_bind_address {
+        Some(a) => Some(a.parse().map_err(|_| {
+            format!(
+                "bridge {}: bridge_bind_address {a} is not an IP address",
+                bridge.name
+            )
+        })?),
+        None => None,
+    };
+    Ok((
+        tls_config,
+        SocketOptions {
+            bind_address,
+            tcp_keepalive: bridge.bridge_tcp_keepalive,
+            tcp_user_timeout_ms: bridge.bridge_tcp_user_timeout,
+        },
+    ))
 }
 
 /// Socket options of a bridge: `bridge_bind_address`, `bridge_tcp_keepalive`,
@@ -97,60 +155,139 @@ impl Server {
     pub(super) fn add_bridges(&mut self, config: &Config) -> io::Result<()> {
         let now = Instant::now();
         for (index, bridge) in config.bridges.iter().enumerate() {
-            let tls_config = if super::tls::is_bridge_tls(&bridge.tls) {
-                Some(
-                    super::tls::client_config(&bridge.tls)
-                        .map_err(|e| io::Error::other(format!("bridge {}: {e}", bridge.name)))?,
-                )
-            } else {
-                None
-            };
+            let prepared = prepare(bridge).map_err(io::Error::other)?;
             if self.conns.len() <= index {
                 self.conns.resize_with(index + 1, || None);
             }
-            let sys_interval = std::time::Duration::from_secs(u64::from(config.sys_interval));
-            let mut link = Link::new(bridge, ConnId(index as u32), sys_interval, now);
-            if bridge.outbox_messages.is_some()
-                || bridge.outbox_bytes.is_some()
-                || bridge.outbox_drop_oldest
-            {
-                self.broker.set_queue_limits(
-                    &link.local_clientid,
-                    crate::broker::QueueLimits {
-                        max_messages: bridge.outbox_messages.unwrap_or(config.max_queued_messages),
-                        max_bytes: bridge.outbox_bytes.unwrap_or(config.max_queued_bytes),
-                        drop_oldest: bridge.outbox_drop_oldest,
-                    },
-                );
-            }
-            link.start(&mut self.broker, now);
-            self.bridges.push(BridgeConn {
-                link,
-                tls_config,
-                socket: None,
-                tls: None,
-                is_connected: false,
-                resolving: None,
-                candidates: Vec::new(),
-                address: None,
-                host: String::new(),
-                primary_probe: None,
-                options: SocketOptions {
-                    bind_address: match &bridge.bridge_bind_address {
-                        Some(a) => Some(a.parse().map_err(|_| {
-                            io::Error::other(format!(
-                                "bridge {}: bridge_bind_address {a} is not an IP address",
-                                bridge.name
-                            ))
-                        })?),
-                        None => None,
-                    },
-                    tcp_keepalive: bridge.bridge_tcp_keepalive,
-                    tcp_user_timeout_ms: bridge.bridge_tcp_user_timeout,
-                },
-            });
+            let conn = self.start_bridge(index, bridge, prepared, now);
+            self.bridges.push(conn);
         }
         Ok(())
+    }
+
+    /// The link of `bridge` in slot `index`, started: its outbox limits set, its local
+    /// session created (see [`Link::start`]).
+    fn start_bridge(
+        &mut self,
+        index: usize,
+        bridge: &config::Bridge,
+        (tls_config, options): Prepared,
+        now: Instant,
+    ) -> BridgeConn {
+        let settings = self.broker.settings();
+        let mut link = Link::new(bridge, ConnId(index as u32), settings.sys_interval, now);
+        let limits = (bridge.outbox_messages.is_some()
+            || bridge.outbox_bytes.is_some()
+            || bridge.outbox_drop_oldest)
+            .then(|| crate::broker::QueueLimits {
+                max_messages: bridge
+                    .outbox_messages
+                    .unwrap_or(settings.max_queued_messages),
+                max_bytes: bridge.outbox_bytes.unwrap_or(settings.max_queued_bytes),
+                drop_oldest: bridge.outbox_drop_oldest,
+            });
+        self.broker.set_queue_limits(&link.local_clientid, limits);
+        link.start(&mut self.broker, now);
+        BridgeConn {
+            link,
+            tls_config,
+            socket: None,
+            tls: None,
+            is_connected: false,
+            resolving: None,
+            candidates: Vec::new(),
+            address: None,
+            host: String::new(),
+            primary_probe: None,
+            options,
+            pending: None,
+            is_removed: false,
+        }
+    }
+
+    /// SIGHUP: each bridge whose `connection` block changed takes its new configuration,
+    /// as Mosquitto 2.1 does: at once with `bridge_reload_type immediate` (the link is
+    /// ended cleanly and made again), otherwise when the link next goes down (at once if
+    /// it is down now). A bridge no longer configured is stopped cleanly. A new
+    /// `connection` block needs a restart: bridges own the first slots of the
+    /// connection table, reserved at start. A block that cannot be used (its
+    /// certificates do not load) keeps the running bridge as it is.
+    pub(super) fn reload_bridges(&mut self, configured: &[config::Bridge], now: Instant) {
+        for bridge in configured {
+            if !self.bridges.iter().any(|b| b.link.name() == bridge.name) {
+                warn!(
+                    "Bridge {}: added to the configuration; a new bridge needs a restart.",
+                    bridge.name
+                );
+            }
+        }
+        for index in 0..self.bridges.len() {
+            let name = self.bridges[index].link.name().to_owned();
+            let is_removed = self.bridges[index].is_removed;
+            let Some(bridge) = configured.iter().find(|b| b.name == name) else {
+                if !is_removed {
+                    info!("Bridge {name}: removed from the configuration; stopping it.");
+                    self.bridges[index].pending = None;
+                    self.bridge_end(index, "removed from the configuration", now);
+                    self.bridges[index].link.stop();
+                    self.bridges[index].is_removed = true;
+                }
+                continue;
+            };
+            let running = self.bridges[index]
+                .pending
+                .as_deref()
+                .map_or(self.bridges[index].link.config(), |(b, _)| b);
+            if running == bridge && !is_removed {
+                continue;
+            }
+            let prepared = match prepare(bridge) {
+                Ok(p) => p,
+                Err(e) => {
+                    warn!("{e}; keeping the running bridge.");
+                    continue;
+                }
+            };
+            let is_down = matches!(
+                self.bridges[index].link.state(),
+                State::Waiting(_) | State::Idle | State::Stopped
+            ) && self.bridges[index].socket.is_none()
+                && self.bridges[index].resolving.is_none();
+            if bridge.bridge_reload_type == ReloadType::Immediate || is_down {
+                info!("Bridge {name}: applying its new configuration.");
+                self.bridges[index].pending = None;
+                self.bridge_end(index, "reloading its configuration", now);
+                self.replace_bridge(index, bridge, prepared, now);
+            } else {
+                info!("Bridge {name}: its new configuration applies when the link next goes down.");
+                self.bridges[index].pending = Some(Box::new((bridge.clone(), prepared)));
+            }
+        }
+    }
+
+    /// Ends the link of bridge `index`: DISCONNECT (after the "0" notification) if it is
+    /// up, then the socket is closed and the local session goes offline.
+    fn bridge_end(&mut self, index: usize, why: &str, now: Instant) {
+        if self.bridges[index].link.state() == State::Up {
+            self.bridges[index].link.send_disconnect();
+            let _ = self.bridge_flush(index);
+        }
+        self.bridge_drop(index, why, now);
+    }
+
+    /// The link in slot `index` (down) is made again from `bridge`. The local session
+    /// stays in the broker: with the same local client id, the new link resumes it and
+    /// what waits in it.
+    fn replace_bridge(
+        &mut self,
+        index: usize,
+        bridge: &config::Bridge,
+        prepared: Prepared,
+        now: Instant,
+    ) {
+        self.broker
+            .set_queue_limits(&self.bridges[index].link.local_clientid, None);
+        self.bridges[index] = self.start_bridge(index, bridge, prepared, now);
     }
 
     pub(super) fn is_bridge_slot(&self, slot: u32) -> bool {
@@ -194,6 +331,7 @@ impl Server {
                 self.bridge_drop(index, &why, now);
             }
             if let Some(address) = self.bridges[index].link.poll_connect(now) {
+                self.bridges[index].reread_tls();
                 self.bridges[index].host = address.host.clone();
                 self.bridges[index].candidates.clear();
                 match address.host.parse::<IpAddr>() {
@@ -499,6 +637,11 @@ impl Server {
         b.is_connected = false;
         b.resolving = None;
         b.link.handle_lost(&mut self.broker, why, now);
+        if let Some(next) = b.pending.take() {
+            let (bridge, prepared) = *next;
+            info!("Bridge {}: applying its new configuration.", bridge.name);
+            self.replace_bridge(index, &bridge, prepared, now);
+        }
     }
 
     /// `poll_close` named a bridge's local connection: the broker ended the session's
@@ -524,6 +667,7 @@ impl Server {
     /// its local session goes offline, as a clean stop of Mosquitto does.
     pub(super) fn stop_bridges(&mut self, now: Instant) {
         for index in 0..self.bridges.len() {
+            self.bridges[index].pending = None;
             if self.bridges[index].link.state() == State::Up {
                 info!("Bridge {}: stopping.", self.bridges[index].link.name());
                 self.bridges[index].link.send_disconnect();

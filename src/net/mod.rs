@@ -58,8 +58,8 @@ const HOOK_TOKEN: Token = Token(usize::MAX - 3);
 /// Listener tokens count down from here; connection tokens are slab slots from 0.
 const FIRST_LISTENER_TOKEN: usize = usize::MAX - 4;
 
-/// What a configuration reload (SIGHUP) produces: the settings and the password and ACL
-/// files, re-read. Listeners are not reopened, as in Mosquitto.
+/// What a configuration reload (SIGHUP) produces: the settings, the password and ACL
+/// files and the bridges, re-read. Listeners are not reopened, as in Mosquitto.
 pub struct Reload {
     pub settings: Settings,
     pub passwords: Option<PasswordFile>,
@@ -69,6 +69,9 @@ pub struct Reload {
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// Per listener, from [`load_listener_auth`] (empty without per_listener_settings).
     pub listener_auth: Vec<ListenerAuth>,
+    /// The `connection` blocks: changed bridges take their new configuration (see
+    /// `Server::reload_bridges`).
+    pub bridges: Vec<crate::config::Bridge>,
 }
 
 /// Re-reads the configuration; an error keeps the running configuration.
@@ -623,8 +626,10 @@ impl Server {
                 self.broker.set_settings(reload.settings);
                 self.broker.set_auth(reload.passwords, reload.acl);
                 self.broker.set_listener_auth(reload.listener_auth);
-                self.broker.reauthenticate(Instant::now());
-                self.flush_and_close(Instant::now());
+                let now = Instant::now();
+                self.broker.reauthenticate(now);
+                self.reload_bridges(&reload.bridges, now);
+                self.flush_and_close(now);
             }
             Err(e) => warn!("Reload failed, keeping the running configuration: {e}"),
         }
