@@ -313,15 +313,22 @@ fn the_notification_counts_against_the_remote_receive_maximum() {
     }
 }
 
+/// The cloud a gateway's bridge starts with and the one its new configuration names,
+/// each with a watcher of the state topic.
+fn two_clouds() -> (Broker, Peer, Broker, Peer) {
+    let old_cloud = Broker::start_culex("");
+    let new_cloud = Broker::start_culex("");
+    let old_watch = state_watcher(&old_cloud, "old-watch");
+    let new_watch = state_watcher(&new_cloud, "new-watch");
+    (old_cloud, old_watch, new_cloud, new_watch)
+}
+
 /// SIGHUP with `bridge_reload_type immediate` (Mosquitto 2.1): a changed bridge ends its
 /// link cleanly (the old cloud hears "0") and connects with its new configuration at
 /// once, here to another cloud.
 #[test]
 fn a_changed_bridge_moves_to_its_new_cloud_at_once_with_immediate() {
-    let old_cloud = Broker::start_culex("");
-    let new_cloud = Broker::start_culex("");
-    let mut old_watch = state_watcher(&old_cloud, "old-watch");
-    let mut new_watch = state_watcher(&new_cloud, "new-watch");
+    let (old_cloud, mut old_watch, new_cloud, mut new_watch) = two_clouds();
     let lines = "topic x/# out 1\nbridge_reload_type immediate";
     let gw = gateway(old_cloud.port, lines);
     wait_state(&mut old_watch, "1", WAIT * 3);
@@ -343,10 +350,7 @@ fn a_changed_bridge_moves_to_its_new_cloud_at_once_with_immediate() {
 /// meanwhile go to the old cloud; after it, to the new one.
 #[test]
 fn a_changed_bridge_waits_for_its_link_to_go_down_by_default() {
-    let old_cloud = Broker::start_culex("");
-    let new_cloud = Broker::start_culex("");
-    let mut old_watch = state_watcher(&old_cloud, "old-watch");
-    let mut new_watch = state_watcher(&new_cloud, "new-watch");
+    let (old_cloud, mut old_watch, new_cloud, mut new_watch) = two_clouds();
     let gw = gateway(old_cloud.port, "topic x/# out 1");
     wait_state(&mut old_watch, "1", WAIT * 3);
     let mut old_receiver = old_cloud.subscriber("old-receiver", "x/#", QoS::AtLeastOnce);
