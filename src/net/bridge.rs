@@ -234,11 +234,9 @@ impl Server {
                 }
                 continue;
             };
-            let running = self.bridges[index]
-                .pending
-                .as_deref()
-                .map_or(self.bridges[index].link.config(), |(b, _)| b);
-            if running == bridge && !is_removed {
+            if self.bridges[index].link.config() == bridge && !is_removed {
+                // Unchanged, or changed back before a lazy change was applied.
+                self.bridges[index].pending = None;
                 continue;
             }
             let prepared = match prepare(bridge) {
