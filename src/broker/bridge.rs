@@ -54,6 +54,14 @@ impl Broker {
         };
     }
 
+    /// Moves the packet id counter of `client_id`'s session, so that a test can reach the
+    /// wrap of the ids without sending 65,000 messages first.
+    #[cfg(test)]
+    pub(crate) fn set_last_packet_id(&mut self, client_id: &str, id: u16) {
+        let sid = self.by_client_id[client_id];
+        self.session_mut(sid).last_packet_id = id;
+    }
+
     /// Messages waiting for the session of `client_id` (queued, then inflight), or `None`
     /// if it has no session: a bridge's outbox depth for $SYS and logs.
     pub fn session_backlog(&self, client_id: &str) -> Option<(usize, usize)> {
