@@ -377,7 +377,8 @@ fn a_changed_bridge_waits_for_its_link_to_go_down_by_default() {
 }
 
 /// A bridge whose `connection` block is gone stops cleanly on SIGHUP: the cloud hears
-/// "0", and no attempt follows (with `restart_timeout 1` one would within seconds).
+/// "0", no attempt follows (with `restart_timeout 1` one would within seconds), and its
+/// local session is discarded.
 #[test]
 fn a_removed_bridge_stops_on_sighup() {
     let cloud = Broker::start_culex("");
@@ -392,6 +393,11 @@ fn a_removed_bridge_stops_on_sighup() {
         .contains("Bridge cloud: removed from the configuration; stopping it."));
     thread::sleep(Duration::from_secs(3));
     assert_eq!(connects(&gw), 1, "{}", gw.log_text());
+    // Its local session is gone with it: nothing collects messages for it any more.
+    let mut options = gw.options("local.gw1");
+    options.set_clean_session(false);
+    let (_, connack) = Peer::connect(options);
+    assert!(!connack.session_present);
 }
 
 /// The bridge reads its certificate files again before each connection, as Mosquitto

@@ -54,6 +54,21 @@ impl Broker {
         };
     }
 
+    /// Discards the offline session of `client_id` and the messages waiting in it (a
+    /// bridge whose `connection` block was removed: nothing can take them any more).
+    /// Returns how many messages were dropped, or `None` if there is no such offline
+    /// session.
+    pub fn discard_session(&mut self, client_id: &str) -> Option<usize> {
+        let sid = *self.by_client_id.get(client_id)?;
+        let session = self.session(sid);
+        if session.conn.is_some() {
+            return None;
+        }
+        let dropped = session.queue.len() + session.inflight.len();
+        self.remove_session(sid);
+        Some(dropped)
+    }
+
     /// Moves the packet id counter of `client_id`'s session, so that a test can reach the
     /// wrap of the ids without sending 65,000 messages first.
     #[cfg(test)]

@@ -231,6 +231,17 @@ impl Server {
                     self.bridge_end(index, "removed from the configuration", now);
                     self.bridges[index].link.stop();
                     self.bridges[index].is_removed = true;
+                    // Its local session would otherwise keep collecting messages for a
+                    // remote that is gone (a bridge's session never expires).
+                    let local = self.bridges[index].link.local_clientid.clone();
+                    self.broker.set_queue_limits(&local, None);
+                    match self.broker.discard_session(&local) {
+                        Some(0) | None => {}
+                        Some(n) => warn!(
+                            "Bridge {name}: {n} messages waiting for the remote are dropped \
+                             with its local session."
+                        ),
+                    }
                 }
                 continue;
             };
