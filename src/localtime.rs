@@ -15,6 +15,7 @@
 //! was changed needs no restart.
 
 use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,6 +26,8 @@ const ZONEINFO: &str = "/usr/share/zoneinfo";
 const LOCALTIME: &str = "/etc/localtime";
 
 static ZONE: Mutex<Option<TimeZone>> = Mutex::new(None);
+/// The most of a TZif file read (the largest in tzdata is under 4 KiB).
+const MAX_TZIF: u64 = 1 << 20;
 
 /// The current time in the local zone.
 pub fn now() -> ZonedDateTime {
@@ -79,7 +82,11 @@ fn find(tz: Option<&OsStr>, dir: &Path, localtime: &Path) -> TimeZone {
 /// The zone in the TZif file at `path`, named by its path under `dir` (following a
 /// symbolic link such as `/etc/localtime -> /usr/share/zoneinfo/Europe/Berlin`).
 fn read_tzif(path: &Path, dir: &Path) -> Option<TimeZone> {
-    let data = std::fs::read(path).ok()?;
+    // TZif files are a few KiB; a bound keeps TZ=/dev/zero from reading forever.
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_TZIF).read_to_end(&mut data))
+        .ok()?;
     let target = std::fs::read_link(path).unwrap_or_else(|_| path.to_path_buf());
     let name = zone_name(&target, dir).unwrap_or("localtime");
     TimeZone::tzif(name, &data).ok()
@@ -185,6 +192,9 @@ mod tests {
             let zone = find(Some(OsStr::new(tz)), &dir, &missing);
             assert_eq!(offset_in_july(&zone), 0, "TZ={tz:?}");
         }
+        // A file that is not TZif, or never ends: UTC.
+        let endless = find(Some(OsStr::new("/dev/zero")), &dir, &missing);
+        assert_eq!(offset_in_july(&endless), 0);
         // No TZ and no /etc/localtime: UTC, as glibc.
         assert_eq!(offset_in_july(&find(None, &dir, &missing)), 0);
         let _ = std::fs::remove_dir_all(&dir);
