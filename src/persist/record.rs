@@ -638,13 +638,15 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Option<u8> {
         self.take(1)?.first().copied()
     }
-    /// LEB128, at most 10 bytes for a u64.
+    /// LEB128, at most 10 bytes for a u64, in its shortest form only (what the writer
+    /// makes): a last byte of 0 after others would give a second encoding of the same
+    /// number, which only damage can produce.
     fn varint(&mut self) -> Result<u64, VarintError> {
         let mut v = 0u64;
         for i in 0..10 {
             let byte = self.u8().ok_or(VarintError::Short)?;
             let bits = u64::from(byte & 0x7F);
-            if i == 9 && bits > 1 {
+            if (i == 9 && bits > 1) || (i > 0 && byte == 0) {
                 return Err(VarintError::Overlong);
             }
             v |= bits << (7 * i);
@@ -849,6 +851,29 @@ mod tests {
             b[i] ^= 0x10;
             assert_eq!(decode(&b), Err(Damage::Checksum), "flip at {i}");
         }
+    }
+
+    /// A number has one encoding. The fuzzer found a frame whose length was written
+    /// `0x81 0x00` (1, with a needless second byte) and whose checksum matched: it
+    /// decoded, and encoded back to other bytes. Such a frame is damage, not a record.
+    #[test]
+    fn a_varint_longer_than_needed_is_malformed() {
+        let body = [tag::END];
+        let crc = crc32fast::hash(&body).to_le_bytes();
+        let mut frame = vec![0x81, 0x00];
+        frame.extend_from_slice(&crc);
+        frame.extend_from_slice(&body);
+        assert_eq!(decode(&frame), Err(Damage::Malformed));
+        // The same record with its length in one byte decodes.
+        frame.remove(1);
+        frame[0] = 0x01;
+        assert!(matches!(decode(&frame), Ok(Some((Record::End, 6)))));
+        // Inside a body too: the sid 0 written as 0x80 0x00.
+        let body = [tag::WILL_DONE, 0x80, 0x00];
+        let mut frame = vec![body.len() as u8];
+        frame.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        frame.extend_from_slice(&body);
+        assert_eq!(decode(&frame), Err(Damage::Malformed));
     }
 
     #[test]
