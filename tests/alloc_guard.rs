@@ -108,16 +108,7 @@ fn connect(broker: &mut Broker, id: u32, client_id: &str, version: ProtocolVersi
     let peer: SocketAddr = ([127, 0, 0, 1], 40_000 + id as u16).into();
     broker.handle_open(ConnId(id), peer, 0, now);
     let connect = encode(
-        &Packet::Connect(Box::new(Connect {
-            version,
-            clean_session: true,
-            keep_alive: 0,
-            client_id,
-            will: None,
-            username: None,
-            password: None,
-            properties: Props::default(),
-        })),
+        &Packet::Connect(Box::new(Connect::minimal(version, client_id))),
         version,
     );
     broker.handle_frame(ConnId(id), &connect, now);

@@ -701,16 +701,8 @@ impl Link {
                 remote_receive_maximum = remote_receive_maximum.map(|r| r - 1);
             }
             self.is_notify_up_unacked = qos == QoS::AtLeastOnce;
-            Packet::Publish(Publish {
-                dup: false,
-                qos,
-                retain: self.is_retain_available,
-                topic: &self.notification_topic,
-                packet_id: (qos == QoS::AtLeastOnce).then(|| packet_id(NOTIFY_UP_ID)),
-                payload: b"1",
-                properties: Props::default(),
-            })
-            .encode(self.version, &mut out);
+            self.notification(b"1", qos, NOTIFY_UP_ID)
+                .encode(self.version, &mut out);
         }
         self.remote_out = out;
         self.last_sent = now;
@@ -909,6 +901,20 @@ impl Link {
         self.set_state(State::Waiting(now + Duration::from_secs(u64::from(delay))));
     }
 
+    /// The state notification for the remote: `payload` "1" or "0", retained where the
+    /// remote allows it, with `id` at QoS 1.
+    fn notification<'p>(&'p self, payload: &'p [u8], qos: QoS, id: u16) -> Packet<'p> {
+        Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: self.is_retain_available,
+            topic: &self.notification_topic,
+            packet_id: (qos == QoS::AtLeastOnce).then(|| packet_id(id)),
+            payload,
+            properties: Props::default(),
+        })
+    }
+
     /// A clean stop: the remote is told "0" on the state topic (DISCONNECT discards the
     /// will that would say it) and DISCONNECT.
     pub fn send_disconnect(&mut self) {
@@ -921,16 +927,10 @@ impl Link {
             } else {
                 self.remote_max_qos.min(QoS::AtLeastOnce)
             };
-            Packet::Publish(Publish {
-                dup: false,
-                qos,
-                retain: self.is_retain_available,
-                topic: &self.notification_topic,
-                packet_id: (qos == QoS::AtLeastOnce).then(|| packet_id(NOTIFY_DOWN_ID)),
-                payload: b"0",
-                properties: Props::default(),
-            })
-            .encode(self.version, &mut self.remote_out);
+            let mut out = std::mem::take(&mut self.remote_out);
+            self.notification(b"0", qos, NOTIFY_DOWN_ID)
+                .encode(self.version, &mut out);
+            self.remote_out = out;
         }
         Packet::Disconnect(Disconnect::default()).encode(self.version, &mut self.remote_out);
     }

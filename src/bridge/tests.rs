@@ -116,17 +116,8 @@ mod link {
         let client = ConnId(1);
         broker.handle_open(client, Peer::Unix(Rc::from("test")), 0, now);
         let mut bytes = Vec::new();
-        Packet::Connect(Box::new(Connect {
-            version: ProtocolVersion::V311,
-            clean_session: true,
-            keep_alive: 0,
-            client_id: "c",
-            will: None,
-            username: None,
-            password: None,
-            properties: Props::default(),
-        }))
-        .encode(ProtocolVersion::V311, &mut bytes);
+        Packet::Connect(Box::new(Connect::minimal(ProtocolVersion::V311, "c")))
+            .encode(ProtocolVersion::V311, &mut bytes);
         broker.handle_frame(client, &bytes, now);
         client
     }

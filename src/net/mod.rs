@@ -1591,17 +1591,7 @@ mod tests {
         use crate::protocol::{Subscribe, SubscriptionOptions};
         let v = ProtocolVersion::V311;
         let mut stream = Vec::new();
-        Packet::Connect(Box::new(Connect {
-            version: v,
-            clean_session: true,
-            keep_alive: 0,
-            client_id: "split",
-            will: None,
-            username: None,
-            password: None,
-            properties: Props::default(),
-        }))
-        .encode(v, &mut stream);
+        Packet::Connect(Box::new(Connect::minimal(v, "split"))).encode(v, &mut stream);
         Packet::Subscribe(Subscribe {
             packet_id: PacketId::new(1).expect("1 is not 0"),
             filters: vec![("t/#", SubscriptionOptions::new(QoS::AtMostOnce))],

@@ -229,6 +229,23 @@ pub struct Connect<'a> {
     pub properties: Props<'a>,
 }
 
+impl<'a> Connect<'a> {
+    /// A clean-session CONNECT without keep alive, will, credentials or properties: what
+    /// tests and the load generator send (keep alive 0 is valid [MQTT-3.1.2-23]).
+    pub fn minimal(version: ProtocolVersion, client_id: &'a str) -> Connect<'a> {
+        Connect {
+            version,
+            clean_session: true,
+            keep_alive: 0,
+            client_id,
+            will: None,
+            username: None,
+            password: None,
+            properties: Props::default(),
+        }
+    }
+}
+
 /// CONNACK. In 3.1/3.1.1 `reason` travels as the return code it maps to
 /// ([`ReasonCode::to_v3_connack`]) and `properties` are not sent.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -470,16 +470,7 @@ fn open(plan: &Plan, client_id: &str) -> Result<Conn, String> {
 /// A clean-session CONNECT without keep alive: a run's clients must not be disconnected
 /// by a keep alive the tool has no time to serve, and keep alive 0 is valid. [MQTT-3.1.2-23]
 pub fn connect_packet(client_id: &str) -> Connect<'_> {
-    Connect {
-        version: V311,
-        clean_session: true,
-        keep_alive: 0,
-        client_id,
-        will: None,
-        username: None,
-        password: None,
-        properties: Default::default(),
-    }
+    Connect::minimal(V311, client_id)
 }
 
 /// Writes what is buffered. Ok(true) if everything went out (the socket can take more).
