@@ -4,8 +4,17 @@
 # first, for several rounds; prints the median of each figure and the culex/Mosquitto
 # ratio, with RSS from /proc and CPU seconds per million messages.
 #
+# The open-loop rows (culex_bench -b 0: publishers write as fast as their sockets take)
+# run against a second start of each broker on its default configuration (listener and
+# allow_anonymous only), as a user migrating from Mosquitto would have it: they report
+# what is lost, the peak RSS of that broker process (VmHWM), and the fan-through
+# throughput with one more subscriber of every topic that never reads (--stalled 1).
+#
 #   bench/compare.sh                 # 3 rounds, about 8 minutes
 #   ROUNDS=1 DURATION=3 bench/compare.sh
+#
+# QUICK=1 runs only the throughput scenarios (fan-through, fan-in, open loop): for a
+# short check on a shared machine.
 #
 # Environment: ROUNDS (3), DURATION seconds per throughput run (5), CLIENTS idle
 # connections (10000), RETAINED messages (100000), BROKER_CPU (0), LOAD_CPU (1),
@@ -23,6 +32,7 @@ RETAINED=${RETAINED:-100000}
 BROKER_CPU=${BROKER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 WINDOW=${WINDOW:-64}
+QUICK=${QUICK:-}
 HOLD=3
 PORT_BASE=${PORT_BASE:-18840}
 
@@ -68,7 +78,11 @@ trap cleanup EXIT INT TERM
 
 # Same configuration for both: loopback listener, anonymous, queues large enough that
 # a fan-out or fan-in backlog is not dropped, the inflight window matching the tool's.
-write_config() { # port file
+write_config() { # port file [default]
+    if [ "${3:-}" = default ]; then
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$1" >"$2"
+        return
+    fi
     cat >"$2" <<EOF
 listener $1 127.0.0.1
 allow_anonymous true
@@ -77,9 +91,9 @@ max_inflight_messages $WINDOW
 EOF
 }
 
-start_broker() { # name port
+start_broker() { # name port [default]
     local conf="$OUT/$1.conf"
-    write_config "$2" "$conf"
+    write_config "$2" "$conf" "${3:-}"
     case $1 in
     culex) taskset -c "$BROKER_CPU" "$CULEX" -c "$conf" >"$OUT/$1.log" 2>&1 & ;;
     mosquitto) taskset -c "$BROKER_CPU" "$MOSQUITTO" -c "$conf" >"$OUT/$1.log" 2>&1 & ;;
@@ -100,6 +114,7 @@ stop_broker() {
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$broker_pid/status"; }
+peak_rss_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$broker_pid/status"; }
 # utime + stime in clock ticks (fields 14 and 15; neither name has a space in its comm).
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$broker_pid/stat"; }
 
@@ -191,11 +206,23 @@ run_broker() { # name round
     local d=(-d "$DURATION" -n 100000000 -w "$WINDOW")
     bench "$name" "$round" ft0 "${d[@]}" -q 0 fan-through
     bench "$name" "$round" ft1 "${d[@]}" -q 1 fan-through
-    bench "$name" "$round" fo0 "${d[@]}" -q 0 fan-out
+    [ -n "$QUICK" ] || bench "$name" "$round" fo0 "${d[@]}" -q 0 fan-out
     bench "$name" "$round" fi0 "${d[@]}" -q 0 fan-in
-    bench "$name" "$round" lat0 "${d[@]}" -q 0 -r 5000 latency
-    held "$name" "$round" conn -c "$CLIENTS" connections
-    held "$name" "$round" ret --retained "$RETAINED" retained
+    if [ -z "$QUICK" ]; then
+        bench "$name" "$round" lat0 "${d[@]}" -q 0 -r 5000 latency
+        held "$name" "$round" conn -c "$CLIENTS" connections
+        held "$name" "$round" ret --retained "$RETAINED" retained
+    fi
+    stop_broker
+    # Open loop, default configuration, a fresh process (its peak RSS is these runs').
+    port=$((port + 100))
+    start_broker "$name" "$port" default
+    sleep 1
+    bench "$name" "$round" ft0open -d "$DURATION" -n 100000000 -b 0 -q 0 fan-through
+    bench "$name" "$round" ft1open -d "$DURATION" -n 100000000 -b 0 -q 1 fan-through
+    bench "$name" "$round" fi0open -d "$DURATION" -n 100000000 -b 0 -q 0 fan-in
+    bench "$name" "$round" ft0stall -d "$DURATION" -n 100000000 -b 0 -q 0 --stalled 1 fan-through
+    record "$name" "$round" open_peak_rss_kb "$(peak_rss_kb)"
     stop_broker
 }
 
@@ -236,6 +263,18 @@ both "fan-out 1->100 QoS 0, deliveries/s" fo0_rate
 both "fan-out 1->100 QoS 0, lost" fo0_lost
 both "fan-in 20->1 QoS 0, msg/s" fi0_rate
 both "fan-in 20->1 QoS 0, lost" fi0_lost
+both "open loop, default config: fan-through QoS 0, msg/s" ft0open_rate
+both "open loop, default config: fan-through QoS 0, lost" ft0open_lost
+both "open loop, default config: fan-through QoS 1, msg/s" ft1open_rate
+both "open loop, default config: fan-through QoS 1, lost" ft1open_lost
+both "open loop, default config: fan-in 20->1 QoS 0, msg/s" fi0open_rate
+both "open loop, default config: fan-in 20->1 QoS 0, lost" fi0open_lost
+both "open loop, fan-through QoS 0 + 1 stalled sub, msg/s" ft0stall_rate
+both "open loop, fan-through QoS 0 + 1 stalled sub, lost" ft0stall_lost
+row "open loop: healthy throughput kept beside a stalled sub" \
+    "$(awk -v a="$(median culex ft0stall_rate)" -v b="$(median culex ft0open_rate)" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print ""; else printf "%.2f", a / b }')" \
+    "$(awk -v a="$(median mosquitto ft0stall_rate)" -v b="$(median mosquitto ft0open_rate)" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print ""; else printf "%.2f", a / b }')"
+both "open loop runs: peak RSS (VmHWM), KiB" open_peak_rss_kb
 both "latency at 5,000 msg/s QoS 0, p50 us" lat0_p50_us
 both "latency at 5,000 msg/s QoS 0, p99 us" lat0_p99_us
 both "latency at 5,000 msg/s QoS 0, p99.9 us" lat0_p999_us

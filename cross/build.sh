@@ -12,12 +12,17 @@
 #   armv6   arm-unknown-linux-musleabihf    Pi Zero/Zero W/1 and every 32-bit Pi: static
 #
 # Binaries land in target/TRIPLE/release/ (the host's in target/release/). The broker
-# must stay within CULEX_SIZE_BUDGET bytes (default 2.5 MiB) on every ARM target; the
-# script fails otherwise (x86_64 code is larger, and no gateway's flash holds it). Toolchains: cross/setup.sh (and `cross/setup.sh armv6`).
+# must stay within CULEX_SIZE_BUDGET bytes (default 3 MiB) on every ARM target; the
+# script fails otherwise (x86_64 code is larger, and no gateway's flash holds it). The
+# budget catches a dependency or a generic blow-up that adds hundreds of KB, not the
+# growth of features: 2.5 MiB held until Mosquitto's suite, backpressure and durable
+# acknowledgements took the aarch64 musl broker to 2,625,928 bytes (2026-12-03); 3 MiB
+# leaves room for dynamic security and the HTTP API. Debian 12's Mosquitto is 0.66 MB
+# on amd64, plus libssl and libcrypto (5.4 MB), plus libcjson and libwrap. Toolchains: cross/setup.sh (and `cross/setup.sh armv6`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-BUDGET=${CULEX_SIZE_BUDGET:-2621440}
+BUDGET=${CULEX_SIZE_BUDGET:-3145728}
 JOBS=${CARGO_BUILD_JOBS:-2}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
@@ -43,21 +48,24 @@ out_dir() {
     fi
 }
 
+# CULEX_ARTIFACTS=FILE: cargo's JSON messages of the build go to FILE (what was compiled
+# for which target: packaging/copyright.py --check reads them).
 build() {
-    local triple=$1
+    local triple=$1 json=()
+    [ -n "${CULEX_ARTIFACTS:-}" ] && json=(--message-format=json-render-diagnostics)
     case $triple in
         x86_64-unknown-linux-gnu)
-            cargo build --release --bins -j"$JOBS" ;;
+            cargo build --release --bins -j"$JOBS" ${json[@]+"${json[@]}"} ;;
         arm-unknown-linux-musleabihf)
             # No prebuilt std: nightly builds it (with panic_abort, as the profile
             # says). Static musl from zig; rustc's own self-contained musl objects are
             # for the prebuilt targets only, hence link-self-contained=no.
             RUSTFLAGS="-C link-self-contained=no -C target-feature=+crt-static" \
-                cargo +nightly zigbuild --release --bins -j"$JOBS" \
+                cargo +nightly zigbuild --release --bins -j"$JOBS" ${json[@]+"${json[@]}"} \
                 -Zbuild-std=std,panic_abort --target "$triple" ;;
         *)
-            cargo build --release --bins -j"$JOBS" --target "$triple" ;;
-    esac
+            cargo build --release --bins -j"$JOBS" ${json[@]+"${json[@]}"} --target "$triple" ;;
+    esac >"${CULEX_ARTIFACTS:-/dev/stdout}"
 }
 
 [ "$#" -gt 0 ] || { sed -n '2,16p' "$0" >&2; exit 2; }

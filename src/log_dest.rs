@@ -18,6 +18,13 @@
 //!
 //! A file (`log_dest file`) is opened for appending and reopened by [`reopen`] (SIGHUP,
 //! and SIGRTMIN as in Mosquitto 2.1), for logrotate's move-then-signal.
+//!
+//! Under systemd, standard output and error are usually the journal's stream socket,
+//! whose device and inode systemd puts in `JOURNAL_STREAM` (systemd.exec(5)). Lines
+//! written there start with their priority, `<3>` (error) to `<7>` (debug), as
+//! sd-daemon(3) describes, so that `journalctl -p warning` shows warnings and errors
+//! only. A stream that is not the one `JOURNAL_STREAM` names (a redirect by a wrapper,
+//! a child that inherited the variable) gets plain lines.
 
 use crate::config::{Config, LogDest, LogTypes};
 use crate::localtime;
@@ -189,6 +196,9 @@ pub fn syslog_frame(facility: Option<u8>, severity: u8, now: &Zoned, message: &s
 /// The open destinations of one configuration.
 struct Outputs {
     options: LogOptions,
+    /// Whether standard output / error is the journal (see the module docs).
+    is_stdout_journal: bool,
+    is_stderr_journal: bool,
     file: Option<File>,
     syslog: Option<UnixDatagram>,
     topic_lines: VecDeque<(&'static str, String)>,
@@ -205,8 +215,11 @@ impl Outputs {
         } else {
             None
         };
+        let journal = journal_stream();
         Ok(Outputs {
             options,
+            is_stdout_journal: journal.is_some_and(|j| is_stream(&io::stdout(), j)),
+            is_stderr_journal: journal.is_some_and(|j| is_stream(&io::stderr(), j)),
             file,
             syslog,
             topic_lines: VecDeque::new(),
@@ -214,6 +227,7 @@ impl Outputs {
     }
 
     fn write(&mut self, kind: LogType, message: &str) {
+        let message = clipped(message, MAX_LINE);
         let LogDest {
             stdout,
             stderr,
@@ -224,25 +238,37 @@ impl Outputs {
         let wants_stamp = stdout || stderr || self.file.is_some() || syslog;
         let now = wants_stamp.then(Timestamp::now);
         if stdout || stderr || self.file.is_some() {
-            let line = match (now, self.options.timestamp) {
+            let mut line = match (now, self.options.timestamp) {
                 // Unix seconds, the default, need no time zone: the zone is read only
                 // when a format or syslog asks for local time.
                 (Some(now), true) => match self.options.timestamp_format.as_deref() {
-                    None => format!("{}: {message}\n", now.as_second()),
+                    None => format!("{}: {message}", now.as_second()),
                     format => format!(
-                        "{}: {message}\n",
+                        "{}: {message}",
                         format_timestamp(format, &localtime::at(now))
                     ),
                 },
-                _ => format!("{message}\n"),
+                _ => message.to_string(),
             };
+            clip(&mut line, MAX_LINE);
+            line.push('\n');
             // A destination that cannot be written loses the line, as in Mosquitto;
             // there is nowhere to report it.
+            let prefixed = (self.is_stdout_journal || self.is_stderr_journal)
+                .then(|| format!("<{}>{line}", kind.syslog_severity()));
+            let for_journal = |is_journal: bool| match (&prefixed, is_journal) {
+                (Some(p), true) => p.as_bytes(),
+                _ => line.as_bytes(),
+            };
             if stdout {
-                let _ = io::stdout().lock().write_all(line.as_bytes());
+                let _ = io::stdout()
+                    .lock()
+                    .write_all(for_journal(self.is_stdout_journal));
             }
             if stderr {
-                let _ = io::stderr().lock().write_all(line.as_bytes());
+                let _ = io::stderr()
+                    .lock()
+                    .write_all(for_journal(self.is_stderr_journal));
             }
             if let Some(file) = &mut self.file {
                 let _ = file.write_all(line.as_bytes());
@@ -288,6 +314,29 @@ impl Outputs {
     }
 }
 
+/// The longest line written, in bytes, time stamp included: Mosquitto's 1,000-byte
+/// buffer less its NUL. A client id or topic of 65,535 bytes makes a line of that size
+/// otherwise, and a reader that leaves a pipe full (Mosquitto's own test harness reads
+/// the broker's stderr only after it stops) would block the loop on the write.
+const MAX_LINE: usize = 999;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn clipped(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn clip(s: &mut String, max: usize) {
+    let len = clipped(s, max).len();
+    s.truncate(len);
+}
+
 fn open_log_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .append(true)
@@ -302,6 +351,64 @@ fn open_log_file(path: &Path) -> io::Result<File> {
                 ),
             )
         })
+}
+
+/// The device and inode systemd gives in `JOURNAL_STREAM` ("DEV:INO", decimal).
+fn journal_stream() -> Option<(u64, u64)> {
+    parse_journal_stream(std::env::var_os("JOURNAL_STREAM")?.to_str()?)
+}
+
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (dev, ino) = value.split_once(':')?;
+    Some((dev.parse().ok()?, ino.parse().ok()?))
+}
+
+/// Whether `stream`'s file descriptor is the file or socket with this device and inode.
+fn is_stream(stream: &impl std::os::fd::AsFd, (dev, ino): (u64, u64)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(fd) = stream.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    File::from(fd)
+        .metadata()
+        .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+}
+
+/// Whether `log_dest file PATH` could be opened for appending, as start-up opens it, for
+/// `culex -t`. A file that does not exist yet is not created (a check run as root must
+/// not leave a root-owned log file behind): its directory must exist.
+pub fn check_log_file(path: &Path) -> io::Result<()> {
+    if path.exists() {
+        return OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "Unable to open log file {} for writing: {e}.",
+                        path.display()
+                    ),
+                )
+            });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "Unable to open log file {} for writing: the directory {} does not exist.",
+                path.display(),
+                dir.display()
+            ),
+        ))
+    }
 }
 
 fn connect_syslog(path: &Path) -> io::Result<UnixDatagram> {
@@ -539,6 +646,19 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_are_clipped_as_mosquitto_clips_them_at_a_char_boundary() {
+        assert_eq!(clipped("short", MAX_LINE), "short");
+        let id = "a".repeat(65_000);
+        assert_eq!(clipped(&id, MAX_LINE).len(), 999);
+        // 'é' is two bytes: a cut inside it moves back to its start.
+        let text = format!("{}é", "a".repeat(998));
+        assert_eq!(clipped(&text, MAX_LINE), "a".repeat(998));
+        let mut line = format!("1796295174: Client {id} closed its connection.");
+        clip(&mut line, MAX_LINE);
+        assert_eq!(line.len(), 999);
+    }
+
+    #[test]
     fn syslog_frame_is_rfc3164_without_host() {
         let pid = std::process::id();
         // daemon (3) * 8 + notice (5)
@@ -570,6 +690,36 @@ mod tests {
         assert_eq!(&buf[..n], frame.as_bytes());
         assert!(frame.starts_with("<148>"), "{frame}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn journal_stream_is_dev_colon_ino() {
+        assert_eq!(parse_journal_stream("8:12345"), Some((8, 12345)));
+        assert_eq!(parse_journal_stream("8:"), None);
+        assert_eq!(parse_journal_stream("8"), None);
+        assert_eq!(parse_journal_stream("x:1"), None);
+        assert_eq!(parse_journal_stream(""), None);
+    }
+
+    #[test]
+    fn a_stream_is_recognised_by_device_and_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::temp_dir().join(format!("culex-journal-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        assert!(is_stream(&file, (meta.dev(), meta.ino())));
+        assert!(!is_stream(&file, (meta.dev(), meta.ino() + 1)));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// sd-daemon(3)'s levels, as `journalctl -p` filters them.
+    #[test]
+    fn journal_priorities_are_sd_daemon_levels() {
+        assert_eq!(LogType::Error.syslog_severity(), 3);
+        assert_eq!(LogType::Warning.syslog_severity(), 4);
+        assert_eq!(LogType::Notice.syslog_severity(), 5);
+        assert_eq!(LogType::Information.syslog_severity(), 6);
+        assert_eq!(LogType::Debug.syslog_severity(), 7);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! written with a leading `@` (systemd's own convention; the kernel's is a leading NUL).
 //! Without `NOTIFY_SOCKET` (not started by systemd, or a unit of another type) nothing
 //! is sent and nothing fails. The broker calls [`notify`] with [`READY`] once its
-//! listeners are bound and with [`STOPPING`] when its loop has returned.
+//! listeners are bound and with [`STOPPING`] when its loop has returned; around a SIGHUP
+//! reload with [`reloading`] and then [`READY`] (what a `Type=notify-reload` unit waits
+//! for), and with a one-line [`status`] (clients, bridges up and down) when it changes.
 //!
 //! Linking libsystemd would add a shared library to the static builds and an unsafe FFI
 //! boundary for what std's `UnixDatagram` does in a few lines.
@@ -23,6 +25,20 @@ pub const STOPPING: &str = "STOPPING=1";
 /// Still alive (a unit with `WatchdogSec=`): sent from the event loop, so a loop that
 /// hangs stops sending it and systemd restarts the service.
 pub const WATCHDOG: &str = "WATCHDOG=1";
+
+/// A reload begins (SIGHUP; `Type=notify-reload` units): systemd wants the monotonic
+/// time with it, and waits for [`READY`] when it is done.
+pub fn reloading() -> String {
+    let usec = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        (t.tv_sec() as u64) * 1_000_000 + (t.tv_nsec() as u64) / 1_000
+    });
+    format!("RELOADING=1\nMONOTONIC_USEC={usec}")
+}
+
+/// A one-line `STATUS=` for `systemctl status` (line breaks would end the field).
+pub fn status(text: &str) -> String {
+    format!("STATUS={}", text.replace('\n', " "))
+}
 
 /// How often to send [`WATCHDOG`]: half the `WATCHDOG_USEC` systemd set, as sd_watchdog_enabled(3)
 /// advises; `None` without a watchdog, or if `WATCHDOG_PID` names another process.
@@ -173,6 +189,17 @@ mod tests {
         let socket = format!("@{name}");
         assert!(send_state(Some(OsStr::new(&socket)), "READY=1\nSTATUS=ok").unwrap());
         assert_eq!(receive(&systemd), "READY=1\nSTATUS=ok");
+    }
+
+    #[test]
+    fn reloading_carries_the_monotonic_time_and_status_is_one_line() {
+        let r = reloading();
+        let usec: u64 = r
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .and_then(|n| n.parse().ok())
+            .expect(&r);
+        assert!(usec > 0);
+        assert_eq!(status("a\nb"), "STATUS=a b");
     }
 
     #[test]

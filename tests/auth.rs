@@ -112,6 +112,47 @@ fn password_file_decides_who_connects() {
     );
 }
 
+/// Issue #19, Mosquitto's `09-pwfile-parse-invalid`: a line that cannot be used is
+/// skipped with a warning (culex refused to start); the other users log in; a user whose
+/// hash is that of the empty password cannot log in with an empty password (Mosquitto
+/// reads a zero-length Password field as none).
+#[test]
+fn a_bad_password_line_is_skipped_and_the_other_users_log_in() {
+    let text = format!(
+        "bad:$6$njER{{ZMi/7DzNB9E$iiavfuXvUm8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==\n\
+         {}{}nocolon\n",
+        password_line("alice", "wonderland"),
+        password_line("empty", ""),
+    );
+    let passwords = TempFile::new("passwd-bad-line", &text);
+    let broker = Broker::start(&format!(
+        "allow_anonymous false\npassword_file {}\n",
+        passwords.path()
+    ));
+    assert_eq!(
+        connect_code(&broker, "p1", Some(("alice", "wonderland"))),
+        ConnectReturnCode::Success
+    );
+    assert_eq!(
+        connect_code(&broker, "p2", Some(("bad", "test"))),
+        ConnectReturnCode::NotAuthorized
+    );
+    assert_eq!(
+        connect_code(&broker, "p3", Some(("empty", ""))),
+        ConnectReturnCode::NotAuthorized
+    );
+    if !Broker::is_mosquitto() {
+        let log = broker.log_text();
+        for line in [1, 4] {
+            let expected = format!(
+                "Invalid line in password file {}:{line}: ",
+                passwords.path()
+            );
+            assert!(log.contains(&expected), "no warning for line {line}: {log}");
+        }
+    }
+}
+
 /// acl_file: `write` is checked when a client publishes (denied messages are dropped),
 /// `read` when a message is delivered; `pattern` rules substitute %u.
 #[test]

@@ -832,6 +832,76 @@ fn sys_topics_show_the_bridge_progress() {
     assert_eq!(last, "3");
 }
 
+/// The retained value of `$SYS/broker/connection/cloud/<name>` once it satisfies `ok`
+/// (read by a new subscription each time, so it is the current one), within `limit`.
+fn wait_sys(gw: &Broker, name: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let topic = format!("$SYS/broker/connection/cloud/{name}");
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut sys = gw.client("sys-reader");
+        sys.subscribe(&topic, QoS::AtMostOnce);
+        if let Some(p) = sys.next_publish(Duration::from_millis(500)) {
+            last = String::from_utf8_lossy(&p.payload).into_owned();
+            if ok(&last) {
+                return last;
+            }
+        }
+        drop(sys);
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{topic} stayed {last:?} for {limit:?}");
+}
+
+/// #22: while the cloud is unreachable, the bridge's $SYS health shows the backlog
+/// growing and ageing and why the link is down; after it reconnects the backlog and its
+/// age fall back to 0, `connected` is 1 at once (published on the change of state, not
+/// at the next interval) and `connected_since` is set.
+#[test]
+fn bridge_health_shows_a_growing_backlog_while_the_cloud_is_down() {
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    proxy.set(CUT);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1
+sys_interval 1",
+    );
+    let mut gw_pub = gw.client("gw-pub");
+    publish_seq(&mut gw_pub, 0..5);
+    wait_sys(&gw, "backlog/messages", WAIT, |v| v == "5");
+    assert_eq!(wait_sys(&gw, "backlog/bytes", WAIT, |v| v != "0"), "5");
+    wait_sys(&gw, "backlog/oldest_age", WAIT * 2, |v| {
+        v.parse::<u64>().is_ok_and(|age| age >= 2)
+    });
+    let error = wait_sys(&gw, "last_error", WAIT, |v| !v.is_empty());
+    assert!(
+        error.contains("closed") || error.contains("reset") || error.contains("refused"),
+        "{error}"
+    );
+    assert_eq!(wait_sys(&gw, "connected", WAIT, |_| true), "0");
+    assert_eq!(
+        wait_sys(&gw, "address", WAIT, |_| true),
+        format!("127.0.0.1:{}", proxy.port)
+    );
+    assert_eq!(wait_sys(&gw, "dropped/full", WAIT, |_| true), "0");
+
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    proxy.set(PASS);
+    wait_sys(&gw, "connected", WAIT * 3, |v| v == "1");
+    wait_sys(&gw, "backlog/messages", WAIT * 2, |v| v == "0");
+    wait_sys(&gw, "backlog/oldest_age", WAIT * 2, |v| v == "0");
+    let since: u64 = wait_sys(&gw, "connected_since", WAIT, |v| v != "0")
+        .parse()
+        .unwrap();
+    let unix_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(since <= unix_now && since + 60 > unix_now, "{since}");
+}
+
 /// culex's bridge_outbox_messages and bridge_outbox_full: while the cloud is away at most
 /// that many messages wait; with drop_oldest the newest are the ones kept.
 #[test]
@@ -1048,4 +1118,158 @@ fn an_mqtt5_cloud_with_maximum_qos_1_gets_qos2_messages_at_qos1() {
         "one connection, never dropped:\n{}",
         gw.log_text()
     );
+}
+
+/// The gateway's bridge toward a fake remote in the test: the broker, and the bridge's
+/// connection as the remote sees it (a clone of the stream to read errors from).
+fn bridge_to_fake_remote(lines: &str) -> (Broker, Raw, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gw = gateway(port, lines);
+    let mut stream = None;
+    eventually(WAIT * 2, || {
+        stream = listener.accept().ok().map(|(s, _)| s);
+        stream.is_some()
+    });
+    let stream = stream.expect("the bridge connects to the fake remote");
+    stream.set_nonblocking(false).unwrap();
+    let probe = stream.try_clone().unwrap();
+    (gw, Raw::from_stream(stream), probe)
+}
+
+/// Byte for byte what Mosquitto's bridge sends an MQTT 5 remote (its suite's
+/// 06-bridge-* scripts): the CONNECT with Receive Maximum 20 (max_inflight_messages),
+/// SUBSCRIBE with packet id 1 (not 65535), PINGRESP to a PINGREQ, the next id (2) for a
+/// relayed message, PUBACK Success for a message only the bridge's own No Local
+/// subscription matches, and a reset connection after a malformed packet.
+#[test]
+fn the_bridge_speaks_to_an_mqtt5_remote_as_mosquittos_does() {
+    let (gw, mut remote, mut probe) = bridge_to_fake_remote(
+        "notifications false\ntopic bridge/# both 1\nbridge_protocol_version mqttv50",
+    );
+    // CONNECT: MQTT 5, no clean start, keep alive 60, properties: Receive Maximum
+    // (0x21) 20, client id "gw1".
+    let mut connect = vec![0x10, 0x13, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x00];
+    connect.extend_from_slice(&[0x00, 0x3c, 0x03, 0x21, 0x00, 0x14, 0x00, 0x03]);
+    connect.extend_from_slice(b"gw1");
+    remote.expect(&connect);
+    remote.send(&[0x20, 0x03, 0x00, 0x00, 0x00]);
+    // SUBSCRIBE id 1, no properties, bridge/# with QoS 1 | No Local | Retain As
+    // Published.
+    let mut subscribe = vec![0x82, 0x0e, 0x00, 0x01, 0x00, 0x00, 0x08];
+    subscribe.extend_from_slice(b"bridge/#");
+    subscribe.push(0x0d);
+    remote.expect(&subscribe);
+    remote.send(&[0x90, 0x04, 0x00, 0x01, 0x00, 0x01]);
+    remote.send(&[0xc0, 0x00]);
+    remote.expect(&[0xd0, 0x00]);
+
+    let mut device = gw.client("device");
+    device.publish("bridge/out", QoS::AtLeastOnce, false, b"m");
+    let (qos, _, topic, id, payload) = next_bridge_publish(&mut remote);
+    assert_eq!(
+        (qos, topic.as_str(), id, &payload[..]),
+        (1, "bridge/out", 2, &b"m"[..])
+    );
+    remote.send(&[0x40, 0x02, 0x00, 0x02]);
+
+    // A QoS 1 message from the remote, id 20, on a topic nobody but the bridge's own
+    // subscription (No Local) matches: PUBACK Success, in its short form.
+    let mut publish = vec![0x32, 0x0f, 0x00, 0x09];
+    publish.extend_from_slice(b"bridge/in");
+    publish.extend_from_slice(&[0x00, 0x14, 0x00, b'x']);
+    remote.send(&publish);
+    remote.expect(&[0x40, 0x02, 0x00, 0x14]);
+
+    // A PUBLISH with the topic name "++++++" (malformed [MQTT-3.3.2-2]) and a PINGREQ:
+    // the bridge resets the connection, as Mosquitto's does.
+    remote.send(&[
+        0x32, 0x0c, 0x00, 0x06, b'+', b'+', b'+', b'+', b'+', b'+', 0x00, 0x04,
+    ]);
+    remote.try_send(&[0x00, 0x33, 0xc0, 0x00]);
+    probe.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = [0u8; 64];
+    let end = loop {
+        match probe.read(&mut buf) {
+            Ok(0) => break "closed (FIN)".to_string(),
+            Ok(_) => continue,
+            Err(e) => break format!("{:?}", e.kind()),
+        }
+    };
+    assert_eq!(end, "ConnectionReset");
+}
+
+/// culex's bridge_latest_only, bridge_outbox_max_age and bridge_replay_rate through real
+/// sockets: during an outage, a message older than the age limit is gone by the time
+/// the cloud returns, a state topic arrives once with its newest value, the rest once
+/// and in order; the backlog arrives at no more than the replay rate, and a message
+/// published after the link came back overtakes it.
+#[test]
+fn the_outbox_sheds_aged_and_superseded_messages_and_paces_its_replay() {
+    let cloud = Broker::start_culex("");
+    let proxy = Proxy::start(cloud.port);
+    let gw = gateway(
+        proxy.port,
+        "topic data/# out 1\ntopic state/# out 1\nbridge_latest_only state/#\n\
+         bridge_outbox_max_age 2\nbridge_replay_rate 5",
+    );
+    let mut watcher = state_watcher(&gw, "watch");
+    wait_state(&mut watcher, "1", WAIT * 3);
+    let mut cloud_sub = cloud.client("cloud-sub");
+    cloud_sub.subscribe("data/#", QoS::AtLeastOnce);
+    cloud_sub.subscribe("state/#", QoS::AtLeastOnce);
+    proxy.set(CUT);
+    wait_state(&mut watcher, "0", WAIT);
+    let mut gw_pub = gw.client("gw-pub");
+    gw_pub.publish("data/old", QoS::AtLeastOnce, false, b"aged");
+    std::thread::sleep(Duration::from_millis(3500));
+    for i in 0..8 {
+        gw_pub.publish(
+            "state/valve",
+            QoS::AtLeastOnce,
+            false,
+            format!("v{i}").as_bytes(),
+        );
+        gw_pub.publish(
+            "data/seq",
+            QoS::AtLeastOnce,
+            false,
+            i.to_string().as_bytes(),
+        );
+    }
+    proxy.set(PASS);
+    wait_state(&mut watcher, "1", WAIT * 3);
+    gw_pub.publish("data/live", QoS::AtLeastOnce, false, b"now");
+    let deadline = Instant::now() + WAIT * 3;
+    let mut got = Vec::new();
+    while got.len() < 10 && Instant::now() < deadline {
+        if let Some(p) = cloud_sub.next_publish(deadline - Instant::now()) {
+            let payload = String::from_utf8_lossy(&p.payload).into_owned();
+            got.push((p.topic.clone(), payload, Instant::now()));
+        }
+    }
+    let names: Vec<String> = got.iter().map(|(t, p, _)| format!("{t}={p}")).collect();
+    let backlog: Vec<&String> = names.iter().filter(|n| *n != "data/live=now").collect();
+    // v7 went to the end of the queue when it replaced v6, just before seq 7.
+    let mut expected: Vec<String> = (0..8).map(|i| format!("data/seq={i}")).collect();
+    expected.insert(7, "state/valve=v7".into());
+    assert_eq!(backlog, expected.iter().collect::<Vec<_>>(), "{names:?}");
+    let live = names
+        .iter()
+        .position(|n| n == "data/live=now")
+        .expect("the live message arrived");
+    assert!(
+        live < 9,
+        "the live message came after the whole backlog: {names:?}"
+    );
+    // 9 backlog messages at 5 per second: the 8 intervals take 1.6 s at least (a little
+    // less measured at the cloud, whose reads can bunch).
+    let (first, last) = (got[0].2, got[got.len() - 1].2);
+    assert!(
+        last - first >= Duration::from_millis(1300),
+        "{:?}",
+        last - first
+    );
+    cloud_sub.expect_no_publish();
 }

@@ -120,6 +120,38 @@ fn remaining_length_of_256_mb_is_not_allocated() {
     raw.expect_silence(Duration::from_millis(200)); // still waiting for the rest
 }
 
+/// [MQTT-3.1.0-1]: the first packet must be CONNECT. Fourteen clients that each open with
+/// another packet type announcing 243 MB and send megabytes of it are closed at the fixed
+/// header, so nothing they send is buffered (Mosquitto's 01-bad-initial-packets: Mosquitto
+/// stays under 25 MB of virtual memory); a CONNECT announcing more than Mosquitto's
+/// 100,000 bytes is refused the same way. Other clients are served as before.
+#[test]
+fn bad_initial_packets_are_closed_at_their_fixed_header() {
+    let broker = Broker::start("");
+    let mut other = broker.subscriber("other", "bad/t", QoS::AtMostOnce);
+    let vm_before = broker.vm_size_kib();
+    let body = vec![0x01; 4 << 20];
+    let mut raws = Vec::new();
+    for kind in 1..=15u8 {
+        let mut raw = Raw::connect(broker.port);
+        // CONNECT (kind 1) announces the same 243 MB, over its 100,000-byte limit.
+        raw.try_send(&[kind << 4, 0x80, 0x80, 0x80, 0x74]);
+        raw.try_send(&body);
+        raws.push(raw);
+    }
+    let vm_after = broker.vm_size_kib();
+    for raw in &mut raws {
+        raw.expect_closed();
+    }
+    assert!(
+        vm_after < vm_before + 16 * 1024,
+        "VmSize grew from {vm_before} KiB to {vm_after} KiB on 15 bad first packets"
+    );
+    let mut publisher = broker.client("pub");
+    publisher.publish("bad/t", QoS::AtMostOnce, false, b"small");
+    assert_eq!(&other.expect_publish().payload[..], b"small");
+}
+
 /// With `max_packet_size 1000`, a Remaining Length announcing 256 MB closes the
 /// connection at once, before the body arrives (MQTT 5: [MQTT-3.2.2-15]'s Maximum Packet
 /// Size; for 3.1.1 a close). Other clients are unaffected.
@@ -138,7 +170,9 @@ fn remaining_length_over_max_packet_size_closes_the_connection() {
 /// A QoS 1 subscriber that stops reading and acknowledging: with `max_inflight_messages
 /// 5` and `max_queued_messages 10`, it holds 15 of 100 messages and the other 85 are
 /// dropped and counted in `$SYS/broker/publish/messages/dropped`. The publisher gets
-/// every PUBACK without waiting, and a subscriber that reads gets all 100 in order.
+/// every PUBACK, and a subscriber that reads gets all 100 in order. (culex holds the
+/// publisher once, while the stalled queue is over half its size, until the subscriber
+/// counts as stalled: `subscriber_stall_timeout`, 2 s, within the 5 s asserted here.)
 #[test]
 fn stalled_subscriber_queue_drops_and_counts_and_never_blocks_the_publisher() {
     let broker = Broker::start("max_inflight_messages 5\nmax_queued_messages 10\nsys_interval 1");

@@ -286,3 +286,112 @@ fn quiet_flag_logs_nothing() {
     std::thread::sleep(QUIET);
     assert_eq!(broker.log_text(), "");
 }
+
+/// The lines of the log file at `path`, without their time stamps, once `line` is there.
+fn messages_once(path: &Path, line: &str) -> Vec<String> {
+    let messages = || -> Vec<String> {
+        read(path)
+            .lines()
+            .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
+            .collect()
+    };
+    eventually(WAIT, || messages().iter().any(|m| m == line));
+    let all = messages();
+    assert!(
+        all.iter().any(|m| m == line),
+        "no line {line:?} in {}:\n{}",
+        path.display(),
+        all.join("\n")
+    );
+    all
+}
+
+/// Mosquitto 2.0's connection lines, which fail2ban filters and log monitors match, with
+/// its default log types: "New connection from IP:PORT on port N." (a notice, not a
+/// debug line), "Client ID disconnected, not authorised." for a refused login, and
+/// "Client ID disconnected." after DISCONNECT; "culex version X running" once started.
+#[test]
+fn connection_lines_are_mosquittos() {
+    let dir = LogDir::new();
+    let path = dir.file("broker.log");
+    let passwords = crate::auth::TempFile::new("pw", &crate::auth::password_line("u", "right"));
+    let broker = Broker::start(&format!(
+        "log_dest file {}\npassword_file {}\nallow_anonymous false",
+        path.display(),
+        passwords.path()
+    ));
+    let version = format!("version {} running", env!("CARGO_PKG_VERSION"));
+    if !Broker::is_mosquitto() {
+        messages_once(&path, &format!("culex {version}"));
+    }
+    assert_eq!(
+        crate::auth::connect_code(&broker, "intruder", Some(("u", "wrong"))),
+        rumqttc::ConnectReturnCode::NotAuthorized
+    );
+    let lines = messages_once(&path, "Client intruder disconnected, not authorised.");
+    let port = broker.port;
+    assert!(
+        lines
+            .iter()
+            .any(|m| m.starts_with("New connection from 127.0.0.1:")
+                && m.ends_with(&format!(" on port {port}."))),
+        "{lines:#?}"
+    );
+    let mut options = broker.options("polite");
+    options.set_credentials("u", "right");
+    let (peer, _) = crate::common::Peer::connect(options);
+    peer.disconnect();
+    messages_once(&path, "Client polite disconnected.");
+}
+
+/// Mosquitto logs a take-over ("Client ID already connected, closing old connection.")
+/// at error level: it is published on `$SYS/broker/log/E`.
+#[test]
+fn take_over_is_logged_as_an_error() {
+    let broker = Broker::start("log_dest topic");
+    let mut sub = broker.subscriber("log-watcher", "$SYS/broker/log/E", QoS::AtMostOnce);
+    let _first = broker.client("twin");
+    let _second = broker.client("twin");
+    let publish = sub
+        .next_publish(WAIT)
+        .expect("an error line on $SYS/broker/log/E");
+    let text = String::from_utf8_lossy(&publish.payload).into_owned();
+    assert!(
+        text.ends_with(": Client twin already connected, closing old connection."),
+        "{text:?}"
+    );
+}
+
+/// `log_type all` writes Mosquitto's per-packet trace (debug level): a QoS 1 message from
+/// one rumqttc client to another shows as Mosquitto 2.0 writes it, so log readers and
+/// habits from Mosquitto's `-v` work.
+#[test]
+fn log_type_all_traces_packets_in_mosquitto_words() {
+    let dir = LogDir::new();
+    let path = dir.file("trace.log");
+    let broker = Broker::start(&format!("log_dest file {}\nlog_type all", path.display()));
+    let mut sub = broker.subscriber("trace-sub", "trace/#", QoS::AtLeastOnce);
+    let mut publisher = broker.client("trace-pub");
+    publisher.publish("trace/t", QoS::AtLeastOnce, false, b"12345");
+    assert!(sub.next_publish(WAIT).is_some(), "the message arrives");
+    let wanted = [
+        "Received SUBSCRIBE from trace-sub",
+        "\ttrace/# (QoS 1)",
+        "Sending SUBACK to trace-sub",
+        "Received PUBLISH from trace-pub (d0, q1, r0, m1, 'trace/t', ... (5 bytes))",
+        "Sending PUBACK to trace-pub (m1, rc0)",
+        "Sending PUBLISH to trace-sub (d0, q1, r0, m1, 'trace/t', ... (5 bytes))",
+        "Received PUBACK from trace-sub (Mid: 1, RC:0)",
+    ];
+    eventually(WAIT, || {
+        let text = read(&path);
+        wanted.iter().all(|w| text.lines().any(|l| l.ends_with(w)))
+    });
+    let text = read(&path);
+    for w in wanted {
+        assert!(
+            text.lines().any(|l| l.ends_with(w)),
+            "no line ending {w:?} in:\n{text}"
+        );
+    }
+}

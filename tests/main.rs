@@ -7,9 +7,12 @@
 //! those of MQTT 3.1.1 (OASIS Standard, 29 October 2014).
 
 mod auth;
+mod backpressure;
 mod bridge;
 mod common;
 mod connect;
+mod dynsec;
+mod http_api;
 mod keepalive;
 mod limits;
 mod listeners;
@@ -22,6 +25,7 @@ mod persistence;
 mod qos;
 mod retain;
 mod session;
+mod standalone;
 mod subpub;
 mod sys;
 mod sys21;

@@ -56,6 +56,22 @@ fn puback(id: u16) -> Vec<u8> {
 }
 
 /// Topic, payload, QoS, DUP and packet id of a 3.1.1 PUBLISH.
+/// Publishes `payload` retained at QoS 1 to each of `topics` in turn (packet ids 1, 2,
+/// ...), each acknowledged before the next.
+fn publish_retained(p: &mut Raw, topics: impl IntoIterator<Item = String>, payload: &[u8]) {
+    for (topic, id) in topics.into_iter().zip(1u16..) {
+        p.send(&publish_packet(
+            topic.as_bytes(),
+            1,
+            true,
+            false,
+            id,
+            payload,
+        ));
+        p.expect(&puback(id));
+    }
+}
+
 fn parse_publish(p: &[u8]) -> (String, Vec<u8>, u8, bool, u16) {
     assert_eq!(p[0] & 0xF0, 0x30, "a PUBLISH: {p:?}");
     let qos = (p[0] >> 1) & 3;
@@ -330,18 +346,7 @@ fn a_torn_journal_tail_is_set_aside_and_start_up_goes_on() {
     let dir = Dir::new();
     let mut broker = Broker::start_culex(&dir.conf(""));
     let mut p = broker.raw_connected("pub");
-    for i in 0..5u16 {
-        let topic = format!("r/{i}");
-        p.send(&publish_packet(
-            topic.as_bytes(),
-            1,
-            true,
-            false,
-            i + 1,
-            b"v",
-        ));
-        p.expect(&puback(i + 1));
-    }
+    publish_retained(&mut p, (0..5).map(|i| format!("r/{i}")), b"v");
     std::thread::sleep(Duration::from_millis(200));
     broker.restart(Stop::Kill);
     // The restart compacted everything into the snapshot; add records and tear the last.
@@ -394,32 +399,80 @@ fn broker_pid(broker: &Broker) -> String {
     broker.pid().to_string()
 }
 
-/// A database of an unknown format version is refused with a clear message, never
-/// misread; a Mosquitto database under the configured name is left untouched.
+/// Runs culex on `dir` with a listener of its own until it exits or `wait` passes;
+/// returns whether it exited with success (`None`: still running, then killed) and its
+/// output.
+fn run_culex_once(dir: &Dir, wait: Duration) -> (Option<bool>, String) {
+    let conf = dir
+        .0
+        .join(format!("c{}.conf", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    fs::write(&conf, dir.conf(&format!("listener {port} 127.0.0.1\n"))).unwrap();
+    let mut child = crate::common::built_binary(env!("CARGO_BIN_EXE_culex"))
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run culex");
+    let started = Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status.success());
+        }
+        if started.elapsed() > wait {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("culex's output");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    (status, text)
+}
+
+fn damaged_copies(dir: &Dir) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(&dir.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".damaged-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// [issue #25, case 1] A database of an unknown format version is never misread, and
+/// never keeps the broker down: it is moved aside (kept for the culex that wrote it) and
+/// culex starts with what else is there. A Mosquitto database under the configured name
+/// is left untouched.
 #[test]
-fn unknown_format_is_refused_and_mosquitto_db_is_left_alone() {
+fn unknown_format_is_moved_aside_and_mosquitto_db_is_left_alone() {
     let dir = Dir::new();
     let mut header = b"CULEXDB\0".to_vec();
     header.extend_from_slice(&99u32.to_le_bytes());
     header.extend_from_slice(&[1, 0, 0, 0]);
     header.extend_from_slice(&0u64.to_le_bytes());
     fs::write(dir.0.join("culex.db"), &header).unwrap();
-    let conf = dir.0.join("c.conf");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    fs::write(&conf, dir.conf(&format!("listener {port} 127.0.0.1\n"))).unwrap();
-    let out = crate::common::built_binary(env!("CARGO_BIN_EXE_culex"))
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run culex");
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("format version 99"), "{text}");
+    let mut broker = Broker::start_culex(&dir.conf(""));
+    let mut p = broker.raw_connected("pub");
+    p.send(&publish_packet(b"m", 1, true, false, 1, b"v"));
+    p.expect(&puback(1));
+    broker.restart(Stop::Term);
+    let log = broker.log_text();
+    assert!(log.contains("format version 99"), "{log}");
+    let aside = damaged_copies(&dir);
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(fs::read(dir.0.join(&aside[0])).unwrap(), header);
+    let mut s = broker.raw_connected("sub");
+    s.send(&subscribe_packet(1, "m", 0));
+    assert!(s.read_until_quiet().iter().any(|p| p[0] & 0xF0 == 0x30));
+    drop(broker);
 
     let dir = Dir::new();
     let mosquitto = b"\x00\xB5\x00mosquitto db\x00\x00\x00\x06 and more".to_vec();
@@ -430,11 +483,108 @@ fn unknown_format_is_refused_and_mosquitto_db_is_left_alone() {
     p.expect(&puback(1));
     broker.restart(Stop::Term);
     assert_eq!(fs::read(dir.0.join("mosquitto.db")).unwrap(), mosquitto);
-    assert!(dir.0.join("mosquitto.db.culex.journal").exists());
+    // culex's own state is beside it: the snapshot the clean stop wrote (the journal
+    // it replaces is removed then, and made again by the next start when it is ready).
+    assert!(dir.0.join("mosquitto.db.culex").exists());
     assert!(broker.log_text().contains("is a Mosquitto database"));
     let mut s = broker.raw_connected("sub");
     s.send(&subscribe_packet(1, "m", 0));
     assert!(s.read_until_quiet().iter().any(|p| p[0] & 0xF0 == 0x30));
+}
+
+/// Retained values of `r/#` a fresh subscriber gets, sorted.
+fn retained_topics(broker: &Broker) -> Vec<String> {
+    let mut s = broker.raw_connected("sub");
+    s.send(&subscribe_packet(1, "r/#", 0));
+    let mut topics: Vec<String> = s
+        .read_until_quiet()
+        .iter()
+        .filter(|p| p[0] & 0xF0 == 0x30)
+        .map(|p| parse_publish(p).0)
+        .collect();
+    topics.sort();
+    topics
+}
+
+/// [issue #25, cases 1, 6 and 7] An empty snapshot and a journal with a byte flipped in
+/// its middle: culex starts, moves the empty snapshot aside, recovers every record but
+/// the damaged one (the records after the damage too), says the damage is in the middle
+/// of the file (not a crash), and rewrites the state, so the next start finds clean
+/// files and keeps no second copy. Before: exit 1 ("Move it away"); with only the flip,
+/// half of the records were set aside, and every start logged and copied it again.
+#[test]
+fn damaged_files_are_recovered_and_rewritten_once() {
+    let dir = Dir::new();
+    let mut broker = Broker::start_culex(&dir.conf(""));
+    let mut p = broker.raw_connected("pub");
+    publish_retained(&mut p, (0..40).map(|i| format!("r/{i:02}")), b"value");
+    // Killed, not stopped: a clean stop moves the records into the snapshot and removes
+    // the journal, and the journal is what is damaged here.
+    std::thread::sleep(Duration::from_millis(200));
+    broker.restart(Stop::Kill);
+    let _ = Command::new("kill")
+        .args(["-STOP", &broker_pid(&broker)])
+        .status();
+    let journal = dir.0.join("culex.db.journal");
+    let mut bytes = fs::read(&journal).expect("the journal exists");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    fs::write(&journal, &bytes).unwrap();
+    fs::write(dir.0.join("culex.db"), b"").unwrap();
+    broker.restart(Stop::Kill);
+    let topics = retained_topics(&broker);
+    assert_eq!(topics.len(), 39, "all but the damaged record: {topics:?}");
+    let log = broker.log_text();
+    assert!(log.contains("the snapshot is empty"), "{log}");
+    assert!(log.contains("damaged in the middle"), "{log}");
+    assert!(
+        !log.contains("damaged bytes after"),
+        "not a torn tail: {log}"
+    );
+    let aside = damaged_copies(&dir);
+    assert_eq!(
+        aside.len(),
+        2,
+        "the empty snapshot and the journal's bytes: {aside:?}"
+    );
+    // The state was rewritten: the next start says nothing and copies nothing.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            fs::metadata(dir.0.join("culex.db")).is_ok_and(|m| m.len() > 24)
+        }),
+        "a new snapshot"
+    );
+    broker.restart(Stop::Kill);
+    assert_eq!(retained_topics(&broker).len(), 39);
+    let log = broker.log_text();
+    assert_eq!(log.matches("damaged in the middle").count(), 1, "{log}");
+    assert_eq!(damaged_copies(&dir), aside);
+}
+
+/// [issue #25, case 9] A second broker on a persistence directory in use is refused,
+/// with a message that names the directory and the broker holding it; the first goes on
+/// serving. Before: both started and mixed their sessions in one journal.
+#[test]
+fn a_second_broker_on_the_same_directory_is_refused() {
+    let dir = Dir::new();
+    let mut broker = Broker::start_culex(&dir.conf(""));
+    // The listeners open before the store is loaded (and locked).
+    assert!(eventually(Duration::from_secs(10), || broker
+        .log_text()
+        .contains(" loaded in ")));
+    let (status, text) = run_culex_once(&dir, Duration::from_secs(10));
+    assert_eq!(status, Some(false), "{text}");
+    assert!(text.contains("in use by another broker"), "{text}");
+    assert!(text.contains(&dir.0.display().to_string()), "{text}");
+    assert!(
+        text.contains(&format!("process {}", broker.pid())),
+        "{text}"
+    );
+    let mut p = broker.raw_connected("pub");
+    p.send(&publish_packet(b"r/x", 1, true, false, 1, b"v"));
+    p.expect(&puback(1));
+    broker.restart(Stop::Term);
+    assert_eq!(retained_topics(&broker), ["r/x"]);
 }
 
 /// The crash test: a publisher streams numbered QoS 1 messages to a persistent,
@@ -569,7 +719,10 @@ fn compactions_keep_everything_across_a_crash() {
     }
     let snapshot = dir.0.join("culex.db");
     assert!(
-        eventually(Duration::from_secs(3), || snapshot.exists()),
+        // Larger than the empty snapshot a fresh start writes (header and end mark).
+        eventually(Duration::from_secs(3), || {
+            fs::metadata(&snapshot).is_ok_and(|m| m.len() > 30)
+        }),
         "snapshots were written"
     );
     let mut s = broker.raw_connected("sys");
@@ -680,4 +833,170 @@ fn mqtt5_properties_expiry_and_subscription_identifiers_survive_a_crash() {
         .message_expiry_interval
         .expect("expiry counted down, not dropped");
     assert!((3590..=3600).contains(&left), "{left}");
+}
+
+/// The `$SYS/broker/persistence/...` values published at the next `$SYS` round, by topic.
+fn persistence_sys(broker: &Broker) -> std::collections::HashMap<String, String> {
+    let mut s = broker.raw_connected("sys-reader");
+    s.send(&subscribe_packet(1, "$SYS/broker/persistence/#", 0));
+    let mut values = std::collections::HashMap::new();
+    let started = Instant::now();
+    while values.len() < 8 && started.elapsed() < Duration::from_secs(4) {
+        if let Some(p) = s.try_read_packet(Duration::from_millis(200)) {
+            if p[0] & 0xF0 == 0x30 {
+                let (topic, value, ..) = parse_publish(&p);
+                let value = String::from_utf8(value).expect("a $SYS value is text");
+                values.insert(topic, value);
+            }
+        }
+    }
+    values
+}
+
+/// Issue 25 case 8, `persistence_sync ack`: a SUBACK reports a subscription that is on
+/// disk, so after SUBACK and a `kill -9` the subscription is there. Also a session's
+/// CONNACK. [MQTT-3.8.4-1]
+#[test]
+fn ack_mode_subscription_acknowledged_survives_a_crash() {
+    let dir = Dir::new();
+    let mut broker = Broker::start_culex(&dir.conf("persistence_sync ack\n"));
+    let (mut s, present) = connect_clean(&broker, "sub", false);
+    assert!(!present);
+    s.send(&subscribe_packet(1, "t/#", 1));
+    assert_eq!(s.read_packet(), packet(0x90, &[0, 1, 1]), "SUBACK");
+    broker.restart(Stop::Kill);
+    drop(s);
+    let (mut s, present) = connect_clean(&broker, "sub", false);
+    assert!(present, "the session acknowledged by CONNACK is back");
+    let mut p = broker.raw_connected("pub");
+    p.send(&publish_packet(b"t/a", 1, false, false, 1, b"after"));
+    p.expect(&puback(1));
+    let (topic, payload, qos, ..) = parse_publish(&s.read_packet());
+    assert_eq!(
+        (topic.as_str(), payload.as_slice(), qos),
+        ("t/a", &b"after"[..], 1)
+    );
+}
+
+/// Issue 25 case 8, `persistence_sync ack`: PUBCOMP says the packet id is released, so
+/// after PUBCOMP and a `kill -9` the client's next QoS 2 PUBLISH with the same id is a
+/// new message, delivered, not taken for the old one. [MQTT-4.3.3-2] [MQTT-2.2.1-3]
+#[test]
+fn ack_mode_packet_id_released_by_pubcomp_is_new_after_a_crash() {
+    let dir = Dir::new();
+    let mut broker = Broker::start_culex(&dir.conf("persistence_sync ack\n"));
+    let (mut s, _) = connect_clean(&broker, "sub", false);
+    s.send(&subscribe_packet(1, "t", 1));
+    assert_eq!(s.read_packet()[0], 0x90);
+    let (mut p, _) = connect_clean(&broker, "pub", false);
+    p.send(&publish_packet(b"t", 2, false, false, 7, b"first"));
+    p.expect(&packet(0x50, &7u16.to_be_bytes()));
+    p.send(&packet(0x62, &7u16.to_be_bytes()));
+    p.expect(&packet(0x70, &7u16.to_be_bytes()));
+    broker.restart(Stop::Kill);
+    drop((s, p));
+    let (mut p, present) = connect_clean(&broker, "pub", false);
+    assert!(present);
+    p.send(&publish_packet(b"t", 2, false, false, 7, b"second"));
+    p.expect(&packet(0x50, &7u16.to_be_bytes()));
+    p.send(&packet(0x62, &7u16.to_be_bytes()));
+    p.expect(&packet(0x70, &7u16.to_be_bytes()));
+    let (mut s, present) = connect_clean(&broker, "sub", false);
+    assert!(present);
+    let payloads: Vec<Vec<u8>> = s
+        .read_until_quiet()
+        .iter()
+        .filter(|p| p[0] & 0xF0 == 0x30)
+        .map(|p| parse_publish(p).1)
+        .collect();
+    assert_eq!(payloads, [b"first".to_vec(), b"second".to_vec()]);
+}
+
+/// `$SYS/broker/persistence/...`: the store's state, what start-up recovered and lost,
+/// and the files' wear; in ack mode every acknowledged change was synced.
+#[test]
+fn persistence_status_is_published_in_sys() {
+    let dir = Dir::new();
+    let conf = dir.conf("persistence_sync ack\nsys_interval 1\n");
+    let mut broker = Broker::start_culex(&conf);
+    let mut p = broker.raw_connected("pub");
+    for i in 1..=3u16 {
+        p.send(&publish_packet(b"r", 1, true, false, i, &i.to_be_bytes()));
+        p.expect(&puback(i));
+    }
+    broker.restart(Stop::Kill);
+    let values = persistence_sys(&broker);
+    let value = |name: &str| {
+        values
+            .get(&format!("$SYS/broker/persistence/{name}"))
+            .unwrap_or_else(|| panic!("{name} in {values:?}"))
+            .clone()
+    };
+    assert_eq!(value("state"), "ok");
+    let number = |name: &str| -> u64 { value(name).parse().expect("a number") };
+    assert!(number("records/recovered") >= 3, "{values:?}");
+    assert_eq!(number("records/lost"), 0);
+    assert_eq!(number("bytes/damaged"), 0);
+    assert_eq!(number("files/set-aside"), 0);
+    assert_eq!(number("acks/refused"), 0);
+    // `bytes/written` and `syncs` count since this start; a snapshot at start-up may
+    // not have been needed, so only their presence is certain.
+    number("bytes/written");
+    number("syncs");
+}
+
+/// A clean stop saves the whole state at `persistence_file`, as Mosquitto saves its
+/// database at shutdown ("Saving in-memory database to FILE."): the next start reads
+/// it alone, and its journal begins empty. Before: the state stayed in the journal,
+/// replayed record by record at every start.
+#[test]
+fn a_clean_stop_saves_the_state_in_the_snapshot() {
+    let dir = Dir::new();
+    let mut broker = Broker::start_culex(&dir.conf(""));
+    let mut p = broker.raw_connected("pub");
+    publish_retained(&mut p, (0..3).map(|i| format!("r/{i}")), b"v");
+    broker.restart(Stop::Term);
+    assert_eq!(retained_topics(&broker), ["r/0", "r/1", "r/2"]);
+    let log = broker.log_text();
+    assert!(log.contains("Saving in-memory database to "), "{log}");
+    assert!(
+        log.contains(" snapshot and 0 journal records: 3 retained messages"),
+        "{log}"
+    );
+}
+
+/// SIGUSR1 with `persistence true` writes the whole state to the snapshot file at once
+/// and says so with Mosquitto's line ("Saving in-memory database to FILE."), as
+/// Mosquitto writes its database on SIGUSR1; the broker goes on serving.
+#[test]
+fn sigusr1_writes_a_snapshot_now() {
+    let dir = Dir::new();
+    // No autosave and a tiny journal: only the signal can make this snapshot.
+    let broker = Broker::start_culex(&dir.conf("autosave_interval 0"));
+    let mut p = broker.raw_connected("pub");
+    publish_retained(&mut p, (0..3).map(|i| format!("usr1/{i}")), b"saved");
+    let snapshot = dir.0.join("culex.db");
+    let holds = |needle: &[u8]| {
+        fs::read(&snapshot).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!holds(b"usr1/2"), "the snapshot already held the message");
+    broker.signal("USR1");
+    assert!(
+        eventually(Duration::from_secs(10), || holds(b"usr1/2")),
+        "no snapshot after SIGUSR1: {}",
+        broker.log_text()
+    );
+    let line = format!("Saving in-memory database to {}.", snapshot.display());
+    assert!(broker.log_text().contains(&line), "{}", broker.log_text());
+    assert!(!broker.log_text().contains("no persistence"));
+    // Still serving, with the state in it.
+    let mut s = broker.raw_connected("after");
+    s.send(&subscribe_packet(1, "usr1/2", 0));
+    assert_eq!(s.read_packet()[0], 0x90, "SUBACK");
+    let (topic, payload, ..) = parse_publish(&s.read_packet());
+    assert_eq!(
+        (topic.as_str(), payload.as_slice()),
+        ("usr1/2", &b"saved"[..])
+    );
 }

@@ -469,3 +469,259 @@ fn use_identity_as_username_refuses_a_client_without_certificate() {
         "expected a refusal with 0x04, got {refusal:?}"
     );
 }
+
+/// Issue #19: a `certfile` holding only the leaf, signed by an intermediate that is in
+/// `cafile`. OpenSSL (Mosquitto) sends the chain it builds from cafile; so does culex,
+/// and a client that trusts only the root completes the handshake.
+#[test]
+fn leaf_only_certfile_is_sent_with_its_intermediate_from_cafile() {
+    let pki = Pki::new("chain");
+    let (root_cert, root) = new_ca("chain root");
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "chain intermediate");
+    params.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().unwrap();
+    let inter_cert = params.signed_by(&key, &root).unwrap();
+    let inter = Issuer::new(params, key);
+    let (leaf_pem, leaf_key) = leaf(
+        &inter,
+        "localhost",
+        vec!["localhost".into(), "127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+        false,
+    );
+    let certfile = write_file(&pki, "leaf.pem", &leaf_pem);
+    let keyfile = write_file(&pki, "leaf.key", &leaf_key);
+    let cafile = write_file(
+        &pki,
+        "cas.pem",
+        &format!("{}{}", root_cert.pem(), inter_cert.pem()),
+    );
+    let broker = Broker::start(&format!(
+        "certfile {certfile}\nkeyfile {keyfile}\ncafile {cafile}\n"
+    ));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root_cert.der().clone()).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let (client, mut conn) = try_connect(tls_options(&broker, "chain", Arc::new(config)))
+        .expect("a client trusting only the root accepts the chain");
+    assert_eq!(round_trip(&client, &mut conn, "chain/t", b"ok"), b"ok");
+}
+
+/// Runs `openssl` in `dir`; the X.509 v1 tests need certificates only its `x509 -req`
+/// makes (rcgen writes v3 only).
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl is needed by this test (apt-get install openssl)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// `man mosquitto-tls`'s recipe on Debian 12 (OpenSSL 3.0): a v3 CA from `req -x509`,
+/// server and client certificates from `x509 -req` without `-extfile`, which are X.509
+/// version 1. Returns the directory.
+fn mosquitto_tls_recipe(pki: &Pki) -> PathBuf {
+    let dir = pki.dir.join("recipe");
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "30",
+            "-nodes",
+            "-subj",
+            "/CN=recipe CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    for (name, cn) in [("server", "localhost"), ("client", "sensor-v1")] {
+        openssl(&dir, &["genrsa", "-out", &format!("{name}.key"), "2048"]);
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-new",
+                "-key",
+                &format!("{name}.key"),
+                "-subj",
+                &format!("/CN={cn}"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.crt"),
+                "-days",
+                "30",
+            ],
+        );
+    }
+    let server = std::fs::read_to_string(dir.join("server.crt")).unwrap();
+    let der = CertificateDer::from_pem_slice(server.as_bytes()).unwrap();
+    // The recipe's premise: no [0] version field after the TBSCertificate's header.
+    assert!(
+        !der.windows(3).take(12).any(|w| w == [0xa0, 0x03, 0x02]),
+        "openssl made a v3 server certificate; the test needs v1"
+    );
+    dir
+}
+
+/// A server verifier that accepts exactly one certificate: the X.509 v1 server
+/// certificate rustls's webpki cannot verify, but which OpenSSL clients accept. The
+/// handshake signature is checked against the key's public half (`SPKI`), since webpki
+/// will not read the key out of a v1 certificate either. TLS 1.3 only.
+#[derive(Debug)]
+struct ExactlyThisCert {
+    cert: CertificateDer<'static>,
+    spki: rustls::pki_types::SubjectPublicKeyInfoDer<'static>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ExactlyThisCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("another certificate".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("this test speaks TLS 1.3".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        _cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature_with_raw_key(
+            message,
+            &self.spki,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Issue #19: culex starts with the recipe's X.509 v1 server certificate and proves it
+/// holds its key in the handshake (it refused to start: `UnsupportedCertVersion`).
+#[test]
+fn x509_v1_server_certificate_from_the_mosquitto_tls_recipe_is_served() {
+    let pki = Pki::new("v1server");
+    let dir = mosquitto_tls_recipe(&pki);
+    let broker = Broker::start(&format!(
+        "certfile {0}/server.crt\nkeyfile {0}/server.key\n",
+        dir.display()
+    ));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = CertificateDer::from_pem_file(dir.join("server.crt")).unwrap();
+    let spki = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap())
+        .unwrap()
+        .public_key()
+        .expect("an RSA key has a public half")
+        .into_owned();
+    let verifier = ExactlyThisCert {
+        cert,
+        spki,
+        provider: provider.clone(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    let (client, mut conn) = try_connect(tls_options(&broker, "v1", Arc::new(config)))
+        .expect("the v1 server certificate is served and its key signs the handshake");
+    assert_eq!(round_trip(&client, &mut conn, "v1/t", b"v1"), b"v1");
+}
+
+/// Issue #19: an X.509 v1 client certificate cannot be verified by rustls-webpki; it is
+/// refused in the handshake, and the log says how to make a v3 one (culex's text).
+#[test]
+fn x509_v1_client_certificate_is_refused_with_advice() {
+    let pki = Pki::new("v1client");
+    let dir = mosquitto_tls_recipe(&pki);
+    let conf = pki.listener_conf(&format!(
+        "cafile {}/ca.crt\nrequire_certificate true\n",
+        dir.display()
+    ));
+    let broker = Broker::start_culex(&conf);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = vec![CertificateDer::from_pem_file(dir.join("client.crt")).unwrap()];
+    let key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_file(dir.join("client.key")).unwrap())
+        .unwrap();
+    // rustls's with_client_auth_cert would itself refuse the v1 certificate.
+    let resolver =
+        rustls::sign::SingleCertAndKey::from(rustls::sign::CertifiedKey::new(certs, key));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.dir.join("ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(resolver));
+    let result = try_connect(tls_options(&broker, "v1client", Arc::new(config)));
+    assert!(result.is_err(), "a v1 client certificate was accepted");
+    assert!(
+        crate::common::eventually(WAIT, || broker.log_text().contains("-extfile v3.ext")),
+        "log: {}",
+        broker.log_text()
+    );
+}

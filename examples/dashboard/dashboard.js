@@ -1,5 +1,6 @@
-// Live sensor values and broker figures over MQTT over WebSockets, from the broker that
-// serves this page (culex's http_dir on a `protocol websockets` listener).
+// Live sensor values, broker figures and bridge health over MQTT over WebSockets, from
+// the broker that serves this page (culex's http_dir on a `protocol websockets`
+// listener).
 "use strict";
 
 (function () {
@@ -28,7 +29,8 @@
   });
   client.on("connect", () => {
     setStatus("connected");
-    client.subscribe(["sensors/#", ...Object.keys(sys)], { qos: 0 }, (err) => {
+    const topics = ["sensors/#", "$SYS/broker/connection/#", ...Object.keys(sys)];
+    client.subscribe(topics, { qos: 0 }, (err) => {
       status.dataset.subscribed = err ? "no" : "yes";
     });
   });
@@ -36,12 +38,55 @@
   client.on("offline", () => setStatus("offline"));
   client.on("error", (e) => { setStatus("error"); console.error(e); });
 
+  // One row per bridge, from culex's $SYS/broker/connection/NAME/... figures (the
+  // .../state notification topic, named after the remote client id, is left out).
+  const bridgeCells = {
+    "connected": "state", "address": "address", "backlog/messages": "backlog",
+    "backlog/bytes": "bytes", "backlog/oldest_age": "age", "dropped/full": "dropped",
+    "reconnects": "reconnects", "last_error": "error",
+  };
+  const bridges = new Map();
+  const bridgeBody = document.querySelector("#bridges tbody");
+  function showBridge([name, ...rest], text) {
+    const key = rest.join("/");
+    const cls = bridgeCells[key];
+    if (!name || !cls) return;
+    let row = bridges.get(name);
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.bridge = name;
+      for (const c of ["name", ...new Set(Object.values(bridgeCells))]) {
+        const cell = document.createElement("td");
+        cell.className = c;
+        row.appendChild(cell);
+      }
+      row.querySelector("td.name").textContent = name;
+      const after = [...bridges.keys()].sort().find((b) => b > name);
+      bridgeBody.insertBefore(row, after ? bridges.get(after) : null);
+      bridges.set(name, row);
+      document.getElementById("no-bridges").hidden = true;
+    }
+    const cell = row.querySelector(`td.${cls}`);
+    if (key === "connected") {
+      row.dataset.connected = text;
+      cell.textContent = text === "1" ? "up" : "down";
+    } else if (key === "backlog/oldest_age") {
+      cell.textContent = `${text} s`;
+    } else {
+      cell.textContent = text;
+    }
+  }
+
   const rows = new Map();
   const tbody = document.querySelector("#sensors tbody");
   client.on("message", (topic, payload) => {
     const text = new TextDecoder().decode(payload);
     if (sys[topic]) {
       document.getElementById(sys[topic]).textContent = text;
+      return;
+    }
+    if (topic.startsWith("$SYS/broker/connection/")) {
+      showBridge(topic.split("/").slice(3), text);
       return;
     }
     let row = rows.get(topic);

@@ -13,12 +13,14 @@
 //! - [`acl_file`]: `user`, `topic` and `pattern` lines; [`acl_file::Acl::check`] answers
 //!   with Mosquitto 2.0's rules (deny first, user rules then patterns, `$` topics).
 //!
-//! Both parsers refuse a file with a line they cannot honour, naming the line, where
-//! Mosquitto sometimes logs and skips it: a skipped password line locks a user out, a
-//! skipped ACL line may open or close a topic, and neither should happen silently
+//! A password line that cannot be used is skipped with a warning naming the line, as
+//! Mosquitto does (one damaged line must not stop the broker; that user cannot log in).
+//! The ACL parser refuses a file with a line it cannot honour, naming the line: a
+//! skipped ACL line may open or close a topic, which should not happen silently
 //! (DESIGN.md, "What bad input gets").
 
 pub mod acl_file;
+pub mod dynsec;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 pub mod password_file;

@@ -22,12 +22,19 @@
 //!   broker's only thread. Plain-text passwords are refused too: Mosquitto accepts them
 //!   only when built without TLS.
 //!
-//! # Differences from Mosquitto, on purpose
+//! # Lines that cannot be used
 //!
-//! Mosquitto logs and skips a line it cannot decode (the user then cannot log in), and
-//! keeps the first of two lines for one user; culex refuses the file and names the line.
-//! Blank lines and lines starting with `#` are skipped by both. Names and hashes are
-//! trimmed of surrounding blanks, as Mosquitto does.
+//! As Mosquitto (`pwfile__parse`, `unpwd__decode_passwords`), a line that cannot be
+//! decoded is skipped with a warning and the other users are served: one damaged line
+//! must not stop the broker (that user then cannot log in). The warning names the file,
+//! the line and what to do ([`PasswordFile::skipped`]; [`PasswordFile::load`] logs
+//! them). Of two lines for one user the first is kept. Blank lines and lines starting
+//! with `#` are skipped silently. Names and hashes are trimmed of surrounding blanks, as
+//! Mosquitto does.
+//!
+//! An empty password matches no one, whatever the file says: Mosquitto reads a
+//! zero-length Password field as no password (`packet__read_binary` gives NULL), and a
+//! CONNECT without a password is refused (suite test `09-pwfile-parse-invalid`).
 //!
 //! # Cost
 //!
@@ -111,10 +118,12 @@ pub fn hash_password(password: &[u8], format: HashFormat, salt: &[u8]) -> String
     out
 }
 
-/// A parsed password file: each username with its stored hash.
-#[derive(Debug, Clone, Default)]
+/// A parsed password file: each username with its stored hash, and the lines that were
+/// skipped.
+#[derive(Debug, Default)]
 pub struct PasswordFile {
     users: HashMap<String, StoredHash>,
+    skipped: Vec<AuthError>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,9 +140,22 @@ enum StoredHash {
 }
 
 impl PasswordFile {
-    /// Parses the text of a password file. See the module docs for what is accepted.
+    /// Parses the text of a password file, strictly: the first line that cannot be used
+    /// is the error (for tools and tests; the broker uses [`PasswordFile::load`]).
     pub fn parse_str(text: &str) -> Result<PasswordFile, AuthError> {
+        let mut file = PasswordFile::parse_lines(text);
+        match file.skipped.is_empty() {
+            true => Ok(file),
+            false => Err(file.skipped.swap_remove(0)),
+        }
+    }
+
+    /// Parses the text of a password file as Mosquitto does. See the module docs for what
+    /// is accepted; lines that are not are left out and listed in
+    /// [`PasswordFile::skipped`].
+    pub fn parse_lines(text: &str) -> PasswordFile {
         let mut users = HashMap::new();
+        let mut skipped = Vec::new();
         let mut first_lines: HashMap<&str, usize> = HashMap::new();
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
@@ -141,31 +163,49 @@ impl PasswordFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let err = |kind| AuthError::at(line_no, kind);
-            let (username, hash) = line
-                .split_once(':')
-                .ok_or_else(|| err(AuthErrorKind::MissingColon))?;
+            let Some((username, hash)) = line.split_once(':') else {
+                skipped.push(AuthError::at(line_no, AuthErrorKind::MissingColon));
+                continue;
+            };
             let (username, hash) = (username.trim(), hash.trim());
             if username.is_empty() {
-                return Err(err(AuthErrorKind::EmptyUsername));
+                skipped.push(AuthError::at(line_no, AuthErrorKind::EmptyUsername));
+                continue;
             }
             if let Some(&first_line) = first_lines.get(username) {
-                return Err(err(AuthErrorKind::DuplicateUser {
+                let kind = AuthErrorKind::DuplicateUser {
                     username: username.to_owned(),
                     first_line,
-                }));
+                };
+                skipped.push(AuthError::at(line_no, kind));
+                continue;
             }
-            let stored = parse_hash(username, hash).map_err(err)?;
-            first_lines.insert(username, line_no);
-            users.insert(username.to_owned(), stored);
+            match parse_hash(username, hash) {
+                Ok(stored) => {
+                    first_lines.insert(username, line_no);
+                    users.insert(username.to_owned(), stored);
+                }
+                Err(kind) => skipped.push(AuthError::at(line_no, kind)),
+            }
         }
-        Ok(PasswordFile { users })
+        PasswordFile { users, skipped }
     }
 
-    /// Reads and parses the file at `path`; errors name the file.
+    /// Reads and parses the file at `path`. Only a file that cannot be read is an error;
+    /// each skipped line is logged as a warning naming the file and the line.
     pub fn load(path: impl AsRef<Path>) -> Result<PasswordFile, AuthError> {
         let path = path.as_ref();
-        PasswordFile::parse_str(&read_file(path)?).map_err(|e| e.in_file(path))
+        let mut file = PasswordFile::parse_lines(&read_file(path)?);
+        for e in &mut file.skipped {
+            e.file = Some(path.to_path_buf());
+            log::warn!("Invalid line in password file {e}; the line is skipped.");
+        }
+        Ok(file)
+    }
+
+    /// The lines left out, each with its line number and what is wrong with it.
+    pub fn skipped(&self) -> &[AuthError] {
+        &self.skipped
     }
 
     /// Whether `password` is the password of `username`.
@@ -174,7 +214,12 @@ impl PasswordFile {
     /// match anyone (Mosquitto answers `MOSQ_ERR_AUTH`): the caller answers `false`
     /// without calling this. Mosquitto hashes the password as a C string, up to a first
     /// NUL byte; culex hashes every byte, so such a password no longer matches by prefix.
+    ///
+    /// An empty password matches no one (see the module docs).
     pub fn check(&self, username: &str, password: &[u8]) -> bool {
+        if password.is_empty() {
+            return false;
+        }
         let Some(stored) = self.users.get(username) else {
             return false;
         };
@@ -307,8 +352,13 @@ mod tests {
         PasswordFile::parse_str(&lines.join("\n")).expect("a valid password file")
     }
 
+    /// The one skipped line of `text` (the strict parse's error is that line).
     fn error_of(text: &str) -> AuthError {
-        PasswordFile::parse_str(text).expect_err("a malformed password file")
+        let mut file = PasswordFile::parse_lines(text);
+        assert_eq!(file.skipped.len(), 1, "{:?}", file.skipped);
+        let strict = PasswordFile::parse_str(text).expect_err("a malformed password file");
+        assert_eq!(strict.to_string(), file.skipped[0].to_string());
+        file.skipped.remove(0)
     }
 
     #[test]
@@ -318,8 +368,47 @@ mod tests {
         assert!(pw.check("alice", b"correct horse"));
         assert!(pw.check("bob", b"hunter2"));
         assert!(pw.check("carol", "pässwörd".as_bytes()));
-        assert!(pw.check("empty", b""));
+        assert!(pw.contains_user("empty"));
         assert!(pw.check("dave", b"long salt"));
+    }
+
+    /// Mosquitto reads a zero-length Password as none, which matches no one, even a user
+    /// whose hash is that of the empty password (suite test `09-pwfile-parse-invalid`).
+    #[test]
+    fn empty_password_matches_no_one() {
+        let pw = file(&[ALICE, EMPTY]);
+        assert!(!pw.check("empty", b""));
+        assert!(!pw.check("alice", b""));
+        assert!(!pw.check("empty", b"test"));
+    }
+
+    /// The lines of `09-pwfile-parse-invalid`: each bad line is skipped, and the good
+    /// lines around it still log in, as with Mosquitto.
+    #[test]
+    fn a_bad_line_is_skipped_and_the_others_are_served() {
+        const TEST: &str = "test:$6$njERlZMi/7DzNB9E$iiavfuXvUm8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==";
+        let bad_lines = [
+            "bad:",
+            "bad:bad",
+            "bad:$",
+            "bad:$6",
+            "bad:$6$",
+            "bad:$6$njERlZMi/7DzNB9E",
+            "bad:$6$njERlZMi/7DzNB9E$",
+            "bad:$5$njERlZMi/7DzNB9E$iiavfuXvUm8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==",
+            ":$6$njERlZMi/7DzNB9E$iiavfuXvUm8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==",
+            "bad:$6$njER{ZMi/7DzNB9E$iiavfuXvUm8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==",
+            "bad:$6$njERlZMi/7DzNB9E$iiavfuXv{}8iyDZArTy7smTxh07GXXOrOsqxfW6gkOYVXHGk+W+i/8d3xDxrMwEPygEBhoA8A/gjQC0N2M4Lkw==",
+        ];
+        for bad in bad_lines {
+            let pw = PasswordFile::parse_lines(&format!("{bad}\n{TEST}\n{BOB}\n"));
+            assert_eq!(pw.len(), 2, "{bad}");
+            assert!(pw.check("test", b"test"), "{bad}");
+            assert!(pw.check("bob", b"hunter2"), "{bad}");
+            assert!(!pw.contains_user("bad"), "{bad}");
+            assert_eq!(pw.skipped().len(), 1, "{bad}");
+            assert_eq!(pw.skipped()[0].line, 1, "{bad}");
+        }
     }
 
     #[test]
@@ -355,7 +444,7 @@ mod tests {
                 for password in [&b"secret"[..], b"", "ünïcødé".as_bytes(), &[0xff, 0, 1]] {
                     let line = format!("u:{}", hash_password(password, format, salt));
                     let pw = PasswordFile::parse_str(&line).unwrap();
-                    assert!(pw.check("u", password), "{line}");
+                    assert_eq!(pw.check("u", password), !password.is_empty(), "{line}");
                     assert!(!pw.check("u", b"other"), "{line}");
                 }
             }
@@ -430,11 +519,11 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_user_is_malformed() {
-        let e = error_of(&format!(
-            "{ALICE}\n{BOB}\n{}",
-            ALICE.replace("alice", " alice")
-        ));
+    fn duplicate_user_keeps_the_first_line() {
+        let text = format!("{ALICE}\n{BOB}\n{}", BOB.replace("bob", " alice"));
+        assert!(PasswordFile::parse_lines(&text).check("alice", b"correct horse"));
+        assert!(!PasswordFile::parse_lines(&text).check("alice", b"hunter2"));
+        let e = error_of(&text);
         assert_eq!(e.line, 3);
         assert!(matches!(
             e.kind,

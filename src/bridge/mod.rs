@@ -22,11 +22,15 @@
 //! local session as PUBACK 7. So a local message is acknowledged to the local session
 //! (and leaves its store) only once the remote acknowledged it: nothing acknowledged is
 //! lost, and no second store of messages exists in the bridge. The identifier spaces are
-//! disjoint per direction in MQTT ([MQTT-2.2.1-4]), so the one-to-one mapping is sound;
-//! SUBSCRIBE/UNSUBSCRIBE toward the remote use identifiers from the top of the range.
+//! disjoint per direction in MQTT ([MQTT-2.2.1-4]), so the one-to-one mapping is sound.
+//! The SUBSCRIBE/UNSUBSCRIBE sent to the remote take their identifiers from the local
+//! session's counter too (one per topic line, as Mosquitto sends them), so the bridge,
+//! like Mosquitto's single bridge client, never has two packets with one identifier in
+//! flight [MQTT-2.2.1-3].
 //!
-//! This module owns no socket and reads no clock: `net` resolves, connects, reads and
-//! writes, and calls the `handle_*` methods of [`Link`] with `now`.
+//! This module owns no socket, reads no clock and no file: `net` resolves, connects,
+//! reads and writes, calls the `handle_*` methods of [`Link`] with `now`, and hands in the
+//! host name and the backoff's seed ([`HostFacts`]).
 
 use crate::broker::{Broker, ConnId, Peer, BRIDGE_LISTENER, BRIDGE_MAX_PACKET_ID};
 use crate::config::{self, BridgeProtocol, Direction, RestartTimeout, StartType};
@@ -34,6 +38,9 @@ use crate::protocol::{
     frame, Ack, Connack, Connect, Disconnect, Packet, PacketId, Properties, Props, ProtocolVersion,
     Publish, QoS, ReasonCode, Subscribe, SubscriptionOptions, Unsubscribe, Will,
 };
+mod health;
+
+pub use health::Health;
 use log::{debug, info, warn};
 use std::borrow::Cow;
 use std::rc::Rc;
@@ -50,10 +57,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes waiting for the remote socket above which the local session's output is left
 /// in the broker (whose outbox limits then apply) instead of being moved here.
 pub const REMOTE_OUT_HIGH: usize = 256 * 1024;
-/// Packet identifiers of the SUBSCRIBE and UNSUBSCRIBE sent to the remote, and to the
-/// local session. They are only echoed in SUBACK/UNSUBACK, which no other packet is.
-const SUBSCRIBE_ID: u16 = 0xffff;
-const UNSUBSCRIBE_ID: u16 = 0xfffe;
+/// Packet identifier of the SUBSCRIBE the bridge hands its local session (the
+/// client-to-broker direction of that session, where no other packet of ours has one).
+const LOCAL_SUBSCRIBE_ID: u16 = 1;
 /// Packet identifiers of the state notifications "1" (up) and "0" (a clean stop), QoS 1
 /// as Mosquitto sends them: above [`BRIDGE_MAX_PACKET_ID`], so the local session, whose
 /// ids go to the remote unchanged, never uses them, and a PUBACK with one of them is the
@@ -139,15 +145,19 @@ pub fn map_in<'t>(maps: &[TopicMap], topic: &'t str) -> Cow<'t, str> {
     Cow::Borrowed(topic)
 }
 
-/// This machine's host name, for the default remote client id (Mosquitto's
-/// `<hostname>.<connection name>`).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
+/// What a bridge takes from the host, handed in by `net` so that this module reads no
+/// file and no clock (tests pass fixed values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    /// This machine's host name, for the default remote client id (Mosquitto's
+    /// `<hostname>.<connection name>`).
+    pub hostname: String,
+    /// Seed of the restart backoff's jitter (not security): it differs between
+    /// processes and starts, so gateways restarted together do not retry in step.
+    pub seed: u64,
+    /// The wall clock (Unix seconds) at the `now` the link is made with: the base of
+    /// `connected_since` in $SYS and /metrics.
+    pub unix_time: u64,
 }
 
 /// Where the link is.
@@ -165,6 +175,65 @@ pub enum State {
     Stopped,
     /// `start_type lazy`: not connected until `threshold` messages wait for the remote.
     Idle,
+}
+
+/// For the log, in words (no instants: when the next attempt is due is logged where it
+/// is planned).
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Waiting(_) => "waiting for the next attempt",
+            State::Connecting(_) => "connecting",
+            State::AwaitingConnack(_) => "waiting for CONNACK",
+            State::Up => "connected",
+            State::Stopped => "stopped",
+            State::Idle => "idle (start_type lazy)",
+        })
+    }
+}
+
+/// Why the local session is opened.
+#[derive(Debug, Clone, Copy)]
+enum LocalOpen {
+    /// The remote link is up; the remote's Receive Maximum (less the notification's
+    /// slot) bounds the session's messages in flight.
+    LinkUp { receive_maximum: Option<u16> },
+    /// Before the first connection, only so that the session and its subscriptions
+    /// exist and keep messages for the remote.
+    KeepMessages,
+}
+
+/// Why the link to the remote ends, from [`Link::handle_remote_data`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteError {
+    /// For the log.
+    pub why: String,
+    /// The remote broke the protocol (a malformed or unexpected packet): the connection
+    /// is reset, not closed, as Mosquitto's is (it closes with the rest of the remote's
+    /// data unread, which makes the kernel send RST), so the remote sees an error.
+    pub is_protocol_error: bool,
+}
+
+impl RemoteError {
+    fn protocol(why: String) -> RemoteError {
+        RemoteError {
+            why,
+            is_protocol_error: true,
+        }
+    }
+
+    fn closed(why: String) -> RemoteError {
+        RemoteError {
+            why,
+            is_protocol_error: false,
+        }
+    }
+}
+
+impl std::fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
 }
 
 /// Counters published under `$SYS/broker/connection/<name>/`.
@@ -230,8 +299,20 @@ pub struct Link {
     last_sys: Vec<String>,
     /// `round_robin false` on a secondary address: when to try the primary next.
     next_primary_retry: Option<Instant>,
+    /// The last packet id used toward the remote while the local session did not exist
+    /// (clean local session): its next session goes on from here, as Mosquitto's one
+    /// bridge client does.
+    last_packet_id: u16,
+    /// SUBSCRIBEs sent to the remote and not yet acknowledged: packet id and topic line.
+    pending_subscribes: Vec<(u16, usize)>,
     /// The link is being ended to go back to the primary: reconnect at once.
     is_falling_back: bool,
+    /// `bridge_azure_sas_key`: when the link is made again with a fresh SAS token.
+    sas_renew_at: Option<Instant>,
+    /// Why the last attempt failed or the link last went down ($SYS `last_error`).
+    last_error: Option<String>,
+    /// When the link was made, and the wall clock then (Unix seconds).
+    created: (Instant, u64),
 }
 
 impl Link {
@@ -239,12 +320,13 @@ impl Link {
         config: &config::Bridge,
         local: ConnId,
         sys_interval: Duration,
+        host: &HostFacts,
         now: Instant,
     ) -> Link {
         let remote_clientid = config
             .remote_clientid
             .clone()
-            .unwrap_or_else(|| format!("{}.{}", hostname(), config.name));
+            .unwrap_or_else(|| format!("{}.{}", host.hostname, config.name));
         let local_clientid = config
             .local_clientid
             .clone()
@@ -268,11 +350,7 @@ impl Link {
                 config.name
             );
         }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()) << 32
-            ^ u64::from(local.0);
+        let seed = host.seed ^ u64::from(local.0);
         Link {
             maps: config.topics.iter().map(TopicMap::new).collect(),
             remote_clientid,
@@ -310,6 +388,11 @@ impl Link {
             last_sys: Vec::new(),
             next_primary_retry: None,
             is_falling_back: false,
+            sas_renew_at: None,
+            last_packet_id: 0,
+            pending_subscribes: Vec::new(),
+            last_error: None,
+            created: (now, host.unix_time),
             config: config.clone(),
         }
     }
@@ -370,9 +453,10 @@ impl Link {
     /// session and its subscriptions are created now and left offline, so messages for
     /// the remote are kept from the start, even if the remote is not reachable yet.
     pub fn start(&mut self, broker: &mut Broker, now: Instant) {
+        broker.track_drops(&self.local_clientid);
         self.notify_local(broker, false, now);
         if !self.is_local_clean() {
-            self.open_local(broker, None, now);
+            self.open_local(broker, LocalOpen::KeepMessages, now);
             self.close_local(broker, now);
         }
         if self.config.start_type == StartType::Lazy {
@@ -428,7 +512,8 @@ impl Link {
 
     /// The TCP connection is established (TLS may still be handshaking; rustls holds the
     /// CONNECT until it is done): CONNECT goes out.
-    pub fn handle_connected(&mut self, now: Instant) {
+    pub fn handle_connected(&mut self, broker: &Broker, now: Instant) {
+        let token = self.sas_token(now);
         let will_payload = [b'0'];
         let will =
             (self.config.notifications && !self.config.notifications_local_only).then(|| Will {
@@ -444,7 +529,13 @@ impl Link {
                 properties.session_expiry_interval =
                     Some(self.config.bridge_session_expiry_interval);
             }
-            properties.receive_maximum = self.config.bridge_receive_maximum;
+            // Mosquitto always announces one: `bridge_receive_maximum`, or else
+            // max_inflight_messages (20 by default), as for its own clients.
+            properties.receive_maximum = Some(
+                self.config
+                    .bridge_receive_maximum
+                    .unwrap_or_else(|| broker.receive_maximum()),
+            );
             if self.config.bridge_max_packet_size != 0 {
                 properties.maximum_packet_size = Some(self.config.bridge_max_packet_size);
             }
@@ -456,10 +547,14 @@ impl Link {
             client_id: &self.remote_clientid,
             will,
             username: self.config.remote_username.as_deref(),
-            password: self.config.remote_password.as_deref().map(str::as_bytes),
+            password: token
+                .as_deref()
+                .or(self.config.remote_password.as_deref())
+                .map(str::as_bytes),
             properties: properties.into(),
         };
         let start = self.remote_out.len();
+        debug!("Bridge {} sending CONNECT", self.remote_clientid);
         Packet::Connect(Box::new(connect)).encode(self.version, &mut self.remote_out);
         if self.config.try_private && self.version != ProtocolVersion::V5 {
             // Mosquitto's bridge bit: protocol level | 0x80, so a Mosquitto remote treats
@@ -483,6 +578,24 @@ impl Link {
         self.set_state(State::AwaitingConnack(now + CONNECT_TIMEOUT));
     }
 
+    /// `bridge_azure_sas_key`: a SAS token for this connection (its password), valid for
+    /// `bridge_azure_sas_ttl` seconds from `now`; the link is made again with a fresh one
+    /// when four fifths of that have passed.
+    fn sas_token(&mut self, now: Instant) -> Option<String> {
+        let key = self.config.azure_sas_key.as_deref()?;
+        let (at, unix) = self.created;
+        let unix_now = unix + now.saturating_duration_since(at).as_secs();
+        let ttl = u64::from(self.config.azure_sas_ttl);
+        let host = self
+            .config
+            .addresses
+            .get(self.address % self.config.addresses.len().max(1))
+            .map_or("", |a| a.host.as_str());
+        let resource = format!("{host}/devices/{}", self.remote_clientid);
+        self.sas_renew_at = Some(now + Duration::from_secs((ttl * 4 / 5).max(1)));
+        sas::token(&resource, key, unix_now + ttl)
+    }
+
     /// Bytes from the remote socket. `Err` (with why, for the log) ends the link; the
     /// caller then calls [`Link::handle_lost`].
     pub fn handle_remote_data(
@@ -490,7 +603,7 @@ impl Link {
         broker: &mut Broker,
         data: &[u8],
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), RemoteError> {
         // As the loop does for clients: only an incomplete packet's bytes are kept, and
         // nothing larger than the local broker would accept is buffered.
         if self.remote_partial.is_empty() {
@@ -509,7 +622,12 @@ impl Link {
     }
 
     /// Handles every whole packet of `data`; returns how many bytes they took.
-    fn deframe(&mut self, broker: &mut Broker, data: &[u8], now: Instant) -> Result<usize, String> {
+    fn deframe(
+        &mut self,
+        broker: &mut Broker,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<usize, RemoteError> {
         let max = broker.max_packet_size();
         let mut pos = 0;
         loop {
@@ -519,7 +637,11 @@ impl Link {
                     pos += len;
                 }
                 Ok(None) => return Ok(pos),
-                Err(e) => return Err(format!("packet from the remote refused: {e}")),
+                Err(e) => {
+                    return Err(RemoteError::protocol(format!(
+                        "packet from the remote refused: {e}"
+                    )))
+                }
             }
         }
     }
@@ -529,10 +651,10 @@ impl Link {
         broker: &mut Broker,
         bytes: &[u8],
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), RemoteError> {
         self.ping_sent = None;
         let packet = Packet::decode(bytes, self.version)
-            .map_err(|e| format!("malformed packet from the remote: {e}"))?;
+            .map_err(|e| RemoteError::protocol(format!("malformed packet from the remote: {e}")))?;
         match (self.state, packet) {
             (State::AwaitingConnack(_), Packet::Connack(connack)) => {
                 self.handle_connack(broker, connack, now)
@@ -584,26 +706,35 @@ impl Link {
                 Ok(())
             }
             (State::Up, Packet::Suback(suback)) => {
-                for (code, m) in suback
-                    .codes
-                    .iter()
-                    .zip(self.maps.iter().filter(|m| m.is_in()))
-                {
-                    if code.0 >= 0x80 {
-                        warn!(
-                            "Bridge {}: the remote refused the subscription to {} (0x{:02x}).",
-                            self.config.name, m.remote_filter, code.0
-                        );
-                    }
+                let id = suback.packet_id.get();
+                let Some(at) = self.pending_subscribes.iter().position(|(i, _)| *i == id) else {
+                    return Ok(());
+                };
+                let (_, index) = self.pending_subscribes.swap_remove(at);
+                if let Some(code) = suback.codes.iter().find(|c| c.0 >= 0x80) {
+                    warn!(
+                        "Bridge {}: the remote refused the subscription to {} (0x{:02x}).",
+                        self.config.name, self.maps[index].remote_filter, code.0
+                    );
                 }
                 Ok(())
             }
             (State::Up, Packet::Unsuback(_) | Packet::Pingresp) => Ok(()),
-            (_, Packet::Disconnect(d)) => Err(format!(
+            // Not a packet a server sends, but Mosquitto's bridge answers it (its bridge
+            // is a client of the broker's own packet handling), and a peer that sends
+            // one expects the answer: harmless, so answered as Mosquitto does.
+            (State::Up, Packet::Pingreq) => {
+                Packet::Pingresp.encode(self.version, &mut self.remote_out);
+                Ok(())
+            }
+            (_, Packet::Disconnect(d)) => Err(RemoteError::closed(format!(
                 "the remote disconnected (reason 0x{:02x})",
                 d.reason.0
-            )),
-            (_, packet) => Err(format!("unexpected {} from the remote", packet.name())),
+            ))),
+            (_, packet) => Err(RemoteError::protocol(format!(
+                "unexpected {} from the remote",
+                packet.name()
+            ))),
         }
     }
 
@@ -612,12 +743,12 @@ impl Link {
         broker: &mut Broker,
         connack: Connack<'_>,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<(), RemoteError> {
         if connack.reason != ReasonCode::SUCCESS {
-            return Err(format!(
+            return Err(RemoteError::closed(format!(
                 "connection refused by the remote (0x{:02x})",
                 connack.reason.0
-            ));
+            )));
         }
         info!(
             "Bridge {} connected to the remote as {}.",
@@ -643,51 +774,13 @@ impl Link {
         self.set_state(State::Up);
         self.up_since = Some(now);
         self.next_primary_retry = (!self.config.round_robin
-            && self.address % self.config.addresses.len().max(1) != 0)
-            .then(|| now + PRIMARY_RETRY);
+            && !self
+                .address
+                .is_multiple_of(self.config.addresses.len().max(1)))
+        .then(|| now + PRIMARY_RETRY);
         self.last_activity = now;
 
-        // Toward the remote: subscribe to the `in` topics, drop stale out-only ones.
-        let v5 = self.version == ProtocolVersion::V5;
-        let filters: Vec<(&str, SubscriptionOptions)> = self
-            .maps
-            .iter()
-            .filter(|m| m.is_in())
-            .map(|m| {
-                (
-                    m.remote_filter.as_str(),
-                    SubscriptionOptions {
-                        qos: m.qos,
-                        no_local: v5,
-                        retain_as_published: v5,
-                        retain_handling: 0,
-                    },
-                )
-            })
-            .collect();
         let mut out = std::mem::take(&mut self.remote_out);
-        if !filters.is_empty() {
-            Packet::Subscribe(Subscribe {
-                packet_id: packet_id(SUBSCRIBE_ID),
-                filters,
-                properties: Props::default(),
-            })
-            .encode(self.version, &mut out);
-        }
-        let out_only: Vec<&str> = self
-            .maps
-            .iter()
-            .filter(|m| m.direction == Direction::Out)
-            .map(|m| m.remote_filter.as_str())
-            .collect();
-        if self.config.bridge_attempt_unsubscribe && !out_only.is_empty() {
-            Packet::Unsubscribe(Unsubscribe {
-                packet_id: packet_id(UNSUBSCRIBE_ID),
-                filters: out_only,
-                properties: Props::default(),
-            })
-            .encode(self.version, &mut out);
-        }
         if self.config.notifications && !self.config.notifications_local_only {
             // QoS 1, as Mosquitto: a monitor on the remote with a persistent session
             // gets the change even if it was offline. It takes one of the remote's
@@ -705,11 +798,89 @@ impl Link {
                 .encode(self.version, &mut out);
         }
         self.remote_out = out;
+        self.subscribe_remote(broker);
         self.last_sent = now;
 
-        self.open_local(broker, remote_receive_maximum, now);
+        self.open_local(
+            broker,
+            LocalOpen::LinkUp {
+                receive_maximum: remote_receive_maximum,
+            },
+            now,
+        );
         self.notify_local(broker, true, now);
         Ok(())
+    }
+
+    /// Toward the remote, in the order of the `topic` lines, as Mosquitto: one SUBSCRIBE
+    /// per `in`/`both` line, and with `bridge_attempt_unsubscribe` one UNSUBSCRIBE per
+    /// `out` line (a subscription left from an earlier configuration would echo our
+    /// messages back). Each takes the next packet id of the local session.
+    fn subscribe_remote(&mut self, broker: &mut Broker) {
+        let v5 = self.version == ProtocolVersion::V5;
+        self.pending_subscribes.clear();
+        for index in 0..self.maps.len() {
+            let m = &self.maps[index];
+            let is_unsubscribe = m.direction == Direction::Out;
+            if is_unsubscribe && !self.config.bridge_attempt_unsubscribe {
+                continue;
+            }
+            let id = self.take_packet_id(broker);
+            let m = &self.maps[index];
+            let filter = m.remote_filter.as_str();
+            let packet = if is_unsubscribe {
+                Packet::Unsubscribe(Unsubscribe {
+                    packet_id: id,
+                    filters: vec![filter],
+                    properties: Props::default(),
+                })
+            } else {
+                self.pending_subscribes.push((id.get(), index));
+                let options = SubscriptionOptions {
+                    qos: m.qos,
+                    no_local: v5,
+                    retain_as_published: v5,
+                    retain_handling: 0,
+                };
+                Packet::Subscribe(Subscribe {
+                    packet_id: id,
+                    filters: vec![(filter, options)],
+                    properties: Props::default(),
+                })
+            };
+            if is_unsubscribe {
+                debug!(
+                    "Bridge {} sending UNSUBSCRIBE (Mid: {}, Topic: {filter})",
+                    self.local_clientid,
+                    id.get()
+                );
+            } else {
+                debug!(
+                    "Bridge {} sending SUBSCRIBE (Mid: {}, Topic: {filter}, QoS: {}, Options: 0x{:02x})",
+                    self.local_clientid,
+                    id.get(),
+                    m.qos as u8,
+                    if v5 { 0x0c } else { 0 }
+                );
+            }
+            packet.encode(self.version, &mut self.remote_out);
+        }
+    }
+
+    /// The next packet id toward the remote: the local session's, or while it does not
+    /// exist (a clean local session is made after the SUBSCRIBEs), the bridge's own
+    /// counter, which that session then goes on from.
+    fn take_packet_id(&mut self, broker: &mut Broker) -> PacketId {
+        if let Some(id) = broker.take_packet_id(&self.local_clientid) {
+            self.last_packet_id = id.get();
+            return id;
+        }
+        self.last_packet_id = if self.last_packet_id >= BRIDGE_MAX_PACKET_ID {
+            1
+        } else {
+            self.last_packet_id + 1
+        };
+        packet_id(self.last_packet_id)
     }
 
     /// `local_cleansession`, which defaults to `cleansession`. A lazy bridge always keeps
@@ -724,14 +895,24 @@ impl Link {
     }
 
     /// The local session: open, CONNECT, SUBSCRIBE to the `out` topics.
-    fn open_local(&mut self, broker: &mut Broker, receive_maximum: Option<u16>, now: Instant) {
+    fn open_local(&mut self, broker: &mut Broker, why: LocalOpen, now: Instant) {
+        let receive_maximum = match why {
+            LocalOpen::LinkUp { receive_maximum } => receive_maximum,
+            LocalOpen::KeepMessages => None,
+        };
         let local_clean = self.is_local_clean();
+        let is_new_session = broker.last_packet_id(&self.local_clientid).is_none();
         broker.handle_open(
             self.local,
             Peer::Bridge(Rc::from(self.config.name.as_str())),
             BRIDGE_LISTENER,
             now,
         );
+        if let LocalOpen::KeepMessages = why {
+            // Opened only to exist: what waits stays queued (not put in flight toward
+            // a remote that is not there), under the outbox's rules.
+            broker.hold_queue(self.local);
+        }
         self.is_local_open = true;
         let properties = Properties {
             session_expiry_interval: Some(if local_clean { 0 } else { u32::MAX }),
@@ -750,6 +931,16 @@ impl Link {
         };
         let frame = encode_v5(&Packet::Connect(Box::new(connect)));
         broker.handle_frame(self.local, &frame, now);
+        if is_new_session {
+            // Its packet ids go on after those the bridge used without it.
+            broker.set_last_packet_id(&self.local_clientid, self.last_packet_id);
+        }
+        // Mosquitto sends the retained messages of the `out` topics to the remote on
+        // every connection (its retain__queue in bridge__on_connect), not before one.
+        let retain_handling = match why {
+            LocalOpen::LinkUp { .. } => 0,
+            LocalOpen::KeepMessages => 2,
+        };
         let filters: Vec<(&str, SubscriptionOptions)> = self
             .maps
             .iter()
@@ -760,19 +951,17 @@ impl Link {
                     SubscriptionOptions {
                         qos: m.qos,
                         // Not our own messages from `in` topics [MQTT-3.8.3-3]; the
-                        // retain flag as published, for bridge_outgoing_retain; retained
-                        // messages only for a new subscription (Mosquitto sends them
-                        // once, when the bridge is created).
+                        // retain flag as published, for bridge_outgoing_retain.
                         no_local: true,
                         retain_as_published: true,
-                        retain_handling: 1,
+                        retain_handling,
                     },
                 )
             })
             .collect();
         if !filters.is_empty() {
             let subscribe = Packet::Subscribe(Subscribe {
-                packet_id: packet_id(SUBSCRIBE_ID),
+                packet_id: packet_id(LOCAL_SUBSCRIBE_ID),
                 filters,
                 properties: Props::default(),
             });
@@ -853,6 +1042,9 @@ impl Link {
             State::Stopped | State::Waiting(_) | State::Idle => return,
             _ => info!("Bridge {}: connection failed: {why}.", self.config.name),
         }
+        if !self.is_stopping_idle && !self.is_falling_back {
+            self.last_error = Some(why.to_owned());
+        }
         self.close_local(broker, now);
         self.remote_partial = Vec::new();
         self.remote_out = Vec::new();
@@ -932,10 +1124,15 @@ impl Link {
                 .encode(self.version, &mut out);
             self.remote_out = out;
         }
+        debug!("Bridge {} sending DISCONNECT", self.local_clientid);
         Packet::Disconnect(Disconnect::default()).encode(self.version, &mut self.remote_out);
     }
 
     fn close_local(&mut self, broker: &mut Broker, now: Instant) {
+        if let Some(last) = broker.last_packet_id(&self.local_clientid) {
+            // A clean local session ends here: the next one goes on from its ids.
+            self.last_packet_id = last;
+        }
         if self.is_local_open {
             self.send_local(broker, &Packet::Disconnect(Disconnect::default()), now);
             self.is_local_open = false;
@@ -993,7 +1190,7 @@ impl Link {
                 });
                 let idle = (self.config.start_type == StartType::Lazy)
                     .then(|| self.last_activity + self.idle_timeout());
-                ping.into_iter().chain(idle).min()
+                ping.into_iter().chain(idle).chain(self.sas_renew_at).min()
             }
             State::Idle => Some(self.next_check),
             State::Stopped => None,
@@ -1043,6 +1240,16 @@ impl Link {
                     self.config.idle_timeout
                 ))
             }
+            State::Up if self.sas_renew_at.is_some_and(|at| now >= at) => {
+                info!(
+                    "Bridge {}: its SAS token expires soon; connecting again with a fresh one.",
+                    self.config.name
+                );
+                self.sas_renew_at = None;
+                self.send_disconnect();
+                self.is_falling_back = true;
+                Err("renewing its SAS token".to_string())
+            }
             State::Connecting(at) | State::AwaitingConnack(at) if at <= now => {
                 Err("timed out".to_string())
             }
@@ -1063,34 +1270,6 @@ impl Link {
         }
     }
 
-    /// `$SYS/broker/connection/<name>/...`: the link's progress and how many messages
-    /// wait for the remote (the bridge's local session: queued and in flight), retained,
-    /// published when they change.
-    fn publish_sys(&mut self, broker: &mut Broker, now: Instant) {
-        let (queued, inflight) = broker
-            .session_backlog(&self.local_clientid)
-            .unwrap_or((0, 0));
-        let values = [
-            ("connected", u64::from(self.state == State::Up)),
-            ("messages/sent", self.stats.messages_sent),
-            ("messages/received", self.stats.messages_received),
-            ("messages/queued", queued as u64),
-            ("messages/inflight", inflight as u64),
-            ("connects", self.stats.connects),
-        ];
-        if self.last_sys.len() != values.len() {
-            self.last_sys = vec![String::new(); values.len()];
-        }
-        for ((name, value), last) in values.iter().zip(self.last_sys.iter_mut()) {
-            let value = value.to_string();
-            if *last != value {
-                let topic = format!("$SYS/broker/connection/{}/{name}", self.config.name);
-                broker.publish_retained(&topic, value.as_bytes(), QoS::AtMostOnce, now);
-                *last = value;
-            }
-        }
-    }
-
     /// The state notification on the local broker (retained "1"/"0").
     fn notify_local(&mut self, broker: &mut Broker, is_up: bool, now: Instant) {
         if self.config.notifications {
@@ -1100,10 +1279,13 @@ impl Link {
     }
 
     fn set_state(&mut self, state: State) {
-        debug!(
-            "Bridge {}: state={:?}=>{:?}",
-            self.config.name, self.state, state
-        );
+        if state != self.state {
+            debug!("Bridge {}: {state}.", self.config.name);
+        }
+        if (state == State::Up) != (self.state == State::Up) {
+            // Up or down: the $SYS values go out at once, not at the next interval.
+            self.next_sys = self.created.0;
+        }
         self.state = state;
     }
 }
@@ -1246,6 +1428,8 @@ fn encode_v5(packet: &Packet<'_>) -> Vec<u8> {
 fn packet_id(id: u16) -> PacketId {
     PacketId::new(id).unwrap_or(PacketId(std::num::NonZeroU16::MIN))
 }
+
+pub mod sas;
 
 #[cfg(test)]
 mod tests;

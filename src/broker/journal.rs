@@ -8,17 +8,16 @@
 //! with their subscriptions, queued and in-flight messages, QoS 2 packet ids awaiting
 //! PUBREL, and delayed wills. A clean session is never written.
 //!
-//! In strict mode (`persistence_sync ack`) the PUBACK or PUBREC of a QoS 1/2 PUBLISH whose
-//! routing wrote records is held until the store says their batch is on disk.
+//! In strict mode (`persistence_sync ack`) acknowledgements wait until the records they
+//! report are on disk (`durable.rs`); [`Journal::reported_batch`] says which batch that is.
 
-use super::{
-    Ack, Broker, ConnId, Inflight, InflightState, Message, Packet, PacketId, Queued, ReasonCode,
-    SessionId, Sub, Timer,
-};
+use super::state::{Inflight, InflightState, Queued, Session, SessionId, Sub, Timer};
+use super::{Broker, Message};
 use crate::persist::record::{encode, Delivery, Record, StoredMessage};
 use crate::persist::replay::State;
+use crate::protocol::PacketId;
 use crate::protocol::QoS;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,8 +26,6 @@ pub struct Journal {
     buf: Vec<u8>,
     /// The number of the batch being built; batches are numbered from 1.
     batch: u64,
-    /// The last batch the store reported durable.
-    durable: u64,
     next_message: u64,
     /// Messages written in this batch, by address, kept alive so an address cannot be
     /// reused for another message before the batch is taken.
@@ -38,19 +35,30 @@ pub struct Journal {
     strict: bool,
     /// Records since the last snapshot.
     pub(super) records: u64,
-    /// Acknowledgements waiting for their batch to be durable (strict mode).
-    held: VecDeque<HeldAck>,
-}
-
-struct HeldAck {
-    batch: u64,
-    conn: ConnId,
-    pubrec: bool,
-    packet_id: PacketId,
-    reason: ReasonCode,
 }
 
 impl Journal {
+    /// In strict mode, the batch an acknowledgement sent now reports: the one being built
+    /// if handling its packet wrote records since `mark`; otherwise, for a persistent
+    /// session, the latest batch with records (what it reports may have been written by
+    /// an earlier packet); otherwise none.
+    pub(super) fn reported_batch(&self, mark: Option<usize>, persisted: bool) -> Option<u64> {
+        if !self.strict {
+            return None;
+        }
+        if mark.is_some_and(|m| m != self.buf.len()) {
+            return Some(self.batch);
+        }
+        if !persisted {
+            return None;
+        }
+        Some(if self.buf.is_empty() {
+            self.batch - 1
+        } else {
+            self.batch
+        })
+    }
+
     fn push(&mut self, record: &Record<'_>) {
         encode(record, &mut self.buf);
         self.records += 1;
@@ -83,6 +91,13 @@ impl Journal {
         }
         self.next_message += 1;
         let id = self.next_message;
+        if let Some(source) = &message.source {
+            self.push(&Record::Source {
+                client_id: &source.client_id,
+                username: source.username.as_deref(),
+                listener: u16::try_from(source.listener).unwrap_or(u16::MAX),
+            });
+        }
         let record = Record::Message {
             id,
             message: stored(message, self),
@@ -148,8 +163,8 @@ fn is_durable_topic(topic: &str) -> bool {
 }
 
 impl Broker {
-    /// Starts journaling (after [`Broker::restore`]). `strict`: hold PUBACK/PUBREC until
-    /// durable. `next_message`: above every message number of the loaded generation.
+    /// Starts journaling (after [`Broker::restore`]). `strict`: hold acknowledgements until
+    /// what they report is durable (`durable.rs`). `next_message`: above every message number of the loaded generation.
     /// `wall` is the wall-clock time at `now`: times are stored as Unix milliseconds.
     pub fn enable_journal(
         &mut self,
@@ -161,14 +176,13 @@ impl Broker {
         self.journal = Some(Journal {
             buf: Vec::new(),
             batch: 1,
-            durable: 0,
             next_message,
             written: HashMap::new(),
             clock: (now, wall),
             strict,
             records: 0,
-            held: VecDeque::new(),
         });
+        self.holds.strict = strict;
     }
 
     /// The records of this iteration and their batch number, to append to the journal
@@ -184,104 +198,24 @@ impl Broker {
         Some((batch, std::mem::take(&mut j.buf)))
     }
 
-    /// For $SYS: whether the store is writing (false after a write error, until a
-    /// snapshot succeeds), and the bytes it wrote.
-    pub fn set_persistence_status(&mut self, healthy: bool, bytes_written: u64) {
-        self.persistence_status = Some((healthy, bytes_written));
-    }
-
     /// Records since the last snapshot.
     pub fn journal_records(&self) -> u64 {
         self.journal.as_ref().map_or(0, |j| j.records)
     }
 
-    /// The store made every batch up to `batch` durable: held acknowledgements go out.
-    pub fn set_durable(&mut self, batch: u64) {
-        let Some(j) = self.journal.as_mut() else {
-            return;
-        };
-        j.durable = j.durable.max(batch);
-        let mut release = Vec::new();
-        while j.held.front().is_some_and(|h| h.batch <= j.durable) {
-            release.extend(j.held.pop_front());
-        }
-        for h in release {
-            let ack = Ack {
-                packet_id: h.packet_id,
-                reason: h.reason,
-                properties: Default::default(),
-            };
-            let packet = if h.pubrec {
-                Packet::Pubrec(ack)
-            } else {
-                Packet::Puback(ack)
-            };
-            self.send(h.conn, &packet);
-        }
+    /// The journal's length, to tell whether handling a packet wrote records.
+    /// Strict mode (`persistence_sync ack`): acknowledgements wait for their records.
+    pub(super) fn is_journal_strict(&self) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.strict)
     }
 
-    /// The journal's length, to tell whether handling a packet wrote records.
     pub(super) fn journal_mark(&self) -> Option<usize> {
         self.journal.as_ref().map(|j| j.buf.len())
     }
 
-    /// Sends the acknowledgement of an inbound QoS 1/2 PUBLISH, or holds it until the
-    /// records written since `mark` are durable (strict mode). Acknowledgements to one
-    /// connection keep their order.
-    pub(super) fn send_publish_ack(
-        &mut self,
-        conn: ConnId,
-        pubrec: bool,
-        packet_id: PacketId,
-        reason: ReasonCode,
-        mark: Option<usize>,
-    ) {
-        if let Some(j) = self.journal.as_mut().filter(|j| j.strict) {
-            let wrote = mark.is_some_and(|m| m != j.buf.len());
-            let pending = j.held.iter().any(|h| h.conn == conn);
-            if wrote || pending {
-                let batch = if wrote {
-                    j.batch
-                } else {
-                    j.held.back().map_or(j.batch, |h| h.batch)
-                };
-                j.held.push_back(HeldAck {
-                    batch,
-                    conn,
-                    pubrec,
-                    packet_id,
-                    reason,
-                });
-                return;
-            }
-        }
-        let ack = Ack {
-            packet_id,
-            reason,
-            properties: Default::default(),
-        };
-        let packet = if pubrec {
-            Packet::Pubrec(ack)
-        } else {
-            Packet::Puback(ack)
-        };
-        self.send(conn, &packet);
-    }
-
-    /// A connection is gone: its held acknowledgements with it (the client resends).
-    pub(super) fn forget_held_acks(&mut self, conn: ConnId) {
-        if let Some(j) = self.journal.as_mut() {
-            j.held.retain(|h| h.conn != conn);
-        }
-    }
-
     /// Writes a record for `sid` if it is a persisted session.
     pub(super) fn journal_session(&mut self, sid: SessionId, f: impl FnOnce(&mut Journal, u32)) {
-        let persisted = self
-            .sessions
-            .get(sid.0 as usize)
-            .and_then(Option::as_ref)
-            .is_some_and(|s| s.persisted);
+        let persisted = self.sessions.get(sid.0).is_some_and(|s| s.persisted);
         if let (true, Some(j)) = (persisted, self.journal.as_mut()) {
             f(j, sid.0);
         }
@@ -309,7 +243,7 @@ impl Broker {
         let Some(j) = self.journal.as_mut() else {
             return;
         };
-        if let Some(s) = self.sessions.get(sid.0 as usize).and_then(Option::as_ref) {
+        if let Some(s) = self.sessions.get(sid.0) {
             if s.persisted {
                 j.push(&session_record(sid.0, s));
             }
@@ -322,11 +256,7 @@ impl Broker {
         let Some(j) = self.journal.as_mut() else {
             return;
         };
-        let Some(s) = self
-            .sessions
-            .get_mut(sid.0 as usize)
-            .and_then(Option::as_mut)
-        else {
+        let Some(s) = self.sessions.get_mut(sid.0) else {
             return;
         };
         if s.persisted {
@@ -336,7 +266,12 @@ impl Broker {
             }
         } else if s.expiry_interval != 0 {
             s.persisted = true;
-            write_session(j, sid, s);
+            let timed = self
+                .outboxes
+                .get(&s.client_id)
+                .is_some_and(|o| o.limits.is_some())
+                .then_some(self.started);
+            write_session(j, sid, s, timed);
         }
     }
 
@@ -361,15 +296,17 @@ impl Broker {
         for m in &retained {
             j.retain(m);
         }
-        for (slot, s) in self.sessions.iter().enumerate() {
-            let Some(s) = s.as_ref().filter(|s| s.persisted) else {
-                continue;
-            };
-            write_session(&mut j, SessionId(slot as u32), s);
+        for (slot, s) in self.sessions.iter().filter(|(_, s)| s.persisted) {
+            let timed = self
+                .outboxes
+                .get(&s.client_id)
+                .is_some_and(|o| o.limits.is_some())
+                .then_some(self.started);
+            write_session(&mut j, SessionId(slot), s, timed);
             if s.conn.is_none() {
                 let expires_ms = s.expires_at.map_or(0, |at| j.ms(at));
                 j.push(&Record::Offline {
-                    sid: slot as u32,
+                    sid: slot,
                     expires_ms,
                 });
             }
@@ -387,6 +324,7 @@ impl Broker {
     /// Rebuilds sessions and retained messages from what the store loaded. Call before
     /// [`Broker::enable_journal`] and before any connection.
     pub fn restore(&mut self, state: State, now: Instant) {
+        let since = self.secs(now);
         for (topic, m) in state.retained {
             if !m.is_expired(now) {
                 self.stats.hold(&m);
@@ -399,18 +337,15 @@ impl Broker {
         }
         // Each session keeps the number its records use, so the journal continues.
         for (slot, s) in state.sessions {
-            let index = slot as usize;
             if s.expiry == 0
                 || self.by_client_id.contains_key(&s.client_id)
-                || self.sessions.get(index).is_some_and(Option::is_some)
+                || self.sessions.contains(slot)
             {
                 continue;
             }
-            if self.sessions.len() <= index {
-                self.sessions.resize_with(index + 1, || None);
-            }
             let sid = SessionId(slot);
-            self.sessions[index] = Some(super::Session::new(s.client_id.clone()));
+            self.sessions
+                .insert_at(slot, Session::new(s.client_id.clone()));
             self.by_client_id.insert(s.client_id, sid);
             for sub in &s.subscriptions {
                 let sub_opts = Sub {
@@ -422,6 +357,7 @@ impl Broker {
                 self.add_subscription(sid, &sub.filter, sub_opts);
             }
             let listeners = self.settings.listeners.len().max(1);
+            let started = self.started;
             let persistent_client_expiration = self.settings.persistent_client_expiration;
             let mut holds = Vec::new();
             let session = self.session_mut(sid);
@@ -429,6 +365,7 @@ impl Broker {
             session.expiry_interval = s.expiry;
             session.username = s.username;
             session.listener = usize::from(s.listener).min(listeners - 1);
+            session.last_packet_id = s.last_packet_id;
             for i in s.inflight {
                 let Some(packet_id) = PacketId::new(i.packet_id) else {
                     continue;
@@ -447,6 +384,12 @@ impl Broker {
                         (QoS::ExactlyOnce, false) => InflightState::Pubrec,
                         _ => InflightState::Puback,
                     },
+                    // A bridge outbox's journaled time; otherwise the journal keeps no
+                    // arrival time: it waits from the restart on.
+                    since: i
+                        .queued
+                        .queued_at
+                        .map_or(since, |at| super::backlog::secs_between(started, at)),
                 });
             }
             for q in s.queue {
@@ -457,6 +400,9 @@ impl Broker {
                     qos: crate::persist::record::qos(q.qos),
                     retain: q.retain,
                     sub_ids: q.sub_ids,
+                    since: q
+                        .queued_at
+                        .map_or(since, |at| super::backlog::secs_between(started, at)),
                 });
             }
             session.awaiting_pubrel = s
@@ -483,19 +429,15 @@ impl Broker {
             for m in holds {
                 self.stats.hold(&m);
             }
+            // A bridge's outbox (its limits are set before the restore): its aged
+            // messages go on leaving while it is offline.
+            self.schedule_outbox(sid, now);
         }
-        self.free_sessions = self
-            .sessions
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_none())
-            .map(|(slot, _)| std::cmp::Reverse(slot as u32))
-            .collect();
     }
 }
 
 /// A session's parameters.
-fn session_record(sid: u32, s: &super::Session) -> Record<'_> {
+fn session_record(sid: u32, s: &Session) -> Record<'_> {
     Record::Session {
         sid,
         client_id: &s.client_id,
@@ -518,10 +460,17 @@ pub(super) fn subscribe_record(sid: u32, filter: &str, sub: Sub) -> Record<'_> {
 
 /// A session's whole state as records. It starts with an end: whatever the replay knew
 /// under this number before (a session restart did not restore) is gone.
-fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
+/// `timed`: the broker's start, for a bridge outbox whose queue keeps its times.
+fn write_session(j: &mut Journal, sid: SessionId, s: &Session, timed: Option<Instant>) {
     let sid = sid.0;
     j.push(&Record::SessionEnd { sid });
     j.push(&session_record(sid, s));
+    if s.last_packet_id != 0 {
+        j.push(&Record::PacketId {
+            sid,
+            last: s.last_packet_id,
+        });
+    }
     for (filter, sub) in &s.subscriptions {
         j.push(&subscribe_record(sid, filter, *sub));
     }
@@ -538,8 +487,14 @@ fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
         }
     }
     for q in &s.queue {
-        let delivery = j.delivery(&q.message, q.qos, q.retain, &q.sub_ids);
-        j.push(&Record::Enqueue { sid, delivery });
+        j.enqueue(
+            sid,
+            &q.message,
+            q.qos,
+            q.retain,
+            &q.sub_ids,
+            timed.map(|base| (base, q.since)),
+        );
     }
     for p in &s.awaiting_pubrel {
         j.push(&Record::AwaitRelease {
@@ -558,8 +513,10 @@ fn write_session(j: &mut Journal, sid: SessionId, s: &super::Session) {
     }
 }
 
-/// Record helpers the hooks in `mod.rs` call.
+/// Record helpers for the hooks in the other modules of `broker`.
 impl Journal {
+    /// `at`: for a bridge's outbox, when it was queued (the broker's start and
+    /// `Queued::since`), kept for `bridge_outbox_max_age` across a restart.
     pub(super) fn enqueue(
         &mut self,
         sid: u32,
@@ -567,9 +524,26 @@ impl Journal {
         qos: QoS,
         retain: bool,
         ids: &[u32],
+        at: Option<(Instant, i32)>,
     ) {
         let delivery = self.delivery(m, qos, retain, ids);
-        self.push(&Record::Enqueue { sid, delivery });
+        match at {
+            Some((base, secs)) => {
+                let at_ms = self.ms_plus(base, secs);
+                self.push(&Record::EnqueueAt {
+                    sid,
+                    delivery,
+                    at_ms,
+                })
+            }
+            None => self.push(&Record::Enqueue { sid, delivery }),
+        }
+    }
+
+    /// Unix milliseconds of `base` plus `secs` seconds (which may be negative).
+    fn ms_plus(&self, base: Instant, secs: i32) -> u64 {
+        let ms = self.ms(base) as i64 + i64::from(secs) * 1000;
+        u64::try_from(ms).unwrap_or(0).max(1)
     }
 
     pub(super) fn inflight(
@@ -599,9 +573,15 @@ impl Journal {
         });
     }
 
-    pub(super) fn offline(&mut self, sid: u32, expires_at: Option<Instant>) {
+    pub(super) fn offline(&mut self, sid: u32, expires_at: Option<Instant>, last_packet_id: u16) {
         let expires_ms = expires_at.map_or(0, |at| self.ms(at));
         self.push(&Record::Offline { sid, expires_ms });
+        if last_packet_id != 0 {
+            self.push(&Record::PacketId {
+                sid,
+                last: last_packet_id,
+            });
+        }
     }
 
     pub(super) fn record(&mut self, record: Record<'_>) {

@@ -13,7 +13,17 @@
 //! - 2.1's per-packet counters `mqtt/{type}/received|sent` (only the directions a broker
 //!   has: CONNECT is received, CONNACK sent, and so on), `mqtt/publish/dropped`,
 //!   `packet/out/count|bytes` (packets and bytes written into outboxes that the sockets
-//!   have not taken yet) and `connections/socket/count` (sockets accepted).
+//!   have not taken yet) and `connections/socket/count` (sockets accepted);
+//! - culex's own, with persistence on: `persistence/state` (`ok` or `degraded`),
+//!   `persistence/records/recovered|lost`, `persistence/bytes/damaged`,
+//!   `persistence/files/set-aside` (what start-up read, lost and moved aside),
+//!   `persistence/bytes/written`, `persistence/syncs` (the files' wear since start) and
+//!   `persistence/acks/refused` (acknowledgements refused in ack mode, `durable.rs`).
+//!
+//! culex's own: `retained messages/refused`, `persistence/state|bytes/written`, and for
+//! backpressure (pressure.rs) `clients/held` and `clients/stalled` (publishers held and
+//! subscribers stalled now) with `clients/holds` and `clients/stalls` (how often either
+//! began).
 //!
 //! Mosquitto 2.1.2 documents the `mqtt/...` counters but does not publish them yet
 //! (eclipse-mosquitto/mosquitto#3726); culex publishes them under the documented names.
@@ -27,7 +37,9 @@
 //! Mosquitto's store counts its one shared copy once. The counts are kept up to date where
 //! entries are added and removed (`Stats::hold`/`release`), never by scanning sessions.
 
-use super::{Broker, Message, Publication, Session, Stats, Timer};
+use super::route::Publication;
+use super::state::Timer;
+use super::{Broker, Message};
 use crate::protocol::QoS;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -180,47 +192,6 @@ impl Load {
     }
 }
 
-impl Stats {
-    /// A packet was written into an outbox.
-    pub(super) fn count_out(&mut self, packet: &[u8]) {
-        self.messages_sent += 1;
-        if let Some(first) = packet.first() {
-            self.packets_sent[usize::from(first >> 4)] += 1;
-        }
-        self.out_packets += 1;
-        self.out_bytes += packet.len() as u64;
-    }
-
-    /// Bytes (and the packets they completed) left an outbox: written, or discarded with
-    /// their connection.
-    pub(super) fn discard_output(&mut self, bytes: usize, packets: u64) {
-        self.out_bytes = self.out_bytes.saturating_sub(bytes as u64);
-        self.out_packets = self.out_packets.saturating_sub(packets);
-    }
-
-    /// A queue, an inflight window or the retained store took a message.
-    pub(super) fn hold(&mut self, message: &Message) {
-        self.stored_messages += 1;
-        self.stored_bytes += message.queued_size() as u64;
-    }
-
-    /// A queue, an inflight window or the retained store let a message go.
-    pub(super) fn release(&mut self, message: &Message) {
-        self.stored_messages = self.stored_messages.saturating_sub(1);
-        self.stored_bytes = self
-            .stored_bytes
-            .saturating_sub(message.queued_size() as u64);
-    }
-
-    /// A session ended with what its queue and inflight window held.
-    pub(super) fn release_session(&mut self, session: &Session) {
-        let queued = session.queue.iter().map(|q| &q.message);
-        for message in queued.chain(session.inflight.iter().map(|i| &i.message)) {
-            self.release(message);
-        }
-    }
-}
-
 /// How many packets of an outbox the socket finished when it took its first `n` bytes.
 /// The outbox holds whole packets, except that its first `head_left` bytes may be the rest
 /// of a packet the socket took only part of before; `head_left` is updated for the next
@@ -266,12 +237,16 @@ fn packet_len(bytes: &[u8]) -> usize {
 }
 
 impl Broker {
-    pub(super) fn publish_sys(&mut self, now: Instant) {
+    /// Every `$SYS` topic's current value but the load averages (which advance only as
+    /// they are published): what `sys_interval` publishes and an http_api listener's
+    /// `/api/v1/systree` reads.
+    pub fn sys_values(&self, now: Instant) -> Vec<(&'static str, String)> {
         let uptime = now.duration_since(self.started).as_secs();
-        let sessions = self.sessions.iter().flatten().count();
+        let sessions = self.sessions.len();
         let s = &self.stats;
         let disconnected = sessions - s.clients_connected.min(sessions);
         let shared = self.shared.len();
+        let (held, stalled) = self.pressure_gauges();
         let mut values: Vec<(&'static str, String)> = vec![
             (
                 "$SYS/broker/version",
@@ -350,6 +325,12 @@ impl Broker {
                 "$SYS/broker/retained messages/refused",
                 s.retained_refused.to_string(),
             ),
+            // culex's own (backpressure, pressure.rs): publishers not being read and
+            // subscribers stalled now, and how often either began.
+            ("$SYS/broker/clients/held", held.to_string()),
+            ("$SYS/broker/clients/holds", s.holds.to_string()),
+            ("$SYS/broker/clients/stalled", stalled.to_string()),
+            ("$SYS/broker/clients/stalls", s.stalls.to_string()),
             ("$SYS/broker/packet/out/count", s.out_packets.to_string()),
             ("$SYS/broker/packet/out/bytes", s.out_bytes.to_string()),
             (
@@ -357,11 +338,38 @@ impl Broker {
                 s.sockets.to_string(),
             ),
         ];
-        if let Some((healthy, written)) = self.persistence_status {
-            // culex's own: "degraded" after a write error until a snapshot succeeds.
-            let state = if healthy { "ok" } else { "degraded" };
-            values.push(("$SYS/broker/persistence/state", state.to_string()));
-            values.push(("$SYS/broker/persistence/bytes/written", written.to_string()));
+        if let Some(p) = &self.persistence_status {
+            // culex's own: "degraded" after a write error until a snapshot succeeds;
+            // what start-up recovered and lost; the files' wear.
+            let state = if p.healthy { "ok" } else { "degraded" };
+            values.extend([
+                ("$SYS/broker/persistence/state", state.to_string()),
+                (
+                    "$SYS/broker/persistence/records/recovered",
+                    p.records_recovered.to_string(),
+                ),
+                (
+                    "$SYS/broker/persistence/records/lost",
+                    p.records_lost.to_string(),
+                ),
+                (
+                    "$SYS/broker/persistence/bytes/damaged",
+                    p.damaged_bytes.to_string(),
+                ),
+                (
+                    "$SYS/broker/persistence/files/set-aside",
+                    p.files_set_aside.to_string(),
+                ),
+                (
+                    "$SYS/broker/persistence/bytes/written",
+                    p.bytes_written.to_string(),
+                ),
+                ("$SYS/broker/persistence/syncs", p.syncs.to_string()),
+                (
+                    "$SYS/broker/persistence/acks/refused",
+                    self.holds.refused.to_string(),
+                ),
+            ]);
         }
         for (topic, kind) in RECEIVED {
             values.push((topic, s.packets_received[kind].to_string()));
@@ -369,6 +377,14 @@ impl Broker {
         for (topic, kind) in SENT {
             values.push((topic, s.packets_sent[kind].to_string()));
         }
+        values
+    }
+
+    /// A table: every `$SYS` topic and its value, one entry each, published every
+    /// `sys_interval`.
+    pub(super) fn publish_sys(&mut self, now: Instant) {
+        let mut values = self.sys_values(now);
+        let s = &self.stats;
 
         // The order of LOADS.
         let counters = [
@@ -426,5 +442,74 @@ impl Broker {
             publisher: None,
         };
         self.route(&mut publication, now);
+    }
+}
+
+/// The broker's figures for the Prometheus text of an http_api listener (`net`), read
+/// where $SYS reads them.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub uptime_seconds: u64,
+    pub clients_connected: u64,
+    pub clients_maximum: u64,
+    pub clients_expired: u64,
+    /// Sessions, connected or not.
+    pub sessions: u64,
+    pub subscriptions: u64,
+    pub shared_subscriptions: u64,
+    pub retained_messages: u64,
+    pub retained_refused: u64,
+    /// Control packets of any type.
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    pub publish_dropped: u64,
+    pub publish_bytes_received: u64,
+    pub publish_bytes_sent: u64,
+    pub stored_messages: u64,
+    pub stored_bytes: u64,
+    pub sockets_accepted: u64,
+    pub clients_held: u64,
+    pub clients_stalled: u64,
+    /// With persistence on: what the store last reported, and acknowledgements refused.
+    pub persistence: Option<(crate::persist::Status, u64)>,
+}
+
+impl Broker {
+    pub fn metrics(&self, now: Instant) -> Metrics {
+        let s = &self.stats;
+        let (held, stalled) = self.pressure_gauges();
+        Metrics {
+            uptime_seconds: now.duration_since(self.started).as_secs(),
+            clients_connected: s.clients_connected as u64,
+            clients_maximum: s.clients_maximum as u64,
+            clients_expired: s.clients_expired,
+            sessions: self.sessions.len() as u64,
+            subscriptions: self.subscription_count() as u64,
+            shared_subscriptions: self.shared.len() as u64,
+            retained_messages: self.retained.len() as u64,
+            retained_refused: s.retained_refused,
+            packets_received: s.messages_received,
+            packets_sent: s.messages_sent,
+            bytes_received: s.bytes_received,
+            bytes_sent: s.bytes_sent,
+            publish_received: s.publish_received,
+            publish_sent: s.publish_sent,
+            publish_dropped: s.publish_dropped,
+            publish_bytes_received: s.publish_bytes_received,
+            publish_bytes_sent: s.publish_bytes_sent,
+            stored_messages: s.stored_messages,
+            stored_bytes: s.stored_bytes,
+            sockets_accepted: s.sockets,
+            clients_held: held as u64,
+            clients_stalled: stalled as u64,
+            persistence: self
+                .persistence_status
+                .clone()
+                .map(|p| (p, self.holds.refused)),
+        }
     }
 }

@@ -245,6 +245,10 @@ impl Config {
         }
     }
 
+    /// Applies command-line words to the configuration, Mosquitto's flags in order.
+    ///
+    /// A table: one match arm per flag (about 60), so it is longer than the 150 lines a
+    /// function otherwise gets; each arm is its flag's whole meaning.
     fn scan(&mut self, args: &[String]) -> Result<(), ArgsError> {
         let tool = self.tool;
         let mut i = 0;
@@ -561,24 +565,7 @@ impl Config {
         let (Some(command), Some(name)) = (rest.first(), rest.get(1)) else {
             return Err(not_enough());
         };
-        let context = match command.to_ascii_lowercase().as_str() {
-            "connect" => PropertyContext::Packet(PacketType::Connect),
-            "publish" => PropertyContext::Packet(PacketType::Publish),
-            "puback" => PropertyContext::Packet(PacketType::Puback),
-            "pubrec" => PropertyContext::Packet(PacketType::Pubrec),
-            "pubrel" => PropertyContext::Packet(PacketType::Pubrel),
-            "pubcomp" => PropertyContext::Packet(PacketType::Pubcomp),
-            "subscribe" => PropertyContext::Packet(PacketType::Subscribe),
-            "unsubscribe" => PropertyContext::Packet(PacketType::Unsubscribe),
-            "disconnect" => PropertyContext::Packet(PacketType::Disconnect),
-            "auth" => PropertyContext::Packet(PacketType::Auth),
-            "will" => PropertyContext::Will,
-            _ => {
-                return Err(invalid(
-                    "Error: Invalid command given in --property argument.\n\n".into(),
-                ))
-            }
-        };
+        let context = property_context(command)?;
         let Some(id) = property_id(name) else {
             return Err(invalid(
                 "Error: Invalid property name given in --property argument.\n\n".into(),
@@ -847,6 +834,28 @@ fn parse_session_expiry(v: &str) -> Result<u32, ArgsError> {
         return Ok(u32::MAX);
     }
     u32::try_from(n).map_err(|_| invalid("Error: session-expiry-interval out of range.\n\n".into()))
+}
+
+/// The packet (or Will) named by the command word of `-D command identifier value`.
+fn property_context(command: &str) -> Result<PropertyContext, ArgsError> {
+    Ok(match command.to_ascii_lowercase().as_str() {
+        "connect" => PropertyContext::Packet(PacketType::Connect),
+        "publish" => PropertyContext::Packet(PacketType::Publish),
+        "puback" => PropertyContext::Packet(PacketType::Puback),
+        "pubrec" => PropertyContext::Packet(PacketType::Pubrec),
+        "pubrel" => PropertyContext::Packet(PacketType::Pubrel),
+        "pubcomp" => PropertyContext::Packet(PacketType::Pubcomp),
+        "subscribe" => PropertyContext::Packet(PacketType::Subscribe),
+        "unsubscribe" => PropertyContext::Packet(PacketType::Unsubscribe),
+        "disconnect" => PropertyContext::Packet(PacketType::Disconnect),
+        "auth" => PropertyContext::Packet(PacketType::Auth),
+        "will" => PropertyContext::Will,
+        _ => {
+            return Err(invalid(
+                "Error: Invalid command given in --property argument.\n\n".into(),
+            ))
+        }
+    })
 }
 
 /// Mosquitto's property names are the spec's, lowercase with hyphens

@@ -1,5 +1,6 @@
-//! The MQTT client session as a sans-I/O state machine, shared by the command-line tools
-//! (`culex_pub`, `culex_sub`, `culex_rr`) and, later, the bridge.
+//! The MQTT client session as a sans-I/O state machine, used by the command-line tools
+//! (`culex_pub`, `culex_sub`, `culex_rr`). The bridge does not use it: it drives a broker
+//! session on a virtual connection and relays packets as they are (see [`crate::bridge`]).
 //!
 //! Like the broker core, it owns no socket and reads no clock: the caller decodes frames
 //! from its transport, hands each [`Packet`] to [`Session::handle_packet`] with `now`,

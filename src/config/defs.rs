@@ -13,10 +13,10 @@
 
 use super::lexer::Line;
 use super::{
-    Bridge, BridgeAddress, BridgeProtocol, BridgeTopic, Config, ConfigError, Direction, ErrorKind,
-    KeyForm, Listener, Location, LogDest, LogTypes, MappedPlugin, Plugin, Protocol,
-    ProtocolVersions, ReloadType, RestartTimeout, Setting, SocketDomain, StartType, TcpKeepalive,
-    TlsVersion,
+    Bridge, BridgeAddress, BridgePreset, BridgeProtocol, BridgeTopic, Config, ConfigError,
+    Direction, ErrorKind, KeyForm, Listener, Location, LogDest, LogTypes, MappedPlugin, Plugin,
+    Protocol, ProtocolVersions, ReloadType, RestartTimeout, Setting, SocketDomain, StartType,
+    TcpKeepalive, TlsVersion,
 };
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,9 +100,8 @@ pub static OPTIONS: &[OptionDef] = &[
         Ignored("culex does not switch users; start it as the user it should run as (systemd User=)"),
         "Drop root privileges to this user.",
         |p, v| { p.config.user = Some(v.string()?); Ok(()) }),
-    opt!("pid_file", Global, false,
-        Ignored("culex writes no PID file; systemd tracks the process"),
-        "Write the process id to this file.",
+    opt!("pid_file", Global, false, Yes,
+        "Write the process id to this file at start-up (after -d's fork); removed at a clean exit.",
         |p, v| set_once(&mut p.config.pid_file, v.path()?, v)),
     opt!("include_dir", Global, false, Yes,
         "Read the *.conf files of this directory here, sorted (main file only).",
@@ -114,14 +113,14 @@ pub static OPTIONS: &[OptionDef] = &[
         Ignored("culex does not set TCP_NODELAY yet; small messages may wait for the kernel's Nagle delay"),
         "Disable Nagle's algorithm on client sockets.",
         |p, v| { p.config.set_tcp_nodelay = v.bool()?; Ok(()) }),
-    opt!("upgrade_outgoing_qos", Global, true, Only(FALSE),
+    opt!("upgrade_outgoing_qos", Global, true, Yes,
         "Deliver at the subscription's QoS rather than the publication's (non-standard).",
         |p, v| { p.config.upgrade_outgoing_qos = v.bool()?; Ok(()) }),
     opt!("allow_duplicate_messages", Global, true,
         IgnoredUnless(FALSE, "culex delivers one copy per client for overlapping subscriptions [MQTT-3.3.5-1]"),
         "Deprecated: overlapping subscriptions may deliver a message twice.",
         |p, v| { p.config.allow_duplicate_messages = v.bool()?; Ok(()) }),
-    opt!("check_retain_source", Security, false, No,
+    opt!("check_retain_source", Security, false, Yes,
         "Re-check the publisher's ACL before serving a retained message.",
         |p, v| { p.security_seen = true; p.config.check_retain_source = v.bool()?; Ok(()) }),
     opt!("clientid_prefixes", Global, true, No,
@@ -157,6 +156,9 @@ pub static OPTIONS: &[OptionDef] = &[
     opt!("max_subscriptions_per_client", Global, true, Yes,
         "culex only: topic filters one client may hold; a SUBSCRIBE over it is refused per filter (0 or -1: unlimited).",
         |p, v| { p.config.max_subscriptions_per_client = v.int()?.max(0) as usize; Ok(()) }),
+    opt!("subscriber_stall_timeout", Global, true, Yes,
+        "culex only: seconds a subscriber that is behind may take no bytes before it stops holding back the publishers feeding it (default 2; 0: publishers are never held, what a subscriber cannot take is dropped).",
+        |p, v| { p.config.subscriber_stall_timeout = v.int_in(0, 3600)? as u32; Ok(()) }),
     opt!("memory_limit", Global, false, Only(&["0"]),
         "Heap cap in bytes; 0: none.",
         |p, v| { p.config.memory_limit = v.int_in(0, i64::MAX)? as u64; Ok(()) }),
@@ -211,7 +213,7 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
-    opt!("max_inflight_bytes", Global, false, Only(&["0"]),
+    opt!("max_inflight_bytes", Global, false, Yes,
         "Outgoing QoS 1/2 bytes in flight per client (0: unlimited).",
         |p, v| { p.config.max_inflight_bytes = v.int()?.max(0) as usize; Ok(()) }),
     opt!("max_queued_messages", Global, false, Yes,
@@ -417,8 +419,8 @@ pub static OPTIONS: &[OptionDef] = &[
             });
             Ok(())
         }),
-    opt!("protocol", Listener, false, Only(&["mqtt", "websockets"]),
-        "Listener transport: mqtt, websockets or http_api (2.1).",
+    opt!("protocol", Listener, false, Yes,
+        "Listener transport: mqtt, websockets, or http_api (2.1: /api/v1/version, /api/v1/listeners, /api/v1/systree, and culex's Prometheus /metrics; certfile/keyfile for HTTPS; password_file users by HTTP basic authentication unless anonymous access is allowed).",
         |p, v| {
             p.listener_mut().protocol = match v.word()? {
                 "mqtt" => Protocol::Mqtt,
@@ -480,7 +482,7 @@ pub static OPTIONS: &[OptionDef] = &[
         "Replace the client id by the username.",
         |p, v| { p.listener_mut().use_username_as_clientid = v.bool()?; Ok(()) }),
     opt!("http_dir", Listener, false, Yes,
-        "Serve static files from this directory (websockets listeners).",
+        "Serve static files from this directory (websockets and http_api listeners).",
         |p, v| { let s = v.path()?; set_once(&mut p.listener_mut().http_dir, s, v) }),
     opt!("websockets_origin", Listener, false, Yes,
         "2.1: an allowed WebSockets Origin (repeats).",
@@ -807,6 +809,45 @@ pub static OPTIONS: &[OptionDef] = &[
             };
             Ok(())
         }),
+    opt!("bridge_outbox_max_age", Bridge, true, Yes,
+        "culex: seconds a message may wait for the remote; older ones are dropped, not sent (checked while the link is down and when sending; 0: no limit, the default).",
+        |p, v| { let n = v.int_in(0, u32::MAX.into())? as u32; p.bridge().outbox_max_age = (n != 0).then_some(n); Ok(()) }),
+    opt!("bridge_latest_only", Bridge, true, Yes,
+        "culex: a local topic filter (repeatable) whose topics keep only their newest message in the outbox while the remote is unreachable.",
+        |p, v| {
+            let filter = v.string()?;
+            if !crate::topic::is_valid_filter(&filter) {
+                return Err(v.invalid(&format!("'{filter}' is not a valid topic filter")));
+            }
+            p.bridge().latest_only.push(filter);
+            Ok(())
+        }),
+    opt!("bridge_replay_rate", Bridge, true, Yes,
+        "culex: after a (re)connection, messages that waited go out at most this many per second, after live ones (0: unlimited, the default).",
+        |p, v| { p.bridge().replay_rate = v.int_in(0, u32::MAX.into())? as u32; Ok(()) }),
+    opt!("bridge_preset", Bridge, true, Yes,
+        "culex: aws-iot or azure-iot-hub: sets what the service needs (MQTT 3.1.1, try_private false, bridge_outgoing_retain false, notifications false, QoS at most 1; AWS: bridge_alpn x-amzn-mqtt-ca on port 443; Azure: TLS and the username HUB/DEVICE/?api-version=2021-04-12). Options the block sets itself win.",
+        |p, v| {
+            p.bridge().preset = Some(match v.word()? {
+                "aws-iot" => BridgePreset::AwsIot,
+                "azure-iot-hub" => BridgePreset::AzureIotHub,
+                w => return Err(v.invalid(&format!("'{w}' is not aws-iot or azure-iot-hub"))),
+            });
+            Ok(())
+        }),
+    opt!("bridge_azure_sas_key", Bridge, true, Yes,
+        "culex: the device's base64 key: the bridge signs its Azure IoT Hub SAS token (its password) itself and connects again with a fresh one before it expires.",
+        |p, v| {
+            let key = v.string()?;
+            if !crate::bridge::sas::is_valid_key(&key) {
+                return Err(v.invalid("expected the device's base64 key"));
+            }
+            p.bridge().azure_sas_key = Some(key);
+            Ok(())
+        }),
+    opt!("bridge_azure_sas_ttl", Bridge, true, Yes,
+        "culex: seconds a SAS token from bridge_azure_sas_key is valid (default 3600); a new connection with a fresh token is made before it expires.",
+        |p, v| { p.bridge().azure_sas_ttl = v.int_in(2, u32::MAX.into())? as u32; Ok(()) }),
     opt!("bridge_cafile", Bridge, true, Yes,
         "CA certificates for the remote; enables TLS.",
         |p, v| { let s = v.path()?; p.no_bridge_psk(v)?; set_once(&mut p.bridge().tls.cafile, s, v) }),
@@ -1079,6 +1120,67 @@ fn bridge_topic(v: &Value) -> Result<BridgeTopic, ErrorKind> {
 }
 
 /// Parsing state beyond the [`Config`] being built.
+/// `bridge_preset`: the options a cloud service needs, for those the block did not set
+/// (`set`: the options it did). Azure's username needs `remote_clientid` (the device).
+fn apply_preset(b: &mut Bridge, set: &[&str]) -> Result<(), String> {
+    preset_options(b, set)?;
+    if b.azure_sas_key.is_some() && (b.remote_clientid.is_none() || b.remote_username.is_none()) {
+        return Err(
+            "bridge_azure_sas_key needs remote_clientid (the device id) and remote_username \
+             (or bridge_preset azure-iot-hub, which sets it)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+fn preset_options(b: &mut Bridge, set: &[&str]) -> Result<(), String> {
+    let Some(preset) = b.preset else {
+        return Ok(());
+    };
+    let unset = |name: &str| !set.contains(&name);
+    if unset("bridge_protocol_version") {
+        b.bridge_protocol_version = BridgeProtocol::Mqtt311;
+    }
+    if unset("try_private") {
+        b.try_private = false;
+    }
+    if unset("bridge_outgoing_retain") {
+        b.bridge_outgoing_retain = false;
+    }
+    // Neither service accepts a $SYS topic.
+    if unset("notifications") {
+        b.notifications = false;
+    }
+    // Both services stop at QoS 1: a QoS 2 subscription is refused, so the lines ask 1.
+    for t in &mut b.topics {
+        t.qos = t.qos.min(1);
+    }
+    match preset {
+        BridgePreset::AwsIot => {
+            if unset("bridge_alpn") && b.addresses.iter().any(|a| a.port == 443) {
+                b.tls.alpn = Some("x-amzn-mqtt-ca".into());
+            }
+        }
+        BridgePreset::AzureIotHub => {
+            let Some(device) = b.remote_clientid.clone() else {
+                return Err("azure-iot-hub needs remote_clientid (the device id)".into());
+            };
+            if unset("remote_username") {
+                if let Some(hub) = b.addresses.first() {
+                    b.remote_username =
+                        Some(format!("{}/{device}/?api-version=2021-04-12", hub.host));
+                }
+            }
+            let tls = &b.tls;
+            if tls.cafile.is_none() && tls.capath.is_none() && !tls.tls_use_os_certs {
+                b.tls.tls_use_os_certs = true;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) struct Parser {
     config: Config,
     at: Location,
@@ -1090,6 +1192,9 @@ pub(crate) struct Parser {
     current_plugin: Option<usize>,
     /// The `connection` line of each bridge.
     bridge_lines: Vec<Location>,
+    /// The options each bridge's block set (by bridge index), which its
+    /// `bridge_preset` leaves alone.
+    bridge_options: Vec<(usize, &'static str)>,
 }
 
 impl Parser {
@@ -1284,6 +1389,26 @@ impl Parser {
     /// Checks made once every line is read: bridges are complete, 2.1's password-file and
     /// acl-file plugins become password_file/acl_file, plugin_use names a plugin_load.
     fn finish(mut self) -> Result<Config, ConfigError> {
+        for (index, (bridge, at)) in self
+            .config
+            .bridges
+            .iter_mut()
+            .zip(&self.bridge_lines)
+            .enumerate()
+        {
+            let set: Vec<&str> = self
+                .bridge_options
+                .iter()
+                .filter(|(i, _)| *i == index)
+                .map(|(_, name)| *name)
+                .collect();
+            apply_preset(bridge, &set).map_err(|why| {
+                at.error(ErrorKind::Invalid(
+                    "bridge_preset".into(),
+                    format!("bridge '{}': {why}", bridge.name),
+                ))
+            })?;
+        }
         for (bridge, at) in self.config.bridges.iter().zip(&self.bridge_lines) {
             let missing = if bridge.addresses.is_empty() {
                 Some("no 'address'")
@@ -1333,6 +1458,7 @@ impl Parser {
         let key = match stem {
             "mosquitto_password_file" => "password_file",
             "mosquitto_acl_file" => "acl_file",
+            "mosquitto_dynamic_security" => "config_file",
             _ => return Ok(()),
         };
         let Some((_, value, at)) = plugin.options.iter().find(|(k, _, _)| k == key) else {
@@ -1342,6 +1468,29 @@ impl Parser {
             )));
         };
         let (path, at) = (PathBuf::from(value), at.clone());
+        if key == "config_file" {
+            // Mosquitto's plugin is one set of clients for the whole broker ("can only be
+            // loaded once"); with per_listener_settings it would be one listener's.
+            if self.config.per_listener_settings && !plugin.global {
+                return Err(plugin.at.error(ErrorKind::Invalid(
+                    "plugin".into(),
+                    format!(
+                        "'{}': culex's dynamic security is for the whole broker; use \
+                         'per_listener_settings false' or 'global_plugin'",
+                        plugin.path
+                    ),
+                )));
+            }
+            if self.config.dynsec_file.is_some() {
+                return Err(plugin.at.error(ErrorKind::Invalid(
+                    "plugin".into(),
+                    "the dynamic-security plugin can only be loaded once".into(),
+                )));
+            }
+            self.config.dynsec_file = Some(path.clone());
+            self.config.plugins[i].maps_to = Some(MappedPlugin::DynSec(path));
+            return Ok(());
+        }
         let target = match plugin.listener {
             Some(l) if !plugin.global => &mut self.config.listeners[l].security,
             _ if self.config.per_listener_settings && !plugin.global => {
@@ -1399,6 +1548,7 @@ pub(crate) fn parse_lines(lines: &[Line]) -> Result<Config, ConfigError> {
         security_seen: false,
         current_plugin: None,
         bridge_lines: Vec::new(),
+        bridge_options: Vec::new(),
     };
     for line in lines {
         p.at = line.at.clone();
@@ -1429,6 +1579,10 @@ pub(crate) fn parse_lines(lines: &[Line]) -> Result<Config, ConfigError> {
             text: &line.value,
         };
         (def.parse)(&mut p, &value).map_err(|kind| line.at.error(kind))?;
+        if def.scope == Scope::Bridge {
+            let index = p.config.bridges.len() - 1;
+            p.bridge_options.push((index, def.name));
+        }
         p.config.settings.push(Setting {
             option: def.name,
             written: line.name.clone(),
@@ -1481,6 +1635,7 @@ pub(crate) fn unsupported(config: &Config) -> Vec<ConfigError> {
             }
             Some(MappedPlugin::PasswordFile(p)) => ("password_file", p),
             Some(MappedPlugin::AclFile(p)) => ("acl_file", p),
+            Some(MappedPlugin::DynSec(_)) => continue,
         };
         let def = lookup(option).expect("password_file and acl_file are in the table");
         if let Some(Err(())) = judge(def, &path.to_string_lossy()) {
@@ -1520,6 +1675,7 @@ pub(crate) fn warnings(config: &Config) -> Vec<ConfigError> {
         let mapped = match &plugin.maps_to {
             Some(MappedPlugin::PasswordFile(p)) => format!("password_file {}", p.display()),
             Some(MappedPlugin::AclFile(p)) => format!("acl_file {}", p.display()),
+            Some(MappedPlugin::DynSec(p)) => format!("dynamic security from {}", p.display()),
             None => continue,
         };
         warnings.push(
@@ -1576,6 +1732,8 @@ mod tests {
 
     /// (configuration text, what it must produce). Every option of the table appears at
     /// the start of a line here (checked by `every_option_has_a_valid_case`).
+    ///
+    /// A table: one row per case, as long as the option table it covers.
     fn valid_cases() -> Vec<(String, Check)> {
         let cases: Vec<(&str, Check)> = vec![
             ("user mosquitto", |c| c.user.as_deref() == Some("mosquitto")),
@@ -1597,6 +1755,8 @@ mod tests {
             ("max_retained_messages 5000", |c| c.max_retained_messages == 5000),
             ("max_retained_bytes 1000000", |c| c.max_retained_bytes == 1_000_000),
             ("max_subscriptions_per_client -1", |c| c.max_subscriptions_per_client == 0),
+            ("subscriber_stall_timeout 5", |c| c.subscriber_stall_timeout == 5),
+            ("subscriber_stall_timeout 0", |c| c.subscriber_stall_timeout == 0),
             ("memory_limit 1048576", |c| c.memory_limit == 1_048_576),
             ("retain_available false", |c| !c.retain_available),
             ("retain_expiry_interval 60", |c| c.retain_expiry_interval == 60),
@@ -1763,6 +1923,16 @@ mod tests {
                 let b = &c.bridges[0];
                 b.outbox_messages == Some(5000) && b.outbox_bytes == Some(1_000_000) && b.outbox_drop_oldest
             }),
+            ("bridge_outbox_max_age 3600\nbridge_latest_only state/#\nbridge_latest_only fw/+/version\nbridge_replay_rate 50", |c| {
+                let b = &c.bridges[0];
+                b.outbox_max_age == Some(3600) && b.latest_only == ["state/#", "fw/+/version"] && b.replay_rate == 50
+            }),
+            ("bridge_outbox_max_age 0", |c| c.bridges[0].outbox_max_age.is_none()),
+            ("bridge_preset aws-iot", |c| c.bridges[0].preset == Some(BridgePreset::AwsIot) && !c.bridges[0].try_private),
+            ("remote_clientid d\nbridge_preset azure-iot-hub\nbridge_azure_sas_key c2VjcmV0\nbridge_azure_sas_ttl 60", |c| {
+                let b = &c.bridges[0];
+                b.preset == Some(BridgePreset::AzureIotHub) && b.azure_sas_key.as_deref() == Some("c2VjcmV0") && b.azure_sas_ttl == 60
+            }),
         ];
         out.extend(bridge.into_iter().map(|(t, f)| (format!("{BRIDGE}{t}"), f)));
         out
@@ -1800,6 +1970,64 @@ mod tests {
             for name in std::iter::once(def.name).chain(def.aliases.iter().copied()) {
                 assert!(seen.insert(name), "'{name}' is in the table twice");
             }
+        }
+    }
+
+    /// bridge_preset sets what the service needs, except what the block sets itself,
+    /// before or after the preset line.
+    #[test]
+    fn a_bridge_preset_fills_what_the_block_leaves_unset() {
+        let aws = parse(
+            "connection aws\ntry_private true\naddress a.iot.eu-west-1.amazonaws.com:443\n\
+             bridge_preset aws-iot\ntopic t/# out 2\nbridge_outgoing_retain true\n",
+        )
+        .unwrap();
+        let b = &aws.bridges[0];
+        assert_eq!(b.bridge_protocol_version, BridgeProtocol::Mqtt311);
+        assert!(
+            b.try_private && b.bridge_outgoing_retain,
+            "explicit options win"
+        );
+        assert!(!b.notifications);
+        assert_eq!(b.tls.alpn.as_deref(), Some("x-amzn-mqtt-ca"));
+        assert_eq!(b.topics[0].qos, 1, "AWS IoT's maximum QoS is 1");
+        let aws_8883 = parse(
+            "connection aws\naddress a.iot.eu-west-1.amazonaws.com:8883\nbridge_preset aws-iot\ntopic t/# out 1\n",
+        )
+        .unwrap();
+        assert_eq!(aws_8883.bridges[0].tls.alpn, None, "ALPN only on port 443");
+
+        let azure = parse(
+            "connection az\naddress hub7.azure-devices.net:8883\nremote_clientid gw7\n\
+             bridge_preset azure-iot-hub\nbridge_azure_sas_key c2VjcmV0\nbridge_azure_sas_ttl 600\n\
+             topic t/# out 1 \"\" devices/gw7/messages/events/\n",
+        )
+        .unwrap();
+        let b = &azure.bridges[0];
+        assert_eq!(
+            b.remote_username.as_deref(),
+            Some("hub7.azure-devices.net/gw7/?api-version=2021-04-12")
+        );
+        assert!(b.tls.tls_use_os_certs && !b.try_private);
+        assert_eq!(
+            (b.azure_sas_key.as_deref(), b.azure_sas_ttl),
+            (Some("c2VjcmV0"), 600)
+        );
+
+        for (text, why) in [
+            (
+                "connection az\naddress h:8883\nbridge_preset azure-iot-hub\ntopic t out 1\n",
+                "azure-iot-hub needs remote_clientid",
+            ),
+            (
+                "connection az\naddress h:8883\nremote_clientid d\nbridge_azure_sas_key c2VjcmV0\ntopic t out 1\n",
+                "bridge_azure_sas_key needs remote_clientid (the device id) and remote_username",
+            ),
+            ("connection az\naddress h\ntopic t\nbridge_preset gcp", "'gcp' is not aws-iot or azure-iot-hub"),
+            ("connection az\naddress h\ntopic t\nbridge_azure_sas_key !!", "expected the device's base64 key"),
+        ] {
+            let e = parse(text).expect_err(text).to_string();
+            assert!(e.contains(why), "{text:?}: {e}");
         }
     }
 
@@ -1997,7 +2225,6 @@ mod tests {
             vec![
                 "t.conf:3: 'memory_limit 100' is a Mosquitto option culex does not support yet",
                 "t.conf:5: 'ciphers' is a Mosquitto option culex refuses: these are OpenSSL cipher strings; rustls offers only its own safe suites (TLS 1.3 and ECDHE with AES-GCM or ChaCha20 for TLS 1.2), always on",
-                "t.conf:6: 'protocol http_api' is a Mosquitto option culex does not support yet",
                 "t.conf:10: 'bridge_ciphers' is a Mosquitto option culex refuses: these are OpenSSL cipher strings; rustls offers only its own safe suites (TLS 1.3 and ECDHE with AES-GCM or ChaCha20 for TLS 1.2), always on",
             ]
         );
@@ -2013,7 +2240,6 @@ mod tests {
             texts(c.warnings()),
             vec![
                 "t.conf:1: 'user' is ignored: culex does not switch users; start it as the user it should run as (systemd User=)",
-                "t.conf:2: 'pid_file' is ignored: culex writes no PID file; systemd tracks the process",
                 "t.conf:3: 'retry_interval' is ignored: removed in Mosquitto 2.0, which also ignores it",
                 "t.conf:5: 'allow_duplicate_messages' is ignored: culex delivers one copy per client for overlapping subscriptions [MQTT-3.3.5-1]",
             ]
@@ -2022,14 +2248,40 @@ mod tests {
 
     #[test]
     fn plugins_are_refused_by_name() {
-        let c = parse("plugin /usr/lib/mosquitto_dynamic_security.so\nplugin_opt_config_file /d.json\nauth_plugin /x/auth.so\n").unwrap();
+        let c = parse("plugin /usr/lib/mosquitto_auth_by_ldap.so\nplugin_opt_config_file /d.json\nauth_plugin /x/auth.so\n").unwrap();
         assert_eq!(
             texts(c.unsupported()),
             vec![
-                "t.conf:1: plugin '/usr/lib/mosquitto_dynamic_security.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto 2.1's password-file and acl-file plugins, as password_file and acl_file)",
-                "t.conf:3: plugin '/x/auth.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto 2.1's password-file and acl-file plugins, as password_file and acl_file)",
+                "t.conf:1: plugin '/usr/lib/mosquitto_auth_by_ldap.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto's dynamic-security plugin and 2.1's password-file and acl-file plugins, as built-in handling)",
+                "t.conf:3: plugin '/x/auth.so' refused: culex does not load Mosquitto plugins (it reads only Mosquitto's dynamic-security plugin and 2.1's password-file and acl-file plugins, as built-in handling)",
             ]
         );
+    }
+
+    #[test]
+    fn dynamic_security_plugin_is_read_as_built_in_dynsec() {
+        // As Mosquitto's own tests write it, and 2.1's global_plugin.
+        for line in [
+            "plugin ../../plugins/dynamic-security/mosquitto_dynamic_security.so",
+            "global_plugin /usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+        ] {
+            let c = parse(&format!("listener 1883\n{line}\nplugin_opt_config_file /var/lib/mosquitto/dynamic-security.json\n")).unwrap();
+            assert_eq!(
+                c.dynsec_file,
+                Some("/var/lib/mosquitto/dynamic-security.json".into())
+            );
+            assert_eq!(texts(c.unsupported()), Vec::<String>::new());
+            assert_eq!(texts(c.warnings()).len(), 1);
+            assert!(texts(c.warnings())[0].contains(
+                "is read as 'dynamic security from /var/lib/mosquitto/dynamic-security.json'"
+            ));
+        }
+        let e = parse("plugin /p/mosquitto_dynamic_security.so\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.conf:1: invalid value for 'plugin': '/p/mosquitto_dynamic_security.so' needs a 'plugin_opt_config_file PATH' line");
+        let e = parse("plugin /p/mosquitto_dynamic_security.so\nplugin_opt_config_file /a\nplugin /q/mosquitto_dynamic_security.so\nplugin_opt_config_file /b\n").unwrap_err();
+        assert!(e.to_string().contains("can only be loaded once"), "{e}");
+        let e = parse("per_listener_settings true\nlistener 1\nplugin /p/mosquitto_dynamic_security.so\nplugin_opt_config_file /a\n").unwrap_err();
+        assert!(e.to_string().contains("for the whole broker"), "{e}");
     }
 
     #[test]

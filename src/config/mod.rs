@@ -278,6 +278,19 @@ pub enum ReloadType {
     Immediate,
 }
 
+/// culex `bridge_preset`: what a cloud service needs, set for the options a `connection`
+/// block does not set itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgePreset {
+    /// AWS IoT Core: MQTT 3.1.1, no bridge bit, no retained messages, no $SYS
+    /// notifications, QoS at most 1, ALPN `x-amzn-mqtt-ca` on port 443.
+    AwsIot,
+    /// Azure IoT Hub: MQTT 3.1.1, no bridge bit, no retained messages, no $SYS
+    /// notifications, QoS at most 1, TLS, the username
+    /// `HUB/DEVICE/?api-version=2021-04-12`.
+    AzureIotHub,
+}
+
 /// `bridge_tcp_keepalive IDLE INTERVAL COUNT` (2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpKeepalive {
@@ -353,6 +366,24 @@ pub struct Bridge {
     /// culex `bridge_outbox_full drop_oldest`: the oldest message gives way (default: the
     /// newest is dropped, as Mosquitto does).
     pub outbox_drop_oldest: bool,
+    /// culex `bridge_outbox_max_age`: seconds a message may wait for the remote before it
+    /// is dropped instead of sent; `None`: no limit.
+    pub outbox_max_age: Option<u32>,
+    /// culex `bridge_latest_only` (repeatable): local topic filters whose messages keep
+    /// only the newest per topic while the remote is unreachable.
+    pub latest_only: Vec<String>,
+    /// culex `bridge_replay_rate`: messages per second of the backlog after a
+    /// (re)connection, behind live messages; 0: unlimited.
+    pub replay_rate: u32,
+    /// culex `bridge_preset`, applied when the configuration is read (the options it
+    /// sets are in their fields by then).
+    pub preset: Option<BridgePreset>,
+    /// culex `bridge_azure_sas_key`: base64 key the bridge signs its Azure IoT Hub SAS
+    /// token (its password) with.
+    pub azure_sas_key: Option<String>,
+    /// culex `bridge_azure_sas_ttl`: seconds a SAS token is valid; the bridge connects
+    /// again with a fresh one before that.
+    pub azure_sas_ttl: u32,
 }
 
 impl Bridge {
@@ -399,6 +430,12 @@ impl Bridge {
             outbox_messages: None,
             outbox_bytes: None,
             outbox_drop_oldest: false,
+            outbox_max_age: None,
+            latest_only: Vec::new(),
+            replay_rate: 0,
+            preset: None,
+            azure_sas_key: None,
+            azure_sas_ttl: 3600,
         }
     }
 }
@@ -519,6 +556,9 @@ pub enum MappedPlugin {
     PasswordFile(PathBuf),
     /// `mosquitto_acl_file` + `plugin_opt_acl_file PATH` = `acl_file PATH`.
     AclFile(PathBuf),
+    /// `mosquitto_dynamic_security` + `plugin_opt_config_file PATH`: built-in dynamic
+    /// security with that `dynamic-security.json`.
+    DynSec(PathBuf),
 }
 
 /// One option line as parsed, kept for the support check: the table entry's name (the
@@ -556,6 +596,9 @@ pub struct Config {
     pub auto_id_prefix: Option<String>,
     pub password_file: Option<PathBuf>,
     pub acl_file: Option<PathBuf>,
+    /// Mosquitto's dynamic-security plugin (`plugin .../mosquitto_dynamic_security.so` with
+    /// `plugin_opt_config_file FILE`), read as culex's built-in dynamic security: FILE.
+    pub dynsec_file: Option<PathBuf>,
     pub psk_file: Option<PathBuf>,
     pub per_listener_settings: bool,
     pub check_retain_source: bool,
@@ -585,6 +628,9 @@ pub struct Config {
     /// culex's `max_retained_messages` and `max_retained_bytes`: 0 unlimited.
     pub max_retained_messages: usize,
     pub max_retained_bytes: usize,
+    /// culex's `subscriber_stall_timeout`: seconds a subscriber that is behind may take
+    /// nothing before it stops holding its publishers back; 0: publishers are never held.
+    pub subscriber_stall_timeout: u32,
     /// Bytes; 0: no limit.
     pub memory_limit: u64,
     pub retain_available: bool,
@@ -653,6 +699,7 @@ impl Default for Config {
             auto_id_prefix: None,
             password_file: None,
             acl_file: None,
+            dynsec_file: None,
             psk_file: None,
             per_listener_settings: false,
             check_retain_source: true,
@@ -673,6 +720,7 @@ impl Default for Config {
             max_subscriptions_per_client: 0,
             max_retained_messages: 0,
             max_retained_bytes: 0,
+            subscriber_stall_timeout: 2,
             memory_limit: 0,
             retain_available: true,
             retain_expiry_interval: 0,
@@ -876,8 +924,8 @@ impl fmt::Display for ConfigError {
             ErrorKind::PluginRefused(path) => write!(
                 f,
                 "plugin '{path}' refused: culex does not load Mosquitto plugins (it reads \
-                 only Mosquitto 2.1's password-file and acl-file plugins, as password_file \
-                 and acl_file)"
+                 only Mosquitto's dynamic-security plugin and 2.1's password-file and \
+                 acl-file plugins, as built-in handling)"
             ),
             ErrorKind::PluginMapped(path, option) => write!(
                 f,

@@ -10,7 +10,7 @@
 //! addresses back through a channel and wakes the loop; an IP address is used directly.
 
 use super::{Server, READS_PER_TURN};
-use crate::bridge::{Link, State};
+use crate::bridge::{HostFacts, Link, State};
 use crate::broker::ConnId;
 use crate::config::{self, Config, ReloadType};
 use log::{debug, info, warn};
@@ -18,7 +18,7 @@ use mio::{Interest, Token};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Bounded work per call: rounds of "move local output, write it" before the loop gets
 /// back to other connections.
@@ -113,6 +113,37 @@ struct SocketOptions {
     tcp_user_timeout_ms: Option<u32>,
 }
 
+/// What the bridge reads from the host, read here so that `crate::bridge` reads no file
+/// and no clock: the host name, a seed for the backoff's jitter (the time and the
+/// process id) and the wall clock.
+fn host_facts() -> HostFacts {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok();
+    let seed = since_epoch.map_or(0x2545_f491_4f6c_dd1d, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    HostFacts {
+        hostname: hostname(),
+        seed,
+        unix_time: since_epoch.map_or(0, |d| d.as_secs()),
+    }
+}
+
+/// This machine's host name, for the default remote client id (Mosquitto's
+/// `<hostname>.<connection name>`), from gethostname(2) as Mosquitto takes it: a
+/// system call, so it works where /proc/sys/kernel/hostname is hidden (systemd's
+/// `ProcSubset=pid`, which the packaged unit sets) or not mounted.
+fn hostname() -> String {
+    host_name_or_default(nix::unistd::gethostname().ok())
+}
+
+/// The host name, or "localhost" when it cannot be read or is empty.
+fn host_name_or_default(name: Option<std::ffi::OsString>) -> String {
+    name.map(|s| s.to_string_lossy().trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// A non-blocking connect with the bridge's socket options set first (mio's
 /// `TcpStream::connect` cannot bind or set them before connecting).
 fn connect_socket(options: &SocketOptions, address: SocketAddr) -> io::Result<mio::net::TcpStream> {
@@ -175,16 +206,31 @@ impl Server {
         now: Instant,
     ) -> BridgeConn {
         let settings = self.broker.settings();
-        let mut link = Link::new(bridge, ConnId(index as u32), settings.sys_interval, now);
+        let host = host_facts();
+        let mut link = Link::new(
+            bridge,
+            ConnId(index as u32),
+            settings.sys_interval,
+            &host,
+            now,
+        );
         let limits = (bridge.outbox_messages.is_some()
             || bridge.outbox_bytes.is_some()
-            || bridge.outbox_drop_oldest)
+            || bridge.outbox_drop_oldest
+            || bridge.outbox_max_age.is_some()
+            || !bridge.latest_only.is_empty()
+            || bridge.replay_rate != 0)
             .then(|| crate::broker::QueueLimits {
                 max_messages: bridge
                     .outbox_messages
                     .unwrap_or(settings.max_queued_messages),
                 max_bytes: bridge.outbox_bytes.unwrap_or(settings.max_queued_bytes),
                 drop_oldest: bridge.outbox_drop_oldest,
+                max_age: bridge
+                    .outbox_max_age
+                    .map(|s| Duration::from_secs(u64::from(s))),
+                latest_only: bridge.latest_only.clone(),
+                replay_rate: bridge.replay_rate,
             });
         self.broker.set_queue_limits(&link.local_clientid, limits);
         link.start(&mut self.broker, now);
@@ -297,6 +343,34 @@ impl Server {
         self.broker
             .set_queue_limits(&self.bridges[index].link.local_clientid, None);
         self.bridges[index] = self.start_bridge(index, bridge, prepared, now);
+    }
+
+    /// Every bridge's figures now (`/metrics`).
+    pub(super) fn bridges_health(&self, now: Instant) -> Vec<crate::bridge::Health> {
+        self.bridges
+            .iter()
+            .filter(|b| !b.is_removed)
+            .map(|b| b.link.health(&self.broker, now))
+            .collect()
+    }
+
+    /// Bridges connected and not (`STATUS=` for systemd).
+    pub(super) fn bridges_up_down(&self) -> (usize, usize) {
+        let configured = self.bridges.iter().filter(|b| !b.is_removed);
+        let up = configured
+            .clone()
+            .filter(|b| b.link.state() == State::Up)
+            .count();
+        (up, configured.count() - up)
+    }
+
+    /// The names of the configured bridges that are not connected.
+    pub(super) fn bridges_down(&self) -> Vec<&str> {
+        self.bridges
+            .iter()
+            .filter(|b| !b.is_removed && b.link.state() != State::Up)
+            .map(|b| b.link.name())
+            .collect()
     }
 
     pub(super) fn is_bridge_slot(&self, slot: u32) -> bool {
@@ -481,7 +555,7 @@ impl Server {
                     Err(e) => return self.bridge_drop(index, &format!("TLS: {e}"), now),
                 }
             }
-            b.link.handle_connected(now);
+            b.link.handle_connected(&self.broker, now);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.bridge_read(index, now);
@@ -543,11 +617,14 @@ impl Server {
             };
             if n > 0 {
                 let b = &mut self.bridges[index];
-                if let Err(why) =
-                    b.link
-                        .handle_remote_data(&mut self.broker, &self.scratch[..n], now)
+                if let Err(e) = b
+                    .link
+                    .handle_remote_data(&mut self.broker, &self.scratch[..n], now)
                 {
-                    return self.bridge_drop(index, &why, now);
+                    if e.is_protocol_error {
+                        self.bridge_reset(index);
+                    }
+                    return self.bridge_drop(index, &e.why, now);
                 }
             }
         }
@@ -635,6 +712,15 @@ impl Server {
         self.bridge_connect(index, next, now);
     }
 
+    /// Closes a bridge's remote socket with RST (SO_LINGER 0) instead of FIN: the remote
+    /// broke the protocol. Then [`Self::bridge_drop`] ends the link.
+    fn bridge_reset(&mut self, index: usize) {
+        if let Some(mut socket) = self.bridges[index].socket.take() {
+            let _ = self.poll.registry().deregister(&mut socket);
+            let _ = socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO));
+        }
+    }
+
     fn bridge_drop(&mut self, index: usize, why: &str, now: Instant) {
         let b = &mut self.bridges[index];
         b.candidates.clear();
@@ -684,5 +770,26 @@ impl Server {
             }
             self.bridge_drop(index, "the broker is stopping", now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_is_the_kernels() {
+        // gethostname(2) and the kernel's own file say the same where /proc is visible.
+        let proc = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        let name = hostname();
+        assert_eq!(name, proc.trim());
+        assert!(!name.is_empty());
+    }
+
+    #[test]
+    fn hostname_falls_back_to_localhost() {
+        assert_eq!(host_name_or_default(None), "localhost");
+        assert_eq!(host_name_or_default(Some("".into())), "localhost");
+        assert_eq!(host_name_or_default(Some("gw-7\n".into())), "gw-7");
     }
 }

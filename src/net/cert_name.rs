@@ -98,7 +98,7 @@ fn name_attributes(mut name: &[u8]) -> Option<Vec<Attribute<'_>>> {
 
 /// Splits one DER TLV off `input`: (tag, contents, rest). Low tag numbers only (all a
 /// Name uses); lengths up to four bytes.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     if tag & 0x1f == 0x1f {
         return None;
@@ -135,14 +135,14 @@ fn text(tag: u8, value: &[u8]) -> Option<String> {
             .map(String::from),
         0x14 => Some(value.iter().map(|&b| char::from(b)).collect()),
         // BMPString (UCS-2) and UniversalString (UCS-4), big-endian.
-        0x1e if value.len() % 2 == 0 => char::decode_utf16(
+        0x1e if value.len().is_multiple_of(2) => char::decode_utf16(
             value
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]])),
         )
         .collect::<Result<String, _>>()
         .ok(),
-        0x1c if value.len() % 4 == 0 => value
+        0x1c if value.len().is_multiple_of(4) => value
             .chunks_exact(4)
             .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
             .collect(),

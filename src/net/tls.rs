@@ -6,6 +6,7 @@
 //! cross-compiles for 32- and 64-bit ARM with a plain C compiler, where aws-lc-rs needs
 //! cmake and a larger toolchain, and it keeps the binary smaller.
 
+use super::cert_chain;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -46,10 +47,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Builds the server configuration of a TLS listener.
 pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = load_certs(&options.certfile, "certfile")?;
-    let key = PrivateKeyDer::from_pem_file(&options.keyfile).map_err(|e| {
+    let key_der = PrivateKeyDer::from_pem_file(&options.keyfile).map_err(|e| {
         TlsError(format!(
-            "keyfile {}: no usable private key ({e})",
-            options.keyfile.display()
+            "keyfile {}: no usable private key: {}",
+            options.keyfile.display(),
+            describe_pem_error(&e)
         ))
     })?;
     let versions: &[&rustls::SupportedProtocolVersion] = match options.tls_version.as_deref() {
@@ -66,23 +68,33 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, TlsError
         .with_protocol_versions(versions)
         .map_err(|e| TlsError(format!("TLS versions: {e}")))?;
 
-    let builder = match trust_anchors(options)? {
-        Some(roots) => {
+    let ca_certs = ca_certificates(options)?;
+    let builder = match &ca_certs {
+        Some(cas) => {
+            let roots = root_store(cas)?;
             let mut verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider());
             if let Some(crlfile) = &options.crlfile {
                 let crls = CertificateRevocationListDer::pem_file_iter(crlfile)
                     .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| TlsError(format!("crlfile {}: {e}", crlfile.display())))?;
+                    .map_err(|e| {
+                        TlsError(format!(
+                            "crlfile {}: {}",
+                            crlfile.display(),
+                            describe_pem_error(&e)
+                        ))
+                    })?;
                 verifier = verifier.with_crls(crls);
             }
             if !options.require_certificate {
                 verifier = verifier.allow_unauthenticated();
             }
-            let verifier = verifier
-                .build()
-                .map_err(|e| TlsError(format!("client certificate verification: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
+            let verifier = verifier.build().map_err(|e| {
+                TlsError(format!(
+                    "client certificate verification cannot be set up: {e}"
+                ))
+            })?;
+            builder.with_client_cert_verifier(Arc::new(V1ClientCertRefusal(verifier)))
         }
         None if options.require_certificate => {
             return Err(TlsError(
@@ -92,20 +104,62 @@ pub fn server_config(options: &TlsOptions) -> Result<Arc<ServerConfig>, TlsError
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(certs, key).map_err(|e| {
-        TlsError(format!(
-            "certfile {} and keyfile {} do not work together: {e}",
-            options.certfile.display(),
-            options.keyfile.display()
-        ))
-    })?;
-    Ok(Arc::new(config))
+    let chain =
+        cert_chain::complete_chain(certs, ca_certs.as_deref().unwrap_or_default(), &provider());
+    let key = certified_key(chain, key_der, options, "")?;
+    Ok(Arc::new(builder.with_cert_resolver(Arc::new(
+        rustls::sign::SingleCertAndKey::from(key),
+    ))))
+}
+
+/// The certificate chain with its private key, checked to belong together. rustls's own
+/// check (`with_single_cert`) parses the certificate with webpki, which refuses X.509 v1
+/// certificates (`UnsupportedCertVersion`); the server never verifies its own
+/// certificate, so a v1 one is served, as OpenSSL does.
+fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key_der: PrivateKeyDer<'static>,
+    options: &TlsOptions,
+    prefix: &str,
+) -> Result<rustls::sign::CertifiedKey, TlsError> {
+    let (certfile, keyfile) = (options.certfile.display(), options.keyfile.display());
+    let key = provider()
+        .key_provider
+        .load_private_key(key_der)
+        .map_err(|_| {
+            TlsError(format!(
+                "{prefix}keyfile {keyfile}: the key is not an RSA, ECDSA or Ed25519 private key culex can use"
+            ))
+        })?;
+    let leaf = chain
+        .first()
+        .and_then(|c| cert_chain::Certificate::parse(c));
+    let Some(leaf) = leaf else {
+        return Err(TlsError(format!(
+            "{prefix}certfile {certfile}: the first certificate cannot be read as an X.509 certificate"
+        )));
+    };
+    if let Some(public_key) = key.public_key() {
+        if public_key.as_ref() != leaf.spki {
+            return Err(TlsError(format!(
+                "{prefix}certfile {certfile} and {prefix}keyfile {keyfile} do not belong together: the private \
+                 key is not the key of the certificate"
+            )));
+        }
+    }
+    Ok(rustls::sign::CertifiedKey::new(chain, key))
 }
 
 fn load_certs(path: &Path, option: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError(format!("{option} {}: {e}", path.display())))?;
+        .map_err(|e| {
+            TlsError(format!(
+                "{option} {}: {}",
+                path.display(),
+                describe_pem_error(&e)
+            ))
+        })?;
     if certs.is_empty() {
         return Err(TlsError(format!(
             "{option} {}: no PEM certificate in the file",
@@ -115,8 +169,21 @@ fn load_certs(path: &Path, option: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-/// The CA certificates of `cafile` and every `*.pem`/`*.crt` file of `capath`.
-fn trust_anchors(options: &TlsOptions) -> Result<Option<RootCertStore>, TlsError> {
+/// A PEM reading error in words (pki-types' own text prints bytes as Rust lists).
+fn describe_pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::Io(e) => e.to_string(),
+        Error::MissingSectionEnd { .. } => "a PEM section has no END line".into(),
+        Error::IllegalSectionStart { .. } => "a PEM BEGIN line is malformed".into(),
+        Error::Base64Decode(_) => "a PEM section is not valid base64".into(),
+        Error::NoItemsFound => "nothing usable in the file".into(),
+        _ => "the file is not valid PEM".into(),
+    }
+}
+
+/// The certificates of `cafile` and of every `*.pem`/`*.crt` file of `capath`.
+fn ca_certificates(options: &TlsOptions) -> Result<Option<Vec<CertificateDer<'static>>>, TlsError> {
     let mut files = Vec::new();
     if let Some(cafile) = &options.cafile {
         files.push((cafile.clone(), "cafile"));
@@ -134,15 +201,230 @@ fn trust_anchors(options: &TlsOptions) -> Result<Option<RootCertStore>, TlsError
     if files.is_empty() {
         return Ok(None);
     }
-    let mut roots = RootCertStore::empty();
+    let mut certs = Vec::new();
     for (path, option) in files {
-        for cert in load_certs(&path, option)? {
-            roots
-                .add(cert)
-                .map_err(|e| TlsError(format!("{option} {}: {e}", path.display())))?;
-        }
+        certs.extend(load_certs(&path, option)?);
     }
-    Ok(Some(roots))
+    Ok(Some(certs))
+}
+
+/// Every CA certificate as a trust anchor. webpki takes X.509 v1 CA certificates as
+/// anchors (it reads only their subject and key).
+fn root_store(certs: &[CertificateDer<'static>]) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for (index, cert) in certs.iter().enumerate() {
+        roots.add(cert.clone()).map_err(|e| {
+            TlsError(format!(
+                "CA certificate {} of cafile/capath cannot be used as a trust anchor: {}",
+                index + 1,
+                describe_error(&e)
+            ))
+        })?;
+    }
+    Ok(roots)
+}
+
+/// The CA certificates of `cafile` and `capath` as trust anchors.
+fn trust_anchors(options: &TlsOptions) -> Result<Option<RootCertStore>, TlsError> {
+    match ca_certificates(options)? {
+        Some(certs) => Ok(Some(root_store(&certs)?)),
+        None => Ok(None),
+    }
+}
+
+/// What to tell a user whose client certificate is X.509 version 1.
+const V1_CLIENT_CERT_ADVICE: &str = "the client certificate is an X.509 version 1 certificate, \
+     which culex cannot verify (its verifier, rustls-webpki, takes version 3 only); sign the \
+     client's request again with an extension so it becomes version 3: \
+     'printf \"basicConstraints=CA:FALSE\\n\" > v3.ext; openssl x509 -req -in client.csr -CA ca.crt \
+     -CAkey ca.key -CAcreateserial -out client.crt -days 365 -extfile v3.ext'";
+
+/// A client certificate refused because it is version 1; its `Display` is the advice,
+/// and so is its `Debug`, which rustls's own `Display` of the error uses.
+struct V1ClientCertificate;
+
+impl fmt::Debug for V1ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(V1_CLIENT_CERT_ADVICE)
+    }
+}
+
+impl fmt::Display for V1ClientCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(V1_CLIENT_CERT_ADVICE)
+    }
+}
+
+impl std::error::Error for V1ClientCertificate {}
+
+/// webpki's client verifier, with a version 1 client certificate refused up front with
+/// advice instead of webpki's bare `UnsupportedCertVersion`. Accepting one would need a
+/// path validation of our own (signatures, validity, revocation, constraints): not
+/// something to write beside a verifier that exists.
+#[derive(Debug)]
+struct V1ClientCertRefusal(Arc<dyn rustls::server::danger::ClientCertVerifier>);
+
+impl rustls::server::danger::ClientCertVerifier for V1ClientCertRefusal {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        if cert_chain::Certificate::parse(end_entity).is_some_and(|c| c.version == 0) {
+            return Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(V1ClientCertificate))),
+            ));
+        }
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
+}
+
+/// A rustls error in plain words, for log lines about one connection (rustls's own
+/// `Display` prints several of its enums with Rust's debug formatting:
+/// `received corrupt message of type InvalidContentType`, `Other(OtherError(..))`).
+/// Mosquitto logs OpenSSL's reason (`OpenSSL Error[0]: error:0A00010B:SSL
+/// routines::wrong version number` for a plain client on a TLS port), then `Client
+/// <unknown> disconnected: Protocol error.`
+pub fn describe_error(e: &rustls::Error) -> String {
+    use rustls::Error;
+    match e {
+        Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+        | Error::InappropriateMessage { .. } => {
+            "not a TLS record (a client speaking plain MQTT to a TLS port?)".into()
+        }
+        Error::InvalidMessage(_) | Error::InappropriateHandshakeMessage { .. } => {
+            "malformed TLS message".into()
+        }
+        Error::AlertReceived(alert) => format!(
+            "the peer ended the handshake with a '{}' alert{}",
+            alert_name(*alert),
+            match alert {
+                rustls::AlertDescription::UnknownCA => {
+                    " (it does not trust the certificate chain it was sent)"
+                }
+                rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::CertificateUnknown => {
+                    " (it refused the certificate it was sent)"
+                }
+                _ => "",
+            }
+        ),
+        Error::InvalidCertificate(e) => {
+            format!("certificate refused: {}", describe_certificate_error(e))
+        }
+        Error::NoCertificatesPresented => {
+            "the client sent no certificate (require_certificate is true)".into()
+        }
+        Error::PeerIncompatible(_) => {
+            "the peer has no TLS version, cipher suite or key exchange in common with culex".into()
+        }
+        Error::PeerMisbehaved(_) => "the peer broke the TLS protocol".into(),
+        Error::DecryptError => "a TLS record could not be decrypted".into(),
+        Error::PeerSentOversizedRecord => "the peer sent an oversized TLS record".into(),
+        Error::InvalidCertRevocationList(_) => "a certificate revocation list is invalid".into(),
+        Error::General(text) => text.clone(),
+        Error::Other(e) => e.to_string(),
+        _ => "TLS failure".into(),
+    }
+}
+
+fn describe_certificate_error(e: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        C::BadEncoding => "it is not a valid X.509 certificate".into(),
+        C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet".into(),
+        C::Revoked => "it has been revoked (crlfile)".into(),
+        C::UnknownIssuer => "it is not signed by a CA of cafile/capath".into(),
+        C::UnknownRevocationStatus => "its revocation status is unknown".into(),
+        C::BadSignature => "its signature does not verify".into(),
+        #[allow(deprecated)]
+        C::UnsupportedSignatureAlgorithm
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            "it is signed with an algorithm culex does not support".into()
+        }
+        C::UnhandledCriticalExtension => "it has a critical extension culex does not know".into(),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+            "its extended key usage does not allow this use".into()
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "it is not valid for the name connected to".into()
+        }
+        C::Other(other) => other.to_string(),
+        _ => "it cannot be used".into(),
+    }
+}
+
+/// TLS alert names as RFC 8446 6.2 writes them.
+fn alert_name(alert: rustls::AlertDescription) -> &'static str {
+    use rustls::AlertDescription as A;
+    match alert {
+        A::CloseNotify => "close_notify",
+        A::UnexpectedMessage => "unexpected_message",
+        A::BadRecordMac => "bad_record_mac",
+        A::RecordOverflow => "record_overflow",
+        A::HandshakeFailure => "handshake_failure",
+        A::BadCertificate => "bad_certificate",
+        A::UnsupportedCertificate => "unsupported_certificate",
+        A::CertificateRevoked => "certificate_revoked",
+        A::CertificateExpired => "certificate_expired",
+        A::CertificateUnknown => "certificate_unknown",
+        A::IllegalParameter => "illegal_parameter",
+        A::UnknownCA => "unknown_ca",
+        A::AccessDenied => "access_denied",
+        A::DecodeError => "decode_error",
+        A::DecryptError => "decrypt_error",
+        A::ProtocolVersion => "protocol_version",
+        A::InsufficientSecurity => "insufficient_security",
+        A::InternalError => "internal_error",
+        A::UserCanceled => "user_canceled",
+        A::MissingExtension => "missing_extension",
+        A::UnsupportedExtension => "unsupported_extension",
+        A::UnrecognisedName => "unrecognized_name",
+        A::NoApplicationProtocol => "no_application_protocol",
+        A::CertificateRequired => "certificate_required",
+        _ => "other",
+    }
 }
 
 /// Where Linux distributions keep the system's CA bundle (OpenSSL's and Go's lists), for
@@ -225,20 +507,21 @@ pub fn client_config(
     };
     let mut config = match (&tls.certfile, &tls.keyfile) {
         (Some(certfile), Some(keyfile)) => {
+            let options = TlsOptions {
+                certfile: certfile.clone(),
+                keyfile: keyfile.clone(),
+                ..TlsOptions::default()
+            };
             let certs = load_certs(certfile, "bridge_certfile")?;
             let key = PrivateKeyDer::from_pem_file(keyfile).map_err(|e| {
                 TlsError(format!(
-                    "bridge_keyfile {}: no usable private key ({e})",
-                    keyfile.display()
+                    "bridge_keyfile {}: no usable private key: {}",
+                    keyfile.display(),
+                    describe_pem_error(&e)
                 ))
             })?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| {
-                TlsError(format!(
-                    "bridge_certfile {} and bridge_keyfile {} do not work together: {e}",
-                    certfile.display(),
-                    keyfile.display()
-                ))
-            })?
+            let key = certified_key(certs, key, &options, "bridge_")?;
+            builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)))
         }
         (None, None) => builder.with_no_client_auth(),
         _ => {

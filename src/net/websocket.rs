@@ -112,6 +112,8 @@ pub struct Request<'a> {
     /// Every `Sec-WebSocket-Protocol` value, comma lists split.
     pub protocols: Vec<&'a str>,
     pub origin: Option<&'a str>,
+    /// `Authorization` (http_api listeners' basic authentication).
+    pub authorization: Option<&'a str>,
 }
 
 /// Reads a request head from the start of `buf`. `Ok(None)`: not whole yet (and within
@@ -165,6 +167,8 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request<'_>, usiz
             &mut request.ws_version
         } else if name.eq_ignore_ascii_case("origin") {
             &mut request.origin
+        } else if name.eq_ignore_ascii_case("authorization") {
+            &mut request.authorization
         } else {
             if name.eq_ignore_ascii_case("sec-websocket-protocol") {
                 request.protocols.extend(
@@ -177,7 +181,8 @@ pub fn parse_request(buf: &[u8], max: usize) -> Result<Option<(Request<'_>, usiz
             continue;
         };
         if slot.is_some() {
-            // One Upgrade, Connection, key, version and origin: a repeat is ambiguous.
+            // One Upgrade, Connection, key, version, origin and Authorization: a repeat is
+            // ambiguous.
             return Err(Status::BadRequest);
         }
         *slot = Some(value);
@@ -194,6 +199,9 @@ pub struct Policy {
     pub http_dir: Option<PathBuf>,
     /// `websockets_headers_size`: the request head's bound (0: [`DEFAULT_HEADERS_SIZE`]).
     pub max_headers: usize,
+    /// `protocol http_api`: requests are answered by the HTTP API (`http_api.rs`), never
+    /// upgraded.
+    pub is_http_api: bool,
 }
 
 impl Policy {
@@ -212,6 +220,8 @@ pub enum Outcome {
     Upgrade(Vec<u8>),
     /// Serve this file of `http_dir` (a path checked to stay inside it).
     File(PathBuf),
+    /// An http_api listener's GET: answered by the loop, which has the broker's figures.
+    Api(super::http_api::ApiRequest),
     Reject(Status),
 }
 
@@ -219,6 +229,12 @@ pub enum Outcome {
 pub fn decide(request: &Request<'_>, policy: &Policy) -> Outcome {
     if request.method != "GET" {
         return Outcome::Reject(Status::MethodNotAllowed);
+    }
+    if policy.is_http_api {
+        return Outcome::Api(super::http_api::ApiRequest {
+            target: request.target.to_owned(),
+            authorization: request.authorization.map(str::to_owned),
+        });
     }
     let wants_websocket = request.upgrade.is_some_and(|u| has_token(u, "websocket"));
     if !wants_websocket {
@@ -818,11 +834,23 @@ pub mod fuzz {
             origins: vec!["http://a".into()],
             http_dir: None,
             max_headers: 256,
+            is_http_api: false,
         };
         if let Ok(Some((request, len))) = parse_request(data, 4096) {
             assert!(len <= data.len());
             let _ = decide(&request, &policy);
             let _ = decide(&request, &Policy::default());
+            let api = Policy {
+                is_http_api: true,
+                ..Policy::default()
+            };
+            if let super::Outcome::Api(r) = decide(&request, &api) {
+                let _ = super::super::http_api::route(&r.target);
+                let _ = r
+                    .authorization
+                    .as_deref()
+                    .and_then(super::super::http_api::basic_credentials);
+            }
         }
         let Some((&split, frames)) = data.split_first() else {
             return;

@@ -1,12 +1,12 @@
 //! The journal-reader fuzz target's body, in the library so `cargo test` replays its seed
 //! corpus on stable (as `protocol::fuzz` does for the decoder).
 
-use super::record::{decode, decode_header, encode, HEADER_LEN};
+use super::record::{decode, decode_header, encode, resync, HEADER_LEN};
 use super::replay::State;
 use std::time::{Instant, SystemTime};
 
 /// Reads arbitrary bytes as a journal or snapshot file, as start-up does: the header is
-/// checked, records are decoded and replayed until the first damage. Nothing may panic,
+/// checked, records are decoded and replayed, resynchronising after damage. Nothing may panic,
 /// and every record that decodes must encode back to the same bytes.
 /// Returns how many records decoded.
 pub fn fuzz_journal(data: &[u8]) -> usize {
@@ -27,6 +27,23 @@ pub fn fuzz_journal(data: &[u8]) -> usize {
         rest = &rest[n..];
     }
     let _ = state.describe();
+    // Recovery as start-up does it: past every damaged stretch to the next record. It
+    // must end, and every record it goes on at must decode.
+    let mut at = body.len() - rest.len();
+    let mut resyncs = 0;
+    while let Some((next, _)) = resync(body, at) {
+        assert!(next > at, "resync moves forward");
+        let mut tail = &body[next..];
+        while let Ok(Some((record, n))) = decode(tail) {
+            state.apply(&record);
+            tail = &tail[n..];
+        }
+        at = body.len() - tail.len();
+        resyncs += 1;
+        if tail.is_empty() || resyncs > body.len() {
+            break;
+        }
+    }
     count
 }
 

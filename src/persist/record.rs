@@ -143,6 +143,13 @@ pub enum Record<'a> {
         message: StoredMessage<'a>,
         retained: bool,
     },
+    /// The publisher of the next `Message` record (`check_retain_source`): written
+    /// before it, so the message is made whole when it is read.
+    Source {
+        client_id: &'a str,
+        username: Option<&'a str>,
+        listener: u16,
+    },
     /// Message `id` is the retained message of its topic.
     Retain {
         id: u64,
@@ -229,6 +236,28 @@ pub enum Record<'a> {
     WillDone {
         sid: u32,
     },
+    /// The last packet identifier the session used, so that after a restart it goes on
+    /// from there as Mosquitto's does (written with a snapshot, when the session goes
+    /// offline and at a clean stop, not for every message).
+    PacketId {
+        sid: u32,
+        last: u16,
+    },
+    /// Appended to the session's queue at this Unix time in ms (a bridge's outbox,
+    /// whose `bridge_outbox_max_age` counts from it).
+    EnqueueAt {
+        sid: u32,
+        delivery: Delivery,
+        at_ms: u64,
+    },
+    /// The queued message at `index` (0: the head) leaves the queue: sent with
+    /// `packet_id`, or dropped if it is 0 (a bridge's outbox sends live messages before
+    /// its backlog and keeps the newest message per `bridge_latest_only` topic).
+    Take {
+        sid: u32,
+        index: u32,
+        packet_id: u16,
+    },
     /// The last record of a complete snapshot.
     End,
 }
@@ -252,10 +281,17 @@ mod tag {
     pub const RELEASED: u8 = 16;
     pub const WILL: u8 = 17;
     pub const WILL_DONE: u8 = 18;
+    pub const SOURCE: u8 = 19;
+    pub const PACKET_ID: u8 = 20;
+    pub const ENQUEUE_AT: u8 = 21;
+    pub const TAKE: u8 = 22;
+    /// The highest tag in use.
+    pub const LAST: u8 = TAKE;
     pub const END: u8 = 0xFF;
 }
 
-/// Appends `record`, framed, to `out`.
+/// Appends `record`, framed, to `out`. A table: one arm per record kind, its fields in
+/// the order `decode` reads them.
 pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_MAX]);
@@ -281,6 +317,16 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
                 w.str(k);
                 w.str(v);
             }
+        }
+        Record::Source {
+            client_id,
+            username,
+            listener,
+        } => {
+            w.u8(tag::SOURCE);
+            w.str(client_id);
+            w.opt_bytes(username.map(str::as_bytes));
+            w.u16(*listener);
         }
         Record::Retain { id } => {
             w.u8(tag::RETAIN);
@@ -368,6 +414,31 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
             w.u8(tag::WILL_DONE);
             w.u32(*sid);
         }
+        Record::PacketId { sid, last } => {
+            w.u8(tag::PACKET_ID);
+            w.u32(*sid);
+            w.u16(*last);
+        }
+        Record::EnqueueAt {
+            sid,
+            delivery,
+            at_ms,
+        } => {
+            w.u8(tag::ENQUEUE_AT);
+            w.u32(*sid);
+            w.delivery(delivery);
+            w.u64(*at_ms);
+        }
+        Record::Take {
+            sid,
+            index,
+            packet_id,
+        } => {
+            w.u8(tag::TAKE);
+            w.u32(*sid);
+            w.u32(*index);
+            w.u16(*packet_id);
+        }
         Record::End => w.u8(tag::END),
     }
     // The frame is written in front of the body, which moves left over the space the
@@ -440,6 +511,65 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Record<'_>, usize)>, Damage> {
     Ok(Some((record, bytes.len() - frame.0.len() + body.len())))
 }
 
+/// The bytes a frame spans (length, checksum and body) when its length reads and its body
+/// is all there, whether or not the body is intact: where the next record starts after
+/// one whose checksum fails.
+pub fn frame_len(bytes: &[u8]) -> Option<usize> {
+    let mut frame = Reader(bytes);
+    let len = usize::try_from(frame.varint().ok()?).ok()?;
+    frame.take(4)?;
+    (frame.0.len() >= len).then(|| bytes.len() - frame.0.len() + len)
+}
+
+/// Whether a record that the bytes after it confirm starts at `at`: it decodes, and what
+/// follows is the end, another record, or a record cut short. One frame alone could be
+/// bytes inside a damaged record's payload that happen to pass a CRC-32; two in a row
+/// hardly.
+fn is_confirmed_record(bytes: &[u8], at: usize) -> bool {
+    let Some(rest) = bytes.get(at..) else {
+        return false;
+    };
+    // A cheap test before the checksum: a body starts with a known record type.
+    let Some(body_at) = frame_len(rest).and_then(|n| {
+        let mut frame = Reader(rest);
+        let len = usize::try_from(frame.varint().ok()?).ok()?;
+        Some(n - len)
+    }) else {
+        return false;
+    };
+    if !rest
+        .get(body_at)
+        .is_some_and(|&t| (tag::MESSAGE..=tag::LAST).contains(&t) || t == tag::END)
+    {
+        return false;
+    }
+    match decode(rest) {
+        Ok(Some((_, n))) => matches!(
+            decode(rest.get(n..).unwrap_or_default()),
+            Ok(_) | Err(Damage::Truncated)
+        ),
+        _ => false,
+    }
+}
+
+/// Where reading goes on after damage at `at` (where [`decode`] failed): the first later
+/// offset where a confirmed record starts. When the damaged frame's length still reads
+/// and a confirmed record (or the end) follows it, that is where the search ends (one
+/// record lost; `true`); a confirmed record before it means the length itself was hit,
+/// so it could point past good records (`false`). `None`: no record follows the damage.
+pub fn resync(bytes: &[u8], at: usize) -> Option<(usize, bool)> {
+    let by_length = bytes
+        .get(at..)
+        .and_then(frame_len)
+        .map(|n| at + n)
+        .filter(|&next| next == bytes.len() || is_confirmed_record(bytes, next));
+    (at + 1..by_length.unwrap_or(bytes.len()))
+        .find(|&i| is_confirmed_record(bytes, i))
+        .map(|i| (i, false))
+        .or(by_length.map(|next| (next, true)))
+        .filter(|&(next, _)| next < bytes.len())
+}
+
 fn decode_body(body: &[u8]) -> Option<Record<'_>> {
     let mut r = Reader(body);
     let record = match r.u8()? {
@@ -484,6 +614,11 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
         }
         tag::RETAIN => Record::Retain { id: r.u64()? },
         tag::UNRETAIN => Record::Unretain { topic: r.str()? },
+        tag::SOURCE => Record::Source {
+            client_id: r.str()?,
+            username: r.opt_str()?,
+            listener: r.u16()?,
+        },
         tag::SESSION => Record::Session {
             sid: r.u32()?,
             client_id: r.str()?,
@@ -552,6 +687,20 @@ fn decode_body(body: &[u8]) -> Option<Record<'_>> {
             due_ms: r.u64()?,
         },
         tag::WILL_DONE => Record::WillDone { sid: r.u32()? },
+        tag::PACKET_ID => Record::PacketId {
+            sid: r.u32()?,
+            last: r.u16()?,
+        },
+        tag::ENQUEUE_AT => Record::EnqueueAt {
+            sid: r.u32()?,
+            delivery: r.delivery()?,
+            at_ms: r.u64()?,
+        },
+        tag::TAKE => Record::Take {
+            sid: r.u32()?,
+            index: r.u32()?,
+            packet_id: r.u16()?,
+        },
         tag::END => Record::End,
         _ => return None,
     };
@@ -746,6 +895,20 @@ mod tests {
                 },
             },
             Record::Retain { id: 7 },
+            Record::Source {
+                client_id: "sensor-1",
+                username: Some("u"),
+                listener: 1,
+            },
+            Record::Source {
+                client_id: "",
+                username: None,
+                listener: 0,
+            },
+            Record::PacketId {
+                sid: 3,
+                last: 65535,
+            },
             Record::Unretain { topic: "a/b" },
             Record::Session {
                 sid: 3,
@@ -790,7 +953,22 @@ mod tests {
             Record::Inflight {
                 sid: 3,
                 packet_id: 1,
+                delivery: delivery.clone(),
+            },
+            Record::EnqueueAt {
+                sid: 3,
                 delivery,
+                at_ms: 1_764_000_000_123,
+            },
+            Record::Take {
+                sid: 3,
+                index: 70_000,
+                packet_id: 0,
+            },
+            Record::Take {
+                sid: 3,
+                index: 1,
+                packet_id: 9,
             },
             Record::Pubrec {
                 sid: 3,
@@ -856,6 +1034,77 @@ mod tests {
     /// A number has one encoding. The fuzzer found a frame whose length was written
     /// `0x81 0x00` (1, with a needless second byte) and whose checksum matched: it
     /// decoded, and encoded back to other bytes. Such a frame is damage, not a record.
+    /// The sample records one after another, and where each starts.
+    fn stream() -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = Vec::new();
+        let mut starts = Vec::new();
+        for r in samples() {
+            starts.push(bytes.len());
+            encode(&r, &mut bytes);
+        }
+        (bytes, starts)
+    }
+
+    /// [issue #25, case 6] A record whose body is damaged is skipped by its length: the
+    /// next record is where reading goes on, one record lost.
+    #[test]
+    fn resync_skips_a_record_with_a_bad_checksum_by_its_length() {
+        let (bytes, starts) = stream();
+        for k in 0..starts.len() - 1 {
+            let mut b = bytes.clone();
+            let last = starts[k + 1] - 1;
+            b[last] ^= 0x01;
+            assert_eq!(decode(&b[starts[k]..]), Err(Damage::Checksum), "record {k}");
+            assert_eq!(
+                resync(&b, starts[k]),
+                Some((starts[k + 1], true)),
+                "record {k}"
+            );
+        }
+    }
+
+    /// [issue #25, case 6] A damaged length points anywhere: reading goes on at the next
+    /// offset where two records in a row decode, which is the next record, also when
+    /// the damaged length happens to land on a later record.
+    #[test]
+    fn resync_scans_past_a_damaged_length() {
+        let (bytes, starts) = stream();
+        for k in 0..starts.len() - 1 {
+            for value in [0x00, 0x01, 0x7F, 0xFF] {
+                let mut b = bytes.clone();
+                if b[starts[k]] == value {
+                    continue;
+                }
+                b[starts[k]] = value;
+                if decode(&b[starts[k]..]).is_ok() {
+                    continue;
+                }
+                let (next, _) = resync(&b, starts[k]).expect("a record follows");
+                assert_eq!(next, starts[k + 1], "record {k}, length byte {value:#x}");
+            }
+        }
+    }
+
+    /// A torn tail and bytes with no record in them give nothing to go on with.
+    #[test]
+    fn resync_finds_nothing_after_a_torn_tail_or_in_garbage() {
+        let (bytes, starts) = stream();
+        let last = *starts.last().unwrap();
+        let torn = &bytes[..bytes.len() - 2];
+        assert_eq!(resync(torn, last), None);
+        assert_eq!(resync(&[0u8; 4096], 0), None);
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let noise: Vec<u8> = (0..8192)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        assert_eq!(resync(&noise, 0), None);
+    }
+
     #[test]
     fn a_varint_longer_than_needed_is_malformed() {
         let body = [tag::END];

@@ -3,7 +3,7 @@
 //! message never written) are counted and skipped, never trusted.
 
 use super::record::{self, Delivery, Record, StoredMessage};
-use crate::broker::{Message, MessageProps};
+use crate::message::{Message, MessageProps, MessageSource};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,6 +18,8 @@ pub struct State {
     /// Records that referred to something unknown.
     pub inconsistencies: u64,
     messages: HashMap<u64, Rc<Message>>,
+    /// The publisher a `Source` record gave the next `Message` record.
+    source: Option<Rc<MessageSource>>,
     /// Wall clock and monotonic clock read together at load, to turn stored times back
     /// into `Instant`s.
     clock: Option<(SystemTime, Instant)>,
@@ -36,6 +38,8 @@ pub struct SessionState {
     pub queue: VecDeque<QueuedState>,
     pub awaiting_release: Vec<u16>,
     pub will: Option<(Rc<Message>, Instant)>,
+    /// The last packet identifier it used (0: none recorded).
+    pub last_packet_id: u16,
 }
 
 pub struct Subscription {
@@ -51,6 +55,8 @@ pub struct QueuedState {
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Box<[u32]>,
+    /// When it was queued, if the record said (a bridge's outbox).
+    pub queued_at: Option<Instant>,
 }
 
 pub struct InflightState {
@@ -187,6 +193,7 @@ impl State {
             qos: d.qos,
             retain: d.retain,
             sub_ids: d.sub_ids.clone().into_boxed_slice(),
+            queued_at: None,
         })
     }
 
@@ -197,14 +204,27 @@ impl State {
         }
     }
 
+    /// A table: one short arm per record kind, `None` when the record refers to
+    /// something unknown.
     fn apply_known(&mut self, r: &Record<'_>) -> Option<()> {
         match r {
+            Record::Source {
+                client_id,
+                username,
+                listener,
+            } => {
+                self.source = Some(Rc::new(MessageSource {
+                    client_id: (*client_id).into(),
+                    username: username.map(Box::from),
+                    listener: usize::from(*listener),
+                }));
+            }
             Record::Message {
                 id,
                 message,
                 retained,
             } => {
-                let m = self.to_message(message);
+                let m = self.take_message(message);
                 if *retained {
                     self.retained.insert(m.topic().into(), m.clone());
                 }
@@ -243,6 +263,7 @@ impl State {
                     queue: VecDeque::new(),
                     awaiting_release: Vec::new(),
                     will: None,
+                    last_packet_id: 0,
                 });
                 s.expiry = *expiry;
                 s.username = username.map(Box::from);
@@ -289,6 +310,30 @@ impl State {
             }
             Record::Dequeue { sid } => {
                 self.sessions.get_mut(sid)?.queue.pop_front()?;
+            }
+            Record::EnqueueAt {
+                sid,
+                delivery,
+                at_ms,
+            } => {
+                let mut q = self.queued(delivery)?;
+                q.queued_at = self.instant(*at_ms);
+                self.sessions.get_mut(sid)?.queue.push_back(q);
+            }
+            Record::Take {
+                sid,
+                index,
+                packet_id,
+            } => {
+                let s = self.sessions.get_mut(sid)?;
+                let queued = s.queue.remove(usize::try_from(*index).ok()?)?;
+                if *packet_id != 0 {
+                    s.inflight.push_back(InflightState {
+                        packet_id: *packet_id,
+                        queued,
+                        released: false,
+                    });
+                }
             }
             Record::Send { sid, packet_id } => {
                 let s = self.sessions.get_mut(sid)?;
@@ -346,12 +391,16 @@ impl State {
             Record::WillDone { sid } => {
                 self.sessions.get_mut(sid)?.will = None;
             }
+            Record::PacketId { sid, last } => {
+                self.sessions.get_mut(sid)?.last_packet_id = *last;
+            }
             Record::End => {}
         }
         Some(())
     }
 
-    fn to_message(&self, m: &StoredMessage<'_>) -> Rc<Message> {
+    /// The message a record stores, with the publisher a `Source` record before it gave.
+    fn take_message(&mut self, m: &StoredMessage<'_>) -> Rc<Message> {
         let expires_at = self.instant(m.expires_ms);
         let has_props = expires_at.is_some()
             || m.payload_format_indicator.is_some()
@@ -371,8 +420,18 @@ impl State {
                     .iter()
                     .map(|(k, v)| (Box::from(*k), Box::from(*v)))
                     .collect(),
+                // Not in the record format: a restart forgets a non-identifier order.
+                order: None,
             })
         });
-        Message::with_props(m.topic, m.payload, record::qos(m.qos), m.retain, props)
+        let source = self.source.take();
+        Message::with_source(
+            m.topic,
+            m.payload,
+            record::qos(m.qos),
+            m.retain,
+            props,
+            source,
+        )
     }
 }

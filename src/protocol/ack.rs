@@ -60,7 +60,7 @@ pub(super) fn decode_ack<'a>(
     version: ProtocolVersion,
     packet: PacketType,
 ) -> Result<Ack<'a>, DecodeError> {
-    let packet_id = r.packet_id()?;
+    let packet_id = r.publish_packet_id()?;
     if version != ProtocolVersion::V5 {
         return Ok(Ack::new(packet_id));
     }
@@ -215,6 +215,20 @@ mod tests {
                 Packet::decode(bytes, V5),
                 Err(DecodeError::InvalidReasonCode(code))
             );
+        }
+    }
+
+    /// [MQTT-2.2.1-3]: packet identifier 0 in PUBACK, PUBREC, PUBREL or PUBCOMP is
+    /// refused as a Protocol Error, as Mosquitto does (seq/ units "PUBACK 40 unsolicited
+    /// mid 0" and siblings expect DISCONNECT 0x82).
+    #[test]
+    fn ack_with_packet_id_zero_is_a_protocol_error() {
+        for first in [0x40, 0x50, 0x62, 0x70] {
+            for version in [V5, ProtocolVersion::V311] {
+                let err = Packet::decode(&[first, 0x02, 0x00, 0x00], version).unwrap_err();
+                assert_eq!(err, DecodeError::ProtocolError("packet identifier 0"));
+                assert_eq!(ReasonCode::from(err), ReasonCode::PROTOCOL_ERROR);
+            }
         }
     }
 

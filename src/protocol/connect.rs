@@ -12,6 +12,7 @@
 
 use super::packet::reason_code;
 use super::packet::{field_len, put_binary, put_u16};
+use super::properties::CONNACK_ORDER;
 use super::reader::Reader;
 use super::{
     Connack, Connect, DecodeError, PacketType, PropertyContext, Props, ProtocolVersion, QoS,
@@ -62,7 +63,14 @@ pub fn is_bridge_connect(frame: &[u8]) -> bool {
         .is_some_and(|level| level & BRIDGE_BIT != 0 && level & !BRIDGE_BIT != 5)
 }
 
-pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, DecodeError> {
+/// `first_byte` is the fixed header's: its flags are reserved (0) [MQTT-2.2.2-1], except
+/// in 3.1, whose specification reserves nothing there; Mosquitto checks them only for
+/// 3.1.1 and 5.0, after the protocol name and level (src/handle_connect.c), and accepts
+/// a 3.1 CONNECT with flags set (the suite's seq/ unit "v3.1 CONNECT 14 ok").
+pub(super) fn decode_connect<'a>(
+    first_byte: u8,
+    r: &mut Reader<'a>,
+) -> Result<Connect<'a>, DecodeError> {
     let name = r.binary()?;
     let level = r.u8()? & !BRIDGE_BIT;
     let version = match (name, level) {
@@ -75,9 +83,14 @@ pub(super) fn decode_connect<'a>(r: &mut Reader<'a>) -> Result<Connect<'a>, Deco
         _ => return Err(DecodeError::InvalidProtocolName),
     };
 
+    if first_byte & 0x0f != 0 && version != ProtocolVersion::V31 {
+        return Err(DecodeError::ReservedFlags(first_byte));
+    }
     let flags = r.u8()?;
-    // [MQTT-3.1.2-3]; 3.1 calls the bit unused, and no 3.1 client we know sets it.
-    if flags & RESERVED != 0 {
+    // [MQTT-3.1.2-3]. 3.1 calls the bit unused and says nothing of a receiver; Mosquitto
+    // ignores it there (seq/ unit "v3.1 CONNECT 10 ok" sends flags 0x01), and so does
+    // culex.
+    if flags & RESERVED != 0 && version != ProtocolVersion::V31 {
         return Err(DecodeError::ConnectReservedFlag);
     }
     let has_will = flags & WILL != 0;
@@ -254,7 +267,7 @@ pub(super) fn encode_connack(c: &Connack<'_>, version: ProtocolVersion, out: &mu
     out.push(u8::from(c.session_present));
     if version == ProtocolVersion::V5 {
         out.push(c.reason.0);
-        c.properties.encode(out);
+        c.properties.encode_in_order(CONNACK_ORDER, out);
     } else {
         out.push(c.reason.to_v3_connack());
     }
@@ -459,6 +472,28 @@ mod tests {
         assert_eq!(
             Packet::decode(&connect_with(9, 0xcf), V311),
             Err(DecodeError::ConnectReservedFlag)
+        );
+    }
+
+    /// MQTT 3.1 reserves neither the fixed-header flags of CONNECT nor bit 0 of its
+    /// connect flags: Mosquitto accepts both set (seq/ units "v3.1 CONNECT 10 ok" and
+    /// "v3.1 CONNECT 14 ok"), and so does culex. 3.1.1 refuses both [MQTT-2.2.2-2]
+    /// [MQTT-3.1.2-3].
+    #[test]
+    fn connect_v31_ignores_reserved_bits() {
+        let mut v31 = CONNECT_V31;
+        v31[11] |= 0x01;
+        let Ok(Packet::Connect(connect)) = Packet::decode(&v31, V311) else {
+            panic!("{:?}", Packet::decode(&v31, V311));
+        };
+        assert_eq!(connect.version, ProtocolVersion::V31);
+        v31[0] = 0x14;
+        assert!(Packet::decode(&v31, V311).is_ok());
+        let mut v311 = CONNECT_V311.to_vec();
+        v311[0] = 0x14;
+        assert_eq!(
+            Packet::decode(&v311, V311),
+            Err(DecodeError::ReservedFlags(0x14))
         );
     }
 
@@ -693,6 +728,71 @@ mod tests {
             Packet::decode(&[0x20, 0x03, 0x00, 0x10, 0x00], ProtocolVersion::V5),
             Err(DecodeError::InvalidReasonCode(0x10))
         );
+    }
+
+    /// Section 2.2.2.2 gives no order for properties; culex writes CONNACK's in
+    /// Mosquitto 2.0's order (its test suite compares the bytes): Server Keep Alive,
+    /// Topic Alias Maximum, Assigned Client Identifier, Authentication Method and Data,
+    /// Retain Available, Maximum Packet Size, Receive Maximum, Maximum QoS.
+    #[test]
+    fn connack_v5_properties_are_in_mosquittos_order() {
+        let v5 = ProtocolVersion::V5;
+        // What Mosquitto's 02-subpub-qos1.py expects: Topic Alias Maximum 10 before
+        // Receive Maximum 20.
+        let connack = Connack {
+            properties: Properties {
+                receive_maximum: Some(20),
+                topic_alias_maximum: Some(10),
+                ..Properties::default()
+            }
+            .into(),
+            ..Connack::new(false, ReasonCode::SUCCESS)
+        };
+        let expected = [
+            0x20, 0x09, 0x00, 0x00, 0x06, 0x22, 0x00, 0x0a, 0x21, 0x00, 0x14,
+        ];
+        assert_eq!(encode(&Packet::Connack(connack.clone()), v5), expected);
+        assert_eq!(Packet::decode(&expected, v5), Ok(Packet::Connack(connack)));
+        // Every property Mosquitto sends, then two it never sends (identifier order).
+        let all = Connack {
+            properties: Properties {
+                session_expiry_interval: Some(1),
+                reason_string: Some("r"),
+                assigned_client_identifier: Some("c"),
+                server_keep_alive: Some(5),
+                authentication_method: Some("m"),
+                authentication_data: Some(b"d"),
+                receive_maximum: Some(20),
+                topic_alias_maximum: Some(10),
+                maximum_qos: Some(1),
+                retain_available: Some(0),
+                maximum_packet_size: Some(1000),
+                ..Properties::default()
+            }
+            .into(),
+            ..Connack::new(true, ReasonCode::SUCCESS)
+        };
+        let bytes = encode(&Packet::Connack(all.clone()), v5);
+        let ids: &[u8] = &[
+            0x13, 0x22, 0x12, 0x15, 0x16, 0x25, 0x27, 0x21, 0x24, 0x11, 0x1f,
+        ];
+        let body = &bytes[5..];
+        let mut seen = Vec::new();
+        let mut r = Reader::new(body);
+        while !r.is_empty() {
+            let id = r.u8().unwrap();
+            seen.push(id);
+            let skip = match id {
+                0x24 | 0x25 => 1,
+                0x13 | 0x21 | 0x22 => 2,
+                0x11 | 0x27 => 4,
+                _ => usize::from(r.u16().unwrap()),
+            };
+            r.take(skip).unwrap();
+        }
+        assert_eq!(seen, ids);
+        assert_eq!(bytes.len(), Packet::Connack(all.clone()).encoded_len(v5));
+        assert_eq!(Packet::decode(&bytes, v5), Ok(Packet::Connack(all)));
     }
 
     /// CONNACK codes for 3.1.1 clients map to the closest return code.

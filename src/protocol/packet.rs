@@ -106,8 +106,8 @@ pub enum DecodeError {
     InvalidConnack,
     /// A SUBACK return code other than 0x00, 0x01, 0x02 or 0x80. [MQTT-3.9.3-2]
     InvalidSubackCode,
-    /// A Variable Byte Integer (other than the Remaining Length) longer than 4 bytes.
-    /// [MQTT-1.5.5]
+    /// A Variable Byte Integer (other than the Remaining Length) longer than 4 bytes
+    /// [MQTT-1.5.5], or in more bytes than its value needs [MQTT-1.5.5-1].
     MalformedVarInt,
     /// MQTT 5: a property identifier that is unknown or not allowed in this packet type
     /// (section 2.2.2.2: a Malformed Packet).
@@ -156,7 +156,7 @@ impl fmt::Display for DecodeError {
             DecodeError::InvalidConnack => f.write_str("invalid CONNACK"),
             DecodeError::InvalidSubackCode => f.write_str("invalid SUBACK return code"),
             DecodeError::MalformedVarInt => {
-                f.write_str("variable byte integer longer than 4 bytes")
+                f.write_str("variable byte integer longer than 4 bytes or than its value needs")
             }
             DecodeError::InvalidProperty(id) => match property_name(*id) {
                 Some(name) => write!(f, "property {name} (0x{id:02x}) not allowed in this packet"),
@@ -434,7 +434,11 @@ impl<'a> Packet<'a> {
         let reserved_flags = match kind {
             0 => return Err(DecodeError::InvalidPacketType(kind)),
             AUTH if !is_v5 => return Err(DecodeError::InvalidPacketType(kind)),
-            PUBLISH => flags,
+            // CONNECT's depend on the protocol level it carries: `decode_connect`.
+            PUBLISH | CONNECT => flags,
+            // MQTT 3.1 gave every packet DUP, QoS and RETAIN bits (a resent PUBREL is
+            // 0x6a there) and reserved none: Mosquitto checks none but PUBLISH's.
+            _ if version == ProtocolVersion::V31 => flags,
             PUBREL | SUBSCRIBE | UNSUBSCRIBE => 0b0010,
             _ => 0,
         };
@@ -443,7 +447,7 @@ impl<'a> Packet<'a> {
         }
         let mut r = Reader::new(body);
         let packet = match kind {
-            CONNECT => Packet::Connect(Box::new(connect::decode_connect(&mut r)?)),
+            CONNECT => Packet::Connect(Box::new(connect::decode_connect(first_byte, &mut r)?)),
             CONNACK => Packet::Connack(connect::decode_connack(&mut r, version)?),
             PUBLISH => Packet::Publish(publish::decode(first_byte, &mut r, version)?),
             PUBACK => Packet::Puback(ack::decode_ack(&mut r, version, PacketType::Puback)?),
@@ -463,6 +467,43 @@ impl<'a> Packet<'a> {
         };
         // Trailing bytes are malformed for every packet type, including the empty ones.
         r.expect_empty()?;
+        Ok(packet)
+    }
+
+    /// [`Packet::decode`] for a server: decodes a frame a client sent, with the checks
+    /// that depend on the direction.
+    ///
+    /// - CONNACK and PINGRESP, and SUBACK and UNSUBACK with their fixed-header flags
+    ///   right, are a Protocol Error whatever their body: a client never sends them
+    ///   (sections 3.2, 3.9, 3.11, 3.13 name the Server as their sender). Mosquitto's
+    ///   broker refuses them so before reading the body (src/handle_connack.c,
+    ///   lib/handle_suback.c, lib/handle_unsuback.c, lib/handle_ping.c: 0x82); SUBACK and
+    ///   UNSUBACK with other flags stay malformed, as there.
+    /// - A PUBLISH from a client "MUST NOT contain a Subscription Identifier"
+    ///   [MQTT-3.3.4-6]; one is ignored (Mosquitto drops it too), two are a duplicate
+    ///   property, a Protocol Error, as in Mosquitto (`mosquitto_property_check_all`).
+    ///   A PUBLISH from a server may carry several (section 3.3.2.3.8), which is why
+    ///   [`Packet::decode`] accepts them.
+    pub fn decode_from_client(
+        frame: &'a [u8],
+        version: ProtocolVersion,
+    ) -> Result<Packet<'a>, DecodeError> {
+        if let Some(&first_byte) = frame.first() {
+            let from_server_only = match first_byte >> 4 {
+                CONNACK | PINGRESP => true,
+                SUBACK | UNSUBACK => first_byte & 0x0f == 0,
+                _ => false,
+            };
+            if from_server_only {
+                return Err(DecodeError::ProtocolError("a packet only a server sends"));
+            }
+        }
+        let packet = Packet::decode(frame, version)?;
+        if let Packet::Publish(p) = &packet {
+            if p.properties.subscription_identifiers.len() > 1 {
+                return Err(DecodeError::DuplicateProperty(0x0b));
+            }
+        }
         Ok(packet)
     }
 
@@ -830,7 +871,11 @@ mod tests {
     #[test]
     fn reserved_fixed_header_flags_are_malformed() {
         let frames: [&[u8]; 13] = [
-            &[0x11, 0x00],
+            // A whole 3.1.1 CONNECT: its flags are checked once its level is known.
+            &[
+                0x11, 0x0d, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0a, 0x00, 0x01,
+                b'p',
+            ],
             &[0x21, 0x02, 0x00, 0x00],
             &[0x42, 0x02, 0x00, 0x01],
             &[0x58, 0x02, 0x00, 0x01],
@@ -849,6 +894,27 @@ mod tests {
                 Packet::decode(bytes, V311),
                 Err(DecodeError::ReservedFlags(bytes[0])),
                 "{bytes:02x?}"
+            );
+        }
+    }
+
+    /// MQTT 3.1 has no reserved fixed-header flags: a PUBLISH resent after a reconnect is
+    /// released with DUP and QoS 1 set (0x6a), as Mosquitto accepts it
+    /// (03-publish-c2b-disconnect-qos2).
+    #[test]
+    fn mqtt31_fixed_header_flags_are_not_reserved() {
+        let v31 = ProtocolVersion::V31;
+        for (bytes, kind) in [
+            (&[0x6a, 0x02, 0x00, 0x01][..], PUBREL),
+            (&[0x4f, 0x02, 0x00, 0x01], PUBACK),
+            (&[0x8a, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00], SUBSCRIBE),
+            (&[0xc8, 0x00], PINGREQ),
+        ] {
+            let packet = Packet::decode(bytes, v31).unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
+            assert_eq!(packet.packet_type() as u8, kind, "{bytes:02x?}");
+            assert_eq!(
+                Packet::decode(bytes, V311),
+                Err(DecodeError::ReservedFlags(bytes[0]))
             );
         }
     }
@@ -879,15 +945,64 @@ mod tests {
         }
     }
 
-    /// [MQTT-2.3.1-1]
+    /// Sections 3.2, 3.9, 3.11, 3.13: CONNACK, SUBACK, UNSUBACK and PINGRESP come from a
+    /// server; from a client they are a Protocol Error before their body is read, as in
+    /// Mosquitto (seq/ units "CONNACK 20 short 0", "SUBACK 90 short 1", "PINGRESP D1",
+    /// "CONNACK 20 CAF=0x02", "CONNACK PROPERTIES 20 with ...": DISCONNECT 0x82).
     #[test]
-    fn ack_with_packet_id_zero_is_malformed() {
-        for first in [0x40, 0x50, 0x62, 0x70, 0xb0] {
-            assert_eq!(
-                Packet::decode(&[first, 0x02, 0x00, 0x00], V311),
-                Err(DecodeError::PacketIdZero)
-            );
+    fn server_only_packets_from_a_client_are_a_protocol_error() {
+        let v5 = ProtocolVersion::V5;
+        let from_server = DecodeError::ProtocolError("a packet only a server sends");
+        let frames: [&[u8]; 9] = [
+            &[0x20, 0x03, 0x00, 0x00, 0x00],
+            &[0x20, 0x00],
+            &[0x20, 0x03, 0x02, 0x00, 0x00],
+            &[0x20, 0x05, 0x00, 0x00, 0x02, 0x18, 0x01],
+            &[0x90, 0x01, 0x00],
+            &[0x90, 0x04, 0x00, 0x01, 0x00, 0x00],
+            &[0xb0, 0x00],
+            &[0xd0, 0x00],
+            &[0xd1, 0x00],
+        ];
+        for frame in frames {
+            for version in [v5, V311] {
+                let err = Packet::decode_from_client(frame, version).unwrap_err();
+                assert_eq!(err, from_server, "{frame:02x?}");
+                assert_eq!(ReasonCode::from(err), ReasonCode::PROTOCOL_ERROR);
+            }
         }
+        // With reserved flags set, SUBACK and UNSUBACK stay malformed.
+        assert_eq!(
+            Packet::decode_from_client(&[0x92, 0x03, 0x00, 0x01, 0x00], V311),
+            Err(DecodeError::ReservedFlags(0x92))
+        );
+        // Everything a client may send decodes as with `decode`.
+        let pingreq = [0xc0, 0x00];
+        assert_eq!(
+            Packet::decode_from_client(&pingreq, v5),
+            Ok(Packet::Pingreq)
+        );
+        // A client's PUBLISH with one Subscription Identifier decodes; with two it is
+        // a duplicate property [MQTT-3.3.4-6] (seq/ unit "PUBLISH ALLOWED PROPERTIES
+        // 2*subscription-identifier=1").
+        let one = [0x30, 0x06, 0x00, 0x01, b't', 0x02, 0x0b, 0x01];
+        assert!(Packet::decode_from_client(&one, v5).is_ok());
+        let two = [0x30, 0x08, 0x00, 0x01, b't', 0x04, 0x0b, 0x01, 0x0b, 0x01];
+        assert!(Packet::decode(&two, v5).is_ok(), "from a server: allowed");
+        assert_eq!(
+            Packet::decode_from_client(&two, v5),
+            Err(DecodeError::DuplicateProperty(0x0b))
+        );
+    }
+
+    /// [MQTT-2.3.1-1]: UNSUBACK with packet identifier 0 is malformed. (PUBACK to
+    /// PUBCOMP with 0 are a Protocol Error: `ack.rs`.)
+    #[test]
+    fn unsuback_with_packet_id_zero_is_malformed() {
+        assert_eq!(
+            Packet::decode(&[0xb0, 0x02, 0x00, 0x00], V311),
+            Err(DecodeError::PacketIdZero)
+        );
     }
 
     /// A frame must be exactly what its Remaining Length says.

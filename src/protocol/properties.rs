@@ -17,6 +17,7 @@ use super::packet::{field_len, put_binary, put_u16};
 use super::reader::Reader;
 use super::{DecodeError, PacketType};
 use crate::topic;
+use std::borrow::Cow;
 
 /// Which property set a block belongs to: a packet type's, or the Will Properties of
 /// CONNECT's payload [MQTT-3.1.3.2].
@@ -210,20 +211,28 @@ macro_rules! properties {
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct Properties<'a> {
             $($(#[$doc])* pub $field: $ty,)*
+            /// The order of the message properties ([`MESSAGE_PROPERTY_IDS`]) of a PUBLISH
+            /// or will as received, an identifier per value (one per User Property), kept
+            /// only when it is not identifier order: `None` in the common case.
+            /// [`Properties::encode_in_order`] writes them in this order.
+            pub message_order: Option<Cow<'a, [u8]>>,
         }
 
         impl Properties<'static> {
             /// No property at all (what [`Props`] shows when it holds none).
-            const NONE: Properties<'static> = Properties { $($field: Absent::ABSENT,)* };
+            const NONE: Properties<'static> = Properties {
+                $($field: Absent::ABSENT,)*
+                message_order: None,
+            };
         }
 
         impl<'a> Properties<'a> {
-            /// Reads one identifier and its value into `self`.
+            /// Reads one identifier and its value into `self`; returns the identifier.
             fn read_one(
                 &mut self,
                 r: &mut Reader<'a>,
                 context: PropertyContext,
-            ) -> Result<(), DecodeError> {
+            ) -> Result<u8, DecodeError> {
                 // [MQTT-1.5.5]: the identifier is a Variable Byte Integer; every defined
                 // one fits a byte.
                 let id = r.var_int()?;
@@ -237,7 +246,7 @@ macro_rules! properties {
                         if !self.$field.put(value) {
                             return Err(DecodeError::DuplicateProperty(id));
                         }
-                        Ok(())
+                        Ok(id)
                     })*
                     _ => Err(DecodeError::InvalidProperty(id)),
                 }
@@ -253,6 +262,17 @@ macro_rules! properties {
                     out.push($id);
                     <$codec as Codec<'_>>::write(v, out);
                 })*
+            }
+
+            /// Writes the values of property `id` (none if absent or unknown).
+            fn write_id(&self, id: u8, out: &mut Vec<u8>) {
+                match id {
+                    $($id => for v in self.$field.values() {
+                        out.push($id);
+                        <$codec as Codec<'_>>::write(v, out);
+                    },)*
+                    _ => {}
+                }
             }
         }
 
@@ -272,7 +292,7 @@ macro_rules! properties {
             }
         }
 
-        #[cfg(test)]
+        /// Every identifier of the table, in identifier order.
         pub(crate) const PROPERTY_IDS: &[u8] = &[$($id),*];
     };
 }
@@ -326,11 +346,89 @@ impl<'a> Properties<'a> {
         let len = r.var_int()?;
         let mut block = r.sub(len as usize)?;
         let mut properties = Properties::default();
+        // The order of the message properties, for the forwarded PUBLISH: nothing is
+        // kept while they come in identifier order (a comparison each).
+        let keeps_order = matches!(
+            context,
+            PropertyContext::Will | PropertyContext::Packet(PacketType::Publish)
+        );
+        let mut last = 0;
+        let mut order: Option<Vec<u8>> = None;
         while !block.is_empty() {
-            properties.read_one(&mut block, context)?;
+            let id = properties.read_one(&mut block, context)?;
+            if !keeps_order || !MESSAGE_PROPERTY_IDS.contains(&id) {
+                continue;
+            }
+            match &mut order {
+                Some(order) => order.push(id),
+                None if id >= last => last = id,
+                // The first one out of order. Those before it came in identifier order,
+                // so they are the message properties read so far but this one (which
+                // may appear once: User Property, the largest, is never out of order).
+                None => {
+                    let mut ids: Vec<u8> = properties
+                        .message_property_ids()
+                        .filter(|&i| i != id)
+                        .collect();
+                    ids.push(id);
+                    order = Some(ids);
+                }
+            }
         }
+        properties.message_order = order.map(Cow::Owned);
         properties.validate(context)?;
         Ok(properties)
+    }
+
+    /// The identifiers of the message properties present, in identifier order, one per
+    /// value.
+    fn message_property_ids(&self) -> impl Iterator<Item = u8> + '_ {
+        let single = [
+            (0x01, self.payload_format_indicator.is_some()),
+            (0x03, self.content_type.is_some()),
+            (0x08, self.response_topic.is_some()),
+            (0x09, self.correlation_data.is_some()),
+        ];
+        single
+            .into_iter()
+            .filter_map(|(id, present)| present.then_some(id))
+            .chain(std::iter::repeat_n(0x26, self.user_properties.len()))
+    }
+
+    /// Writes the message properties in [`Properties::message_order`], each exactly
+    /// once whatever that order holds: values it does not name follow in identifier
+    /// order, names without a value are skipped.
+    fn write_message_properties(&self, order: &[u8], out: &mut Vec<u8>) {
+        let mut users = self.user_properties.iter();
+        // One bit per property that may appear once, set once it is written.
+        let bit = |id: u8| match id {
+            0x01 => 1u8,
+            0x03 => 2,
+            0x08 => 4,
+            0x09 => 8,
+            _ => 0,
+        };
+        let mut written = 0u8;
+        for &id in order {
+            if id == 0x26 {
+                if let Some(&pair) = users.next() {
+                    out.push(0x26);
+                    StringPair::write(pair, out);
+                }
+            } else if bit(id) & !written != 0 {
+                written |= bit(id);
+                self.write_id(id, out);
+            }
+        }
+        for id in [0x01, 0x03, 0x08, 0x09] {
+            if bit(id) & written == 0 {
+                self.write_id(id, out);
+            }
+        }
+        for &pair in users {
+            out.push(0x26);
+            StringPair::write(pair, out);
+        }
     }
 
     /// Range checks of the values, once every property is read.
@@ -396,13 +494,69 @@ impl<'a> Properties<'a> {
         frame::remaining_length_len(body) + body
     }
 
-    /// Appends the Property Length and the properties. The caller has put only
-    /// properties the packet allows (checked in debug builds by the codec's tests).
+    /// Appends the Property Length and the properties, in identifier order. The caller
+    /// has put only properties the packet allows (checked in debug builds by the codec's
+    /// tests).
     pub fn encode(&self, out: &mut Vec<u8>) {
         frame::write_remaining_length(out, self.body_len());
         self.write_body(out);
     }
+
+    /// [`Properties::encode`] with the properties of `order` first, in that order, then
+    /// the others in identifier order. The specification leaves the order to the sender
+    /// (section 2.2.2.2 gives none); CONNACK and PUBLISH use this to write Mosquitto's
+    /// order, which clients and test harnesses compare byte for byte. The length is
+    /// [`Properties::encoded_len`], whatever the order.
+    ///
+    /// With a [`Properties::message_order`], the message properties are written in it,
+    /// together, where the first of them would be.
+    pub(crate) fn encode_in_order(&self, order: &[u8], out: &mut Vec<u8>) {
+        frame::write_remaining_length(out, self.body_len());
+        let message_order = self.message_order.as_deref();
+        let mut message_written = false;
+        let mut write = |id: u8, out: &mut Vec<u8>| match message_order {
+            Some(ids) if MESSAGE_PROPERTY_IDS.contains(&id) => {
+                if !message_written {
+                    message_written = true;
+                    self.write_message_properties(ids, out);
+                }
+            }
+            _ => self.write_id(id, out),
+        };
+        for &id in order {
+            write(id, out);
+        }
+        for &id in PROPERTY_IDS {
+            if !order.contains(&id) {
+                write(id, out);
+            }
+        }
+    }
 }
+
+/// Mosquitto 2.0's order of the CONNACK properties it sends. `connect__on_authorised`
+/// (src/handle_connect.c) appends Server Keep Alive, Topic Alias Maximum, Assigned Client
+/// Identifier, Authentication Method and Data; `send__connack` (src/send_connack.c) then
+/// appends Retain Available, Maximum Packet Size, Receive Maximum and Maximum QoS. Its
+/// property lists are written in insertion order. Properties Mosquitto never puts in a
+/// CONNACK follow in identifier order.
+pub(crate) const CONNACK_ORDER: &[u8] = &[0x13, 0x22, 0x12, 0x15, 0x16, 0x25, 0x27, 0x21, 0x24];
+
+/// The message properties: those of a PUBLISH or will that travel with the message to
+/// its subscribers, as they came (src/handle_publish.c and `property__process_will`,
+/// src/property_broker.c, keep these of the publisher's list, in its order).
+pub(crate) const MESSAGE_PROPERTY_IDS: &[u8] = &[0x01, 0x03, 0x08, 0x09, 0x26];
+
+/// Mosquitto 2.0's order of the properties of a PUBLISH it sends (`send__real_publish`,
+/// lib/send_publish.c): first the subscriber's own (the Subscription Identifier, added
+/// in src/subs.c or src/retain.c), then the message's stored ones (Payload Format
+/// Indicator, Content Type, Response Topic, Correlation Data, User Property: what
+/// src/handle_publish.c keeps of the publisher's, in the publisher's order; here in
+/// identifier order, or in [`Properties::message_order`] when the publisher used
+/// another), then the Message Expiry Interval, what is left of it. Mosquitto 2.0 sends
+/// no Topic Alias to a client; 2.1 writes it after the Message Expiry Interval, and so
+/// does culex.
+pub(crate) const PUBLISH_ORDER: &[u8] = &[0x0b, 0x01, 0x03, 0x08, 0x09, 0x26, 0x02, 0x23];
 
 /// What [`Props`] reads through when it holds nothing.
 static NO_PROPERTIES: Properties<'static> = Properties::NONE;
@@ -589,6 +743,70 @@ mod tests {
             ]
         );
         assert_eq!(Properties::default().encoded_len(), 1);
+    }
+
+    /// The message properties of a PUBLISH or will keep the publisher's order when it is
+    /// not identifier order, and only then; PUBLISH_ORDER then writes them in it, between
+    /// the Subscription Identifier and the Message Expiry Interval (Mosquitto's order).
+    /// User Properties keep their order [MQTT-3.3.2-17] [MQTT-3.3.2-18].
+    #[test]
+    fn message_properties_keep_the_publishers_order() {
+        const TA: [u8; 3] = [0x23, 0x00, 0x01]; // Topic Alias 1
+        const MEI: [u8; 5] = [0x02, 0, 0, 0, 60]; // Message Expiry Interval 60
+        const WDI: [u8; 5] = [0x18, 0, 0, 0, 0]; // Will Delay Interval 0
+        const RT: [u8; 4] = [0x08, 0x00, 0x01, b'r']; // Response Topic "r"
+        const PFI: [u8; 2] = [0x01, 0x01]; // Payload Format Indicator 1
+        const CT: [u8; 4] = [0x03, 0x00, 0x01, b'c']; // Content Type "c"
+        const U1: [u8; 7] = [0x26, 0, 1, b'k', 0, 1, b'1']; // User Property ("k", "1")
+        const U2: [u8; 7] = [0x26, 0, 1, b'k', 0, 1, b'2']; // User Property ("k", "2")
+        let order = |body: &[&[u8]], context| {
+            let p = decode(Box::leak(body.concat().into_boxed_slice()), context).unwrap();
+            p.message_order.map(|o| o.into_owned())
+        };
+        // Identifier order among the message properties: nothing kept, whatever the
+        // place of the others.
+        assert_eq!(order(&[&TA, &PFI, &MEI, &RT, &U1, &U2], PUBLISH_CTX), None);
+        assert_eq!(order(&[&WDI, &CT, &U1], PropertyContext::Will), None);
+        // Another order is kept, one identifier per value, the others left out.
+        assert_eq!(
+            order(&[&U1, &TA, &RT, &MEI, &PFI, &U2], PUBLISH_CTX),
+            Some(vec![0x26, 0x08, 0x01, 0x26])
+        );
+        assert_eq!(
+            order(&[&PFI, &RT, &U1, &CT, &U2], PropertyContext::Will),
+            Some(vec![0x01, 0x08, 0x26, 0x03, 0x26])
+        );
+        // Only for a PUBLISH or a will.
+        let connect = decode(&[0x26, 0, 0, 0, 0, 0x11, 0, 0, 0, 1], CONNECT_CTX).unwrap();
+        assert_eq!(connect.message_order, None);
+
+        // Written back in that order, Subscription Identifier first and Message Expiry
+        // Interval after them, Topic Alias last.
+        let body = [&U1[..], &TA, &RT, &MEI, &PFI, &U2].concat();
+        let mut p = decode(Box::leak(body.into_boxed_slice()), PUBLISH_CTX).unwrap();
+        p.subscription_identifiers = vec![5];
+        let mut out = Vec::new();
+        p.encode_in_order(PUBLISH_ORDER, &mut out);
+        assert_eq!(out.len(), p.encoded_len());
+        let expected = [&[0x0b, 0x05][..], &U1, &RT, &PFI, &U2, &MEI, &TA].concat();
+        assert_eq!(out[1..], expected);
+
+        // An order that does not match the values still writes each exactly once.
+        for order in [
+            &[][..],
+            &[0x26, 0x26, 0x26, 0x09, 0x08, 0x08],
+            &[0x03, 0x02],
+        ] {
+            p.message_order = Some(Cow::Borrowed(order));
+            let mut out = Vec::new();
+            p.encode_in_order(PUBLISH_ORDER, &mut out);
+            assert_eq!(out.len(), p.encoded_len(), "{order:02x?}");
+            let back = Properties::decode(&mut Reader::new(&out), PUBLISH_CTX).unwrap();
+            assert_eq!(back.user_properties, p.user_properties, "{order:02x?}");
+            assert_eq!(back.response_topic, p.response_topic);
+            assert_eq!(back.payload_format_indicator, p.payload_format_indicator);
+            assert_eq!(back.message_expiry_interval, p.message_expiry_interval);
+        }
     }
 
     /// Every property alone, in every context that allows it, round-trips; generated

@@ -4,6 +4,7 @@
 
 use super::frame;
 use super::packet::{field_len, put_binary, put_u16};
+use super::properties::PUBLISH_ORDER;
 use super::reader::Reader;
 use super::{
     DecodeError, PacketId, PacketType, Properties, PropertyContext, Props, ProtocolVersion,
@@ -39,7 +40,7 @@ pub(super) fn decode<'a>(
     // [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2, never 0 [MQTT-2.3.1-1].
     let packet_id = match qos {
         QoS::AtMostOnce => None,
-        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(r.packet_id()?),
+        QoS::AtLeastOnce | QoS::ExactlyOnce => Some(r.publish_packet_id()?),
     };
     let properties = if is_v5 {
         Props::decode(r, PropertyContext::Packet(PacketType::Publish))?
@@ -110,7 +111,7 @@ pub(super) fn encode(
         put_u16(out, packet_id.map_or(0, PacketId::get));
     }
     if let Some(properties) = properties {
-        properties.encode(out);
+        properties.encode_in_order(PUBLISH_ORDER, out);
     }
     out.extend_from_slice(payload);
 }
@@ -249,12 +250,18 @@ mod tests {
         );
     }
 
-    /// [MQTT-2.3.1-1]
+    /// [MQTT-2.3.1-1]: a PUBLISH with packet identifier 0 is refused, as a Protocol
+    /// Error (0x82) as Mosquitto does (seq/ unit "PUBLISH 32 QoS 1 Mid 0").
     #[test]
-    fn publish_with_packet_id_zero_is_malformed() {
+    fn publish_with_packet_id_zero_is_a_protocol_error() {
         let mut bytes = PUBLISH_QOS1;
         bytes[8] = 0x00;
-        assert_eq!(Packet::decode(&bytes, V311), Err(DecodeError::PacketIdZero));
+        let err = Packet::decode(&bytes, V311).unwrap_err();
+        assert_eq!(err, DecodeError::ProtocolError("packet identifier 0"));
+        assert_eq!(
+            crate::protocol::ReasonCode::from(err),
+            crate::protocol::ReasonCode::PROTOCOL_ERROR
+        );
     }
 
     /// QoS 1 announces a packet id the frame does not have. [MQTT-2.3.1-5]
@@ -360,6 +367,73 @@ mod tests {
             super::super::publish_v5_len(1, 1, QoS::AtLeastOnce, &publish.properties),
             bytes.len()
         );
+    }
+
+    /// Section 2.2.2.2 gives no order for properties; a PUBLISH culex sends has them in
+    /// Mosquitto 2.0's order: Subscription Identifiers, then the publisher's properties
+    /// (Payload Format Indicator, Content Type, Response Topic, Correlation Data, User
+    /// Property), then the Message Expiry Interval, then the Topic Alias.
+    #[test]
+    fn publish_v5_properties_are_in_mosquittos_order() {
+        let properties = Properties {
+            topic_alias: Some(1),
+            message_expiry_interval: Some(9),
+            user_properties: vec![("k", "v")],
+            correlation_data: Some(b"c"),
+            response_topic: Some("r"),
+            content_type: Some("t"),
+            payload_format_indicator: Some(1),
+            subscription_identifiers: vec![53],
+            ..Properties::default()
+        };
+        let mut out = Vec::new();
+        super::super::encode_publish_v5(
+            &mut out,
+            "a",
+            b"",
+            QoS::AtMostOnce,
+            false,
+            false,
+            None,
+            &properties,
+        );
+        #[rustfmt::skip]
+        let expected_properties: &[u8] = &[
+            0x0b, 53,
+            0x01, 1,
+            0x03, 0, 1, b't',
+            0x08, 0, 1, b'r',
+            0x09, 0, 1, b'c',
+            0x26, 0, 1, b'k', 0, 1, b'v',
+            0x02, 0, 0, 0, 9,
+            0x23, 0, 1,
+        ];
+        assert_eq!(&out[..5], [0x30, 0x23, 0x00, 0x01, b'a']);
+        assert_eq!(usize::from(out[5]), expected_properties.len());
+        assert_eq!(&out[6..], expected_properties);
+        assert_eq!(
+            super::super::publish_v5_len(1, 0, QoS::AtMostOnce, &properties),
+            out.len()
+        );
+        // The Subscription Identifier (0x0b) comes before the Payload Format Indicator
+        // (0x01), which identifier order would put first.
+        let properties = Properties {
+            payload_format_indicator: Some(1),
+            subscription_identifiers: vec![1],
+            ..Properties::default()
+        };
+        let mut out = Vec::new();
+        super::super::encode_publish_v5(
+            &mut out,
+            "a",
+            b"",
+            QoS::AtMostOnce,
+            false,
+            false,
+            None,
+            &properties,
+        );
+        assert_eq!(&out[5..], [0x04, 0x0b, 0x01, 0x01, 0x01]);
     }
 
     /// Section 3.3.2.1: an empty topic needs a Topic Alias.

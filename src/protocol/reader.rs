@@ -65,14 +65,20 @@ impl<'a> Reader<'a> {
     }
 
     /// A Variable Byte Integer of one to four bytes [MQTT-1.5.5]. A fifth byte is
-    /// malformed; a non-minimal encoding is accepted, as for the Remaining Length (see
-    /// `frame.rs`).
+    /// malformed, and so is an encoding in more bytes than the value needs (a last byte
+    /// of 0 after a continuation): "The encoded value MUST use the minimum number of bytes
+    /// necessary to represent the value" [MQTT-1.5.5-1]. Mosquitto refuses it too
+    /// (`packet__read_varint`: "Catch overlong encodings"). The Remaining Length is read
+    /// by `frame.rs`, not here.
     pub(crate) fn var_int(&mut self) -> Result<u32, DecodeError> {
         let mut value = 0u32;
         for i in 0..4 {
             let byte = self.u8()?;
             value |= u32::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
+                if i > 0 && byte == 0 {
+                    return Err(DecodeError::MalformedVarInt);
+                }
                 return Ok(value);
             }
         }
@@ -89,6 +95,16 @@ impl<'a> Reader<'a> {
         PacketId::new(self.u16()?).ok_or(DecodeError::PacketIdZero)
     }
 
+    /// The packet identifier of a PUBLISH, PUBACK, PUBREC, PUBREL or PUBCOMP. Identifier
+    /// 0 is refused as in SUBSCRIBE and UNSUBSCRIBE, but as a Protocol Error rather than
+    /// malformed: the specification names neither ([MQTT-2.2.1-3] only says a sender
+    /// MUST NOT use 0), and Mosquitto answers these five packet types with 0x82
+    /// (lib/handle_pubackcomp.c, handle_pubrec.c, handle_pubrel.c, src/handle_publish.c)
+    /// and SUBSCRIBE/UNSUBSCRIBE with 0x81.
+    pub(crate) fn publish_packet_id(&mut self) -> Result<PacketId, DecodeError> {
+        PacketId::new(self.u16()?).ok_or(DecodeError::ProtocolError("packet identifier 0"))
+    }
+
     /// Binary Data: a two-byte length, then that many bytes.
     pub(crate) fn binary(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u16()?;
@@ -96,11 +112,32 @@ impl<'a> Reader<'a> {
     }
 
     /// A UTF-8 Encoded String: well-formed UTF-8 [MQTT-1.5.3-1] without U+0000
-    /// [MQTT-1.5.3-2]. U+FFFF and other non-characters are allowed [MQTT-1.5.3-3].
+    /// [MQTT-1.5.3-2], and without the code points section 1.5.4 (MQTT 5; 1.5.3 in
+    /// 3.1.1) says a string "SHOULD NOT include" and a receiver "MAY treat as a Malformed
+    /// Packet": the control characters U+0001 to U+001F and U+007F to U+009F, and the
+    /// non-characters (U+FDD0 to U+FDEF, and U+nFFFE and U+nFFFF of every plane).
+    /// Mosquitto takes that option for every string it reads (`mosquitto_validate_utf8`,
+    /// lib/utf8_mosq.c), and so does culex. A BOM (U+FEFF) is an ordinary character
+    /// [MQTT-1.5.4-3].
     pub(crate) fn string(&mut self) -> Result<&'a str, DecodeError> {
         let bytes = self.binary()?;
         let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-        if bytes.contains(&0) {
+        // Everything below 0x80 is a character of its own; only 0x7f and the C0 controls
+        // (with U+0000) are refused there. Wider characters are checked one by one only
+        // when the string has any.
+        let refused = |c: char| {
+            let c = u32::from(c);
+            c <= 0x1f
+                || (0x7f..=0x9f).contains(&c)
+                || (0xfdd0..=0xfdef).contains(&c)
+                || c & 0xfffe == 0xfffe
+        };
+        // One pass over the bytes, without early exit (it compiles to a vector loop):
+        // topics are read for every PUBLISH.
+        let (control, wide) = bytes.iter().fold((false, false), |(control, wide), &b| {
+            (control | (b < 0x20) | (b == 0x7f), wide | (b >= 0x80))
+        });
+        if control || (wide && s.chars().any(refused)) {
             return Err(DecodeError::InvalidUtf8);
         }
         Ok(s)
@@ -195,6 +232,68 @@ mod tests {
         // An encoded surrogate (U+D800) is not well-formed UTF-8.
         let mut r = Reader::new(&[0x00, 0x03, 0xed, 0xa0, 0x80]);
         assert_eq!(r.string(), Err(DecodeError::InvalidUtf8));
+    }
+
+    /// Section 1.5.4: a string with a control character or a non-character "MAY" be
+    /// treated as malformed; culex does, as Mosquitto (the suite's seq/ units "topic
+    /// with U+0001", "Client ID with U+009F", ...). Their neighbours are accepted.
+    #[test]
+    fn string_with_control_character_or_non_character_is_malformed() {
+        for refused in [
+            "\u{1}",
+            "a\u{1f}",
+            "\u{7f}",
+            "\u{80}",
+            "b\u{9f}c",
+            "\u{fdd0}",
+            "\u{fdef}",
+            "\u{fffe}",
+            "\u{ffff}",
+            "\u{1fffe}",
+            "\u{10ffff}",
+        ] {
+            let mut bytes = vec![0, refused.len() as u8];
+            bytes.extend_from_slice(refused.as_bytes());
+            assert_eq!(
+                Reader::new(&bytes).string(),
+                Err(DecodeError::InvalidUtf8),
+                "{refused:?}"
+            );
+        }
+        for accepted in [
+            " ~",
+            "\u{a0}",
+            "\u{fdcf}",
+            "\u{fdf0}",
+            "\u{fefe}",
+            "\u{feff}",
+            "\u{fffd}",
+            "\u{1fffd}",
+            "\u{10000}",
+        ] {
+            let mut bytes = vec![0, accepted.len() as u8];
+            bytes.extend_from_slice(accepted.as_bytes());
+            assert_eq!(Reader::new(&bytes).string(), Ok(accepted), "{accepted:?}");
+        }
+    }
+
+    /// [MQTT-1.5.5-1]: the minimum number of bytes. Mosquitto's seq/ unit "PUBLISH
+    /// ALLOWED PROPERTIES subscription-identifier=0x8000" sends 0x80 0x00.
+    #[test]
+    fn variable_byte_integer_in_more_bytes_than_needed_is_malformed() {
+        for bytes in [
+            &[0x80, 0x00][..],
+            &[0x81, 0x00],
+            &[0xff, 0x80, 0x00],
+            &[0x80, 0x80, 0x80, 0x00],
+        ] {
+            assert_eq!(
+                Reader::new(bytes).var_int(),
+                Err(DecodeError::MalformedVarInt),
+                "{bytes:02x?}"
+            );
+        }
+        assert_eq!(Reader::new(&[0x80, 0x80, 0x01]).var_int(), Ok(16_384));
     }
 
     /// [MQTT-1.5.3-2]

@@ -178,14 +178,17 @@ impl From<DecodeError> for ReasonCode {
             DecodeError::UnsupportedProtocolVersion(_) => ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
             // Topic Alias 0 [MQTT-3.3.2-8]: the reason code made for bad aliases.
             DecodeError::PropertyValue(0x23) => ReasonCode::TOPIC_ALIAS_INVALID,
-            DecodeError::DuplicateProperty(_)
+            // Packet type 0 (section 2.1.2: "Forbidden"), or AUTH before MQTT 5: the
+            // specification does not call either malformed; Mosquitto answers 0x82
+            // (src/read_handle.c's default case), and so does culex.
+            DecodeError::InvalidPacketType(_)
+            | DecodeError::DuplicateProperty(_)
             | DecodeError::PropertyValue(_)
             | DecodeError::InvalidReasonCode(_)
             | DecodeError::ProtocolError(_) => ReasonCode::PROTOCOL_ERROR,
             DecodeError::UnexpectedEnd
             | DecodeError::TrailingBytes
             | DecodeError::MalformedRemainingLength
-            | DecodeError::InvalidPacketType(_)
             | DecodeError::ReservedFlags(_)
             | DecodeError::InvalidQos
             | DecodeError::PacketIdZero
@@ -362,6 +365,13 @@ mod tests {
                 ReasonCode::PROTOCOL_ERROR,
             ),
             (DecodeError::ProtocolError("x"), ReasonCode::PROTOCOL_ERROR),
+            // Section 2.1.2: type 0 is "Forbidden"; Mosquitto answers 0x82 (seq/ units
+            // "FORBIDDEN 00", "FORBIDDEN 01" ...).
+            (
+                DecodeError::InvalidPacketType(0),
+                ReasonCode::PROTOCOL_ERROR,
+            ),
+            (DecodeError::MalformedVarInt, ReasonCode::MALFORMED_PACKET),
             (DecodeError::PacketTooLarge, ReasonCode::PACKET_TOO_LARGE),
             (
                 DecodeError::UnsupportedProtocolVersion(6),

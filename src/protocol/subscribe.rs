@@ -302,9 +302,22 @@ pub(super) fn encode_unsuback(u: &Unsuback<'_>, version: ProtocolVersion, out: &
 
 /// [MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1]; in MQTT 5 a `$share/` filter must be a
 /// valid shared subscription [MQTT-4.8.2-1] [MQTT-4.8.2-2].
+///
+/// A `$share/` filter that is a well-formed filter but has no topic filter after its
+/// ShareName (`$share/g`, `$share/g/`) breaks [MQTT-4.8.2-2] ("MUST be followed by a
+/// Topic Filter"), which says neither Malformed Packet nor Protocol Error; it is a
+/// Protocol Error, as in Mosquitto (src/subs.c `sub__topic_tokenise`). Any other bad
+/// filter is malformed (Mosquitto's `mosquitto_sub_topic_check` comes first there too).
 fn topic_filter<'a>(r: &mut Reader<'a>, version: ProtocolVersion) -> Result<&'a str, DecodeError> {
     let filter = r.string()?;
     let is_valid = if version == ProtocolVersion::V5 && filter.starts_with(SHARE_PREFIX) {
+        if topic::is_valid_filter(filter)
+            && split_shared_filter(filter).is_some_and(|(_, inner)| inner.is_empty())
+        {
+            return Err(DecodeError::ProtocolError(
+                "shared subscription without a topic filter",
+            ));
+        }
         is_valid_shared_filter(filter)
     } else {
         topic::is_valid_filter(filter)
@@ -601,9 +614,16 @@ mod v5_tests {
             "$share/a+b/x",
         ] {
             assert!(!is_valid_shared_filter(invalid), "{invalid}");
+            // Without a topic filter after the ShareName: a Protocol Error (see
+            // `shared_subscription_without_topic_filter_is_a_protocol_error`).
+            let expected = if invalid.ends_with("/g") || invalid.ends_with("/g/") {
+                DecodeError::ProtocolError("shared subscription without a topic filter")
+            } else {
+                DecodeError::InvalidTopicFilter
+            };
             assert_eq!(
                 options_of(&subscribe_frame(invalid.as_bytes(), 0x01)),
-                Err(DecodeError::InvalidTopicFilter),
+                Err(expected),
                 "{invalid}"
             );
         }
@@ -616,6 +636,27 @@ mod v5_tests {
 
     /// [MQTT-3.8.3-4]: "It is a Protocol Error to set the No Local bit to 1 on a Shared
     /// Subscription".
+    #[test]
+    fn shared_subscription_without_topic_filter_is_a_protocol_error() {
+        // [MQTT-4.8.2-2]; Mosquitto's seq/ units "SUBSCRIBE 82 shared sub with no topic
+        // part 1" and "2" expect DISCONNECT 0x82.
+        for filter in [&b"$share/p/"[..], b"$share/p"] {
+            let frame = subscribe_frame(filter, 0x00);
+            let err = Packet::decode(&frame, ProtocolVersion::V5).unwrap_err();
+            assert_eq!(
+                err,
+                DecodeError::ProtocolError("shared subscription without a topic filter")
+            );
+            assert_eq!(ReasonCode::from(err), ReasonCode::PROTOCOL_ERROR);
+        }
+        // A malformed filter stays malformed.
+        let frame = subscribe_frame(b"$share/a#", 0x00);
+        assert_eq!(
+            Packet::decode(&frame, ProtocolVersion::V5),
+            Err(DecodeError::InvalidTopicFilter)
+        );
+    }
+
     #[test]
     fn no_local_on_shared_subscription_is_a_protocol_error() {
         assert_eq!(

@@ -4,6 +4,7 @@
 //! take it (online ones, say). Mosquitto accepts `$share/` from MQTT 3.1.1 clients too.
 
 use super::SubscriptionTree;
+use crate::slab::Slab;
 use std::collections::HashMap;
 
 /// Splits `$share/{ShareName}/{filter}` into share name and filter; `None` if `filter`
@@ -32,8 +33,7 @@ struct Group<K, V> {
 /// All shared-subscription groups.
 pub struct SharedSubscriptions<K, V> {
     tree: SubscriptionTree<GroupId, ()>,
-    groups: Vec<Option<Group<K, V>>>,
-    free: Vec<u32>,
+    groups: Slab<Group<K, V>>,
     by_name: HashMap<(Box<str>, Box<str>), GroupId>,
     len: usize,
     /// Scratch for the groups matching one topic.
@@ -50,8 +50,7 @@ impl<K: Copy + Eq, V> SharedSubscriptions<K, V> {
     pub fn new() -> Self {
         SharedSubscriptions {
             tree: SubscriptionTree::new(),
-            groups: Vec::new(),
-            free: Vec::new(),
+            groups: Slab::new(),
             by_name: HashMap::new(),
             len: 0,
             matched: Vec::new(),
@@ -70,23 +69,15 @@ impl<K: Copy + Eq, V> SharedSubscriptions<K, V> {
                     members: Vec::new(),
                     cursor: 0,
                 };
-                let id = match self.free.pop() {
-                    Some(slot) => {
-                        self.groups[slot as usize] = Some(group);
-                        GroupId(slot)
-                    }
-                    None => {
-                        self.groups.push(Some(group));
-                        GroupId((self.groups.len() - 1) as u32)
-                    }
-                };
+                let id = GroupId(self.groups.insert(group));
                 self.tree.subscribe(filter, id, ());
                 self.by_name.insert(key, id);
                 id
             }
         };
-        let group = self.groups[id.0 as usize]
-            .as_mut()
+        let group = self
+            .groups
+            .get_mut(id.0)
             .expect("by_name names live groups");
         match group.members.iter_mut().find(|(k, _)| *k == member) {
             Some(entry) => Some(std::mem::replace(&mut entry.1, value)),
@@ -102,13 +93,12 @@ impl<K: Copy + Eq, V> SharedSubscriptions<K, V> {
     pub fn unsubscribe(&mut self, name: &str, filter: &str, member: K) -> Option<V> {
         let key = (Box::<str>::from(name), Box::<str>::from(filter));
         let id = *self.by_name.get(&key)?;
-        let group = self.groups[id.0 as usize].as_mut()?;
+        let group = self.groups.get_mut(id.0)?;
         let pos = group.members.iter().position(|(k, _)| *k == member)?;
         let (_, value) = group.members.remove(pos);
         self.len -= 1;
         if group.members.is_empty() {
-            self.groups[id.0 as usize] = None;
-            self.free.push(id.0);
+            self.groups.remove(id.0);
             self.by_name.remove(&key);
             self.tree.unsubscribe(filter, id);
         } else if group.cursor > pos {
@@ -129,7 +119,7 @@ impl<K: Copy + Eq, V> SharedSubscriptions<K, V> {
         let mut matched = std::mem::take(&mut self.matched);
         self.tree.for_each_match(topic, |id, _| matched.push(id));
         for id in matched.drain(..) {
-            let Some(group) = self.groups[id.0 as usize].as_mut() else {
+            let Some(group) = self.groups.get_mut(id.0) else {
                 continue;
             };
             let n = group.members.len();
@@ -158,8 +148,7 @@ impl<K: Copy + Eq, V> SharedSubscriptions<K, V> {
     pub fn groups(&self) -> impl Iterator<Item = (&str, &str, usize)> {
         self.groups
             .iter()
-            .flatten()
-            .map(|g| (&*g.name, &*g.filter, g.members.len()))
+            .map(|(_, g)| (&*g.name, &*g.filter, g.members.len()))
     }
 }
 

@@ -68,6 +68,10 @@ function publish(topic, value) {
           /^[0-9]+ seconds$/.test(document.getElementById("sys-uptime").textContent);
       }, null, { timeout: TIMEOUT });
     });
+    await check("dashboard-has-a-bridge-panel", async () => {
+      const panel = await page.$("#bridges thead");
+      if (!panel) throw new Error("no #bridges table");
+    });
     await check("dashboard-has-no-script-errors", async () => {
       if (problems.length) throw new Error(problems.join("; "));
     });

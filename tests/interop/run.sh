@@ -534,6 +534,7 @@ kill -0 "$BROKER_PID" 2>/dev/null || { broker_log_tail; die "broker died during 
 bash "$HERE/tools.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("tools.sh"); }
 bash "$HERE/security.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("security.sh"); }
 bash "$HERE/bridge.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("bridge.sh"); }
+bash "$HERE/standalone.sh" "$BROKER" || { FAILED=$((FAILED + 1)); FAILED_NAMES+=("standalone.sh"); }
 
 # ---------------------------------------------------------------------------------------
 

@@ -30,8 +30,11 @@ const MAX_PACKET: usize = 16 * 1024 * 1024;
 /// Fills of one publisher per loop iteration before the others (and the readers) get a turn.
 const FILLS_PER_TURN: usize = 4;
 /// For QoS 0, how long the tool waits for more deliveries after the last one, once
-/// publishing has ended, before it counts the rest as lost.
-const QOS0_QUIET: Duration = Duration::from_secs(1);
+/// publishing has ended, before it counts the rest as lost. Longer than the pause a
+/// broker with backpressure makes for a subscriber that stopped reading before it
+/// counts it as stalled (culex's `subscriber_stall_timeout`, 2 s), so that pause is
+/// not taken for the end of the run.
+const QOS0_QUIET: Duration = Duration::from_secs(3);
 
 const V311: ProtocolVersion = ProtocolVersion::V311;
 
@@ -45,6 +48,9 @@ pub struct PubPlan {
 
 pub struct SubPlan {
     pub filters: Vec<String>,
+    /// Subscribes, then never reads again (a client that hung): no publisher counts it as
+    /// a receiver; it shows what one stalled client costs the others.
+    pub stalled: bool,
 }
 
 /// A publisher running outside the loop (the latency scenario's paced one): the loop only
@@ -130,6 +136,8 @@ struct Subscriber {
     index: usize,
     seen: Vec<SeqSet>,
     foreign: u64,
+    /// See `SubPlan::stalled`.
+    stalled: bool,
 }
 
 enum Role {
@@ -173,84 +181,10 @@ pub fn run(plan: &Plan) -> Outcome {
 fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
     let mut poll = Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
     let mut events = Events::with_capacity(1024);
-    let mut conns = Vec::new();
     let window = plan.window.clamp(1, usize::from(u16::MAX));
     let connect_start = Instant::now();
-    for (i, s) in plan.subscribers.iter().enumerate() {
-        let mut c = open(plan, &format!("{}-s{i}", plan.client_prefix))?;
-        let filters = s
-            .filters
-            .iter()
-            .map(|f| (f.as_str(), SubscriptionOptions::new(plan.qos)))
-            .collect();
-        let pid = PacketId::new(1).expect("1 is not 0");
-        Packet::Subscribe(Subscribe {
-            packet_id: pid,
-            filters,
-            properties: Default::default(),
-        })
-        .encode(V311, &mut c.wbuf);
-        c.role = Role::Sub(Subscriber {
-            index: i,
-            seen: (0..plan.publishers.len().max(1))
-                .map(|_| SeqSet::default())
-                .collect(),
-            foreign: 0,
-        });
-        conns.push(c);
-    }
-    for (i, p) in plan.publishers.iter().enumerate() {
-        let mut c = open(plan, &format!("{}-p{i}", plan.client_prefix))?;
-        let mut body = vec![0u8; plan.payload];
-        payload::write(&mut body, i as u32, 0, 0);
-        c.role = Role::Pub(Publisher {
-            id: i as u32,
-            topic: p.topic.clone(),
-            limit: p.count,
-            next_seq: 0,
-            acked: 0,
-            inflight: 0,
-            slots: if plan.qos == QoS::AtMostOnce {
-                Vec::new()
-            } else {
-                vec![Slot::Free; 65_536]
-            },
-            next_pid: 1,
-            payload: body,
-            waits_for_credit: false,
-            forgiven: 0,
-        });
-        conns.push(c);
-    }
-    for (i, c) in conns.iter_mut().enumerate() {
-        poll.registry()
-            .register(
-                &mut c.stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .map_err(|e| format!("cannot register a socket: {e}"))?;
-    }
-
-    let mut shared = Shared {
-        plan,
-        delivered: 0,
-        acked: 0,
-        last_progress: Instant::now(),
-        last_delivery: Instant::now(),
-        hist: plan.latency.then(Histogram::new),
-        progress: plan
-            .publishers
-            .iter()
-            .map(|p| {
-                let mut v = vec![u64::MAX; plan.subscribers.len()];
-                for &s in &p.receivers {
-                    v[s] = 0;
-                }
-                v
-            })
-            .collect(),
-    };
+    let mut conns = open_clients(plan, &poll)?;
+    let mut shared = Shared::new(plan);
     // Setup: wait for every CONNACK and SUBACK before the clock starts.
     let mut started = false;
     let mut start = Instant::now();
@@ -347,6 +281,10 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
         for event in events.iter() {
             let i = event.token().0;
             let c = &mut conns[i];
+            let is_stalled = c.ready && matches!(&c.role, Role::Sub(s) if s.stalled);
+            if is_stalled {
+                continue;
+            }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 let was_full = matches!(&c.role, Role::Pub(p) if p.inflight >= window);
                 read_conn(c, &mut shared).map_err(|e| format!("client {i}: {e}"))?;
@@ -364,38 +302,140 @@ fn drive(plan: &Plan, out: &mut Outcome) -> Result<(), String> {
             }
         }
         if started {
-            let stalled = Instant::now().duration_since(shared.last_progress) >= QOS0_QUIET;
-            if shared.delivered != delivered_before || stalled {
-                for (i, c) in conns.iter_mut().enumerate() {
-                    if let Role::Pub(p) = &mut c.role {
-                        if p.waits_for_credit {
-                            if stalled {
-                                // What is still outstanding after a quiet second was
-                                // dropped; it is counted as lost at the end (an error
-                                // at QoS 1/2), and publishing goes on.
-                                p.forgiven = p.next_seq;
-                            }
-                            runnable.push(i);
-                        }
-                    }
-                }
-            }
-            runnable.sort_unstable();
-            runnable.dedup();
-            let now_ns = plan.clock.elapsed().as_nanos() as u64;
-            let mut again = Vec::new();
-            for &i in &runnable {
-                if pump(&mut conns[i], plan, &shared.progress, window, now_ns)
-                    .map_err(|e| format!("publisher {i}: {e}"))?
-                {
-                    again.push(i);
-                }
-            }
-            runnable = again;
+            let moved = shared.delivered != delivered_before;
+            runnable = pump_publishers(&mut conns, &shared, runnable, moved, window)?;
         }
     }
     finish(out, &mut shared, &conns, start);
     Ok(())
+}
+
+/// Every client of the plan, connected and registered: subscribers first (each with its
+/// SUBSCRIBE queued), then publishers; tokens are their indexes.
+fn open_clients(plan: &Plan, poll: &Poll) -> Result<Vec<Conn>, String> {
+    let mut conns = Vec::new();
+    for (i, s) in plan.subscribers.iter().enumerate() {
+        let mut c = open(plan, &format!("{}-s{i}", plan.client_prefix))?;
+        let filters = s
+            .filters
+            .iter()
+            .map(|f| (f.as_str(), SubscriptionOptions::new(plan.qos)))
+            .collect();
+        let pid = PacketId::new(1).expect("1 is not 0");
+        Packet::Subscribe(Subscribe {
+            packet_id: pid,
+            filters,
+            properties: Default::default(),
+        })
+        .encode(V311, &mut c.wbuf);
+        c.role = Role::Sub(Subscriber {
+            index: i,
+            seen: (0..plan.publishers.len().max(1))
+                .map(|_| SeqSet::default())
+                .collect(),
+            foreign: 0,
+            stalled: s.stalled,
+        });
+        conns.push(c);
+    }
+    for (i, p) in plan.publishers.iter().enumerate() {
+        let mut c = open(plan, &format!("{}-p{i}", plan.client_prefix))?;
+        let mut body = vec![0u8; plan.payload];
+        payload::write(&mut body, i as u32, 0, 0);
+        c.role = Role::Pub(Publisher {
+            id: i as u32,
+            topic: p.topic.clone(),
+            limit: p.count,
+            next_seq: 0,
+            acked: 0,
+            inflight: 0,
+            slots: if plan.qos == QoS::AtMostOnce {
+                Vec::new()
+            } else {
+                vec![Slot::Free; 65_536]
+            },
+            next_pid: 1,
+            payload: body,
+            waits_for_credit: false,
+            forgiven: 0,
+        });
+        conns.push(c);
+    }
+    for (i, c) in conns.iter_mut().enumerate() {
+        poll.registry()
+            .register(
+                &mut c.stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| format!("cannot register a socket: {e}"))?;
+    }
+    Ok(conns)
+}
+
+impl<'a> Shared<'a> {
+    fn new(plan: &'a Plan) -> Shared<'a> {
+        Shared {
+            plan,
+            delivered: 0,
+            acked: 0,
+            last_progress: Instant::now(),
+            last_delivery: Instant::now(),
+            hist: plan.latency.then(Histogram::new),
+            progress: plan
+                .publishers
+                .iter()
+                .map(|p| {
+                    let mut v = vec![u64::MAX; plan.subscribers.len()];
+                    for &s in &p.receivers {
+                        v[s] = 0;
+                    }
+                    v
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One turn of publishing: publishers waiting for credit are runnable again once
+/// deliveries `moved` (or nothing moved for a quiet second), then each runnable publisher
+/// publishes what its window allows. Returns the publishers that could do more.
+fn pump_publishers(
+    conns: &mut [Conn],
+    shared: &Shared<'_>,
+    mut runnable: Vec<usize>,
+    moved: bool,
+    window: usize,
+) -> Result<Vec<usize>, String> {
+    let plan = shared.plan;
+    let stalled = Instant::now().duration_since(shared.last_progress) >= QOS0_QUIET;
+    if moved || stalled {
+        for (i, c) in conns.iter_mut().enumerate() {
+            if let Role::Pub(p) = &mut c.role {
+                if p.waits_for_credit {
+                    if stalled {
+                        // What is still outstanding after a quiet second was
+                        // dropped; it is counted as lost at the end (an error
+                        // at QoS 1/2), and publishing goes on.
+                        p.forgiven = p.next_seq;
+                    }
+                    runnable.push(i);
+                }
+            }
+        }
+    }
+    runnable.sort_unstable();
+    runnable.dedup();
+    let now_ns = plan.clock.elapsed().as_nanos() as u64;
+    let mut again = Vec::new();
+    for &i in &runnable {
+        if pump(&mut conns[i], plan, &shared.progress, window, now_ns)
+            .map_err(|e| format!("publisher {i}: {e}"))?
+        {
+            again.push(i);
+        }
+    }
+    Ok(again)
 }
 
 fn totals(plan: &Plan, conns: &[Conn]) -> (u64, u64) {
@@ -463,6 +503,7 @@ fn open(plan: &Plan, client_id: &str) -> Result<Conn, String> {
             index: 0,
             seen: Vec::new(),
             foreign: 0,
+            stalled: false,
         }),
     })
 }

@@ -1,8 +1,12 @@
 //! A stored application message: one allocation for topic and payload, shared by `Rc`
 //! between the retained tree and every queue that holds it ([MQTT-4.3] delivery states
 //! keep a reference, never a copy).
+//!
+//! It sits below both `broker` (which routes and queues it) and `persist` (which writes
+//! it and reads it back), so neither imports the other for it; `broker` re-exports it.
 
 use crate::protocol::{Properties, QoS};
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +22,20 @@ pub struct Message {
     /// MQTT 5 properties passed on to subscribers; `None` for most messages (all of
     /// MQTT 3.1.1), so they cost one pointer.
     pub props: Option<Box<MessageProps>>,
+    /// Who published it, kept for retained messages while `check_retain_source` is on;
+    /// `None` otherwise. Shared by the messages of one publisher (one pointer each).
+    pub source: Option<Rc<MessageSource>>,
+}
+
+/// The publisher of a retained message: with `check_retain_source`, the message is
+/// served to a new subscriber only while this client may still publish to its topic
+/// (Mosquitto's fix of CVE-2018-12546).
+#[derive(Debug, PartialEq, Eq)]
+pub struct MessageSource {
+    pub client_id: Box<str>,
+    pub username: Option<Box<str>>,
+    /// The listener it connected on (whose ACL applies with per_listener_settings).
+    pub listener: usize,
 }
 
 /// The properties of a PUBLISH (or will) that travel with the message to its
@@ -31,6 +49,9 @@ pub struct MessageProps {
     pub response_topic: Option<Box<str>>,
     pub correlation_data: Option<Box<[u8]>>,
     pub user_properties: Vec<(Box<str>, Box<str>)>,
+    /// The publisher's order of these properties when it was not identifier order
+    /// ([`Properties::message_order`]), so subscribers get them in it; `None` otherwise.
+    pub order: Option<Box<[u8]>>,
 }
 
 impl MessageProps {
@@ -56,6 +77,7 @@ impl MessageProps {
                     .iter()
                     .map(|(k, v)| (Box::from(*k), Box::from(*v)))
                     .collect(),
+                order: p.message_order.as_deref().map(Box::from),
             })
         })
     }
@@ -73,6 +95,7 @@ impl MessageProps {
                 .iter()
                 .map(|(k, v)| (&**k, &**v))
                 .collect(),
+            message_order: self.order.as_deref().map(Cow::Borrowed),
             ..Properties::default()
         };
         if let Some(at) = self.expires_at {
@@ -101,6 +124,17 @@ impl Message {
         retain: bool,
         props: Option<Box<MessageProps>>,
     ) -> Rc<Message> {
+        Message::with_source(topic, payload, qos, retain, props, None)
+    }
+
+    pub fn with_source(
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: Option<Box<MessageProps>>,
+        source: Option<Rc<MessageSource>>,
+    ) -> Rc<Message> {
         let topic_len = u16::try_from(topic.len()).unwrap_or(u16::MAX);
         let topic = &topic.as_bytes()[..usize::from(topic_len)];
         let mut bytes = Vec::with_capacity(topic.len() + payload.len());
@@ -112,6 +146,7 @@ impl Message {
             qos,
             retain,
             props,
+            source,
         })
     }
 
@@ -144,5 +179,35 @@ impl Message {
 impl crate::topic::Named for Rc<Message> {
     fn name(&self) -> &str {
         self.topic()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn left_at(left: Duration) -> Option<u32> {
+        let now = Instant::now();
+        let props = MessageProps {
+            payload_format_indicator: None,
+            expires_at: Some(now + left),
+            content_type: None,
+            response_topic: None,
+            correlation_data: None,
+            user_properties: Vec::new(),
+            order: None,
+        };
+        props.to_properties(now)?.message_expiry_interval
+    }
+
+    /// [MQTT-3.3.2-6] The interval sent on is what is left of it, rounded up to whole
+    /// seconds.
+    #[test]
+    fn expiry_left_rounds_up() {
+        assert_eq!(left_at(Duration::from_millis(400)), Some(1));
+        assert_eq!(left_at(Duration::from_millis(1)), Some(1));
+        assert_eq!(left_at(Duration::from_millis(3_599_500)), Some(3600));
+        assert_eq!(left_at(Duration::from_secs(3600)), Some(3600));
     }
 }
