@@ -62,9 +62,8 @@ pub fn route(target: &str) -> Endpoint {
         "/api/v1/systree" => Endpoint::Systree,
         "/metrics" => Endpoint::Metrics,
         // Mosquitto compares the prefix without regard to case.
-        p if p.as_bytes().get(..5).is_some_and(|b| b.eq_ignore_ascii_case(b"/api/")) => {
-            Endpoint::UnknownApi
-        }
+        // `get`, not `[..5]`: byte 5 may fall inside a character.
+        p if p.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("/api/")) => Endpoint::UnknownApi,
         _ => Endpoint::File,
     }
 }
