@@ -4,7 +4,7 @@
 #
 #   bash tests/mosquitto-suite.sh target/release/culex [runner options, e.g. --only '^08-ssl' --keep]
 #
-# Installs what the runner needs (python3, openssl, unshare, ip, psutil), then runs the
+# Installs what the runner needs (python3, openssl, unshare, ip; psutil with pip or apt), then runs the
 # curated set. Two lists say which tests may fail, and the run fails on any other:
 # - tests/mosquitto-suite-deviations.txt: where culex keeps the MQTT specification and
 #   Mosquitto does not (each with the clause); these stay.
@@ -22,10 +22,15 @@ command -v python3 >/dev/null || need+=(python3)
 command -v openssl >/dev/null || need+=(openssl)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v ip >/dev/null || need+=(iproute2)
-python3 -c 'import psutil' 2>/dev/null || need+=(python3-psutil)
 if [ "${#need[@]}" -gt 0 ]; then
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+fi
+# psutil for the python3 the runner will run: Debian's package serves /usr/bin/python3
+# only, and on a machine whose python3 is another build (pyenv) pip is the way.
+if ! python3 -c 'import psutil' 2>/dev/null; then
+    python3 -m pip install --disable-pip-version-check -q psutil ||
+        { apt-get update -q >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-psutil >/dev/null; }
 fi
 python3 -c 'import psutil' || { echo "psutil is still missing" >&2; exit 2; }
 
