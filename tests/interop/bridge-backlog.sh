@@ -98,34 +98,14 @@ trap 'exit 143' TERM
 # mosquitto drops root privileges to the user "mosquitto": it must read its files.
 chmod 755 "$WORK"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+. "$HERE/lib.sh"
 
 # start NAME BINARY PORT: config in $WORK/NAME.conf; waits until PORT listens; the
 # process id is left in LAST_PID.
-LAST_PID=
 start() {
-    local name=$1 binary=$2 port=$3 pid
-    chmod 644 "$WORK/$name.conf"
-    "$binary" -c "$WORK/$name.conf" >>"$WORK/$name.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    LAST_PID=$pid
-    for _ in $(seq 1 100); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "$name exited before listening"; }
-        sleep 0.1
-    done
-    cat "$WORK/$name.log" >&2
-    die "$name did not listen on $port within 10 s"
+    chmod 644 "$WORK/$1.conf"
+    spawn "$1" "$3" "$2" -c "$WORK/$1.conf"
 }
-
-PASSED=0
-FAILED=0
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
 
 GATE=$(free_port)
 GW=$(free_port)
@@ -388,5 +368,4 @@ for kind in "${CLOUDS[@]}"; do
 done
 stop_pid "$GW_PID"
 
-echo "bridge backlog: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary "bridge backlog"

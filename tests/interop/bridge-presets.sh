@@ -46,20 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-    local _
-    for _ in $(seq 1 50); do port_open "$1" && return 0; sleep 0.1; done
-    die "nothing listens on $1 after 5 s"
-}
-
-PASSED=0
-FAILED=0
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+. "$HERE/lib.sh"
 
 # A CA and a server certificate for "localhost".
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=culex presets CA" \
@@ -75,9 +62,7 @@ start_gw() {
     local port
     port=$(free_port)
     printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" | cat - "$WORK/$1.bridge" >"$WORK/$1.conf"
-    "$BROKER" -c "$WORK/$1.conf" >"$WORK/$1.log" 2>&1 &
-    PIDS+=($!)
-    wait_port "$port"
+    spawn "$1" "$port" "$BROKER" -c "$WORK/$1.conf"
 }
 
 # ---- AWS IoT Core: ALPN on 443 ------------------------------------------------------------
@@ -155,5 +140,4 @@ else
     fail "azure-iot-hub" "see $WORK/azure.out and $WORK/azure.log"
 fi
 
-echo "bridge presets: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary "bridge presets"

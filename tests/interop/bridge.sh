@@ -67,9 +67,7 @@ trap 'exit 143' TERM
 # mosquitto drops root privileges to the user "mosquitto": it must read its files.
 chmod 755 "$WORK"
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+. "$HERE/lib.sh"
 
 # A CA, a server certificate for "localhost" and a client certificate "gateway-7".
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=culex bridge interop CA" \
@@ -86,28 +84,11 @@ openssl x509 -req -in "$WORK/client.csr" -CA "$WORK/ca.crt" -CAkey "$WORK/ca.key
     -CAcreateserial -days 2 -extfile "$WORK/client.cnf" -out "$WORK/client.crt" 2>/dev/null
 chmod 644 "$WORK"/*.crt "$WORK"/*.key
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # start_broker NAME BINARY PORT: config in $WORK/NAME.conf; waits until PORT listens.
 start_broker() {
-    local name=$1 binary=$2 port=$3 pid
-    chmod 644 "$WORK/$name.conf"
-    "$binary" -c "$WORK/$name.conf" >"$WORK/$name.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "$name exited before listening"; }
-        sleep 0.1
-    done
-    cat "$WORK/$name.log" >&2
-    die "$name did not listen on $port within 10 s"
+    chmod 644 "$WORK/$1.conf"
+    spawn "$1" "$3" "$2" -c "$WORK/$1.conf"
 }
-
-PASSED=0
-FAILED=0
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
 
 # wait_up PORT ID: the gateway's retained state notification says 1 within $WAIT s.
 wait_up() {

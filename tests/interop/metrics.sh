@@ -75,33 +75,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# start NAME PORT COMMAND...: runs COMMAND in the background (log $WORK/NAME.log) and
-# waits until PORT listens; the pid is left in LAST_PID.
-start() {
-    local name=$1 port=$2 pid
-    shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    pid=$!
-    PIDS+=("$pid")
-    LAST_PID=$pid
-    for _ in $(seq 1 $((WAIT * 10))); do
-        port_open "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || { cat "$WORK/$name.log" >&2; die "$name exited before listening"; }
-        sleep 0.1
-    done
-    cat "$WORK/$name.log" >&2
-    die "$name did not listen on $port within $WAIT s"
-}
-
-PASSED=0
-FAILED=0
-pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL $1: $2"; FAILED=$((FAILED + 1)); }
+. "$HERE/lib.sh"
+SPAWN_WAIT=$WAIT
 
 CLOUD_PORT=$(free_port)
 MQTT_PORT=$(free_port)
@@ -126,9 +101,9 @@ restart_timeout 1
 topic data/# out 1
 EOF
 
-start cloud "$CLOUD_PORT" "$MOSQUITTO" -c "$WORK/cloud.conf"
+spawn cloud "$CLOUD_PORT" "$MOSQUITTO" -c "$WORK/cloud.conf"
 CLOUD_PID=$LAST_PID
-start culex "$MQTT_PORT" "$BROKER" -c "$WORK/gw.conf"
+spawn culex "$MQTT_PORT" "$BROKER" -c "$WORK/gw.conf"
 
 # sys NAME: the retained $SYS/broker/connection/cloud/NAME now ("" if none within 2 s).
 sys() {
@@ -178,7 +153,7 @@ scrape_configs:
       - targets: ["127.0.0.1:$API_PORT"]
 EOF
 promtool check config "$WORK/prometheus.yml" >/dev/null || die "promtool rejects the scrape configuration"
-start prometheus "$PROM_PORT" "$PROMETHEUS" --config.file="$WORK/prometheus.yml" \
+spawn prometheus "$PROM_PORT" "$PROMETHEUS" --config.file="$WORK/prometheus.yml" \
     --storage.tsdb.path="$WORK/prom-data" --web.listen-address="127.0.0.1:$PROM_PORT"
 # query EXPR: the first sample's value of an instant query ("" if none).
 query() {
@@ -226,12 +201,11 @@ wait_query 'culex_bridge_backlog_messages{job="culex",bridge="cloud"}' 5 &&
     pass prometheus-sees-the-backlog || fail prometheus-sees-the-backlog "not 5"
 
 # ---- the cloud comes back: the backlog drains ------------------------------------------
-start cloud-again "$CLOUD_PORT" "$MOSQUITTO" -c "$WORK/cloud.conf"
+spawn cloud-again "$CLOUD_PORT" "$MOSQUITTO" -c "$WORK/cloud.conf"
 wait_sys connected '[ "$v" = 1 ]' && pass bridge-reconnects || fail bridge-reconnects "connected=$v"
 wait_sys backlog/messages '[ "$v" = 0 ]' && pass backlog-drains || fail backlog-drains "backlog/messages=$v"
 wait_sys backlog/oldest_age '[ "$v" = 0 ]' && pass oldest-age-back-to-0 || fail oldest-age-back-to-0 "$v"
 wait_sys reconnects '[ "$v" = 1 ]' && pass reconnects-counted || fail reconnects-counted "reconnects=$v"
 [ "$(sample 'culex_bridge_up{bridge="cloud"}')" = 1 ] && pass metrics-bridge-up-again || fail metrics-bridge-up-again "culex_bridge_up != 1"
 
-echo "metrics interop: $PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+summary "metrics interop"
