@@ -77,16 +77,6 @@ echo "bridge backlog: culex $BROKER; clouds: ${CLOUDS[*]}"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/culex-bridge-backlog.XXXXXX")
 PIDS=()
-stop_pid() {
-    local pid=$1 _
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done

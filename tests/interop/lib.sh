@@ -41,6 +41,18 @@ spawn() {
     wait_port "$port" "${SPAWN_WAIT:-10}" "$LAST_PID" "$name"
 }
 
+# stop_pid PID: SIGTERM, up to 5 s to go, then SIGKILL; reaped.
+stop_pid() {
+    local pid=$1 _
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
 PASSED=0
 FAILED=0
 pass() { echo "PASS $1"; PASSED=$((PASSED + 1)); }

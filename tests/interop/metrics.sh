@@ -56,16 +56,6 @@ echo "metrics interop: culex $BROKER; $("$PROMETHEUS" --version 2>&1 | sed -n 1p
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/culex-metrics-interop.XXXXXX")
 chmod 755 "$WORK" # mosquitto drops root privileges and must read its configuration
 PIDS=()
-stop_pid() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
