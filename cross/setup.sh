@@ -46,7 +46,9 @@ if $want_test; then
 fi
 $want_amd64 && targets+=(x86_64-unknown-linux-musl)
 if $want_arm64; then
-    apt_pkgs+=(gcc-aarch64-linux-gnu)
+    # libc6-dev-arm64-cross: ring's C includes <stdint.h>, which the cross gcc finds only
+    # there (it is a Recommends of gcc-aarch64-linux-gnu, and apt here takes none).
+    apt_pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     targets+=(aarch64-unknown-linux-musl)
 fi
 # lintian checks the packages; groff (groff-base) renders their man pages in check.sh.
