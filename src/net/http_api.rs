@@ -345,6 +345,156 @@ fn label_value(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// One broker-wide family with one unlabelled sample: name, type, help, and its value.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Metrics) -> u64,
+);
+
+/// A table: the broker-wide families of one sample each, in the order they are written.
+const BROKER_FAMILIES: &[Family] = &[
+    (
+        "culex_uptime_seconds",
+        "gauge",
+        "Seconds since the broker started.",
+        |m| m.uptime_seconds,
+    ),
+    (
+        "culex_clients_connected",
+        "gauge",
+        "Clients connected now.",
+        |m| m.clients_connected,
+    ),
+    (
+        "culex_clients_maximum",
+        "gauge",
+        "The most clients connected at once since start.",
+        |m| m.clients_maximum,
+    ),
+    (
+        "culex_clients_expired_total",
+        "counter",
+        "Sessions ended by their expiry.",
+        |m| m.clients_expired,
+    ),
+    (
+        "culex_sessions",
+        "gauge",
+        "Sessions, connected or not (bridges' local sessions included).",
+        |m| m.sessions,
+    ),
+    (
+        "culex_subscriptions",
+        "gauge",
+        "Subscriptions, shared ones included.",
+        |m| m.subscriptions,
+    ),
+    (
+        "culex_shared_subscriptions",
+        "gauge",
+        "$share/ subscription groups.",
+        |m| m.shared_subscriptions,
+    ),
+    (
+        "culex_retained_messages",
+        "gauge",
+        "Retained messages ($SYS ones included).",
+        |m| m.retained_messages,
+    ),
+    (
+        "culex_retained_refused_total",
+        "counter",
+        "Retained messages kept out by max_retained_messages or max_retained_bytes.",
+        |m| m.retained_refused,
+    ),
+    (
+        "culex_packets_received_total",
+        "counter",
+        "MQTT control packets received, of any type.",
+        |m| m.packets_received,
+    ),
+    (
+        "culex_packets_sent_total",
+        "counter",
+        "MQTT control packets sent, of any type.",
+        |m| m.packets_sent,
+    ),
+    (
+        "culex_received_bytes_total",
+        "counter",
+        "Bytes received from clients.",
+        |m| m.bytes_received,
+    ),
+    (
+        "culex_sent_bytes_total",
+        "counter",
+        "Bytes sent to clients.",
+        |m| m.bytes_sent,
+    ),
+    (
+        "culex_messages_received_total",
+        "counter",
+        "PUBLISH messages received.",
+        |m| m.publish_received,
+    ),
+    (
+        "culex_messages_sent_total",
+        "counter",
+        "PUBLISH messages sent.",
+        |m| m.publish_sent,
+    ),
+    (
+        "culex_messages_dropped_total",
+        "counter",
+        "Messages dropped, for any client, by any limit (bridges' drops by cause are in culex_bridge_dropped_messages_total).",
+        |m| m.publish_dropped,
+    ),
+    (
+        "culex_message_payload_received_bytes_total",
+        "counter",
+        "PUBLISH payload bytes received.",
+        |m| m.publish_bytes_received,
+    ),
+    (
+        "culex_message_payload_sent_bytes_total",
+        "counter",
+        "PUBLISH payload bytes sent.",
+        |m| m.publish_bytes_sent,
+    ),
+    (
+        "culex_stored_messages",
+        "gauge",
+        "Messages held for delivery: queued, in flight and retained.",
+        |m| m.stored_messages,
+    ),
+    (
+        "culex_stored_bytes",
+        "gauge",
+        "Payload bytes of the messages held for delivery.",
+        |m| m.stored_bytes,
+    ),
+    (
+        "culex_sockets_accepted_total",
+        "counter",
+        "Sockets accepted on all listeners.",
+        |m| m.sockets_accepted,
+    ),
+    (
+        "culex_clients_held",
+        "gauge",
+        "Publishers not read now because a subscriber is behind (backpressure).",
+        |m| m.clients_held,
+    ),
+    (
+        "culex_clients_stalled",
+        "gauge",
+        "Subscribers stalled now: their messages are dropped at their limits.",
+        |m| m.clients_stalled,
+    ),
+];
+
 /// The Prometheus text of `snapshot`: names prefixed `culex_` (and the conventional
 /// `process_` ones), counters ending in `_total`, sizes in `_bytes`, times in `_seconds`.
 pub fn metrics_text(snapshot: &Snapshot) -> String {
@@ -360,144 +510,9 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
         &[("version", env!("CARGO_PKG_VERSION"))],
         1,
     );
-    e.one(
-        "culex_uptime_seconds",
-        "gauge",
-        "Seconds since the broker started.",
-        m.uptime_seconds,
-    );
-    e.one(
-        "culex_clients_connected",
-        "gauge",
-        "Clients connected now.",
-        m.clients_connected,
-    );
-    e.one(
-        "culex_clients_maximum",
-        "gauge",
-        "The most clients connected at once since start.",
-        m.clients_maximum,
-    );
-    e.one(
-        "culex_clients_expired_total",
-        "counter",
-        "Sessions ended by their expiry.",
-        m.clients_expired,
-    );
-    e.one(
-        "culex_sessions",
-        "gauge",
-        "Sessions, connected or not (bridges' local sessions included).",
-        m.sessions,
-    );
-    e.one(
-        "culex_subscriptions",
-        "gauge",
-        "Subscriptions, shared ones included.",
-        m.subscriptions,
-    );
-    e.one(
-        "culex_shared_subscriptions",
-        "gauge",
-        "$share/ subscription groups.",
-        m.shared_subscriptions,
-    );
-    e.one(
-        "culex_retained_messages",
-        "gauge",
-        "Retained messages ($SYS ones included).",
-        m.retained_messages,
-    );
-    e.one(
-        "culex_retained_refused_total",
-        "counter",
-        "Retained messages kept out by max_retained_messages or max_retained_bytes.",
-        m.retained_refused,
-    );
-    e.one(
-        "culex_packets_received_total",
-        "counter",
-        "MQTT control packets received, of any type.",
-        m.packets_received,
-    );
-    e.one(
-        "culex_packets_sent_total",
-        "counter",
-        "MQTT control packets sent, of any type.",
-        m.packets_sent,
-    );
-    e.one(
-        "culex_received_bytes_total",
-        "counter",
-        "Bytes received from clients.",
-        m.bytes_received,
-    );
-    e.one(
-        "culex_sent_bytes_total",
-        "counter",
-        "Bytes sent to clients.",
-        m.bytes_sent,
-    );
-    e.one(
-        "culex_messages_received_total",
-        "counter",
-        "PUBLISH messages received.",
-        m.publish_received,
-    );
-    e.one(
-        "culex_messages_sent_total",
-        "counter",
-        "PUBLISH messages sent.",
-        m.publish_sent,
-    );
-    e.one(
-        "culex_messages_dropped_total",
-        "counter",
-        "Messages dropped, for any client, by any limit (bridges' drops by cause are in culex_bridge_dropped_messages_total).",
-        m.publish_dropped,
-    );
-    e.one(
-        "culex_message_payload_received_bytes_total",
-        "counter",
-        "PUBLISH payload bytes received.",
-        m.publish_bytes_received,
-    );
-    e.one(
-        "culex_message_payload_sent_bytes_total",
-        "counter",
-        "PUBLISH payload bytes sent.",
-        m.publish_bytes_sent,
-    );
-    e.one(
-        "culex_stored_messages",
-        "gauge",
-        "Messages held for delivery: queued, in flight and retained.",
-        m.stored_messages,
-    );
-    e.one(
-        "culex_stored_bytes",
-        "gauge",
-        "Payload bytes of the messages held for delivery.",
-        m.stored_bytes,
-    );
-    e.one(
-        "culex_sockets_accepted_total",
-        "counter",
-        "Sockets accepted on all listeners.",
-        m.sockets_accepted,
-    );
-    e.one(
-        "culex_clients_held",
-        "gauge",
-        "Publishers not read now because a subscriber is behind (backpressure).",
-        m.clients_held,
-    );
-    e.one(
-        "culex_clients_stalled",
-        "gauge",
-        "Subscribers stalled now: their messages are dropped at their limits.",
-        m.clients_stalled,
-    );
+    for &(name, kind, help, value) in BROKER_FAMILIES {
+        e.one(name, kind, help, value(m));
+    }
     if let Some((p, refused)) = &m.persistence {
         persistence_families(&mut e, p, *refused);
     }

@@ -446,14 +446,70 @@ fn random_sequence_harness() -> Harness {
     })
 }
 
+const FILTERS: [&str; 6] = ["a/#", "a/+", "+/b", "#", "$share/g/a/b", "a/b"];
+const TOPICS: [&str; 4] = ["a/b", "a/c", "x/b", "a"];
+
+/// A CONNECT of a random version and client id, with or without a will and (MQTT 5) a
+/// session expiry.
+fn random_connect(rng: &mut crate::protocol::testing::Rng) -> Packet<'static> {
+    let version = [ProtocolVersion::V31, V311, V5][rng.below(3)];
+    let client_id = ["c1", "c2", "c3", ""][rng.below(4)];
+    let will = rng.bool().then(|| Will {
+        topic: TOPICS[rng.below(TOPICS.len())],
+        payload: b"w",
+        qos: rng.qos(),
+        retain: rng.bool(),
+        properties: Props::default(),
+    });
+    let mut properties = Properties::default();
+    if version == V5 && rng.bool() {
+        properties.session_expiry_interval = Some(rng.below(30) as u32);
+    }
+    Packet::Connect(Box::new(Connect {
+        version,
+        clean_session: rng.bool(),
+        keep_alive: rng.below(5) as u16,
+        client_id,
+        will,
+        username: None,
+        password: None,
+        properties: properties.into(),
+    }))
+}
+
+/// A SUBSCRIBE of one random filter, with the options `version` allows.
+fn random_subscribe(
+    rng: &mut crate::protocol::testing::Rng,
+    version: ProtocolVersion,
+) -> Packet<'static> {
+    let options = SubscriptionOptions {
+        qos: rng.qos(),
+        no_local: version == V5 && rng.bool(),
+        retain_as_published: version == V5 && rng.bool(),
+        retain_handling: if version == V5 { rng.below(3) as u8 } else { 0 },
+    };
+    let filter = FILTERS[rng.below(FILTERS.len())];
+    // No Local on a shared subscription is a Protocol Error [MQTT-3.8.3-4].
+    let no_local = options.no_local && !filter.starts_with("$share");
+    Packet::Subscribe(Subscribe {
+        packet_id: rng.id(),
+        filters: vec![(
+            filter,
+            SubscriptionOptions {
+                no_local,
+                ..options
+            },
+        )],
+        properties: Props::default(),
+    })
+}
+
 /// The body of the operation-sequence test; `check` runs after every step.
 fn random_operation_sequence(
     seed: u64,
     mut h: Harness,
     mut check: impl FnMut(&mut Harness, usize),
 ) {
-    const FILTERS: [&str; 6] = ["a/#", "a/+", "+/b", "#", "$share/g/a/b", "a/b"];
-    const TOPICS: [&str; 4] = ["a/b", "a/c", "x/b", "a"];
     {
         let mut rng = crate::protocol::testing::Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         // slot -> (open, connected, version)
@@ -478,53 +534,16 @@ fn random_operation_sequence(
                     conns[slot] = (true, false, V311);
                 }
                 1 => {
-                    let version = [ProtocolVersion::V31, V311, V5][rng.below(3)];
-                    let client_id = ["c1", "c2", "c3", ""][rng.below(4)];
-                    let will = rng.bool().then(|| Will {
-                        topic: TOPICS[rng.below(TOPICS.len())],
-                        payload: b"w",
-                        qos: rng.qos(),
-                        retain: rng.bool(),
-                        properties: Props::default(),
-                    });
-                    let mut properties = Properties::default();
-                    if version == V5 && rng.bool() {
-                        properties.session_expiry_interval = Some(rng.below(30) as u32);
-                    }
-                    let connect = Packet::Connect(Box::new(Connect {
-                        version,
-                        clean_session: rng.bool(),
-                        keep_alive: rng.below(5) as u16,
-                        client_id,
-                        will,
-                        username: None,
-                        password: None,
-                        properties: properties.into(),
-                    }));
+                    let connect = random_connect(&mut rng);
+                    let version = match &connect {
+                        Packet::Connect(c) => c.version,
+                        _ => unreachable!(),
+                    };
                     h.send_raw(id, &encode_for(&connect, version));
                     conns[slot] = (true, true, version);
                 }
                 2..=6 => {
-                    let options = SubscriptionOptions {
-                        qos: rng.qos(),
-                        no_local: version == V5 && rng.bool(),
-                        retain_as_published: version == V5 && rng.bool(),
-                        retain_handling: if version == V5 { rng.below(3) as u8 } else { 0 },
-                    };
-                    let filter = FILTERS[rng.below(FILTERS.len())];
-                    let options = if filter.starts_with("$share") {
-                        SubscriptionOptions {
-                            no_local: false,
-                            ..options
-                        }
-                    } else {
-                        options
-                    };
-                    let p = Packet::Subscribe(Subscribe {
-                        packet_id: rng.id(),
-                        filters: vec![(filter, options)],
-                        properties: Props::default(),
-                    });
+                    let p = random_subscribe(&mut rng, version);
                     h.send_raw(id, &encode_for(&p, version));
                 }
                 7..=22 => {
