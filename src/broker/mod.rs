@@ -164,6 +164,8 @@ pub struct Broker {
     sub_ids: Vec<u32>,
     /// Drained outbox buffers, lent to the next connection that writes.
     pool: Vec<Vec<u8>>,
+    /// Connections that kept a large outbox buffer after it was written (outbox.rs).
+    kept_buffers: Vec<ConnId>,
     /// The largest outbox buffer too large for the pool dropped since the loop last asked
     /// (see [`Broker::take_dropped_output`]).
     dropped_output: usize,
@@ -222,6 +224,7 @@ impl Broker {
             matches: Vec::new(),
             sub_ids: Vec::new(),
             pool: Vec::new(),
+            kept_buffers: Vec::new(),
             dropped_output: 0,
             refill: Vec::new(),
             stats: Stats::default(),
@@ -426,6 +429,7 @@ impl Broker {
                 Timer::WillDelay(sid) => self.publish_delayed_will(sid, at, now),
                 Timer::Stall(id) => self.check_stall(id, at, now),
                 Timer::Outbox(sid) => self.check_outbox(sid, at, now),
+                Timer::KeptBuffers => self.release_kept_buffers(now),
             }
         }
         self.refuse_overdue_acks(now);
@@ -498,14 +502,16 @@ impl Broker {
         let was_over = conn.out.len() > self.settings.outbox_limit;
         let was_behind = conn.out.len() > pressure::low_mark(&self.settings);
         let emptied = if n >= conn.out.len() {
-            Some(std::mem::take(&mut conn.out))
+            outbox::Emptied::of(conn, self.settings.outbox_limit)
         } else {
             conn.out.drain(..n);
-            None
+            outbox::Emptied::No
         };
         let (state, left) = (conn.state(), conn.out.len());
-        if let Some(buf) = emptied {
-            self.recycle(buf);
+        match emptied {
+            outbox::Emptied::No => {}
+            outbox::Emptied::Free(buf) => self.recycle(buf),
+            outbox::Emptied::Kept => self.note_kept_buffer(id),
         }
         if n > 0 && was_behind {
             // Bytes of a backlog taken: progress (a PINGRESP to a client that leaves its

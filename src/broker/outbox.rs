@@ -2,7 +2,7 @@
 //! mount point taken off and outbound topic aliases), the dirty list the loop drains,
 //! the outbox limits, and the pool of outbox buffers.
 
-use super::state::ConnId;
+use super::state::{Conn, ConnId, Timer};
 use super::{Broker, MessageProps};
 use crate::protocol::{
     encode_publish, encode_publish_v5, publish_len, publish_v5_len, Packet, PacketId, Properties,
@@ -19,6 +19,41 @@ const POOL_BUFFERS: usize = 16;
 pub(super) const OUTBOX_HARD_FACTOR: usize = 16;
 
 const POOL_BUFFER_MAX: usize = 64 * 1024;
+
+/// How long a written outbox buffer too large for the pool stays with its connection
+/// while it is not used again.
+const KEEP_BUFFER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What writing the whole of an outbox left.
+pub(super) enum Emptied {
+    /// Part of it is still to be written.
+    No,
+    /// Its buffer, for the pool or to free.
+    Free(Vec<u8>),
+    /// The connection keeps the empty buffer.
+    Kept,
+}
+
+impl Emptied {
+    /// The outbox of `conn` was written in full. A buffer larger than the pool takes, up
+    /// to `outbox_limit`, stays with the connection for [`KEEP_BUFFER_FOR`]: a busy
+    /// subscriber (fan-in) empties its outbox every turn, and giving the buffer up each
+    /// time cost a growth by reallocation, and fresh pages, every turn (#20: 40
+    /// instructions a message in fan-in). An idle connection still owns no buffer after
+    /// that second, and a burst's buffer larger than the limit is freed at once.
+    pub(super) fn of(conn: &mut Conn, outbox_limit: usize) -> Emptied {
+        let capacity = conn.out.capacity();
+        if capacity > POOL_BUFFER_MAX && capacity <= outbox_limit {
+            conn.out.clear();
+            if conn.keeps_buffer {
+                return Emptied::No;
+            }
+            conn.keeps_buffer = true;
+            return Emptied::Kept;
+        }
+        Emptied::Free(std::mem::take(&mut conn.out))
+    }
+}
 
 /// One PUBLISH to write.
 pub(super) struct Outgoing<'a> {
@@ -157,6 +192,39 @@ impl Broker {
                 self.dirty.push(id);
             }
         }
+    }
+
+    /// `id` kept its written outbox buffer ([`Emptied::of`]): it is looked at again
+    /// within [`KEEP_BUFFER_FOR`].
+    pub(super) fn note_kept_buffer(&mut self, id: ConnId) {
+        if self.kept_buffers.is_empty() {
+            let at = self.last_event + KEEP_BUFFER_FOR;
+            self.timers.schedule(at, Timer::KeptBuffers);
+        }
+        self.kept_buffers.push(id);
+    }
+
+    /// `Timer::KeptBuffers`: each kept buffer still empty is given up; those in use
+    /// again are looked at once more later.
+    pub(super) fn release_kept_buffers(&mut self, now: Instant) {
+        let mut kept = std::mem::take(&mut self.kept_buffers);
+        kept.retain(|id| {
+            let Some(conn) = self.conns.get_mut(id.0).filter(|c| c.keeps_buffer) else {
+                return false;
+            };
+            if !conn.out.is_empty() {
+                return true;
+            }
+            conn.keeps_buffer = false;
+            let buf = std::mem::take(&mut conn.out);
+            self.recycle(buf);
+            false
+        });
+        if !kept.is_empty() {
+            self.timers
+                .schedule(now + KEEP_BUFFER_FOR, Timer::KeptBuffers);
+        }
+        self.kept_buffers = kept;
     }
 
     pub(super) fn recycle(&mut self, mut buf: Vec<u8>) {

@@ -164,6 +164,31 @@ impl Broker {
                 .is_some_and(|held| *held)
     }
 
+    /// The subscribers `conn` is held on, into `out` (cleared first).
+    pub fn waited_on(&self, conn: ConnId, out: &mut Vec<ConnId>) {
+        out.clear();
+        if let Some(entry) = self.pressure.entries.get(&conn) {
+            out.extend_from_slice(&entry.waiting_on);
+        }
+    }
+
+    /// `publisher` was held in the read just handed over, and the loop then wrote the
+    /// output of the subscribers it is held on at once (`net::Server::relieve`). Returns
+    /// true if that drained them (under their low marks: the usual release, see
+    /// [`Broker::consume_output`]) and it is held no more: the loop reads on, and the
+    /// hold, which never left its socket unread, is not counted in
+    /// `$SYS/broker/clients/holds`. A subscriber the write took only under its high mark
+    /// keeps it held: releasing it there was measured to cost a tenth of the closed-loop
+    /// fan-in figure (a hold, a write and a release for every few messages).
+    pub fn relieved(&mut self, publisher: ConnId) -> bool {
+        if self.is_held(publisher) {
+            return false;
+        }
+        self.stats.holds = self.stats.holds.saturating_sub(1);
+        self.pressure.resumed.retain(|c| *c != publisher);
+        true
+    }
+
     /// A held connection that may be read again (its subscribers drained, stalled or
     /// left). The loop reads it in its next turn, whether or not an event says it is
     /// readable.

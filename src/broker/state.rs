@@ -71,6 +71,8 @@ pub(super) struct Conn {
     pub(super) deadline: Option<Instant>,
     pub(super) will: Option<Rc<Message>>,
     pub(super) out: Vec<u8>,
+    /// `out` is empty but keeps its capacity, and is on `Broker::kept_buffers`.
+    pub(super) keeps_buffer: bool,
     pub(super) is_dirty: bool,
     /// A packet was added while the outbox already held more than
     /// `OUTBOX_HARD_FACTOR * outbox_limit`: the client is disconnected. Judged before each
@@ -132,6 +134,7 @@ impl Conn {
             deadline: Some(deadline),
             will: None,
             out: Vec::new(),
+            keeps_buffer: false,
             is_dirty: false,
             is_over_limit: false,
             holds_queue: false,
@@ -255,6 +258,9 @@ pub(super) enum Timer {
     Stall(ConnId),
     /// A bridge outbox's aged messages and paced replay (backlog.rs).
     Outbox(SessionId),
+    /// Outbox buffers kept after they were written are given back if still empty
+    /// (outbox.rs).
+    KeptBuffers,
 }
 
 impl Session {

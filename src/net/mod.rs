@@ -55,7 +55,7 @@ pub use setup::{
 pub use signals::{Reload, Reloader};
 
 use crate::auth::{Acl, PasswordFile};
-use crate::broker::Broker;
+use crate::broker::{Broker, ConnId};
 use crate::persist::{Store, StoreOptions, SyncMode};
 use conn::Connection;
 use log::{debug, info};
@@ -174,6 +174,8 @@ pub struct Server {
     store: Option<Store>,
     /// Scratch list of the sockets that became writable in one iteration.
     writable: Vec<u32>,
+    /// Scratch list of the subscribers a held publisher waits on (`relieve`).
+    relief: Vec<ConnId>,
 }
 impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -368,7 +370,7 @@ impl Server {
                             self.read(slot, now);
                         }
                         if event.is_writable() {
-                            self.writable.push(slot);
+                            self.note_writable(slot);
                         }
                     }
                 }

@@ -382,6 +382,7 @@ impl Server {
             bridges: Vec::new(),
             store: None,
             writable: Vec::new(),
+            relief: Vec::new(),
         })
     }
 }

@@ -10,7 +10,6 @@ use super::{
     DecodeError, PacketId, PacketType, Properties, PropertyContext, Props, ProtocolVersion,
     Publish, QoS,
 };
-use crate::topic;
 
 const DUP: u8 = 0x08;
 const QOS_SHIFT: u8 = 1;
@@ -31,10 +30,10 @@ pub(super) fn decode<'a>(
         return Err(DecodeError::ReservedFlags(first_byte));
     }
     let is_v5 = version == ProtocolVersion::V5;
-    let topic = r.string()?;
+    let (topic, has_wildcard) = r.topic_name()?;
     // [MQTT-3.3.2-2]: no wildcards; [MQTT-4.7.3-1]: at least one character, except in
     // MQTT 5 with a Topic Alias (checked below).
-    if !(topic::is_valid_name(topic) || is_v5 && topic.is_empty()) {
+    if has_wildcard || topic.is_empty() && !is_v5 {
         return Err(DecodeError::InvalidTopicName);
     }
     // [MQTT-2.3.1-5]: a packet identifier only for QoS 1 and 2, never 0 [MQTT-2.3.1-1].

@@ -70,6 +70,12 @@ fn a_subscriber_behind_holds_its_publisher_until_it_drains() {
     assert_eq!(h.outbox(s).len(), sent * PACKET);
     assert_eq!(h.broker.pressure_gauges(), (1, 0));
     assert!(h.resumed().is_empty());
+    // The loop writes the subscriber it waits on at once (net::Server::relieve).
+    let mut on = vec![p];
+    h.broker.waited_on(p, &mut on);
+    assert_eq!(on, [s]);
+    h.broker.waited_on(s, &mut on);
+    assert!(on.is_empty(), "the subscriber waits on nobody");
 
     // Draining, but still above the low mark (62 bytes): still held.
     let mut got = h.take(s, sent * PACKET - 100);
@@ -78,6 +84,8 @@ fn a_subscriber_behind_holds_its_publisher_until_it_drains() {
     got.extend(h.take(s, 100));
     assert!(!h.broker.is_held(p));
     assert_eq!(h.resumed(), [p]);
+    h.broker.waited_on(p, &mut on);
+    assert!(on.is_empty());
     assert_eq!(h.broker.pressure_gauges(), (0, 0));
     assert_eq!(h.broker.dropped_count(), 0);
     assert_eq!(split_frames(&got).len(), sent);
@@ -269,4 +277,43 @@ fn pings_are_not_progress_on_an_unacknowledged_queue() {
     );
     assert_eq!(h.resumed(), [p]);
     assert_eq!(h.broker.pressure_gauges(), (0, 1));
+}
+
+/// The loop writes a subscriber's output as soon as a publisher is held on it
+/// (`net::Server::relieve`) and asks again: a subscriber the write left over its low
+/// mark keeps the publisher held, and the hold counts; one the write drained released
+/// it, and that hold is not counted (the publisher's socket was never left unread) nor
+/// resumed (the loop reads on).
+#[test]
+fn a_subscriber_drained_at_once_does_not_count_as_a_hold() {
+    let mut h = harness(Duration::from_secs(2));
+    let s = h.connect(1, "s", true, 0, None);
+    h.subscribe(s, 1, &[("t", Q0)]);
+    let p = h.connect(2, "p", true, 0, None);
+    let payload = [b'x'; 100];
+    let sent = publish_until_held(&mut h, p, &payload);
+    assert_eq!(h.broker.stats.holds, 1);
+    // The socket took all but 200 bytes: between the marks (62 and 250).
+    h.take(s, sent * PACKET - 200);
+    assert!(!h.broker.relieved(p));
+    assert!(h.broker.is_held(p));
+    assert_eq!(h.broker.stats.holds, 1);
+    // Drained: released, and the hold is undone.
+    h.take(s, 200);
+    assert!(!h.broker.is_held(p));
+    assert!(h.broker.relieved(p));
+    assert_eq!(h.broker.stats.holds, 0);
+    assert!(
+        h.resumed().is_empty(),
+        "the loop reads on; nothing to resume"
+    );
+    assert_eq!(h.broker.pressure_gauges(), (0, 0));
+    h.broker.assert_pressure_consistent();
+    // Held again later, and released by draining in a later turn: counted.
+    publish_until_held(&mut h, p, &payload);
+    let n = h.outbox(s).len();
+    h.take(s, n);
+    assert_eq!(h.resumed(), [p]);
+    assert_eq!(h.broker.stats.holds, 1);
+    h.broker.assert_pressure_consistent();
 }
