@@ -98,6 +98,9 @@ pub(super) struct Pressure {
     held_slots: Vec<bool>,
     /// Subscribers stalled now.
     stalled: usize,
+    /// By connection slot: stalled now. Every message to a stalled subscriber asks
+    /// (and is dropped at its limit): a vector index, not two hash lookups.
+    stalled_slots: Vec<bool>,
     /// Publishers released since the loop last asked.
     resumed: Vec<ConnId>,
 }
@@ -122,6 +125,28 @@ struct Watch {
 }
 
 impl Pressure {
+    fn is_stalled(&self, conn: ConnId) -> bool {
+        self.stalled != 0
+            && self
+                .stalled_slots
+                .get(conn.0 as usize)
+                .is_some_and(|stalled| *stalled)
+    }
+
+    /// The one writer of the stalled gauge and slots (the entry's flag is set with it).
+    fn set_stalled(&mut self, conn: ConnId, stalled: bool) {
+        let slot = conn.0 as usize;
+        if self.stalled_slots.len() <= slot {
+            self.stalled_slots.resize(slot + 1, false);
+        }
+        self.stalled_slots[slot] = stalled;
+        if stalled {
+            self.stalled += 1;
+        } else {
+            self.stalled -= 1;
+        }
+    }
+
     fn set_held(&mut self, conn: ConnId, held: bool) {
         let slot = conn.0 as usize;
         if self.held_slots.len() <= slot {
@@ -258,7 +283,10 @@ impl Broker {
         let Some(psid) = publisher else {
             return;
         };
-        if self.settings.subscriber_stall_timeout.is_zero() || !self.is_behind(sub) {
+        if self.settings.subscriber_stall_timeout.is_zero()
+            || self.pressure.is_stalled(sub)
+            || !self.is_behind(sub)
+        {
             return;
         }
         let Some(pconn) = self.sessions.get(psid.0).and_then(|s| s.conn) else {
@@ -324,7 +352,7 @@ impl Broker {
         entry.watch = None;
         if entry.stalled {
             entry.stalled = false;
-            self.pressure.stalled -= 1;
+            self.pressure.set_stalled(sub, false);
             debug!("Client on connection {} caught up.", sub.0);
         }
         self.forget_if_idle(sub);
@@ -334,8 +362,10 @@ impl Broker {
     /// queue's limits, while it is online: it is stalled.
     pub(super) fn note_limit_reached(&mut self, sid: SessionId) {
         if let Some(conn) = self.sessions.get(sid.0).and_then(|s| s.conn) {
-            let now = self.last_event;
-            self.mark_stalled(conn, now);
+            if !self.pressure.is_stalled(conn) {
+                let now = self.last_event;
+                self.mark_stalled(conn, now);
+            }
         }
     }
 
@@ -352,7 +382,7 @@ impl Broker {
         }
         entry.stalled = true;
         entry.watch = None;
-        self.pressure.stalled += 1;
+        self.pressure.set_stalled(sub, true);
         self.stats.stalls += 1;
         // Mosquitto's line (database.c), once per episode rather than once per
         // connection: a client that caught up and fell behind again is news.
@@ -457,6 +487,14 @@ impl Broker {
         }
         let stalled = p.entries.values().filter(|e| e.stalled);
         assert_eq!(p.stalled, stalled.count(), "stalled gauge");
+        assert_eq!(
+            p.stalled,
+            p.stalled_slots.iter().filter(|s| **s).count(),
+            "stalled slots"
+        );
+        for (id, e) in &p.entries {
+            assert_eq!(p.is_stalled(*id), e.stalled, "{id:?} stalled");
+        }
         for (id, e) in &p.entries {
             assert!(
                 self.conns.contains(id.0),
@@ -482,7 +520,7 @@ impl Broker {
             return;
         };
         if entry.stalled {
-            self.pressure.stalled -= 1;
+            self.pressure.set_stalled(conn, false);
         }
         if !entry.waiting_on.is_empty() {
             self.pressure.set_held(conn, false);
